@@ -1,0 +1,137 @@
+"""Command-line front of training: flags and YAML config -> RewardArguments + TrainingArguments."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    # TrainingArguments defaults that differ from the transformers ones, chosen for reward models.
+    "output_dir": "runs/default",
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 16,
+    "num_train_epochs": 1.0,
+    "learning_rate": 5e-5,
+    "logging_steps": 10,
+    "save_steps": 200,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "seed": 42,
+    "disable_tqdm": False,
+}
+
+DESCRIPTION = """Train a Bradley-Terry reward model: loss = -log sigmoid(beta*(r_chosen - r_rejected) - margin).
+
+Examples:
+  rewardforge train                                   # built-in demo: MiniLM on built-in pairs
+  rewardforge train --model path/or/hub-id --data prefs.jsonl --eval-data dev.jsonl --output runs/rm
+  rewardforge train --model SmolLM2.gguf --data hh.jsonl.gz --lora --max-length 512 --bf16
+  rewardforge train --config run.yaml --learning-rate 1e-5      # flags override the YAML
+
+Every transformers TrainingArguments option is accepted too (e.g. --gradient_accumulation_steps,
+--lr_scheduler_type, --eval_steps, --save_steps, --deepspeed, --fsdp, --report_to, --bf16).
+For several GPUs or nodes run the same command under `accelerate launch` or `torchrun`.
+"""
+
+
+def build_parser():
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from rewardforge.training.arguments import RewardArguments
+
+    parser = HfArgumentParser(
+        (RewardArguments, TrainingArguments), prog="rewardforge train", description=DESCRIPTION
+    )
+    parser.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
+    parser.set_defaults(**TRAIN_DEFAULTS)
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """`--resume` alone means the newest checkpoint in the output folder."""
+    out = []
+    for i, a in enumerate(argv):
+        out.append(a)
+        if a == "--resume" and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+            out.append("last")
+    return out
+
+
+def _config_from_yaml(path: str, parser) -> dict[str, Any]:
+    import yaml
+
+    from rewardforge.training.run import UsageError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"cannot read config {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{path}: a config file must be a mapping of option names to values")
+    known = {a.dest for a in parser._actions}
+    cfg = {k.replace("-", "_"): v for k, v in cfg.items()}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise UsageError(f"{path}: unknown option(s): {', '.join(unknown)}")
+    return cfg
+
+
+def parse(argv: list[str]):
+    from rewardforge.training.run import UsageError
+
+    parser = build_parser()
+    argv = _normalise_argv(argv)
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise UsageError("--config needs a file")
+        parser.set_defaults(**_config_from_yaml(argv[i + 1], parser))
+    args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    leftover = rest[0] if rest else []
+    if leftover:
+        raise UsageError(f"unknown option(s): {' '.join(leftover)} (see rewardforge train --help)")
+    return args, targs
+
+
+def resolved_config(args, targs) -> dict[str, Any]:
+    cfg = {"rewardforge": dataclasses.asdict(args), "training_arguments": json.loads(targs.to_json_string())}
+    cfg["command"] = "rewardforge train " + " ".join(sys.argv[2:])
+    return cfg
+
+
+def main(argv: list[str]) -> int:
+    from rewardforge.training.run import train
+
+    args, targs = parse(argv)
+    meta = train(args, targs, resolved_config=resolved_config(args, targs))
+    print_summary(meta)
+    return 0
+
+
+def print_summary(meta: dict[str, Any]) -> None:
+    import os
+
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    ev = (meta.get("metrics") or {}).get("eval") or {}
+    tr = (meta.get("metrics") or {}).get("train") or {}
+    print("\n[rewardforge] training finished")
+    print(f"  base model          {meta['base_model']}")
+    print(
+        f"  train pairs         {meta['tokenization']['train']['used']} (of {meta['tokenization']['train']['pairs']})"
+    )
+    if tr:
+        print(
+            f"  train loss          {tr.get('train_loss', float('nan')):.4f}  ({tr.get('train_runtime', 0):.0f} s)"
+        )
+    if ev:
+        lo, hi = ev.get("eval_accuracy_ci95_lo"), ev.get("eval_accuracy_ci95_hi")
+        ci = f"  [95% CI {lo:.3f}-{hi:.3f}]" if lo is not None and hi is not None else ""
+        print(
+            f"  held-out accuracy   {ev.get('eval_accuracy', float('nan')):.3f}{ci}  on {ev.get('eval_pairs', '?')} pairs"
+        )
+        print(f"  held-out margin     {ev.get('eval_margin_mean', float('nan')):.3f}")
+    print(f"  saved to            {meta.get('output_dir', '')}")

@@ -1,0 +1,68 @@
+"""One place turns a conversation into the exact text and tokens a reward model sees.
+
+Training, evaluation, scoring and serving all call `TextFormat.render`, and the format is
+saved in `rewardforge.json`, so a model is always scored on the text it was trained on.
+
+Two kinds:
+- `chat_template`: the tokenizer's own chat template (decoders such as SmolLM2, Llama, Qwen).
+  If the template already writes the BOS token and the tokenizer adds it again, the
+  template's copy is removed so there is exactly one BOS.
+- `plain` (models without a template, e.g. BERT): turns joined by a blank line, each as
+  "User: ...", "Assistant: ...", "System: ..." or "Tool: ...".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rewardforge.data.types import Message
+
+PLAIN_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    kind: str = "plain"  # "chat_template" | "plain"
+    strip_bos: str | None = None  # BOS text removed from the front of templated text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> TextFormat:
+        if not d:
+            return cls()
+        return cls(kind=d.get("kind", "plain"), strip_bos=d.get("strip_bos"))
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any) -> TextFormat:
+        """Use the chat template when the tokenizer has one, the plain format otherwise."""
+        if not getattr(tokenizer, "chat_template", None):
+            return cls(kind="plain")
+        bos = tokenizer.bos_token
+        strip = None
+        if bos:
+            rendered = tokenizer.apply_chat_template(
+                [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+                tokenize=False,
+            )
+            adds_bos = tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+            if adds_bos and rendered.startswith(bos):
+                strip = bos
+        return cls(kind="chat_template", strip_bos=strip)
+
+    def render(self, tokenizer: Any, messages: list[Message]) -> str:
+        """The full text of a conversation, as the reward model reads it."""
+        if self.kind == "plain":
+            return render_plain(messages)
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+        if self.strip_bos and text.startswith(self.strip_bos):
+            text = text[len(self.strip_bos) :]
+        return text
+
+
+def render_plain(messages: list[Message]) -> str:
+    return "\n\n".join(
+        f"{PLAIN_ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages
+    )

@@ -1,0 +1,305 @@
+"""Loading, adapting and saving reward models: any AutoModelForSequenceClassification with one output.
+
+A reward model here is a plain Hugging Face sequence classifier (num_labels=1,
+problem_type="regression"), so `transformers.pipeline("text-classification")` loads the saved
+folder with no rewardforge import and returns raw rewards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rewardforge.formatting import TextFormat
+
+META_FILE = "rewardforge.json"
+HEAD_NAMES = ("score", "classifier", "v_head")
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be found or built; the CLI reports it without a traceback."""
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | None = None  # None: every linear layer of the backbone
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    tokenizer: Any
+    text_format: TextFormat
+    source: str  # what the user asked for
+    path: str  # the local folder actually loaded (GGUF: the converted cache folder)
+    is_decoder: bool
+    meta: dict[str, Any] = field(default_factory=dict)  # rewardforge.json of a saved RM, if any
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("REWARDFORGE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "rewardforge"
+    )
+    return Path(root)
+
+
+def convert_gguf(gguf_path: str | os.PathLike) -> Path:
+    """Dequantize a GGUF file once into a plain HF folder (cached); return the folder.
+
+    transformers marks a GGUF-loaded model as quantized and the Trainer then refuses to train it;
+    saving it with the quantizer markers cleared gives an ordinary trainable checkpoint.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path).resolve()
+    if not gguf_path.is_file():
+        raise ModelLoadError(f"GGUF file not found: {gguf_path}")
+    stat = gguf_path.stat()
+    key = hashlib.sha256(f"{gguf_path}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+    target = cache_dir() / "gguf" / f"{gguf_path.stem}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        kwargs = {"gguf_file": gguf_path.name}
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another process converted it first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A local folder, a GGUF file (converted and cached), or a Hub id (left to transformers)."""
+    if name_or_path.endswith(".gguf"):
+        return str(convert_gguf(name_or_path))
+    if os.path.exists(name_or_path):
+        if not os.path.isdir(name_or_path) or not os.path.isfile(os.path.join(name_or_path, "config.json")):
+            raise ModelLoadError(f"{name_or_path} is not a model folder (no config.json) nor a .gguf file")
+    return name_or_path
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    meta_path = os.path.join(path, META_FILE)
+    if os.path.isfile(meta_path):
+        with open(meta_path, encoding="utf-8") as f:
+            return json.load(f)
+    return {}
+
+
+def ensure_pad_token(tokenizer: Any, model: nn.Module | None, text_format: TextFormat) -> None:
+    """Give the tokenizer a pad token that can never be the last token of a formatted text.
+
+    Decoder classifiers find the scored token as the last one that is not `pad_token_id`;
+    if the pad id could end a text, scores would be read at the wrong place.
+    """
+    probe = text_format.render(
+        tokenizer, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    )
+    last = tokenizer(probe)["input_ids"][-1]
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == last:
+        candidates = [tokenizer.unk_token_id] + list(getattr(tokenizer, "all_special_ids", []))
+        chosen = next((c for c in candidates if c is not None and c != last), None)
+        if chosen is not None:
+            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(chosen)
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<|rewardforge_pad|>"})
+            if model is not None:
+                model.resize_token_embeddings(len(tokenizer))
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def head_module_names(model: nn.Module) -> list[str]:
+    return [name for name in HEAD_NAMES if isinstance(getattr(model, name, None), nn.Module)]
+
+
+def default_lora_targets(model: nn.Module) -> list[str]:
+    """Every linear layer of the backbone, by leaf name (per architecture), never the head."""
+    heads = tuple(head_module_names(model))
+    names: set[str] = set()
+    for full_name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and not full_name.startswith(heads):
+            names.add(full_name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+    """Wrap in a PEFT LoRA model; the score head stays fully trainable and is always saved."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    heads = head_module_names(model)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules or default_lora_targets(model),
+        modules_to_save=heads,
+    )
+    peft_model = get_peft_model(model, config)
+    for name, param in peft_model.named_parameters():
+        if any(f".{h}." in f".{name}" for h in heads) and "original_module" not in name:
+            param.requires_grad_(True)
+    return peft_model
+
+
+def is_decoder_config(config: Any) -> bool:
+    return not bool(getattr(config, "is_encoder_decoder", False)) and (
+        bool(getattr(config, "is_decoder", False))
+        or any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or []))
+        or getattr(config, "model_type", "")
+        in {
+            "llama",
+            "qwen2",
+            "qwen3",
+            "mistral",
+            "gemma",
+            "gemma2",
+            "gemma3",
+            "phi3",
+            "gpt2",
+            "gpt_neox",
+            "olmo",
+            "olmo2",
+            "smollm3",
+            "granite",
+        }
+    )
+
+
+def load_reward_model(
+    name_or_path: str,
+    *,
+    dtype: str = "fp32",
+    lora: LoraSettings | None = None,
+    gradient_checkpointing: bool = False,
+    seed: int | None = None,
+    attn_implementation: str | None = "sdpa",
+) -> LoadedModel:
+    """Build the classifier with one output. The seed is set before any weight is created, so a
+    fresh score head is the same on every run with the same seed."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
+    path = resolve_model_path(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {e}") from None
+    meta = read_meta(path)
+    config.num_labels = 1
+    config.problem_type = "regression"
+    config.id2label, config.label2id = {0: "reward"}, {"reward": 0}
+    if seed is not None:
+        set_seed(seed)
+    kwargs: dict[str, Any] = {"config": config, "dtype": DTYPES[dtype]}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    except (ValueError, TypeError) as e:
+        if attn_implementation and "attn" in str(e).lower():
+            kwargs.pop("attn_implementation")
+            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        else:
+            raise ModelLoadError(f"cannot build a sequence classifier from {name_or_path!r}: {e}") from None
+    text_format = TextFormat.from_dict(meta.get("format")) if meta else TextFormat.for_tokenizer(tokenizer)
+    ensure_pad_token(tokenizer, model, text_format)
+    tokenizer.padding_side = "right"
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora is not None:
+        if gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = apply_lora(model, lora)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        text_format=text_format,
+        source=name_or_path,
+        path=path,
+        is_decoder=is_decoder_config(config),
+        meta=meta,
+    )
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file so readers see the old content or the new, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_reward_model(
+    model: nn.Module,
+    tokenizer: Any,
+    output_dir: str | os.PathLike,
+    meta: dict[str, Any],
+    *,
+    save_adapter: bool = False,
+) -> None:
+    """Save a standard HF folder (+ rewardforge.json). LoRA is merged unless `save_adapter`.
+
+    Files are written into a staging folder first and moved in one by one with os.replace, so
+    an interrupted save never leaves a half-written weight file under its final name.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    to_save = model
+    if hasattr(model, "merge_and_unload") and not save_adapter:
+        to_save = model.merge_and_unload()
+    to_save.config.problem_type = "regression"
+    staging = Path(tempfile.mkdtemp(prefix=".save-", dir=output_dir))
+    try:
+        to_save.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        for item in staging.iterdir():
+            dest = output_dir / item.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            os.replace(item, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    atomic_write_text(output_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")

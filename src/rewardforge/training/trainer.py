@@ -1,0 +1,129 @@
+"""RewardTrainer: the transformers Trainer with a Bradley-Terry loss.
+
+Building on the Trainer (not a loop of our own) gives DeepSpeed, FSDP, DDP, mixed precision,
+gradient accumulation, schedulers, checkpoints, resume and experiment trackers for free; we
+only supply the loss, the pair statistics, evaluation that returns both rewards of each pair,
+and checkpoints written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from typing import Any
+
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from rewardforge.losses import LossConfig, bradley_terry_loss, pair_statistics
+
+STAGING_DIR = ".staging"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the loss is NaN/inf; the last good checkpoint is left as it is."""
+
+
+class RewardTrainer(Trainer):
+    def __init__(self, *args: Any, loss_config: LossConfig | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.loss_config = loss_config or LossConfig()
+        self._stats: dict[str, float] = {}
+        self._stat_batches = 0
+        self._tokens = 0
+        self._pairs = 0
+        self._window_start = time.perf_counter()
+        self._staging_run_dir: str | None = None
+
+    # ---- loss -------------------------------------------------------------------------
+    def pair_rewards(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]):
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        rewards = outputs.logits.squeeze(-1).float()
+        n = rewards.shape[0] // 2
+        return rewards[:n], rewards[n:]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        r_chosen, r_rejected = self.pair_rewards(model, inputs)
+        loss = bradley_terry_loss(r_chosen, r_rejected, config=self.loss_config, margin=inputs.get("margin"))
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {self.state.global_step}; "
+                "try a lower learning rate or --dtype fp32"
+            )
+        if model.training:
+            self._accumulate(r_chosen, r_rejected, inputs)
+        if return_outputs:
+            return loss, {"r_chosen": r_chosen, "r_rejected": r_rejected}
+        return loss
+
+    def _accumulate(self, r_chosen, r_rejected, inputs) -> None:
+        for key, value in pair_statistics(r_chosen, r_rejected).items():
+            self._stats[key] = self._stats.get(key, 0.0) + value
+        self._stat_batches += 1
+        self._tokens += int(inputs["attention_mask"].sum().item())
+        self._pairs += int(r_chosen.shape[0])
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if self._stat_batches and "loss" in logs:
+            world = self.args.world_size
+            elapsed = max(time.perf_counter() - self._window_start, 1e-9)
+            for key, total in self._stats.items():
+                logs[key] = round(total / self._stat_batches, 6)
+            logs["pairs_per_second"] = round(self._pairs * world / elapsed, 3)
+            logs["tokens_per_second"] = round(self._tokens * world / elapsed, 1)
+            self._stats, self._stat_batches, self._tokens, self._pairs = {}, 0, 0, 0
+            self._window_start = time.perf_counter()
+        super().log(logs, *args, **kwargs)
+
+    # ---- evaluation -------------------------------------------------------------------
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, out = self.compute_loss(model, inputs, return_outputs=True)
+        scores = torch.stack([out["r_chosen"], out["r_rejected"]], dim=1)
+        return loss.detach(), scores.detach(), inputs["pair_index"]
+
+    # ---- atomic checkpoints -----------------------------------------------------------
+    def _get_output_dir(self, trial):
+        if self._staging_run_dir is not None:
+            return self._staging_run_dir
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        """Write the checkpoint into a staging folder and rename it into place when complete,
+        so a crash (even kill -9) never leaves a half-written checkpoint-N for --resume."""
+        run_dir = super()._get_output_dir(trial)
+        staging = os.path.join(run_dir, STAGING_DIR)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save and os.path.isdir(os.path.join(staging, name)):
+            shutil.rmtree(os.path.join(staging, name))
+        self._staging_run_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_run_dir = None
+        self.accelerator.wait_for_everyone()
+        final = os.path.join(run_dir, name)
+        if self.args.should_save:
+            if os.path.isdir(final):
+                shutil.rmtree(final)
+            os.replace(os.path.join(staging, name), final)
+            best = self.state.best_model_checkpoint
+            if best and best.startswith(staging):
+                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
+            from transformers.trainer_utils import rotate_checkpoints
+
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=False,
+            )
+        self.accelerator.wait_for_everyone()
+
+
+def finite_or_none(x: float) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
