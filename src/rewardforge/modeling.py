@@ -172,6 +172,14 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     return peft_model
 
 
+def disable_dropout(model: nn.Module) -> None:
+    """Zero every dropout: the two rewards of a pair must come from the same function, or the
+    difference the loss sees is partly noise (TRL does the same by default)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
 def is_decoder_config(config: Any) -> bool:
     return not bool(getattr(config, "is_encoder_decoder", False)) and (
         bool(getattr(config, "is_decoder", False))
@@ -204,6 +212,7 @@ def load_reward_model(
     gradient_checkpointing: bool = False,
     seed: int | None = None,
     attn_implementation: str | None = "sdpa",
+    keep_dropout: bool = False,
 ) -> LoadedModel:
     """Build the classifier with one output. The seed is set before any weight is created, so a
     fresh score head is the same on every run with the same seed."""
@@ -236,6 +245,8 @@ def load_reward_model(
             raise ModelLoadError(f"cannot build a sequence classifier from {name_or_path!r}: {e}") from None
     text_format = TextFormat.from_dict(meta.get("format")) if meta else TextFormat.for_tokenizer(tokenizer)
     ensure_pad_token(tokenizer, model, text_format)
+    if not keep_dropout:
+        disable_dropout(model)
     tokenizer.padding_side = "right"
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

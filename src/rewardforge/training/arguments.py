@@ -51,6 +51,10 @@ class RewardArguments:
     center_rewards: float = _opt(0.0, "Reward-centering coefficient: adds c*(r_c + r_r)^2 to the loss.")
     loss_label_smoothing: float = _opt(0.0, "Label smoothing of the preference label (0 to 0.5).")
     dtype: str = _opt("fp32", "Weight dtype: fp32 or bf16. For bf16 autocast with fp32 weights use --bf16.")
+    keep_dropout: bool = _opt(
+        False,
+        "Keep the model's dropout (off by default: both rewards of a pair should see the same network).",
+    )
     lora: bool = _opt(False, "Train LoRA adapters instead of all weights (the score head is always trained).")
     lora_r: int = _opt(16, "LoRA rank.")
     lora_alpha: int = _opt(32, "LoRA alpha.")

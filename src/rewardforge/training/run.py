@@ -248,6 +248,7 @@ def train(
         lora=lora,
         gradient_checkpointing=targs.gradient_checkpointing,
         seed=targs.seed,
+        keep_dropout=args.keep_dropout,
     )
     # The Trainer would enable checkpointing again on a PEFT model; it is already configured.
     if targs.gradient_checkpointing:
