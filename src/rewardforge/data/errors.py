@@ -14,3 +14,15 @@ class DataError(ValueError):
         where = source if location is None else f"{source}:{location}"
         what = reason if field is None else f"field '{field}': {reason}"
         super().__init__(f"{where}: {what}")
+
+
+class RowError(ValueError):
+    """What is wrong with one record, raised before the caller knows the file and location.
+
+    The loader turns it into a `DataError` (or a rejected row) by adding source and location.
+    """
+
+    def __init__(self, reason: str, field: str | None = None):
+        self.reason = reason
+        self.field = field
+        super().__init__(reason if field is None else f"field '{field}': {reason}")

@@ -1,0 +1,33 @@
+"""Data layer: read preference data in many shapes and formats into `PreferencePair`s.
+
+Entry point: `load_pairs(spec, ...)`. `spec` is a path (.jsonl, .jsonl.gz, .json, .json.gz,
+.parquet, .csv, or a `datasets.save_to_disk` directory) or `hf:ORG/NAME[:split]`.
+"""
+
+from __future__ import annotations
+
+from rewardforge.data.columns import KNOWN_FIELDS, parse_columns
+from rewardforge.data.errors import DataError, RowError
+from rewardforge.data.loader import LoadedPairs, RejectedRow, fingerprint, load_pairs, write_rejected
+from rewardforge.data.processor import PreferenceProcessor, load_processor
+from rewardforge.data.readers import iter_records, parse_hf_spec
+from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
+
+__all__ = [
+    "CHAT_ROLES",
+    "KNOWN_FIELDS",
+    "DataError",
+    "LoadedPairs",
+    "Message",
+    "PreferencePair",
+    "PreferenceProcessor",
+    "RejectedRow",
+    "RowError",
+    "fingerprint",
+    "iter_records",
+    "load_pairs",
+    "load_processor",
+    "parse_columns",
+    "parse_hf_spec",
+    "write_rejected",
+]

@@ -1,0 +1,260 @@
+"""`load_pairs`: read any supported source into validated `PreferencePair`s, never silently.
+
+Each record is renamed (column mapping) or handed to a user processor, its shape detected,
+and normalised. The first valid record fixes the shape for the whole source; a later record
+of another shape is an invalid row ("mixture of shapes"). Invalid rows raise `DataError`, or
+are collected in `LoadedPairs.rejected` with `skip_invalid=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardforge.data.columns import apply_columns, check_columns, display_field
+from rewardforge.data.errors import DataError, RowError
+from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
+from rewardforge.data.readers import ReadProblem, read_records
+from rewardforge.data.shapes import Detected, check_pair, detect_shape, mixture_field, normalise
+from rewardforge.data.types import PreferencePair
+
+FINGERPRINT_VERSION = "rewardforge-pairs-v1"
+
+
+@dataclass
+class RejectedRow:
+    """One invalid row kept aside by `skip_invalid=True`; `row` is the raw record, JSON-safe."""
+
+    source: str
+    location: str
+    field: str | None
+    reason: str
+    row: Any
+
+
+@dataclass
+class LoadedPairs:
+    """The pairs of one source, what was rejected, and which shape was detected."""
+
+    pairs: list[PreferencePair]
+    rejected: list[RejectedRow]
+    shape: str
+    source: str
+    fingerprint: str
+    skipped_by_processor: int = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def fingerprint(pairs: Iterable[PreferencePair]) -> str:
+    """sha256 over the normalised pairs (prompt, chosen, rejected, margin, id, category), in order.
+
+    It does not depend on the file format or path: the same pairs from JSONL or Parquet match.
+    """
+    h = hashlib.sha256(FINGERPRINT_VERSION.encode() + b"\n")
+    for pair in pairs:
+        line = json.dumps(pair.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        h.update(line.encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-serialisable copy of a raw row (unknown objects become their repr)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> None:
+    """Write rejected rows as JSONL (source, location, field, reason, row), atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for row in rows:
+                record = asdict(row) | {"row": jsonable(row.row)}
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class _Load:
+    """State of one `load_pairs` call."""
+
+    source: str
+    skip_invalid: bool
+    margin_from_scores: bool
+    columns: dict[str, str]
+    processor: PreferenceProcessor | None
+    pairs: list[PreferencePair] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    skipped: int = 0
+    shape: Detected | None = None
+    shape_location: str = ""
+
+    def bad(self, location: str, field_name: str | None, reason: str, raw: Any) -> None:
+        if not self.skip_invalid:
+            raise DataError(self.source, reason, location=location, field=field_name)
+        self.rejected.append(RejectedRow(self.source, location, field_name, reason, jsonable(raw)))
+
+    def _from_processor(self, location: str, record: Any) -> Any:
+        assert self.processor is not None
+        try:
+            out = self.processor.to_pair(record)
+        except RowError:
+            raise
+        except DataError as exc:
+            raise RowError(exc.reason, exc.field) from exc
+        except ValueError as exc:
+            raise RowError(str(exc) or type(exc).__name__) from exc
+        except Exception as exc:
+            exc.add_note(f"while {type(self.processor).__name__}.to_pair read {self.source}:{location}")
+            raise
+        if out is not None and not isinstance(out, PreferencePair | dict):
+            raise RowError(f"to_pair returned {type(out).__name__}; expected PreferencePair, dict or None")
+        return out
+
+    def to_pairs(self, location: str, record: Any) -> list[PreferencePair]:
+        if self.processor is not None:
+            record = self._from_processor(location, record)
+            if record is None:
+                self.skipped += 1
+                return []
+            if isinstance(record, PreferencePair):
+                return [check_pair(record)]
+        else:
+            record = apply_columns(record, self.columns)
+        detected = detect_shape(record)
+        if self.shape is not None and detected.shape != self.shape.shape:
+            differs = mixture_field(self.shape, detected)
+            what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
+            raise RowError(
+                f"mixture of shapes: this row is '{detected.shape}'{what} but the data is "
+                f"'{self.shape.shape}' (first valid row at {self.shape_location})",
+                differs,
+            )
+        pairs = normalise(record, detected, margin_from_scores=self.margin_from_scores)
+        if self.shape is None:
+            self._lock(detected, location)
+        return pairs
+
+    def _lock(self, detected: Detected, location: str) -> None:
+        if self.margin_from_scores and not detected.has_scores:
+            raise DataError(
+                self.source,
+                f"margin_from_scores is set but the detected shape '{detected.shape}' has no score columns "
+                "(score_chosen/score_rejected, or SHP score_A/score_B)",
+            )
+        self.shape, self.shape_location = detected, location
+
+    def shape_name(self) -> str:
+        detected = self.shape.shape if self.shape else None
+        if self.processor is None:
+            return detected or "unknown"
+        name = f"processor:{type(self.processor).__name__}"
+        return f"{name}/{detected}" if detected else name
+
+
+def _records(
+    spec: str, split: str | None, processor: PreferenceProcessor | None
+) -> Iterable[tuple[str, Any]]:
+    if processor is None or not overrides_read(processor):
+        yield from read_records(spec, split)
+        return
+    for item in processor.read(spec):
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise DataError(spec, f"{type(processor).__name__}.read() must yield (location, record) tuples")
+        yield item
+
+
+def load_pairs(
+    spec: str,
+    *,
+    columns: dict[str, str] | None = None,
+    processor: str | None = None,
+    skip_invalid: bool = False,
+    margin_from_scores: bool = False,
+    split: str | None = None,
+    limit: int | None = None,
+) -> LoadedPairs:
+    """Load preference pairs from a path or `hf:ORG/NAME[:split]`.
+
+    `limit` stops after that many pairs. `columns` renames user fields to ours and cannot be
+    combined with `processor` (a processor maps its own fields). An empty source, or one
+    where no row is valid, raises `DataError` even with `skip_invalid`.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of pairs, got {limit}")
+    if columns and processor:
+        raise ValueError("columns and processor cannot be combined: a processor maps its own fields")
+    spec = os.fspath(spec)
+    proc = load_processor(processor) if processor else None
+    state = _Load(spec, skip_invalid, margin_from_scores, check_columns(columns or {}), proc)
+    n_records = 0
+    for location, record in _records(spec, split, proc):
+        n_records += 1
+        if isinstance(record, ReadProblem):
+            state.bad(location, None, record.reason, record.raw)
+            if record.fatal:
+                break
+            continue
+        try:
+            new = state.to_pairs(location, record)
+        except RowError as exc:
+            state.bad(location, display_field(exc.field, state.columns), exc.reason, record)
+            continue
+        for pair in new:
+            pair.source = f"{spec}:{location}"
+        state.pairs.extend(new)
+        if limit is not None and len(state.pairs) >= limit:
+            del state.pairs[limit:]
+            break
+    _check_result(state, n_records)
+    return LoadedPairs(
+        pairs=state.pairs,
+        rejected=state.rejected,
+        shape=state.shape_name(),
+        source=spec,
+        fingerprint=fingerprint(state.pairs),
+        skipped_by_processor=state.skipped,
+    )
+
+
+def _check_result(state: _Load, n_records: int) -> None:
+    if n_records == 0:
+        raise DataError(state.source, "empty: no records at all")
+    if state.pairs:
+        if state.margin_from_scores and state.shape is None:
+            raise DataError(
+                state.source, "margin_from_scores is set but the processor returned PreferencePair objects"
+            )
+        return
+    if state.rejected:
+        first = state.rejected[0]
+        reason = f"no valid rows: all {len(state.rejected)} are invalid; the first: {first.reason}"
+        raise DataError(state.source, reason, location=first.location, field=first.field)
+    raise DataError(state.source, f"no pairs: the processor skipped all {state.skipped} records")

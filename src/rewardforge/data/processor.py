@@ -1,0 +1,110 @@
+"""User processors: a small class that turns records of a user's own format into pairs.
+
+`load_processor("my_format.py:MyProcessor")` or `load_processor("pkg.module:MyProcessor")`
+imports the class and returns an instance; the loader then calls `to_pair` on every record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rewardforge.data.errors import DataError
+from rewardforge.data.types import PreferencePair
+
+
+class PreferenceProcessor:
+    """Base class for reading a preference format rewardforge does not know.
+
+    Subclass it and implement `to_pair(record) -> PreferencePair | dict | None`:
+
+    - return a `PreferencePair` built yourself (it is validated like any other row);
+    - or return a dict in one of the built-in shapes (e.g. {"prompt", "chosen", "rejected"}),
+      which is then detected and normalised exactly like a record from a file;
+    - or return None to skip the record on purpose (counted in `LoadedPairs.skipped_by_processor`);
+    - raise `ValueError("why")` for a bad record: it becomes an invalid row with that reason
+      (raised at once, or collected in `LoadedPairs.rejected` with `skip_invalid=True`).
+
+    Records come from the usual readers (JSONL, JSON, CSV, Parquet, saved datasets, hf:).
+    To read files of your own, also override `read(spec)` to yield `(location, record)`
+    tuples, where location is something a user can find again, like "line 12".
+
+    Example (``my_format.py``, used as ``processor="my_format.py:Votes"``)::
+
+        from rewardforge.data import PreferenceProcessor
+
+        class Votes(PreferenceProcessor):
+            def to_pair(self, record):
+                if record["votes_a"] == record["votes_b"]:
+                    return None  # a tie says nothing about preference
+                a_wins = record["votes_a"] > record["votes_b"]
+                return {
+                    "prompt": record["question"],
+                    "chosen": record["a"] if a_wins else record["b"],
+                    "rejected": record["b"] if a_wins else record["a"],
+                }
+
+    The class is instantiated with no arguments.
+    """
+
+    def to_pair(self, record: Any) -> PreferencePair | dict | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement to_pair(record)")
+
+    def read(self, spec: str) -> Iterable[tuple[str, Any]]:
+        """Yield (location, record). The default uses the built-in readers (see `iter_records`)."""
+        from rewardforge.data.readers import iter_records
+
+        return iter_records(spec)
+
+
+def overrides_read(processor: PreferenceProcessor) -> bool:
+    """True if the processor reads its own files (the loader then does not use the built-in readers)."""
+    return type(processor).read is not PreferenceProcessor.read
+
+
+def _import_file(path: Path, ref: str) -> Any:
+    if not path.is_file():
+        raise DataError(str(path), f"processor file not found (from {ref!r})")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"rewardforge_user_processor_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise DataError(str(path), "cannot import this file as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_processor(ref: str) -> PreferenceProcessor:
+    """Import "path/to/file.py:ClassName" or "pkg.module:ClassName" and return an instance."""
+    where, sep, class_name = ref.rpartition(":")
+    if not sep or not where or not class_name.isidentifier():
+        raise ValueError(
+            f"bad processor reference {ref!r}: expected 'path/to/file.py:ClassName' or 'pkg.module:ClassName'"
+        )
+    is_file = where.endswith(".py") or "/" in where or "\\" in where
+    if is_file:
+        module = _import_file(Path(where), ref)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            raise ValueError(f"processor module {where!r} not found ({exc})") from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"{where!r} has no attribute {class_name!r} (from processor {ref!r})")
+    if not (isinstance(cls, type) and issubclass(cls, PreferenceProcessor)):
+        raise ValueError(f"{ref!r} is not a subclass of rewardforge.data.PreferenceProcessor")
+    if cls.to_pair is PreferenceProcessor.to_pair:
+        raise ValueError(f"{ref!r} does not implement to_pair(record)")
+    return cls()

@@ -1,0 +1,321 @@
+"""Recognise the shape of a preference record and normalise it to `PreferencePair`s.
+
+Shapes (the name is what `LoadedPairs.shape` reports; "+scores" is appended when the
+record carries `score_chosen`/`score_rejected`):
+
+- explicit_prompt: `prompt`, `chosen`, `rejected` strings.
+- conversational: `prompt` (messages or a string) with `chosen`/`rejected` message lists.
+- implicit_conversational: `chosen`/`rejected` message lists, no prompt; shared leading turns are the prompt.
+- hh_rlhf: `chosen`/`rejected` "\\n\\nHuman: ...\\n\\nAssistant: ..." transcripts, no prompt.
+- implicit_text: `chosen`/`rejected` plain texts, no prompt; the common prefix is the prompt.
+- helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
+- shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
+
+Every problem raises `RowError(reason, field)`; the loader adds the file and location.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardforge.data.errors import RowError
+from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared, split_text
+from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
+
+SCORED_SHAPES = ("shp",)  # shapes whose scores are built in; others need "+scores"
+
+
+@dataclass
+class Detected:
+    """A shape and the features that decided it, to name the differing field in a mixture."""
+
+    shape: str
+    features: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_scores(self) -> bool:
+        return self.shape.endswith("+scores") or self.shape in SCORED_SHAPES
+
+
+def _type(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _present(record: dict, key: str) -> bool:
+    return record.get(key) is not None
+
+
+def detect_shape(record: Any) -> Detected:
+    """Decide a record's shape from which fields it has and their types."""
+    if not isinstance(record, dict):
+        raise RowError(f"record is not a JSON object (got {_type(record)})")
+    has_pair = _present(record, "chosen") or _present(record, "rejected")
+    if not has_pair and (_present(record, "output") or _present(record, "input")):
+        return Detected("helpsteer3", {"output": "present"})
+    if not has_pair and any(k in record for k in ("history", "human_ref_A", "human_ref_B")):
+        return Detected("shp", {"human_ref_A": "present"})
+    if not has_pair:
+        keys = ", ".join(sorted(map(str, record))[:12]) or "none"
+        raise RowError(
+            "no preference fields: expected chosen/rejected, input/output (HelpSteer3) or "
+            f"history/human_ref_A/human_ref_B (SHP); found keys: {keys} (map yours with columns)"
+        )
+    key = "chosen" if _present(record, "chosen") else "rejected"
+    value = record[key]
+    prompt = "present" if _present(record, "prompt") else "absent"
+    if isinstance(value, list):
+        kind, shape = "messages", ("conversational" if prompt == "present" else "implicit_conversational")
+    elif isinstance(value, str):
+        if prompt == "present":
+            kind, shape = "text", "explicit_prompt"
+        elif looks_like_hh(value):
+            kind, shape = "transcript", "hh_rlhf"
+        else:
+            kind, shape = "text", "implicit_text"
+    else:
+        raise RowError(f"expected a string or a list of messages, got {_type(value)}", key)
+    scores = "present" if ("score_chosen" in record or "score_rejected" in record) else "absent"
+    return Detected(
+        shape + ("+scores" if scores == "present" else ""),
+        {"prompt": prompt, "chosen": kind, "score_chosen": scores},
+    )
+
+
+def mixture_field(first: Detected, now: Detected) -> str | None:
+    """The field whose presence or type differs between two detections (for the error message)."""
+    for key in list(first.features) + list(now.features):
+        if first.features.get(key, "absent") != now.features.get(key, "absent"):
+            return key
+    return None
+
+
+def number(value: Any, name: str) -> float | None:
+    """A finite number, or None for null/empty; numeric strings are accepted (CSV cells)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise RowError(f"expected a number, got {_type(value)}", name)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise RowError(f"expected a number, got {value[:40]!r}", name) from None
+    if not isinstance(value, int | float):
+        raise RowError(f"expected a number, got {_type(value)}", name)
+    if not math.isfinite(value):
+        raise RowError(f"expected a finite number, got {value}", name)
+    return float(value)
+
+
+def messages(value: Any, name: str) -> list[Message]:
+    """Validate a message list; keep only role and content."""
+    if not isinstance(value, list):
+        raise RowError(f"expected a list of messages, got {_type(value)}", name)
+    out: list[Message] = []
+    for i, msg in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(msg, dict):
+            raise RowError(f"expected a message object, got {_type(msg)}", where)
+        role, content = msg.get("role"), msg.get("content")
+        if role is None:
+            raise RowError("missing", f"{where}.role")
+        if role not in CHAT_ROLES:
+            raise RowError(
+                f"unknown chat role {role!r} (expected one of {sorted(CHAT_ROLES)})", f"{where}.role"
+            )
+        if content is None:
+            raise RowError("missing", f"{where}.content")
+        if not isinstance(content, str):
+            raise RowError(f"expected a string, got {_type(content)}", f"{where}.content")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def text(record: dict, name: str, like: str | None = None) -> str:
+    """A required string field."""
+    value = record.get(name)
+    if value is None:
+        raise RowError("missing", name)
+    if not isinstance(value, str):
+        hint = f" like '{like}'" if like else ""
+        raise RowError(f"expected a string{hint}, got {_type(value)}", name)
+    return value
+
+
+def prompt_messages(value: Any, name: str) -> list[Message]:
+    """A prompt given as a string is one user message (none if blank); a list is messages."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}] if value.strip() else []
+    if isinstance(value, list):
+        return messages(value, name)
+    raise RowError(f"expected a string or a list of messages, got {_type(value)}", name)
+
+
+def _assistant(content: str) -> list[Message]:
+    return [{"role": "assistant", "content": content}]
+
+
+def _norm(msgs: list[Message]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"].strip()) for m in msgs]
+
+
+def check_completions(chosen: list[Message], rejected: list[Message], names: tuple[str, str]) -> None:
+    """Both sides need a non-blank final reply, and must differ (ignoring surrounding whitespace)."""
+    for msgs, name in zip((chosen, rejected), names):
+        if not msgs or not msgs[-1]["content"].strip():
+            raise RowError("empty response", name)
+    if _norm(chosen) == _norm(rejected):
+        raise RowError(f"identical to '{names[0]}'", names[1])
+
+
+def _drop_prompt(prompt: list[Message], msgs: list[Message]) -> list[Message] | None:
+    n = len(prompt)
+    return msgs[n:] if n and len(msgs) > n and _norm(msgs[:n]) == _norm(prompt) else None
+
+
+def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message], list[Message]]:
+    """Prompt, chosen, rejected for the shapes built on `chosen`/`rejected`."""
+    base = shape.removesuffix("+scores")
+    if base == "explicit_prompt":
+        prompt = prompt_messages(record["prompt"], "prompt")
+        return prompt, _assistant(text(record, "chosen")), _assistant(text(record, "rejected", like="chosen"))
+    if base in ("conversational", "implicit_conversational"):
+        chosen = messages(record.get("chosen"), "chosen") if _present(record, "chosen") else None
+        rejected = messages(record.get("rejected"), "rejected") if _present(record, "rejected") else None
+        if chosen is None or rejected is None:
+            raise RowError("missing", "chosen" if chosen is None else "rejected")
+        if base == "implicit_conversational":
+            return split_shared(chosen, rejected)
+        prompt = prompt_messages(record["prompt"], "prompt")
+        # UltraFeedback-binarized style: both completions repeat the prompt turns first.
+        c_rest, r_rest = _drop_prompt(prompt, chosen), _drop_prompt(prompt, rejected)
+        if c_rest is not None and r_rest is not None:
+            return prompt, c_rest, r_rest
+        return prompt, chosen, rejected
+    chosen_text, rejected_text = text(record, "chosen"), text(record, "rejected", like="chosen")
+    if base == "hh_rlhf":
+        return split_shared(parse_hh(chosen_text, "chosen"), parse_hh(rejected_text, "rejected"))
+    prompt_text, c, r = split_text(chosen_text, rejected_text)
+    return prompt_messages(prompt_text, "prompt"), _assistant(c), _assistant(r)
+
+
+def _helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
+    if not _present(record, "input"):
+        raise RowError("missing", "input")
+    prompt = prompt_messages(record["input"], "input")
+    output = record.get("output")
+    if not isinstance(output, list):
+        raise RowError(
+            "missing" if output is None else f"expected a list of answers, got {_type(output)}", "output"
+        )
+    answers: list[tuple[int, str, bool]] = []
+    for i, item in enumerate(output):
+        if not isinstance(item, dict):
+            raise RowError(f"expected an answer object, got {_type(item)}", f"output[{i}]")
+        answer, label = item.get("answer"), item.get("label")
+        if not isinstance(answer, str):
+            raise RowError(
+                "missing" if answer is None else f"expected a string, got {_type(answer)}",
+                f"output[{i}].answer",
+            )
+        preferred = label.get("is_preferred") if isinstance(label, dict) else None
+        if not isinstance(preferred, bool):
+            raise RowError(f"expected true/false, got {_type(preferred)}", f"output[{i}].label.is_preferred")
+        answers.append((i, answer, preferred))
+    best = [a for a in answers if a[2]]
+    if len(best) != 1:
+        raise RowError(f"expected exactly one preferred answer, found {len(best)}", "output")
+    others = [a for a in answers if not a[2]]
+    if not others:
+        raise RowError("no non-preferred answer to pair the preferred one with", "output")
+    b_index, b_answer, _ = best[0]
+    out = []
+    for i, answer, _ in others:
+        chosen, rejected = _assistant(b_answer), _assistant(answer)
+        check_completions(chosen, rejected, (f"output[{b_index}].answer", f"output[{i}].answer"))
+        out.append((prompt, chosen, rejected, i))
+    return out
+
+
+def _shp_a_preferred(value: Any) -> bool:
+    if isinstance(value, str) and value.strip() in ("0", "1"):
+        return value.strip() == "1"
+    if isinstance(value, bool | int) and value in (0, 1):
+        return bool(value)
+    reason = "missing" if value is None else f"expected 1 (A preferred) or 0 (B preferred), got {value!r}"
+    raise RowError(reason, "labels")
+
+
+def _shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """SHP: returns prompt, chosen, rejected and the (chosen, rejected) suffixes, "A"/"B"."""
+    prompt = prompt_messages(text(record, "history"), "history")
+    a, b = text(record, "human_ref_A"), text(record, "human_ref_B")
+    if _shp_a_preferred(record.get("labels")):
+        return prompt, _assistant(a), _assistant(b), ("A", "B")
+    return prompt, _assistant(b), _assistant(a), ("B", "A")
+
+
+def _margin_and_scores(
+    record: dict, detected: Detected, score_names: tuple[str, str], margin_from_scores: bool
+) -> tuple[float | None, dict[str, Any]]:
+    """An explicit `margin` always wins; else |score_chosen - score_rejected| if asked for."""
+    margin = number(record.get("margin"), "margin")
+    if not detected.has_scores:
+        return margin, {}
+    raw = [record.get(name) for name in score_names]
+    if not margin_from_scores:
+        kept = {
+            k: v
+            for k, v in zip(("score_chosen", "score_rejected"), raw)
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        return margin, kept
+    values = [number(value, name) for value, name in zip(raw, score_names)]
+    for value, name in zip(values, score_names):
+        if value is None:
+            raise RowError("missing (needed for margin_from_scores)", name)
+    sc, sr = values
+    return (abs(sc - sr) if margin is None else margin), {"score_chosen": sc, "score_rejected": sr}
+
+
+def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = False) -> list[PreferencePair]:
+    """Turn one record of a detected shape into one pair (several for helpsteer3)."""
+    shape = detected.shape
+    score_names = ("score_chosen", "score_rejected")
+    if shape == "helpsteer3":
+        triples = _helpsteer3(record)
+    elif shape == "shp":
+        p, c, r, (win, lose) = _shp(record)
+        check_completions(c, r, (f"human_ref_{win}", f"human_ref_{lose}"))
+        triples = [(p, c, r, None)]
+        score_names = (f"score_{win}", f"score_{lose}")
+    else:
+        p, c, r = _pair_fields(record, shape)
+        check_completions(c, r, ("chosen", "rejected"))
+        triples = [(p, c, r, None)]
+    margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
+
+    raw_id = record.get("id")
+    category = record.get("category") if _present(record, "category") else record.get("subset")
+    pairs = []
+    for p, c, r, answer_index in triples:
+        pair_id = None if raw_id is None else str(raw_id)
+        if pair_id is not None and answer_index is not None and len(triples) > 1:
+            pair_id = f"{pair_id}#{answer_index}"
+        category_text = None if category is None else str(category)
+        pairs.append(
+            PreferencePair(p, c, r, margin=margin, id=pair_id, category=category_text, extra=dict(extra))
+        )
+    return pairs
+
+
+def check_pair(pair: PreferencePair) -> PreferencePair:
+    """Validate a pair built by user code as strictly as a record read from a file."""
+    prompt = messages(pair.prompt, "prompt")
+    chosen, rejected = messages(pair.chosen, "chosen"), messages(pair.rejected, "rejected")
+    check_completions(chosen, rejected, ("chosen", "rejected"))
+    pair.prompt, pair.chosen, pair.rejected = prompt, chosen, rejected
+    pair.margin = number(pair.margin, "margin")
+    return pair

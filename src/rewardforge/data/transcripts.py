@@ -1,0 +1,78 @@
+"""Split whole transcripts into prompt and completions (implicit-prompt data such as HH-RLHF).
+
+HH-RLHF stores each side as one string, "\\n\\nHuman: ...\\n\\nAssistant: ...", and the two sides
+share every turn but the last reply. We parse turns into messages and take the shared leading
+messages as the prompt, so a reward model sees the same structure as conversational data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from rewardforge.data.errors import RowError
+from rewardforge.data.types import Message
+
+# A turn marker starts the text or follows a blank line; "Assistant: Human: ..." inside a turn is content.
+_BOUNDARY = r"(?:\A\s*|\n[ \t\r]*\n\s*)"
+_MARKER = re.compile(_BOUNDARY + r"(Human|Assistant):")
+_HUMAN = re.compile(_BOUNDARY + r"Human:")
+_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def looks_like_hh(text: str) -> bool:
+    """True if `text` has HH-RLHF turn markers (a Human: turn and an Assistant: turn)."""
+    return bool(_HUMAN.search(text)) and any(m.group(1) == "Assistant" for m in _MARKER.finditer(text))
+
+
+def parse_hh(text: str, field: str) -> list[Message]:
+    """Parse "\\n\\nHuman: ...\\n\\nAssistant: ..." into messages; turn text is stripped."""
+    matches = list(_MARKER.finditer(text))
+    if not matches:
+        raise RowError("no 'Human:'/'Assistant:' turns in the transcript", field)
+    if text[: matches[0].start()].strip():
+        raise RowError("text before the first 'Human:'/'Assistant:' turn", field)
+    ends = [m.start() for m in matches[1:]] + [len(text)]
+    return [
+        {"role": _ROLES[m.group(1)], "content": text[m.end() : end].strip()} for m, end in zip(matches, ends)
+    ]
+
+
+def _same(a: Message, b: Message) -> bool:
+    return a["role"] == b["role"] and a["content"].strip() == b["content"].strip()
+
+
+def split_shared(
+    chosen: list[Message], rejected: list[Message]
+) -> tuple[list[Message], list[Message], list[Message]]:
+    """Shared leading messages become the prompt, the rest the two completions.
+
+    If one side would be left with nothing (one transcript extends the other), the prompt
+    is shortened to end before the last run of assistant turns, so both sides keep a reply.
+    """
+    n = 0
+    while n < min(len(chosen), len(rejected)) and _same(chosen[n], rejected[n]):
+        n += 1
+    if n == len(chosen) or n == len(rejected):
+        while n > 0 and chosen[n - 1]["role"] == "assistant":
+            n -= 1
+    return chosen[:n], chosen[n:], rejected[n:]
+
+
+def split_text(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """Longest common prefix, cut back to a word boundary, is the prompt; all parts are stripped.
+
+    The cut never leaves one side without text: "Yes" vs "Yes, indeed" has no prompt at all.
+    """
+    p = len(os.path.commonprefix([chosen, rejected]))
+
+    def both_left(q: int) -> bool:
+        return bool(chosen[q:].strip()) and bool(rejected[q:].strip())
+
+    if both_left(p) and (
+        p == 0 or chosen[p - 1].isspace() or (chosen[p].isspace() and rejected[p].isspace())
+    ):
+        cut = p
+    else:
+        cut = next((i + 1 for i in range(p - 1, -1, -1) if chosen[i].isspace() and both_left(i + 1)), 0)
+    return chosen[:cut].strip(), chosen[cut:].strip(), rejected[cut:].strip()
