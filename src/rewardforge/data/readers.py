@@ -221,6 +221,7 @@ def _has_bad_bytes(text: str) -> bool:
 
 
 def _read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
+    csv.field_size_limit(2**31 - 1)  # long responses exceed the 128 KiB default
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh)
         try:

@@ -257,6 +257,19 @@ def _shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tup
     return prompt, _assistant(b), _assistant(a), ("B", "A")
 
 
+def _readable_scores(raw: list[Any], score_names: tuple[str, str]) -> dict[str, float]:
+    """Scores kept in `extra` for reference; unused, so unreadable ones are not an error."""
+    kept = {}
+    for key, value, name in zip(("score_chosen", "score_rejected"), raw, score_names):
+        try:
+            score = number(value, name)
+        except RowError:
+            continue
+        if score is not None:
+            kept[key] = score
+    return kept
+
+
 def _margin_and_scores(
     record: dict, detected: Detected, score_names: tuple[str, str], margin_from_scores: bool
 ) -> tuple[float | None, dict[str, Any]]:
@@ -266,18 +279,18 @@ def _margin_and_scores(
         return margin, {}
     raw = [record.get(name) for name in score_names]
     if not margin_from_scores:
-        kept = {
-            k: v
-            for k, v in zip(("score_chosen", "score_rejected"), raw)
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        return margin, kept
+        return margin, _readable_scores(raw, score_names)
     values = [number(value, name) for value, name in zip(raw, score_names)]
     for value, name in zip(values, score_names):
         if value is None:
             raise RowError("missing (needed for margin_from_scores)", name)
     sc, sr = values
     return (abs(sc - sr) if margin is None else margin), {"score_chosen": sc, "score_rejected": sr}
+
+
+def _label(value: Any) -> str | None:
+    """An id or category as text; null and "" (an empty CSV cell) mean none."""
+    return None if value is None or value == "" else str(value)
 
 
 def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = False) -> list[PreferencePair]:
@@ -297,8 +310,8 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         triples = [(p, c, r, None)]
     margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
 
-    raw_id = record.get("id")
-    category = record.get("category") if _present(record, "category") else record.get("subset")
+    raw_id = _label(record.get("id"))
+    category = _label(record.get("category")) or _label(record.get("subset"))
     pairs = []
     for p, c, r, answer_index in triples:
         pair_id = None if raw_id is None else str(raw_id)
