@@ -1,0 +1,261 @@
+"""Bad input is never silent: one test per kind, naming file, line/row and field; skip_invalid collects."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rewardforge.data import DataError, RejectedRow, load_pairs, write_rejected
+
+GOOD = {"prompt": "Q?", "chosen": "Good answer", "rejected": "Bad answer"}
+
+
+def jsonl_with(tmp_path: Path, bad_line: str, name: str = "bad.jsonl") -> str:
+    """A file whose line 1 and 3 are good and line 2 is `bad_line`."""
+    path = tmp_path / name
+    path.write_text("\n".join([json.dumps(GOOD), bad_line, json.dumps(GOOD)]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def raises_at(spec: str, location: str, field: str | None, reason: str) -> DataError:
+    """load_pairs(spec) raises a DataError naming the file, the location, the field and the reason."""
+    with pytest.raises(DataError) as info:
+        load_pairs(spec)
+    err = info.value
+    assert (err.source, err.location, err.field) == (spec, location, field), str(err)
+    assert re.search(reason, err.reason), err.reason
+    where = f"{spec}:{location}: " + ("" if field is None else f"field '{field}': ")
+    assert str(err).startswith(where), str(err)
+    return err
+
+
+def test_malformed_json_line(tmp_path):
+    raises_at(jsonl_with(tmp_path, '{"prompt": "Q", "chosen": '), "line 2", None, "malformed JSON")
+
+
+def test_record_not_an_object(tmp_path):
+    raises_at(jsonl_with(tmp_path, '["Q", "A", "B"]'), "line 2", None, r"not a JSON object \(got list\)")
+
+
+def test_missing_field(tmp_path):
+    raises_at(
+        jsonl_with(tmp_path, json.dumps({"prompt": "Q", "chosen": "A"})), "line 2", "rejected", "missing"
+    )
+
+
+def test_non_string_field(tmp_path):
+    bad = json.dumps({"prompt": "Q", "chosen": "A", "rejected": 42})
+    raises_at(jsonl_with(tmp_path, bad), "line 2", "rejected", "expected a string like 'chosen', got int")
+    bad = json.dumps({"prompt": 3, "chosen": "A", "rejected": "B"})
+    raises_at(
+        jsonl_with(tmp_path, bad, "p.jsonl"), "line 2", "prompt", "expected a string or a list of messages"
+    )
+
+
+def test_message_without_role_or_content_or_with_non_string_content(tmp_path):
+    base = {
+        "prompt": [{"role": "user", "content": "Hi"}],
+        "chosen": [{"role": "assistant", "content": "Hello"}],
+    }
+    first = json.dumps({**base, "rejected": [{"role": "assistant", "content": "Bye"}]})
+    for name, rejected, field, reason in [
+        ("role.jsonl", [{"content": "Bye"}], "rejected[0].role", "missing"),
+        ("content.jsonl", [{"role": "assistant"}], "rejected[0].content", "missing"),
+        (
+            "type.jsonl",
+            [{"role": "assistant", "content": ["Bye"]}],
+            "rejected[0].content",
+            "expected a string, got list",
+        ),
+        ("msg.jsonl", ["Bye"], "rejected[0]", "expected a message object, got str"),
+    ]:
+        path = tmp_path / name
+        path.write_text(first + "\n" + json.dumps({**base, "rejected": rejected}) + "\n")
+        raises_at(str(path), "line 2", field, reason)
+
+
+def test_unknown_chat_role(tmp_path):
+    bad = json.dumps(
+        {
+            "chosen": [{"role": "human", "content": "Hi"}, {"role": "assistant", "content": "A"}],
+            "rejected": [],
+        }
+    )
+    path = tmp_path / "roles.jsonl"
+    path.write_text(bad + "\n")
+    raises_at(str(path), "line 1", "chosen[0].role", "unknown chat role 'human'")
+
+
+def test_empty_response(tmp_path):
+    raises_at(
+        jsonl_with(tmp_path, json.dumps({**GOOD, "chosen": " \n\t"})), "line 2", "chosen", "empty response"
+    )
+
+
+def test_chosen_identical_to_rejected(tmp_path):
+    bad = json.dumps({**GOOD, "rejected": GOOD["chosen"] + "  "})
+    raises_at(jsonl_with(tmp_path, bad), "line 2", "rejected", "identical to 'chosen'")
+
+
+def test_bad_number(tmp_path):
+    raises_at(
+        jsonl_with(tmp_path, json.dumps({**GOOD, "margin": "big"})), "line 2", "margin", "expected a number"
+    )
+
+
+def test_no_preference_fields(tmp_path):
+    raises_at(
+        jsonl_with(tmp_path, json.dumps({"question": "Q", "answer": "A"})),
+        "line 2",
+        None,
+        "no preference fields",
+    )
+
+
+def test_undecodable_bytes(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b'\n{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n')
+    raises_at(str(path), "line 2", None, "not valid UTF-8")
+
+
+def test_undecodable_bytes_in_csv(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"prompt,chosen,rejected\nQ,A,B\ncaf\xe9,A,B\n")
+    raises_at(str(path), "row 2", None, "not valid UTF-8")
+
+
+def test_bad_rows_in_parquet_and_csv_are_named_by_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([GOOD, {**GOOD, "chosen": ""}]), tmp_path / "d.parquet")
+    raises_at(str(tmp_path / "d.parquet"), "row 2", "chosen", "empty response")
+    (tmp_path / "d.csv").write_text("prompt,chosen,rejected\nQ,A,B\nQ,A,A\n")
+    raises_at(str(tmp_path / "d.csv"), "row 2", "rejected", "identical")
+
+
+def test_truncated_gzip(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    data = gzip.compress("".join(json.dumps({**GOOD, "id": i}) + "\n" for i in range(2000)).encode())
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError) as info:
+        load_pairs(str(path))
+    err = info.value
+    assert str(err).startswith(f"{path}:line ") and err.field is None
+    assert "truncated or corrupt compressed file" in err.reason
+    loaded = load_pairs(str(path), skip_invalid=True)  # rows before the cut are kept, the cut is reported
+    assert 0 < len(loaded.pairs) < 2000
+    assert [r.location for r in loaded.rejected] == [err.location] == [f"line {len(loaded.pairs) + 1}"]
+
+
+def test_not_a_gzip_file(tmp_path):
+    path = tmp_path / "plain.jsonl.gz"
+    path.write_text(json.dumps(GOOD) + "\n")
+    raises_at(str(path), "line 1", None, "truncated or corrupt compressed file")
+    with pytest.raises(DataError, match="no valid rows"):
+        load_pairs(str(path), skip_invalid=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("e.jsonl", ""),
+        ("blank.jsonl", "\n  \r\n\n"),
+        ("e.json", "[]"),
+        ("e.csv", "prompt,chosen,rejected\n"),
+        ("z.csv", ""),
+    ],
+)
+def test_empty_file_is_an_error_even_with_skip_invalid(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    for skip in (False, True):
+        with pytest.raises(DataError, match=rf"{re.escape(name)}: empty: no records at all"):
+            load_pairs(str(path), skip_invalid=skip)
+
+
+def test_empty_gzip_is_an_error(tmp_path):
+    path = tmp_path / "e.jsonl.gz"
+    path.write_bytes(gzip.compress(b""))
+    with pytest.raises(DataError, match="empty: no records"):
+        load_pairs(str(path), skip_invalid=True)
+
+
+def test_mixture_of_shapes(tmp_path):
+    other = json.dumps({"prompt": "Q", "chosen": [{"role": "assistant", "content": "A"}], "rejected": []})
+    err = raises_at(jsonl_with(tmp_path, other), "line 2", "chosen", "mixture of shapes")
+    assert "'conversational'" in err.reason and "'explicit_prompt'" in err.reason and "line 1" in err.reason
+
+
+def test_shape_is_fixed_by_the_first_valid_record(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"prompt": "Q", "chosen": "A"}, {"chosen": "x y", "rejected": "x z"}, GOOD]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_pairs(str(path), skip_invalid=True)
+    assert loaded.shape == "implicit_text"
+    assert [(r.location, r.field) for r in loaded.rejected] == [("line 1", "rejected"), ("line 3", "prompt")]
+
+
+def test_malformed_json_document(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[\n  {"prompt": "Q", "chosen": "A", "rejected": "B"},\n  {"prompt": \n]\n')
+    raises_at(str(path), "line 4", None, "malformed JSON")
+
+
+def test_skip_invalid_collects_and_write_rejected_writes(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    lines = [
+        json.dumps(GOOD),
+        "{not json",
+        json.dumps({**GOOD, "chosen": ""}),
+        "",
+        json.dumps([1, 2]),
+        json.dumps({**GOOD, "rejected": GOOD["chosen"]}),
+        json.dumps({**GOOD, "id": "last"}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    loaded = load_pairs(str(path), skip_invalid=True)
+    assert [p.source.rsplit(":", 1)[1] for p in loaded.pairs] == ["line 1", "line 7"]
+    assert [(r.location, r.field) for r in loaded.rejected] == [
+        ("line 2", None),
+        ("line 3", "chosen"),
+        ("line 5", None),
+        ("line 6", "rejected"),
+    ]
+    assert loaded.rejected[0].row == "{not json"
+    assert loaded.rejected[2].row == [1, 2]
+
+    out = tmp_path / "out" / "rejected.jsonl"
+    out.parent.mkdir()
+    out.write_text("old content\n")
+    write_rejected(loaded.rejected, out)
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert written[1] == {
+        "source": str(path),
+        "location": "line 3",
+        "field": "chosen",
+        "reason": "empty response",
+        "row": {**GOOD, "chosen": ""},
+    }
+    assert len(written) == 4
+    assert [p.name for p in out.parent.iterdir()] == ["rejected.jsonl"]  # no temp file left behind
+
+
+def test_write_rejected_makes_rows_json_safe(tmp_path):
+    rows = [RejectedRow("s", "row 1", None, "r", {"a": b"\xff", "b": float("nan"), "c": object, 3: ("x",)})]
+    write_rejected(rows, tmp_path / "r.jsonl")
+    row = json.loads((tmp_path / "r.jsonl").read_text(encoding="utf-8"))["row"]
+    assert row["a"] == "\ufffd" and row["b"] == "nan" and row["3"] == ["x"]
+
+
+def test_every_row_invalid_raises_even_with_skip_invalid(tmp_path):
+    path = tmp_path / "all_bad.jsonl"
+    path.write_text("{oops\n" + json.dumps({**GOOD, "chosen": ""}) + "\n")
+    with pytest.raises(
+        DataError, match=r"all_bad\.jsonl:line 1: no valid rows: all 2 are invalid; the first: malformed"
+    ):
+        load_pairs(str(path), skip_invalid=True)

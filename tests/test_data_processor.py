@@ -1,0 +1,149 @@
+"""User processors: loaded from a file path or a module, returning pairs, dicts or None."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rewardforge.data import DataError, PreferencePair, PreferenceProcessor, load_pairs, load_processor
+
+VOTES = textwrap.dedent(
+    """
+    from rewardforge.data import PreferencePair, PreferenceProcessor
+
+
+    class Votes(PreferenceProcessor):
+        def to_pair(self, record):
+            if record["votes_a"] == record["votes_b"]:
+                return None  # a tie: skipped on purpose
+            if record["votes_a"] < 0 or record["votes_b"] < 0:
+                raise ValueError("negative votes")
+            a_wins = record["votes_a"] > record["votes_b"]
+            return {
+                "prompt": record["question"],
+                "chosen": record["a"] if a_wins else record["b"],
+                "rejected": record["b"] if a_wins else record["a"],
+                "margin": abs(record["votes_a"] - record["votes_b"]),
+            }
+
+
+    class Pairs(PreferenceProcessor):
+        def to_pair(self, record):
+            return PreferencePair(
+                prompt=[{"role": "user", "content": record["q"]}],
+                chosen=[{"role": "assistant", "content": record["good"]}],
+                rejected=[{"role": "assistant", "content": record["bad"]}],
+                id=record.get("id"),
+            )
+
+
+    class OwnReader(Pairs):
+        def read(self, spec):
+            for i, line in enumerate(open(spec, encoding="utf-8"), start=1):
+                q, good, bad = line.rstrip("\\n").split("|")
+                yield f"line {i}", {"q": q, "good": good, "bad": bad}
+
+
+    class NotAProcessor:
+        def to_pair(self, record):
+            return None
+    """
+)
+
+VOTE_ROWS = [
+    {"question": "Tea or coffee?", "a": "Tea", "b": "Coffee", "votes_a": 5, "votes_b": 2},
+    {"question": "Cats or dogs?", "a": "Cats", "b": "Dogs", "votes_a": 3, "votes_b": 3},
+    {"question": "Up or down?", "a": "Up", "b": "Down", "votes_a": -1, "votes_b": 4},
+    {"question": "Sun or rain?", "a": "Sun", "b": "Rain", "votes_a": 0, "votes_b": 9},
+]
+
+
+@pytest.fixture
+def processor_file(tmp_path: Path) -> Path:
+    path = tmp_path / "my_formats.py"
+    path.write_text(VOTES, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def votes(tmp_path: Path) -> str:
+    path = tmp_path / "votes.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in VOTE_ROWS), encoding="utf-8")
+    return str(path)
+
+
+def test_processor_from_a_file_path(processor_file, votes):
+    loaded = load_pairs(votes, processor=f"{processor_file}:Votes", skip_invalid=True)
+    assert loaded.shape == "processor:Votes/explicit_prompt"
+    assert [(p.chosen_text, p.rejected_text, p.margin) for p in loaded.pairs] == [
+        ("Tea", "Coffee", 3.0),
+        ("Rain", "Sun", 9.0),
+    ]
+    assert loaded.skipped_by_processor == 1
+    assert [(r.location, r.reason) for r in loaded.rejected] == [("line 3", "negative votes")]
+    assert loaded.pairs[1].source == f"{votes}:line 4"
+
+
+def test_processor_value_error_is_an_invalid_row(processor_file, votes):
+    with pytest.raises(DataError, match=r"votes\.jsonl:line 3: negative votes"):
+        load_pairs(votes, processor=f"{processor_file}:Votes")
+
+
+def test_processor_from_a_module(tmp_path, monkeypatch, votes):
+    package = f"procpkg_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "formats.py").write_text(VOTES, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    processor = load_processor(f"{package}.formats:Votes")
+    assert isinstance(processor, PreferenceProcessor)
+    assert len(load_pairs(votes, processor=f"{package}.formats:Votes", skip_invalid=True)) == 2
+
+
+def test_processor_returning_preference_pairs_and_reading_its_own_files(processor_file, tmp_path):
+    path = tmp_path / "pipes.txt"  # an extension the built-in readers do not know
+    path.write_text("2+2?|4|5\nSky?|Blue|Blue\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"pipes\.txt:line 2: field 'rejected': identical to 'chosen'"):
+        load_pairs(str(path), processor=f"{processor_file}:OwnReader")
+    loaded = load_pairs(str(path), processor=f"{processor_file}:OwnReader", skip_invalid=True)
+    assert loaded.shape == "processor:OwnReader"
+    assert isinstance(loaded.pairs[0], PreferencePair) and loaded.pairs[0].chosen_text == "4"
+
+
+def test_processor_that_skips_everything(processor_file, tmp_path):
+    path = tmp_path / "ties.jsonl"
+    path.write_text(json.dumps(VOTE_ROWS[1]) + "\n")
+    with pytest.raises(DataError, match="the processor skipped all 1 records"):
+        load_pairs(str(path), processor=f"{processor_file}:Votes")
+
+
+def test_processor_bugs_propagate_with_a_note(processor_file, tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"question": "Q"}) + "\n")
+    with pytest.raises(KeyError) as info:
+        load_pairs(str(path), processor=f"{processor_file}:Votes")
+    assert any("odd.jsonl:line 1" in note for note in info.value.__notes__)
+
+
+def test_load_processor_errors(processor_file, tmp_path):
+    with pytest.raises(DataError, match="processor file not found"):
+        load_processor(f"{tmp_path / 'missing.py'}:Votes")
+    with pytest.raises(ValueError, match="has no attribute 'Nope'"):
+        load_processor(f"{processor_file}:Nope")
+    with pytest.raises(ValueError, match="is not a subclass of rewardforge.data.PreferenceProcessor"):
+        load_processor(f"{processor_file}:NotAProcessor")
+    with pytest.raises(ValueError, match="processor module 'no_such_module_xyz' not found"):
+        load_processor("no_such_module_xyz:Votes")
+    with pytest.raises(ValueError, match="bad processor reference"):
+        load_processor(str(processor_file))
+    with pytest.raises(ValueError, match="columns and processor cannot be combined"):
+        load_pairs("x.jsonl", processor=f"{processor_file}:Votes", columns={"prompt": "q"})
+
+
+def test_base_class_docstring_has_an_example():
+    doc = PreferenceProcessor.__doc__ or ""
+    assert "def to_pair" in doc and "return None" in doc and "ValueError" in doc

@@ -1,0 +1,261 @@
+"""One test per record shape, plus column mapping, margins from scores and pass-through fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rewardforge.data import DataError, load_pairs, parse_columns
+
+
+def jsonl(tmp_path: Path, records: list, name: str = "d.jsonl") -> str:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def bot(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def test_explicit_prompt(tmp_path):
+    loaded = load_pairs(jsonl(tmp_path, [{"prompt": "Q?", "chosen": "Good", "rejected": "Bad"}]))
+    assert loaded.shape == "explicit_prompt"
+    pair = loaded.pairs[0]
+    assert (pair.prompt, pair.chosen, pair.rejected) == ([user("Q?")], [bot("Good")], [bot("Bad")])
+    assert pair.margin is None and pair.id is None and pair.category is None
+
+
+def test_conversational_with_prompt(tmp_path):
+    record = {
+        "prompt": [{"role": "system", "content": "Be nice."}, user("Hi")],
+        "chosen": [bot("Hello!")],
+        "rejected": [bot("What.")],
+    }
+    loaded = load_pairs(jsonl(tmp_path, [record]))
+    assert loaded.shape == "conversational"
+    assert loaded.pairs[0].prompt == record["prompt"]
+    assert loaded.pairs[0].chosen == [bot("Hello!")]
+
+
+def test_conversational_completions_that_repeat_the_prompt(tmp_path):
+    # UltraFeedback-binarized: prompt is a string and both completions start with it.
+    record = {
+        "prompt": "Name a colour",
+        "chosen": [user("Name a colour"), bot("Blue")],
+        "rejected": [user("Name a colour"), bot("Seven")],
+        "score_chosen": 8.5,
+        "score_rejected": 3.0,
+    }
+    loaded = load_pairs(jsonl(tmp_path, [record]))
+    assert loaded.shape == "conversational+scores"
+    pair = loaded.pairs[0]
+    assert (pair.prompt, pair.chosen, pair.rejected) == (
+        [user("Name a colour")],
+        [bot("Blue")],
+        [bot("Seven")],
+    )
+    assert pair.margin is None
+    assert pair.extra == {"score_chosen": 8.5, "score_rejected": 3.0}
+
+
+def test_implicit_conversational(tmp_path):
+    record = {
+        "chosen": [user("Hi"), bot("Hello"), user("Joke?"), bot("Knock knock.")],
+        "rejected": [user("Hi"), bot("Hello"), user("Joke?"), bot("No.")],
+    }
+    loaded = load_pairs(jsonl(tmp_path, [record]))
+    assert loaded.shape == "implicit_conversational"
+    pair = loaded.pairs[0]
+    assert pair.prompt == record["chosen"][:3]
+    assert (pair.chosen, pair.rejected) == ([bot("Knock knock.")], [bot("No.")])
+
+
+def test_implicit_conversational_where_one_side_extends_the_other(tmp_path):
+    record = {
+        "chosen": [user("Hi"), bot("Hello"), bot("How can I help?")],
+        "rejected": [user("Hi"), bot("Hello")],
+    }
+    pair = load_pairs(jsonl(tmp_path, [record])).pairs[0]
+    assert pair.prompt == [user("Hi")]
+    assert pair.chosen == [bot("Hello"), bot("How can I help?")]
+    assert pair.rejected == [bot("Hello")]
+
+
+def test_implicit_text_without_markers(tmp_path):
+    record = {"chosen": "The capital of France is Paris.", "rejected": "The capital of France is Lyon."}
+    loaded = load_pairs(jsonl(tmp_path, [record]))
+    assert loaded.shape == "implicit_text"
+    pair = loaded.pairs[0]
+    assert pair.prompt == [user("The capital of France is")]
+    assert (pair.chosen_text, pair.rejected_text) == ("Paris.", "Lyon.")
+
+
+def test_implicit_text_cuts_at_a_word_boundary(tmp_path):
+    record = {"chosen": "I think Parisians are kind", "rejected": "I think Paris is big"}
+    pair = load_pairs(jsonl(tmp_path, [record])).pairs[0]
+    assert pair.prompt == [user("I think")]
+    assert (pair.chosen_text, pair.rejected_text) == ("Parisians are kind", "Paris is big")
+
+
+def test_hh_rlhf_shape_is_detected(tmp_path):
+    record = {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Go away.",
+    }
+    loaded = load_pairs(jsonl(tmp_path, [record]))
+    assert loaded.shape == "hh_rlhf"
+    assert loaded.pairs[0].prompt == [user("Hi")]
+
+
+def test_helpsteer3_one_pair_per_non_preferred_answer(tmp_path):
+    record = {
+        "id": 7,
+        "input": [user("Write a haiku")],
+        "output": [
+            {"answer": "meh", "label": {"is_preferred": False}},
+            {"answer": "old pond / frog jumps in / splash", "label": {"is_preferred": True}},
+            {"answer": "no", "label": {"is_preferred": False}},
+        ],
+    }
+    loaded = load_pairs(
+        jsonl(
+            tmp_path, [record, {**record, "id": 8, "input": "Plain prompt", "output": record["output"][:2]}]
+        )
+    )
+    assert loaded.shape == "helpsteer3"
+    assert [p.id for p in loaded.pairs] == ["7#0", "7#2", "8"]
+    assert {p.chosen_text for p in loaded.pairs} == {"old pond / frog jumps in / splash"}
+    assert [p.rejected_text for p in loaded.pairs] == ["meh", "no", "meh"]
+    assert loaded.pairs[2].prompt == [user("Plain prompt")]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([True, True], "expected exactly one preferred answer, found 2"),
+        ([False, False], "expected exactly one preferred answer, found 0"),
+        ([True], "no non-preferred answer"),
+    ],
+)
+def test_helpsteer3_ambiguous_is_an_error(tmp_path, labels, message):
+    output = [{"answer": f"answer {i}", "label": {"is_preferred": v}} for i, v in enumerate(labels)]
+    with pytest.raises(DataError, match=rf"d\.jsonl:line 1: field 'output': {message}"):
+        load_pairs(jsonl(tmp_path, [{"input": "Q", "output": output}]))
+
+
+def test_score_columns_margin(tmp_path):
+    records = [
+        {"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": 7, "score_rejected": 9.5},
+        {
+            "prompt": "Q",
+            "chosen": "A",
+            "rejected": "C",
+            "score_chosen": 8,
+            "score_rejected": 2,
+            "margin": 0.25,
+        },
+    ]
+    path = jsonl(tmp_path, records)
+    plain = load_pairs(path)
+    assert plain.shape == "explicit_prompt+scores"
+    assert [p.margin for p in plain.pairs] == [None, 0.25]  # an explicit margin is always honoured
+    scored = load_pairs(path, margin_from_scores=True)
+    assert [p.margin for p in scored.pairs] == [2.5, 0.25]  # |chosen - rejected|, never negative
+    assert scored.pairs[0].extra == {"score_chosen": 7.0, "score_rejected": 9.5}
+    assert scored.fingerprint != plain.fingerprint
+
+
+def test_margin_from_scores_without_scores_is_an_error(tmp_path):
+    with pytest.raises(
+        DataError, match="margin_from_scores is set but the detected shape 'explicit_prompt' has no score"
+    ):
+        load_pairs(
+            jsonl(tmp_path, [{"prompt": "Q", "chosen": "A", "rejected": "B"}]), margin_from_scores=True
+        )
+
+
+def test_shp(tmp_path):
+    records = [
+        {
+            "history": "Best pizza?",
+            "human_ref_A": "Margherita",
+            "human_ref_B": "Pineapple",
+            "labels": 1,
+            "score_A": 120,
+            "score_B": 20,
+        },
+        {
+            "history": "Best pasta?",
+            "human_ref_A": "Ketchup",
+            "human_ref_B": "Carbonara",
+            "labels": 0,
+            "score_A": 3,
+            "score_B": 45,
+        },
+    ]
+    loaded = load_pairs(jsonl(tmp_path, records), margin_from_scores=True)
+    assert loaded.shape == "shp"
+    first, second = loaded.pairs
+    assert (first.prompt, first.chosen_text, first.rejected_text) == (
+        [user("Best pizza?")],
+        "Margherita",
+        "Pineapple",
+    )
+    assert (second.chosen_text, second.rejected_text) == ("Carbonara", "Ketchup")
+    assert [first.margin, second.margin] == [100.0, 42.0]  # raw upvote differences, unscaled
+    assert load_pairs(jsonl(tmp_path, records)).pairs[0].margin is None
+
+
+def test_id_category_and_subset_pass_through(tmp_path):
+    records = [
+        {"prompt": "Q", "chosen": "A", "rejected": "B", "id": 12, "category": "math"},
+        {"prompt": "Q", "chosen": "A", "rejected": "C", "id": "x", "subset": "hep-cpp"},
+    ]
+    pairs = load_pairs(jsonl(tmp_path, records)).pairs
+    assert [(p.id, p.category) for p in pairs] == [("12", "math"), ("x", "hep-cpp")]
+
+
+def test_column_mapping(tmp_path):
+    records = [{"question": "Q?", "good": "Yes", "bad": "No", "prompt": "ignored"}]
+    mapping = parse_columns("prompt=question, chosen=good,rejected=bad")
+    assert mapping == {"prompt": "question", "chosen": "good", "rejected": "bad"}
+    pair = load_pairs(jsonl(tmp_path, records), columns=mapping).pairs[0]
+    assert (pair.prompt, pair.chosen_text, pair.rejected_text) == ([user("Q?")], "Yes", "No")
+
+
+def test_column_mapping_to_a_missing_column(tmp_path):
+    path = jsonl(tmp_path, [{"question": "Q?", "good": "Yes", "bad": "No"}])
+    with pytest.raises(
+        DataError, match=r"d\.jsonl:line 1: field 'worse': column 'worse' \(mapped to 'rejected'\) is not"
+    ):
+        load_pairs(path, columns={"prompt": "question", "chosen": "good", "rejected": "worse"})
+
+
+def test_column_mapping_errors_name_the_users_column(tmp_path):
+    path = jsonl(tmp_path, [{"question": "Q?", "good": "Same", "bad": "Same"}])
+    with pytest.raises(DataError, match=r"line 1: field 'bad': identical to 'chosen'"):
+        load_pairs(path, columns={"prompt": "question", "chosen": "good", "rejected": "bad"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prompt", "expected 'field=column'"),
+        ("prompt=", "expected 'field=column'"),
+        ("=question", "expected 'field=column'"),
+        ("prompt=q,,chosen=c", "empty item"),
+        ("prompt=a,prompt=b", "mapped twice"),
+        ("promt=q", r"unknown field\(s\) \['promt'\]"),
+        ("prompt=q,chosen=q", r"column\(s\) \['q'\] mapped to more than one field"),
+    ],
+)
+def test_parse_columns_rejects_bad_syntax(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_columns(text)
