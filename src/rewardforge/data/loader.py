@@ -203,9 +203,15 @@ def load_pairs(
 ) -> LoadedPairs:
     """Load preference pairs from a path or `hf:ORG/NAME[:split]`.
 
-    `limit` stops after that many pairs. `columns` renames user fields to ours and cannot be
-    combined with `processor` (a processor maps its own fields). An empty source, or one
-    where no row is valid, raises `DataError` even with `skip_invalid`.
+    - `columns` renames user fields to ours ({"prompt": "question"}); not with `processor`,
+      which maps its own fields. `processor` is "file.py:Class" or "pkg.module:Class".
+    - `skip_invalid` collects invalid rows in `.rejected` instead of raising at the first. An
+      empty source, a source with no valid row, or a config mistake still raises `DataError`;
+      after a truncated/corrupt gzip the rows before the damage are kept and it is rejected.
+    - `margin_from_scores` sets margin = |score_chosen - score_rejected| (SHP: raw upvote
+      difference) unless the row has an explicit `margin`; data without scores is an error.
+    - `split` picks a split of a saved DatasetDict, a JSON object or the Hub ("train" by default).
+    - `limit` stops after that many pairs.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of pairs, got {limit}")

@@ -11,6 +11,11 @@ record carries `score_chosen`/`score_rejected`):
 - helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
 
+Margins: an explicit `margin` field always wins. With `margin_from_scores=True` a scored
+shape gets |score_chosen - score_rejected| (SHP: |score_A - score_B|, raw upvote counts, not
+scaled, so they can be large). Scores are also kept in `PreferencePair.extra`.
+`id` and `category` (or RewardBench's `subset`) pass through as text.
+
 Every problem raises `RowError(reason, field)`; the loader adds the file and location.
 """
 
@@ -314,13 +319,10 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     category = _label(record.get("category")) or _label(record.get("subset"))
     pairs = []
     for p, c, r, answer_index in triples:
-        pair_id = None if raw_id is None else str(raw_id)
-        if pair_id is not None and answer_index is not None and len(triples) > 1:
-            pair_id = f"{pair_id}#{answer_index}"
-        category_text = None if category is None else str(category)
-        pairs.append(
-            PreferencePair(p, c, r, margin=margin, id=pair_id, category=category_text, extra=dict(extra))
-        )
+        pair_id = raw_id
+        if raw_id is not None and answer_index is not None and len(triples) > 1:
+            pair_id = f"{raw_id}#{answer_index}"  # helpsteer3: one id per rejected answer
+        pairs.append(PreferencePair(p, c, r, margin=margin, id=pair_id, category=category, extra=dict(extra)))
     return pairs
 
 
