@@ -53,7 +53,12 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
     out = tmp_path_factory.mktemp("tiny_bert")
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
     )
     BertForSequenceClassification(config).save_pretrained(out)
     AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(out)
@@ -92,3 +97,21 @@ def hh_dir() -> Path:
     if not (SHARED_DATA / "train.jsonl.gz").is_file():
         pytest.skip("../shared/data/hh-rlhf-harmless is not present")
     return SHARED_DATA
+
+
+def write_pairs_jsonl(path: Path, split: str, n: int) -> Path:
+    import json
+
+    from rewardforge.builtin import builtin_pairs
+
+    with open(path, "w", encoding="utf-8") as f:
+        for p in builtin_pairs(split, n=n):
+            f.write(json.dumps(p.to_dict()) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> tuple[Path, Path]:
+    """(train.jsonl with 48 pairs, dev.jsonl with 24 pairs) in the conversational shape."""
+    d = tmp_path_factory.mktemp("data")
+    return write_pairs_jsonl(d / "train.jsonl", "train", 48), write_pairs_jsonl(d / "dev.jsonl", "test", 24)

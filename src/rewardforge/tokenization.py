@@ -83,12 +83,17 @@ def tokenize_group(
     # Still too long with only the last turn: cut the oldest prompt tokens, keeping a leading
     # special token (BOS/CLS) so the model sees the start marker it was trained with.
     if prompt:
-        ids = _encode(tokenizer, fmt, prompt[-1:], completions)
-    prefix = common_prefix_len(ids)
+        prompt = prompt[-1:]
+        ids = _encode(tokenizer, fmt, prompt, completions)
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    head = 1 if ids and ids[0] and ids[0][0] in special and prefix > 0 else 0
+    head = 1 if ids and ids[0] and ids[0][0] in special else 0
+    # Only prompt tokens may go here: the shared prefix can reach into responses that start alike.
+    prompt_tokens = (
+        len(tokenizer(fmt.render(tokenizer, prompt), add_special_tokens=False)["input_ids"]) if prompt else 0
+    )
+    prompt_len = min(common_prefix_len(ids), head + prompt_tokens)
     excess = max(len(s) for s in ids) - max_length
-    removable = max(prefix - head, 0)
+    removable = max(prompt_len - head, 0)
     cut = min(excess, removable)
     ids = [s[:head] + s[head + cut :] for s in ids]
     truncated_prompt = cut > 0 or len(prompt) > 1

@@ -221,8 +221,13 @@ def prepare_training_args(
 
 
 def train(
-    args: RewardArguments, targs: TrainingArguments, *, resolved_config: dict[str, Any]
+    args: RewardArguments,
+    targs: TrainingArguments,
+    *,
+    resolved_config: dict[str, Any],
+    extra_callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
+    """Run one training job end to end; returns the metadata saved as rewardforge.json."""
     output_dir = Path(args.output or targs.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -281,7 +286,7 @@ def train(
         data_collator=PairCollator(loaded.tokenizer.pad_token_id),
         processing_class=loaded.tokenizer,
         compute_metrics=eval_metrics_fn(eval_pairs) if eval_pairs is not None else None,
-        callbacks=[MetricsFileCallback(output_dir / "train_metrics.jsonl")],
+        callbacks=[MetricsFileCallback(output_dir / "train_metrics.jsonl"), *(extra_callbacks or [])],
         loss_config=loss_config,
     )
     resume = None

@@ -1,0 +1,121 @@
+from transformers import AutoTokenizer
+
+from rewardforge.data.types import PreferencePair
+from rewardforge.formatting import TextFormat, render_plain
+from rewardforge.modeling import ensure_pad_token
+from rewardforge.tokenization import common_prefix_len, tokenize_group, tokenize_pair
+
+
+def msg(role, content):
+    return {"role": role, "content": content}
+
+
+def long_prompt(turns: int, words: int = 30):
+    out = []
+    for i in range(turns):
+        role = "user" if i % 2 == 0 else "assistant"
+        out.append(msg(role, f"turn{i} " + " ".join(["word"] * words)))
+    if out[-1]["role"] != "user":
+        out.append(msg("user", "final question?"))
+    return out
+
+
+def test_plain_format_is_documented_shape():
+    text = render_plain([msg("system", "be kind"), msg("user", "hi"), msg("assistant", "hello")])
+    assert text == "System: be kind\n\nUser: hi\n\nAssistant: hello"
+
+
+def test_fits_untouched(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    pair = PreferencePair([msg("user", "q")], [msg("assistant", "good answer")], [msg("assistant", "bad")])
+    t = tokenize_pair(tok, TextFormat(), pair, 64)
+    assert not t.prompt_truncated and not t.response_truncated
+    assert t.chosen_ids == tok(render_plain(pair.prompt + pair.chosen))["input_ids"]
+    assert t.prefix_len == common_prefix_len([t.chosen_ids, t.rejected_ids]) > 0
+
+
+def test_oldest_turns_are_dropped_first_and_responses_kept(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    prompt = long_prompt(6)  # turns 0-5 and a final question
+    chosen, rejected = [msg("assistant", "the chosen reply " * 5)], [msg("assistant", "the rejected reply")]
+    t = tokenize_pair(tok, TextFormat(), PreferencePair(prompt, chosen, rejected), 128)
+    assert t.prompt_truncated and not t.response_truncated
+    assert max(len(t.chosen_ids), len(t.rejected_ids)) <= 128
+    text = tok.decode(t.chosen_ids)
+    assert "turn0" not in text and "final question" in text and text.count("chosen reply") == 5
+    # the newest turns that fit are kept: dropping one turn fewer would not fit
+    kept = [i for i in range(6) if f"turn{i}" in text]
+    assert kept and kept == list(range(kept[0], 6)), kept
+
+
+def test_single_long_turn_is_cut_from_the_left_keeping_cls(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    prompt = [msg("user", "start " + "blah " * 300 + "end of question")]
+    t = tokenize_pair(
+        tok, TextFormat(), PreferencePair(prompt, [msg("assistant", "yes")], [msg("assistant", "no")]), 64
+    )
+    assert t.prompt_truncated and not t.response_truncated
+    assert len(t.chosen_ids) == 64 and t.chosen_ids[0] == tok.cls_token_id
+    assert "end of question" in tok.decode(t.chosen_ids) and "start" not in tok.decode(t.chosen_ids)
+
+
+def test_response_cut_only_when_it_alone_does_not_fit(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    pair = PreferencePair([msg("user", "q")], [msg("assistant", "long " * 200)], [msg("assistant", "short")])
+    t = tokenize_pair(tok, TextFormat(), pair, 32)
+    assert t.response_truncated
+    assert len(t.chosen_ids) == 32 and len(t.rejected_ids) <= 32
+
+
+def test_identical_after_truncation_is_detected(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    same_start = "same " * 100
+    pair = PreferencePair(
+        [msg("user", "q")], [msg("assistant", same_start + "A")], [msg("assistant", same_start + "B")]
+    )
+    t = tokenize_pair(tok, TextFormat(), pair, 16)
+    assert t.identical
+
+
+def test_group_shares_prompt_cut(minilm_dir):
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    g = tokenize_group(
+        tok, TextFormat(), long_prompt(9), [[msg("assistant", f"answer {i}")] for i in range(4)], 96
+    )
+    assert len(g.ids) == 4 and g.prompt_truncated
+    assert g.prefix_len == common_prefix_len(g.ids)
+
+
+def test_template_bos_is_not_doubled(minilm_dir):
+    """A template that writes BOS, with a tokenizer that adds BOS too: exactly one BOS."""
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    tok.bos_token = "[CLS]"
+    tok.chat_template = (
+        "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    )
+    fmt = TextFormat.for_tokenizer(tok)
+    assert fmt.kind == "chat_template" and fmt.strip_bos == "[CLS]"
+    ids = tokenize_pair(
+        tok, fmt, PreferencePair([msg("user", "q")], [msg("assistant", "a")], [msg("assistant", "b")]), 64
+    ).chosen_ids
+    assert ids.count(tok.cls_token_id) == 1 and ids[0] == tok.cls_token_id
+
+
+def test_chat_template_used_when_present(smollm2_dir):
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    fmt = TextFormat.for_tokenizer(tok)
+    assert fmt.kind == "chat_template"
+    text = fmt.render(tok, [msg("user", "hi"), msg("assistant", "hello")])
+    assert "<|im_start|>assistant\nhello<|im_end|>" in text
+
+
+def test_pad_token_is_never_the_last_token_of_a_text(smollm2_dir):
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    fmt = TextFormat.for_tokenizer(tok)
+    last = tok(fmt.render(tok, [msg("user", "x"), msg("assistant", "y")]))["input_ids"][-1]
+    tok.pad_token = tok.convert_ids_to_tokens(last)  # the worst case: pad == the template's last token
+    ensure_pad_token(tok, None, fmt)
+    assert tok.pad_token_id is not None and tok.pad_token_id != last
+    tok.pad_token = None  # no pad token at all
+    ensure_pad_token(tok, None, fmt)
+    assert tok.pad_token_id is not None and tok.pad_token_id != last

@@ -1,0 +1,204 @@
+"""End-to-end training through the CLI on tiny models: files, config, seeds, LoRA, pipeline, errors."""
+
+import json
+
+import pytest
+import torch
+
+from rewardforge.cli import main
+
+
+def train_args(model, data, out, *extra):
+    return [
+        "train",
+        "--model",
+        str(model),
+        "--data",
+        str(data[0]),
+        "--eval-data",
+        str(data[1]),
+        "--output",
+        str(out),
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--learning-rate",
+        "1e-3",
+        "--max-length",
+        "96",
+        "--logging-steps",
+        "2",
+        "--save-steps",
+        "3",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
+
+
+def test_train_writes_model_metadata_metrics_and_config(tiny_bert_dir, small_data, tmp_path):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_bert_dir, small_data, out)) == 0
+    for name in [
+        "config.json",
+        "model.safetensors",
+        "rewardforge.json",
+        "train_metrics.jsonl",
+        "run_config.json",
+        "metrics.json",
+    ]:
+        assert (out / name).is_file(), name
+    meta = json.loads((out / "rewardforge.json").read_text())
+    assert meta["format"]["kind"] == "plain" and meta["max_length"] == 96
+    assert meta["data"]["train"]["pairs"] == 48 and meta["data"]["train"]["fingerprint"]
+    assert meta["tokenization"]["train"]["used"] == 48
+    ev = meta["metrics"]["eval"]
+    assert ev["eval_pairs"] == 24 and 0.0 <= ev["eval_accuracy"] <= 1.0 and "eval_auroc" in ev
+    logs = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
+    train_logs = [r for r in logs if "loss" in r]
+    assert train_logs, logs
+    for key in [
+        "loss",
+        "accuracy",
+        "margin",
+        "reward_chosen",
+        "reward_rejected",
+        "grad_norm",
+        "learning_rate",
+        "pairs_per_second",
+        "tokens_per_second",
+    ]:
+        assert key in train_logs[-1], key
+    cfg = json.loads((out / "run_config.json").read_text())
+    assert cfg["training_arguments"]["max_steps"] == 6 and cfg["rewardforge"]["max_length"] == 96
+    assert (out / "checkpoint-6").is_dir() and not (out / ".staging" / "checkpoint-6").exists()
+
+
+def test_yaml_config_and_flag_override(tiny_bert_dir, small_data, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"model: {tiny_bert_dir}\ndata: {small_data[0]}\nmax_length: 64\nlearning_rate: 0.5\nmax_steps: 2\n"
+        f"per_device_train_batch_size: 4\nsave_strategy: 'no'\n"
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--learning-rate", "1e-4", "--output", str(out)]) == 0
+    resolved = json.loads((out / "run_config.json").read_text())
+    assert resolved["training_arguments"]["learning_rate"] == 1e-4  # the flag wins
+    assert resolved["rewardforge"]["max_length"] == 64  # the file gives the rest
+
+
+def test_unknown_yaml_key_is_a_clear_error(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("learning_rat: 0.1\n")
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "unknown option(s): learning_rat" in capsys.readouterr().err
+
+
+def _scores(out, texts):
+    from rewardforge import RewardModel
+
+    rm = RewardModel.from_pretrained(str(out))
+    return rm, rm.score_batch(texts)
+
+
+def test_same_seed_same_model_different_seed_different(tiny_bert_dir, small_data, tmp_path):
+    items = [("How do I bake bread?", "Mix, rise, bake."), ("Hi", "Go away.")]
+    runs = {}
+    for name, seed in [("a", "7"), ("b", "7"), ("c", "8")]:
+        out = tmp_path / name
+        assert main(train_args(tiny_bert_dir, small_data, out, "--seed", seed, "--save_strategy", "no")) == 0
+        runs[name] = _scores(out, items)[1]
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]
+
+
+def test_lora_decoder_reloads_with_plain_transformers(tiny_llama_dir, small_data, tmp_path):
+    """The LoRA run's head is trained and saved: a plain pipeline gives rewardforge's scores."""
+    from transformers import pipeline
+
+    out = tmp_path / "lora"
+    assert (
+        main(train_args(tiny_llama_dir, small_data, out, "--lora", "--lora-r", "4", "--save_strategy", "no"))
+        == 0
+    )
+    base_head = torch.load  # keep flake quiet about unused import patterns
+    del base_head
+    items = [("How do I bake bread?", "Mix flour and water, let it rise, then bake."), ("Hi", "Go away.")]
+    rm, scores = _scores(out, items)
+    pipe = pipeline("text-classification", model=str(out))
+    piped = [r["score"] for r in pipe([rm.format_text(p, r) for p, r in items])]
+    assert piped == pytest.approx(scores, abs=1e-5)
+    meta = json.loads((out / "rewardforge.json").read_text())
+    assert meta["format"]["kind"] == "chat_template" and meta["lora"]["rank"] == 4
+    # the score head changed from its seeded initialisation: it was trained
+    from safetensors.torch import load_file
+
+    trained = load_file(str(out / "model.safetensors"))["score.weight"]
+    from rewardforge.modeling import load_reward_model
+
+    fresh = load_reward_model(str(tiny_llama_dir), seed=42).model.score.weight
+    assert not torch.allclose(trained, fresh)
+
+
+def test_save_adapter_keeps_peft_adapter(tiny_llama_dir, small_data, tmp_path):
+    out = tmp_path / "adapter"
+    assert (
+        main(train_args(tiny_llama_dir, small_data, out, "--lora", "--save-adapter", "--save_strategy", "no"))
+        == 0
+    )
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+
+
+def test_batch_scores_equal_single_scores(tiny_llama_dir):
+    from rewardforge import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    items = [
+        ("q", "short"),
+        ("a much longer question " * 5, "and a much longer answer " * 8),
+        ("mid", "medium answer here"),
+    ]
+    batched = rm.score_batch(items, batch_size=3)
+    single = [rm.score(p, r) for p, r in items]
+    assert batched == pytest.approx(single, abs=1e-5)
+
+
+def test_seeded_head_initialisation(tiny_llama_dir):
+    from rewardforge.modeling import load_reward_model
+
+    a = load_reward_model(str(tiny_llama_dir), seed=3).model.score.weight
+    b = load_reward_model(str(tiny_llama_dir), seed=3).model.score.weight
+    c = load_reward_model(str(tiny_llama_dir), seed=4).model.score.weight
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape[0] == 1  # one output, never two
+
+
+def test_non_finite_loss_stops_with_exit_3_and_keeps_checkpoint(
+    tiny_bert_dir, small_data, tmp_path, monkeypatch, capsys
+):
+    from rewardforge.training.trainer import RewardTrainer
+
+    original = RewardTrainer.pair_rewards
+
+    def poisoned(self, model, inputs):
+        rc, rr = original(self, model, inputs)
+        if self.state.global_step >= 4:
+            rc = rc * float("nan")
+        return rc, rr
+
+    monkeypatch.setattr(RewardTrainer, "pair_rewards", poisoned)
+    out = tmp_path / "nan"
+    code = main(train_args(tiny_bert_dir, small_data, out, "--save-steps", "2"))
+    assert code == 3
+    assert "non-finite loss" in capsys.readouterr().err
+    assert (out / "checkpoint-4" / "model.safetensors").is_file()
+
+
+def test_builtin_default_run_beats_chance(tmp_path, minilm_dir):
+    """The README's main job: no --data, the real MiniLM, built-in pairs, held-out accuracy."""
+    out = tmp_path / "default"
+    assert main(["train", "--output", str(out), "--disable_tqdm", "true", "--save_strategy", "no"]) == 0
+    meta = json.loads((out / "rewardforge.json").read_text())
+    assert meta["metrics"]["eval"]["eval_accuracy"] >= 0.8
+    assert meta["data"]["train"]["source"] == "builtin:train"
