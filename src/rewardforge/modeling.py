@@ -172,6 +172,24 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     return peft_model
 
 
+def bf16_supported() -> bool:
+    """True on GPUs with bf16 and on CPUs with native bf16 matmul (avx512_bf16 / AMX)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str) -> str:
+    if precision not in {"auto", "fp32", "bf16"}:
+        raise ModelLoadError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+    if precision == "auto":
+        return "bf16" if bf16_supported() else "fp32"
+    return precision
+
+
 def disable_dropout(model: nn.Module) -> None:
     """Zero every dropout: the two rewards of a pair must come from the same function, or the
     difference the loss sees is partly noise (TRL does the same by default)."""

@@ -66,4 +66,15 @@ class RewardArguments:
     resume: str | None = _opt(
         None, "Resume an interrupted run: 'last' (the newest checkpoint in --output) or a checkpoint folder."
     )
+    prefix_sharing: bool = _opt(
+        True,
+        "Decoders: compute the prompt a pair shares once (one row: prompt, chosen, rejected). "
+        "Exact; --no-prefix-sharing turns it off. Encoders never share.",
+    )
+    max_tokens_per_batch: int | None = _opt(
+        4096, "Token budget of one forward pass: rows of similar length are grouped under it (less padding)."
+    )
+    precision: str = _opt(
+        "auto", "auto (bf16 autocast with fp32 weights where the hardware supports bf16), fp32 or bf16."
+    )
     limit: int | None = _opt(None, "Use only the first N training pairs (quick experiments).")

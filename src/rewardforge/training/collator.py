@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from rewardforge.packing import collate_chunk, group_rows, plain_row, shared_prefix_row
+
 
 class PairDataset(Dataset):
     """Tokenized pairs as plain dicts; `index` lets evaluation map scores back to pairs."""
@@ -35,17 +37,37 @@ def pad_sequences(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
 
 @dataclass
 class PairCollator:
-    pad_token_id: int
+    """Turns tokenized pairs into chunks for `rewardforge.rewards.gather_rewards`.
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        seqs = [f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features]
-        input_ids, attention_mask = pad_sequences(seqs, self.pad_token_id)
-        margins = [f.get("margin") for f in features]
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
+    `share_prefix` (decoders): one row per pair, the prompt computed once. Otherwise two rows per
+    pair. Rows are grouped by length under `max_tokens_per_batch` to keep padding small.
+    """
+
+    pad_token_id: int
+    share_prefix: bool = False
+    max_tokens_per_batch: int | None = None
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = []
+        for j, f in enumerate(features):
+            if self.share_prefix:
+                rows.append(
+                    shared_prefix_row(f["prefix_len"], [f["chosen_ids"], f["rejected_ids"]], [(j, 0), (j, 1)])
+                )
+            else:
+                rows += [plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)]
+        chunks = [
+            collate_chunk(group, self.pad_token_id, four_d=self.share_prefix)
+            for group in group_rows(rows, self.max_tokens_per_batch)
+        ]
+        batch: dict[str, Any] = {
+            "chunks": chunks,
             "pair_index": torch.tensor([f["index"] for f in features], dtype=torch.long),
+            "pair_tokens": torch.tensor(
+                [len(f["chosen_ids"]) + len(f["rejected_ids"]) for f in features]
+            ).sum(),
         }
+        margins = [f.get("margin") for f in features]
         if any(m is not None for m in margins):
             batch["margin"] = torch.tensor([m or 0.0 for m in margins], dtype=torch.float32)
         return batch

@@ -16,7 +16,13 @@ from transformers.trainer_utils import get_last_checkpoint
 from rewardforge import __version__
 from rewardforge.data.types import PreferencePair
 from rewardforge.losses import LossConfig
-from rewardforge.modeling import LoraSettings, atomic_write_text, load_reward_model, save_reward_model
+from rewardforge.modeling import (
+    LoraSettings,
+    atomic_write_text,
+    load_reward_model,
+    resolve_precision,
+    save_reward_model,
+)
 from rewardforge.tokenization import tokenize_pair
 from rewardforge.training.arguments import RewardArguments
 from rewardforge.training.collator import PairCollator, PairDataset
@@ -212,6 +218,10 @@ def prepare_training_args(
     if not torch.cuda.is_available() and not targs.use_cpu:
         updates["use_cpu"] = True  # the Trainer refuses bf16 on a CPU otherwise
     updates["remove_unused_columns"] = False
+    # Precision: an explicit --bf16/--fp16 from TrainingArguments wins; else --precision decides.
+    if not (targs.bf16 or targs.fp16):
+        if resolve_precision(args.precision) == "bf16":
+            updates["bf16"] = True
     strategy = str(getattr(targs.eval_strategy, "value", targs.eval_strategy))
     if has_eval and strategy == "no" and targs.eval_steps:
         updates["eval_strategy"] = "steps"
@@ -275,6 +285,14 @@ def train(
     if eval_counts:
         report_truncation("eval", eval_counts)
 
+    share_prefix = bool(args.prefix_sharing and loaded.is_decoder)
+    precision = "bf16 autocast (fp32 weights)" if targs.bf16 else ("fp16" if targs.fp16 else args.dtype)
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"[rewardforge] model: {'decoder' if loaded.is_decoder else 'encoder'}, precision: {precision}, "
+            f"prefix sharing: {'on' if share_prefix else 'off'}, format: {loaded.text_format.kind}, "
+            f"{'LoRA r=' + str(lora.rank) if lora else 'full fine-tuning'}"
+        )
     loss_config = LossConfig(
         beta=args.beta, center_coeff=args.center_rewards, label_smoothing=args.loss_label_smoothing
     )
@@ -283,7 +301,12 @@ def train(
         args=targs,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
-        data_collator=PairCollator(loaded.tokenizer.pad_token_id),
+        data_collator=PairCollator(
+            loaded.tokenizer.pad_token_id,
+            share_prefix=share_prefix,
+            max_tokens_per_batch=args.max_tokens_per_batch,
+        ),
+        is_decoder=loaded.is_decoder,
         processing_class=loaded.tokenizer,
         compute_metrics=eval_metrics_fn(eval_pairs) if eval_pairs is not None else None,
         callbacks=[MetricsFileCallback(output_dir / "train_metrics.jsonl"), *(extra_callbacks or [])],
@@ -305,6 +328,8 @@ def train(
         "base_model": model_source,
         "format": loaded.text_format.to_dict(),
         "max_length": args.max_length,
+        "precision": precision,
+        "prefix_sharing": share_prefix,
         "is_decoder": loaded.is_decoder,
         "data": data_summary,
         "tokenization": {"train": train_counts, "eval": eval_counts},

@@ -19,6 +19,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rewardforge.losses import LossConfig, bradley_terry_loss, pair_statistics
+from rewardforge.rewards import gather_rewards
 
 STAGING_DIR = ".staging"
 
@@ -28,8 +29,12 @@ class NonFiniteLossError(RuntimeError):
 
 
 class RewardTrainer(Trainer):
-    def __init__(self, *args: Any, loss_config: LossConfig | None = None, **kwargs: Any):
+    def __init__(
+        self, *args: Any, loss_config: LossConfig | None = None, is_decoder: bool = False, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
+        self.is_decoder = is_decoder
+        self._computed_tokens = 0
         self.loss_config = loss_config or LossConfig()
         self._stats: dict[str, float] = {}
         self._stat_batches = 0
@@ -39,11 +44,10 @@ class RewardTrainer(Trainer):
         self._staging_run_dir: str | None = None
 
     # ---- loss -------------------------------------------------------------------------
-    def pair_rewards(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]):
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        rewards = outputs.logits.squeeze(-1).float()
-        n = rewards.shape[0] // 2
-        return rewards[:n], rewards[n:]
+    def pair_rewards(self, model: torch.nn.Module, inputs: dict[str, Any]):
+        n = int(inputs["pair_index"].shape[0])
+        rewards = gather_rewards(model, inputs["chunks"], n, 2, decoder=self.is_decoder)
+        return rewards[:, 0], rewards[:, 1]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         r_chosen, r_rejected = self.pair_rewards(model, inputs)
@@ -63,7 +67,8 @@ class RewardTrainer(Trainer):
         for key, value in pair_statistics(r_chosen, r_rejected).items():
             self._stats[key] = self._stats.get(key, 0.0) + value
         self._stat_batches += 1
-        self._tokens += int(inputs["attention_mask"].sum().item())
+        self._tokens += int(inputs["pair_tokens"].item())
+        self._computed_tokens += int(sum(c["real_tokens"].item() for c in inputs["chunks"]))
         self._pairs += int(r_chosen.shape[0])
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
@@ -74,7 +79,9 @@ class RewardTrainer(Trainer):
                 logs[key] = round(total / self._stat_batches, 6)
             logs["pairs_per_second"] = round(self._pairs * world / elapsed, 3)
             logs["tokens_per_second"] = round(self._tokens * world / elapsed, 1)
+            logs["computed_tokens_per_second"] = round(self._computed_tokens * world / elapsed, 1)
             self._stats, self._stat_batches, self._tokens, self._pairs = {}, 0, 0, 0
+            self._computed_tokens = 0
             self._window_start = time.perf_counter()
         super().log(logs, *args, **kwargs)
 
