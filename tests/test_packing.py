@@ -115,3 +115,20 @@ def test_plain_decoder_path_matches_hf_pooling(tiny_llama_dir):
             for s in (f["chosen_ids"], f["rejected_ids"])
         ]
     assert ours.flatten().tolist() == pytest.approx(hf, abs=1e-5)
+
+
+def test_score_batch_shares_prompt_and_matches_single_scores(tiny_llama_dir):
+    from rewardforge import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    prompt = [{"role": "user", "content": "Tell me something about the sea " * 4}]
+    responses = [f"answer number {i} " * (i + 1) for i in range(8)]
+    items = [(prompt, r) for r in responses] + [("another prompt", "x"), ("another prompt", "y y")]
+    together = rm.score_batch(items)
+    alone = [rm.score(p, r) for p, r in items]
+    assert together == pytest.approx(alone, abs=1e-5)
+    ranked = rm.rank(prompt, responses)
+    assert sorted(i for i, _ in ranked) == list(range(8))
+    assert [s for _, s in ranked] == sorted(together[:8], reverse=True)
+    rm.share_prefix = False
+    assert rm.score_batch(items) == pytest.approx(together, abs=1e-5)

@@ -6,6 +6,7 @@ work by length to cut padding, and returns results in input order.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -14,8 +15,11 @@ import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.modeling import load_reward_model
-from rewardforge.tokenization import tokenize_group
-from rewardforge.training.collator import pad_sequences
+from rewardforge.packing import Row, collate_chunk, group_rows, plain_row, shared_prefix_row
+from rewardforge.rewards import gather_rewards
+from rewardforge.tokenization import common_prefix_len, tokenize_group
+
+MAX_COMPLETIONS_PER_ROW = 16
 
 PromptLike = str | Sequence[Message] | None
 ResponseLike = str | Sequence[Message]
@@ -49,7 +53,15 @@ def _item(item: Any) -> tuple[list[Message], list[Message]]:
 class RewardModel:
     """A trained reward model. `score` returns the raw reward (a logit; higher is better)."""
 
-    def __init__(self, loaded, *, max_length: int | None = None, device: str | None = None):
+    def __init__(
+        self,
+        loaded,
+        *,
+        max_length: int | None = None,
+        device: str | None = None,
+        share_prefix: bool = True,
+        max_tokens_per_batch: int = 8192,
+    ):
         self.loaded = loaded
         self.model = loaded.model.eval()
         self.tokenizer = loaded.tokenizer
@@ -59,6 +71,8 @@ class RewardModel:
             max_length or meta_len or min(getattr(self.tokenizer, "model_max_length", 4096), 4096)
         )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.share_prefix = share_prefix
+        self.max_tokens_per_batch = max_tokens_per_batch
         self.model.to(self.device)
 
     @classmethod
@@ -92,27 +106,74 @@ class RewardModel:
         return self.score_batch([(prompt, response)])[0]
 
     def score_batch(self, items: Sequence[Any], batch_size: int = 16) -> list[float]:
-        """Scores of (prompt, response) pairs or {"prompt", "response"} dicts, in input order."""
+        """Scores of (prompt, response) pairs or {"prompt", "response"} dicts, in input order.
+
+        Each item is tokenized on its own (so its score never depends on its neighbours); items
+        with the same prompt are then scored in one shared-prefix row on decoders, computing
+        the prompt once (best-of-N and GRPO groups)."""
         seqs = []
-        for item in items:
+        by_prompt: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
             prompt, response = _item(item)
             seqs.append(
                 tokenize_group(self.tokenizer, self.text_format, prompt, [response], self.max_length).ids[0]
             )
-        return self.score_token_ids(seqs, batch_size=batch_size)
+            by_prompt.setdefault(json.dumps(prompt), []).append(i)
+        if not self.loaded.is_decoder or not self.share_prefix:
+            return self.score_token_ids(seqs, batch_size=batch_size)
+        rows = []
+        for members in by_prompt.values():
+            for start in range(0, len(members), MAX_COMPLETIONS_PER_ROW):
+                group = members[start : start + MAX_COMPLETIONS_PER_ROW]
+                ids = [seqs[i] for i in group]
+                prefix = common_prefix_len(ids)
+                if len(group) > 1 and prefix > 0:
+                    rows.append(shared_prefix_row(prefix, ids, [(i, 0) for i in group]))
+                else:
+                    rows += [plain_row(seqs[i], i, 0) for i in group]
+        return self._score_rows(rows, len(seqs), batch_size)
+
+    def score_token_ids(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
+        """Scores of token sequences (one sequence each), in input order."""
+        return self._score_rows([plain_row(s, i, 0) for i, s in enumerate(seqs)], len(seqs), batch_size)
 
     @torch.no_grad()
-    def score_token_ids(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        out: list[float] = [math.nan] * len(seqs)
-        pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            ids, mask = pad_sequences([seqs[i] for i in idx], pad)
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            for i, value in zip(idx, logits.squeeze(-1).float().tolist()):
-                out[i] = value
-        return out
+    def _score_rows(self, rows: list[Row], n: int, batch_size: int) -> list[float]:
+        if n == 0:
+            return []
+        chunks = []
+        for group in group_rows(rows, self.max_tokens_per_batch, max_rows=batch_size):
+            four_d = any(r.segments is not None for r in group)
+            chunk = collate_chunk(group, self.tokenizer.pad_token_id, four_d=four_d)
+            chunks.append({k: v.to(self.device) for k, v in chunk.items()})
+        rewards = gather_rewards(self.model, chunks, n, 1, decoder=self.loaded.is_decoder)
+        return rewards[:, 0].tolist()
+
+    # ---- token ids, for callers that batch work themselves (the server) -------------------
+    def encode(self, prompt: PromptLike, response: ResponseLike) -> list[int]:
+        """The token ids `score(prompt, response)` runs (validated, cut to max_length the same way)."""
+        p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
+        return tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of an already formatted conversation (e.g. `format_text` output), tokenized
+        as is. A BOS the format strips is stripped here too; a text over max_length keeps its
+        end (where the reward is read), after a leading special token."""
+        fmt = self.text_format
+        if fmt.strip_bos and text.startswith(fmt.strip_bos):
+            text = text[len(fmt.strip_bos) :]
+        ids = self.tokenizer(text)["input_ids"]
+        if not ids:
+            raise ValueError("the text has no tokens")
+        if len(ids) > self.max_length:
+            special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+            head = ids[:1] if ids[0] in special else []
+            ids = head + ids[len(ids) - (self.max_length - len(head)) :]
+        return ids
+
+    def score_texts(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
+        """Scores of already formatted conversations (see `encode_text`), in input order."""
+        return self.score_token_ids([self.encode_text(t) for t in texts], batch_size=batch_size)
 
     def compare(self, prompt: PromptLike, a: ResponseLike, b: ResponseLike) -> float:
         """P(a preferred over b) = sigmoid(r_a - r_b) under the Bradley-Terry model."""

@@ -49,16 +49,18 @@ def plain_row(seq: list[int], index: int, side: int) -> Row:
     return Row(list(seq), list(range(len(seq))), None, [(index, side, len(seq) - 1)])
 
 
-def group_rows(rows: list[Row], max_tokens: int | None) -> list[list[Row]]:
+def group_rows(rows: list[Row], max_tokens: int | None, max_rows: int | None = None) -> list[list[Row]]:
     """Sort rows by length and cut them into chunks whose padded size stays within `max_tokens`
-    (a row longer than the budget gets a chunk of its own). None: one chunk."""
-    if not max_tokens:
+    and `max_rows` (a row longer than the budget gets a chunk of its own). None: no limit."""
+    if not max_tokens and not max_rows:
         return [rows]
+    max_tokens = max_tokens or 1 << 62
+    max_rows = max_rows or 1 << 62
     chunks: list[list[Row]] = []
     current: list[Row] = []
     for row in sorted(rows, key=lambda r: len(r.ids)):
         width = len(row.ids)  # sorted: the newest row is the widest of the chunk
-        if current and (len(current) + 1) * width > max_tokens:
+        if current and ((len(current) + 1) * width > max_tokens or len(current) >= max_rows):
             chunks.append(current)
             current = []
         current.append(row)

@@ -24,17 +24,6 @@ class PairDataset(Dataset):
         return self.items[i]
 
 
-def pad_sequences(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest sequence of this batch (never to max_length)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
 @dataclass
 class PairCollator:
     """Turns tokenized pairs into chunks for `rewardforge.rewards.gather_rewards`.
