@@ -1,0 +1,430 @@
+"""`rewardforge eval` end to end on a tiny random BERT (fast: a few seconds in all)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rewardforge.builtin import builtin_pairs
+from rewardforge.evaluation.metrics import pair_metrics
+
+N_PAIRS = 24
+SCORE_KEYS = {
+    "index",
+    "id",
+    "category",
+    "prompt",
+    "score_chosen",
+    "score_rejected",
+    "margin",
+    "correct",
+    "tie",
+    "len_chosen",
+    "len_rejected",
+    "prompt_truncated",
+    "response_truncated",
+}
+METRIC_KEYS = {
+    "pairs",
+    "accuracy",
+    "ties",
+    "accuracy_ci95",
+    "margin_mean",
+    "margin_median",
+    "chosen_mean",
+    "chosen_std",
+    "rejected_mean",
+    "rejected_std",
+    "bt_log_loss",
+    "auroc",
+    "ece",
+    "reliability",
+    "length_bias",
+    "length_baseline_accuracy",
+    "per_category",
+    "category_weighted_accuracy",
+    "accuracy_by_length_bucket",
+    "truncation",
+    "most_confidently_wrong",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The machine is shared: one torch thread is faster and steadier for a tiny model."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_cli(argv: list[str]) -> int:
+    from rewardforge import cli
+
+    if "eval" not in cli.COMMANDS:  # registered by cli.py; kept working if it is not (yet)
+        cli.COMMANDS["eval"] = ("rewardforge.commands.eval:main", "evaluate reward models")
+    return cli.main(["eval", *argv])
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("eval_data") / "prefs.jsonl"
+    rows = []
+    for p in builtin_pairs("test", n=N_PAIRS):
+        rows.append(
+            {
+                "id": p.id,
+                "category": p.category,
+                "prompt": p.prompt[0]["content"],
+                "chosen": p.chosen_text,
+                "rejected": p.rejected_text,
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory, tiny_bert_dir, pairs_file):
+    """One CLI run shared by several tests: (exit code, output folder, what it printed)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("eval_single")
+    argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out)]
+    argv += ["--diagnostics", "--max-length", "40", "--quiet"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = run_cli(argv)
+    return code, out, buf.getvalue()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_single_run_writes_every_file(single_run):
+    code, out, stdout = single_run
+    assert code == 0
+    for name in ("scores.jsonl", "metrics.json", "report.html", "eval_config.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*")), "a temporary file was left behind"
+    lines = read_jsonl(out / "scores.jsonl")
+    assert len(lines) == N_PAIRS
+    for row in lines:
+        assert set(row) == SCORE_KEYS  # one model, one data set: no model/data keys
+        assert row["margin"] == row["score_chosen"] - row["score_rejected"]
+        assert row["correct"] == (row["score_chosen"] > row["score_rejected"])
+    assert [r["index"] for r in lines] == list(range(N_PAIRS))
+    assert lines[0]["id"] == "builtin-test-0" and lines[0]["category"] == "rude"
+
+    doc = json.loads((out / "metrics.json").read_text())
+    assert set(doc) >= {"models", "data", "results", "diagnostics", "timing_seconds"}
+    (model,) = doc["results"]
+    (data,) = doc["results"][model]
+    assert data == "prefs"
+    metrics = doc["results"][model][data]
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["pairs"] == N_PAIRS
+    assert set(metrics["truncation"]) == {
+        "prompt_truncated",
+        "response_truncated",
+        "identical_after_truncation",
+    }
+    assert metrics["truncation"]["prompt_truncated"] + metrics["truncation"]["response_truncated"] > 0
+    assert metrics["scoring"]["method"] == "separate sequences"  # BERT attends both ways: no sharing
+    assert doc["models"][0]["prefix_sharing"]["used"] is False
+
+    config = json.loads((out / "eval_config.json").read_text())
+    assert config["command"].startswith("rewardforge eval ")
+    assert config["options"]["diagnostics"] is True and config["options"]["seed"] == 42
+    assert config["data"][0]["pairs"] == N_PAIRS and len(config["data"][0]["fingerprint"]) == 64
+
+    assert "accuracy" in stdout and "bt_loss" in stdout and model in stdout
+
+
+def test_metrics_agree_with_pair_metrics_on_written_scores(single_run):
+    _, out, _ = single_run
+    rows = read_jsonl(out / "scores.jsonl")
+    (model_metrics,) = json.loads((out / "metrics.json").read_text())["results"].values()
+    (metrics,) = model_metrics.values()
+    expected = pair_metrics(
+        [r["score_chosen"] for r in rows],
+        [r["score_rejected"] for r in rows],
+        categories=[r["category"] for r in rows],
+        len_chosen=[r["len_chosen"] for r in rows],
+        len_rejected=[r["len_rejected"] for r in rows],
+        n_bootstrap=1000,
+        seed=42,
+    )
+    for key, value in expected.items():
+        assert metrics[key] == value, key
+    wrong = [r for r in rows if r["score_chosen"] < r["score_rejected"]]
+    worst = sorted(wrong, key=lambda r: r["margin"])[:10]
+    assert [w["index"] for w in metrics["most_confidently_wrong"]] == [w["index"] for w in worst]
+
+
+def test_diagnostics_fields(single_run):
+    _, out, _ = single_run
+    rows = read_jsonl(out / "scores.jsonl")
+    (model_metrics,) = json.loads((out / "metrics.json").read_text())["results"].values()
+    (metrics,) = model_metrics.values()
+    d = metrics["diagnostics"]
+    lc = np.array([r["len_chosen"] for r in rows])
+    lr = np.array([r["len_rejected"] for r in rows])
+    baseline = (np.sum(lc > lr) + 0.5 * np.sum(lc == lr)) / len(rows)
+    assert d["length_baseline_accuracy"] == pytest.approx(baseline)
+    assert d["accuracy_minus_length_baseline"] == pytest.approx(metrics["accuracy"] - baseline)
+    assert isinstance(d["beats_length_baseline"], bool) and isinstance(d["beats_chance"], bool)
+    swap = d["swap"]
+    assert swap["scored_for_real"] is True
+    assert swap["mirrors"] is True
+    assert swap["same_tokens"] is True
+    assert swap["accuracy_swapped"] == pytest.approx(1.0 - metrics["accuracy"])
+    assert swap["accuracy_swapped"] == swap["accuracy_swapped_expected"]
+    assert swap["max_abs_score_diff"] < 1e-5
+
+
+def test_html_is_self_contained_with_plots(single_run):
+    _, out, _ = single_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) >= 5  # scores, margins, reliability, length buckets, categories
+    for b64 in images:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    for kind in ("scores", "margins", "reliability", "length", "categories"):
+        assert f'data-plot="{kind}"' in page
+    assert "most confidently wrong" in page and "Shortcut diagnostics" in page
+
+
+def test_two_models_two_datasets_side_by_side(tmp_path, tiny_bert_dir, pairs_file):
+    out = tmp_path / "cmp"
+    argv = ["--model", f"trained={tiny_bert_dir}", "--model", f"base:{tiny_bert_dir}"]
+    argv += [
+        "--data",
+        str(pairs_file),
+        "--data",
+        "builtin:test",
+        "--limit",
+        "10",
+        "--output",
+        str(out),
+        "--quiet",
+    ]
+    assert run_cli(argv) == 0
+    rows = read_jsonl(out / "scores.jsonl")
+    assert len(rows) == 2 * (10 + 10)
+    assert all(set(r) == SCORE_KEYS | {"model", "data"} for r in rows)
+    doc = json.loads((out / "metrics.json").read_text())
+    names = [m["name"] for m in doc["models"]]
+    assert names[0] == "trained" and names[1].startswith("base:")
+    assert doc["models"][1]["untrained"] is True and doc["models"][1]["score_head"] == "fresh (seed 42)"
+    assert set(doc["results"]) == set(names)
+    for name in names:
+        assert set(doc["results"][name]) == {"prefs", "builtin:test"}
+        for data, metrics in doc["results"][name].items():
+            sub = [r for r in rows if r["model"] == name and r["data"] == data]
+            expect = pair_metrics(
+                [r["score_chosen"] for r in sub], [r["score_rejected"] for r in sub], seed=42
+            )
+            assert metrics["accuracy"] == expect["accuracy"] and metrics["auroc"] == expect["auroc"]
+    trained = [r["score_chosen"] for r in rows if r["model"] == "trained"]
+    fresh = [r["score_chosen"] for r in rows if r["model"] == names[1]]
+    assert trained != fresh  # the base: head really was re-initialised
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('data-plot="scores"') == 2  # one figure per data set, models side by side
+    assert page.count("<h4>trained</h4>") == 2 and page.count("<h4>base:") == 2
+
+
+def test_untrained_flag_adds_the_base_before_the_trained_model(tmp_path, tiny_bert_dir, pairs_file):
+    trained = tmp_path / "rm"
+    shutil.copytree(tiny_bert_dir, trained)
+    meta = {"base_model": str(tiny_bert_dir), "format": {"kind": "plain"}, "max_length": 64}
+    (trained / "rewardforge.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    argv = ["--model", str(trained), "--untrained", "--data", str(pairs_file), "--limit", "8"]
+    argv += ["--output", str(out), "--quiet", "--no-report", "--seed", "7"]
+    assert run_cli(argv) == 0
+    models = json.loads((out / "metrics.json").read_text())["models"]
+    assert [m["untrained"] for m in models] == [True, False]
+    assert models[0]["derived_from"] == str(trained) and models[0]["max_length"] == 64
+    assert models[0]["score_head"] == "fresh (seed 7)" and models[1]["score_head"] == "trained"
+    assert not (out / "report.html").exists()
+
+
+def test_fresh_head_is_seeded(tiny_bert_dir):
+    from rewardforge.evaluation.runner import ModelSpec, load_model, score_pairs
+
+    pairs = builtin_pairs("test", n=4)
+    spec = ModelSpec(spec=f"base:{tiny_bert_dir}", path=str(tiny_bert_dir), untrained=True, name="b")
+
+    def scores(seed):
+        lm = load_model(spec, seed=seed, max_length=64)
+        return score_pairs(lm.rm, pairs, batch_size=8, progress=False).chosen.tolist()
+
+    assert scores(1) == scores(1)
+    assert scores(1) != scores(2)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("rewardforge eval: error:")
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_bad_data_file_exits_2_with_one_line(tmp_path, tiny_bert_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{not json\n', encoding="utf-8")
+    argv = ["--model", str(tiny_bert_dir), "--data", str(bad), "--output", str(tmp_path / "o"), "--quiet"]
+    assert run_cli(argv) == 2
+    line = _one_line_error(capsys)
+    assert "bad.jsonl" in line
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_skip_invalid_keeps_going_and_writes_rejected_rows(tmp_path, tiny_bert_dir):
+    bad = tmp_path / "bad.jsonl"
+    rows = [json.dumps({"prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"}) for i in range(3)]
+    bad.write_text("\n".join(rows[:2] + ["{not json"] + rows[2:]) + "\n", encoding="utf-8")
+    out = tmp_path / "o"
+    argv = ["--model", str(tiny_bert_dir), "--data", str(bad), "--output", str(out), "--quiet", "--no-report"]
+    assert run_cli([*argv, "--skip-invalid"]) == 0
+    assert len(read_jsonl(out / "scores.jsonl")) == 3
+    assert len(read_jsonl(out / "rejected_rows.jsonl")) == 1
+    assert json.loads((out / "metrics.json").read_text())["data"][0]["rejected_rows"] == 1
+
+
+def test_columns_option_uses_the_data_layer(tmp_path, tiny_bert_dir):
+    data = tmp_path / "renamed.csv"
+    data.write_text("question,good,bad\nhow?,like this,no\nwhy?,because,dunno\n", encoding="utf-8")
+    out = tmp_path / "o"
+    argv = [
+        "--model",
+        str(tiny_bert_dir),
+        "--data",
+        str(data),
+        "--columns",
+        "prompt=question,chosen=good,rejected=bad",
+    ]
+    assert run_cli([*argv, "--output", str(out), "--quiet", "--no-report"]) == 0
+    rows = read_jsonl(out / "scores.jsonl")
+    assert [r["prompt"] for r in rows] == ["how?", "why?"]
+    (model_metrics,) = json.loads((out / "metrics.json").read_text())["results"].values()
+    assert "per_category" not in model_metrics["renamed"]  # no category column: no per-category figures
+
+
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        (["--model", "/nonexistent/model"], "model not found"),
+        (["--model", "TINY", "--untrained"], "no rewardforge.json"),
+        (["--model", "TINY", "--batch-size", "0"], "--batch-size"),
+        (["--model", "TINY", "--columns", "prompt"], "column mapping"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, tiny_bert_dir, pairs_file, capsys, extra, expect):
+    extra = [str(tiny_bert_dir) if a == "TINY" else a for a in extra]
+    argv = [*extra, "--data", str(pairs_file), "--output", str(tmp_path / "o"), "--quiet"]
+    assert run_cli(argv) == 2
+    assert expect in _one_line_error(capsys)
+
+
+def _chromium() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def test_report_loads_in_headless_chromium(single_run, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    _, out, _ = single_run
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        (out / "report.html").resolve().as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert "<h1>" in dom and "Summary" in dom
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) >= 5
+    # The page declares a CSP without scripts or remote loads: a violation or a script error
+    # would be logged to the console, which --enable-logging sends to stderr.
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
+    assert not console, console
+
+
+def test_shared_prefix_scores_match_separate_sequences(tiny_llama_dir):
+    """Decoders score a pair as one row [prompt][chosen][rejected]; it must equal two separate runs."""
+    from rewardforge.data.types import PreferencePair
+    from rewardforge.evaluation.runner import (
+        ModelSpec,
+        SharedPrefixScorer,
+        load_model,
+        prefix_sharing_unsupported,
+        score_pairs,
+    )
+
+    pairs = builtin_pairs("test", n=10)
+    user = [{"role": "user", "content": "Say something."}]
+    pairs.append(
+        PreferencePair(
+            user, [{"role": "assistant", "content": "Same."}], [{"role": "assistant", "content": "Same."}]
+        )
+    )
+    pairs.append(
+        PreferencePair(
+            user,
+            [{"role": "assistant", "content": "Yes"}],
+            [{"role": "assistant", "content": "Yes and more"}],
+        )
+    )
+    spec = ModelSpec(spec=str(tiny_llama_dir), path=str(tiny_llama_dir), name="llama")
+    lm = load_model(spec, seed=0, max_length=48)  # short: some prompts are cut to fit
+    assert prefix_sharing_unsupported(lm.rm) is None
+    sharer = SharedPrefixScorer(lm.rm)
+    shared = score_pairs(lm.rm, pairs, batch_size=6, progress=False, sharer=sharer)
+    plain = score_pairs(lm.rm, pairs, batch_size=6, progress=False)
+    assert shared.method == "shared prefix" and plain.method == "separate sequences"
+    assert sharer.check is not None and sharer.check < 1e-5
+    assert shared.tokens_run < shared.tokens_total == plain.tokens_total
+    np.testing.assert_allclose(shared.chosen, plain.chosen, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(shared.rejected, plain.rejected, rtol=0, atol=1e-5)
+    assert shared.chosen[10] == shared.rejected[10]  # identical responses: an exact tie
+    assert shared.prompt_truncated.any()
+
+
+def test_encoder_models_do_not_share_prefix(tiny_bert_dir):
+    from rewardforge.evaluation.runner import ModelSpec, load_model, prefix_sharing_unsupported
+
+    lm = load_model(
+        ModelSpec(spec=str(tiny_bert_dir), path=str(tiny_bert_dir), name="b"), seed=0, max_length=32
+    )
+    assert "encoder" in prefix_sharing_unsupported(lm.rm)

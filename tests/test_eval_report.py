@@ -1,0 +1,147 @@
+"""The HTML report and console table of `rewardforge eval`, on hand-made scores (no model)."""
+
+from __future__ import annotations
+
+import base64
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from rewardforge.data.types import PreferencePair
+from rewardforge.evaluation.report import build_html, console_table
+from rewardforge.evaluation.runner import (
+    DataSet,
+    EvalOptions,
+    EvalRun,
+    PairScores,
+    RunResult,
+    compute_metrics,
+    score_lines,
+)
+
+EVIL = '<script>alert("x")</script><img src="https://evil.example/x.png" onerror="alert(1)"> & </td>'
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def make_run(n_models: int = 2) -> EvalRun:
+    pairs = []
+    for i in range(12):
+        text = EVIL if i == 3 else f"answer {i} " + "x" * (i * 7)
+        pairs.append(
+            PreferencePair(
+                prompt=[{"role": "user", "content": f"question {i} {EVIL if i == 3 else ''}"}],
+                chosen=[{"role": "assistant", "content": text}],
+                rejected=[{"role": "assistant", "content": f"bad {i}"}],
+                id=f"p{i}" if i != 5 else "<b>id</b>",
+                category="a<b" if i % 2 else "plain",
+            )
+        )
+    ds = DataSet(
+        name="d<1>", spec="d.jsonl", pairs=pairs, shape="explicit", source="d.jsonl", fingerprint="0" * 64
+    )
+    results, models = [], []
+    rng = np.random.default_rng(0)
+    for k in range(n_models):
+        chosen = rng.normal(size=12)
+        rejected = rng.normal(size=12)
+        rejected[3] = chosen[3] + 5.0  # pair 3 (the hostile text) is the most confidently wrong
+        rejected[7] = chosen[7]  # one exact tie
+        flags = np.zeros(12, dtype=bool)
+        scores = PairScores(chosen, rejected, flags, flags.copy(), flags.copy())
+        name = f"model<{k}>"
+        results.append(RunResult(name, ds.name, compute_metrics(pairs, scores, seed=1), scores))
+        models.append(
+            {
+                "name": name,
+                "spec": name,
+                "score_head": "trained",
+                "format": {"kind": "plain"},
+                "max_length": 64,
+                "dtype": "fp32",
+            }
+        )
+    return EvalRun(EvalOptions(models=["m"], data=["d"]), models, [ds], results, {})
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return build_html(make_run(2), command="rewardforge eval --model '<x>'")
+
+
+def test_report_escapes_user_text_and_loads_nothing_remote(page):
+    parser = Tags()
+    parser.feed(page)
+    tags = [t for t, _ in parser.tags]
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    for tag, attrs in parser.tags:
+        assert not any(k.startswith("on") for k in attrs), (tag, attrs)
+        if "src" in attrs:
+            assert tag == "img" and attrs["src"].startswith("data:image/png;base64,"), attrs["src"][:60]
+        assert "href" not in attrs
+    # the hostile text is shown, escaped, in the most-confidently-wrong table
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&lt;b&gt;id&lt;/b&gt;" in page and "model&lt;0&gt;" in page and "a&lt;b" in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+def test_report_images_are_valid_pngs_and_models_side_by_side(page):
+    parser = Tags()
+    parser.feed(page)
+    imgs = [a for t, a in parser.tags if t == "img"]
+    kinds = [a["data-plot"] for a in imgs]
+    assert kinds == ["scores", "margins", "reliability", "length", "categories"]
+    for a in imgs:
+        png = base64.b64decode(a["src"].split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        width = int.from_bytes(png[16:20], "big")
+        assert width > 200
+    assert page.count("<h4>model&lt;0&gt;</h4>") == 1 and page.count("<h4>model&lt;1&gt;</h4>") == 1
+
+
+def test_ties_and_console_table():
+    run = make_run(1)
+    m = run.results[0].metrics
+    assert m["ties"] == 1
+    assert m["most_confidently_wrong"][0]["index"] == 3
+    table = console_table(run)
+    header = table.splitlines()[0].split()
+    assert header[:4] == ["model", "data", "pairs", "accuracy"] and "ties" in header
+    assert "cat_acc" in header and "model<0>" in table
+    lines = score_lines(run)
+    assert len(lines) == 12 and '"tie": true' in lines[7]
+
+
+class FakeModel:
+    """Stands in for RewardModel: records every batch it is asked to score."""
+
+    def __init__(self):
+        self.batches: list[list[list[int]]] = []
+
+    def score_token_ids(self, seqs, batch_size=16):
+        for start in range(0, len(seqs), batch_size):
+            self.batches.append(seqs[start : start + batch_size])
+        return [float(sum(s)) + 0.001 * len(seqs) for s in seqs]  # depends on the chunk: like padding noise
+
+
+def test_score_sequences_runs_each_distinct_sequence_once_in_length_order():
+    from rewardforge.evaluation.runner import score_sequences
+
+    rng = np.random.default_rng(3)
+    seqs = [list(rng.integers(0, 9, size=int(rng.integers(1, 30)))) for _ in range(50)]
+    seqs += [list(s) for s in seqs[:10]]  # repeats
+    model = FakeModel()
+    scores = score_sequences(model, seqs, batch_size=4, progress=False)
+    flat = [s for b in model.batches for s in b]
+    assert len(flat) == len({tuple(s) for s in seqs})
+    assert [len(s) for s in flat] == sorted(len(s) for s in flat)
+    for i in range(10):  # a repeated sequence gets the very same score: identical pairs are exact ties
+        assert scores[50 + i] == scores[i]
