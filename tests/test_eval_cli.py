@@ -428,3 +428,20 @@ def test_encoder_models_do_not_share_prefix(tiny_bert_dir):
         ModelSpec(spec=str(tiny_bert_dir), path=str(tiny_bert_dir), name="b"), seed=0, max_length=32
     )
     assert "encoder" in prefix_sharing_unsupported(lm.rm)
+
+
+def test_prefix_sharing_falls_back_when_the_check_fails(tiny_llama_dir, monkeypatch):
+    from rewardforge.evaluation import runner
+
+    def broken(self, rows, n_chosen):
+        raise RuntimeError("4-D masks not supported")
+
+    monkeypatch.setattr(runner.SharedPrefixScorer, "score_rows", broken)
+    spec = runner.ModelSpec(spec=str(tiny_llama_dir), path=str(tiny_llama_dir), name="llama")
+    lm = runner.load_model(spec, seed=0, max_length=64)
+    sharer = runner.SharedPrefixScorer(lm.rm)
+    ps = runner.score_pairs(lm.rm, builtin_pairs("test", n=4), batch_size=4, progress=False, sharer=sharer)
+    assert ps.method == "separate sequences" and np.all(np.isfinite(ps.chosen))
+    info = runner.sharing_info(sharer, None)
+    assert info["used"] is False and "4-D masks not supported" in info["why_not"]
+    assert info["check_max_rel_diff"] is None

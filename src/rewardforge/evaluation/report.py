@@ -460,10 +460,21 @@ def models_table(run: EvalRun) -> str:
             (_e(m["format"].get("kind")), ""),
             (_num(m["max_length"]), "num"),
             (_e(m["dtype"]), ""),
+            (_e(_scoring(m)), ""),
         ]
         for m in run.models
     ]
-    return _table(["model", "spec", "score head", "text format", "max length", "dtype"], rows)
+    return _table(["model", "spec", "score head", "text format", "max length", "dtype", "scoring"], rows)
+
+
+def _scoring(model: dict[str, Any]) -> str:
+    sharing = model.get("prefix_sharing") or {}
+    if sharing.get("used"):
+        return "shared prefix (checked: max rel. diff {:.1e})".format(
+            sharing.get("check_max_rel_diff") or 0.0
+        )
+    why = sharing.get("why_not")
+    return "separate sequences" + (f" ({why})" if why else "")
 
 
 def build_html(run: EvalRun, command: str = "") -> str:
