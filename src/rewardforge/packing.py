@@ -49,21 +49,28 @@ def plain_row(seq: list[int], index: int, side: int) -> Row:
     return Row(list(seq), list(range(len(seq))), None, [(index, side, len(seq) - 1)])
 
 
-def group_rows(rows: list[Row], max_tokens: int | None, max_rows: int | None = None) -> list[list[Row]]:
-    """Sort rows by length and cut them into chunks whose padded size stays within `max_tokens`
-    and `max_rows` (a row longer than the budget gets a chunk of its own). None: no limit."""
+def group_rows(
+    rows: list[Row], max_tokens: int | None, max_rows: int | None = None, max_padding: float = 0.2
+) -> list[list[Row]]:
+    """Sort rows by length and cut them into chunks: each chunk's padded size stays within
+    `max_tokens` and `max_rows`, and padding stays under `max_padding` of its positions (a row
+    longer than the budget gets a chunk of its own). With no limits: one chunk."""
     if not max_tokens and not max_rows:
         return [rows]
     max_tokens = max_tokens or 1 << 62
     max_rows = max_rows or 1 << 62
     chunks: list[list[Row]] = []
     current: list[Row] = []
+    real = 0
     for row in sorted(rows, key=lambda r: len(r.ids)):
         width = len(row.ids)  # sorted: the newest row is the widest of the chunk
-        if current and ((len(current) + 1) * width > max_tokens or len(current) >= max_rows):
+        size = (len(current) + 1) * width
+        too_padded = size - (real + width) > max_padding * size
+        if current and (size > max_tokens or len(current) >= max_rows or too_padded):
             chunks.append(current)
-            current = []
+            current, real = [], 0
         current.append(row)
+        real += width
     if current:
         chunks.append(current)
     return chunks

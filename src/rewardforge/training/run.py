@@ -318,7 +318,9 @@ def train(
         if resume is None:
             print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
     train_result = trainer.train(resume_from_checkpoint=resume)
-    metrics: dict[str, Any] = {"train": train_result.metrics}
+    metrics: dict[str, Any] = {
+        "train": {**train_result.metrics, **{f"total_{k}": v for k, v in trainer.totals.items()}}
+    }
     if eval_ds is not None:
         metrics["eval"] = trainer.evaluate()
     metrics["wall_seconds"] = round(time.time() - started, 1)

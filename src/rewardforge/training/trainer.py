@@ -35,6 +35,9 @@ class RewardTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.is_decoder = is_decoder
         self._computed_tokens = 0
+        # Run totals (training only): tokens of the pairs' sequences, tokens actually run through
+        # the model (after prefix sharing), and positions computed including padding.
+        self.totals = {"pair_tokens": 0, "computed_tokens": 0, "padded_positions": 0, "pairs": 0}
         self.loss_config = loss_config or LossConfig()
         self._stats: dict[str, float] = {}
         self._stat_batches = 0
@@ -68,7 +71,12 @@ class RewardTrainer(Trainer):
             self._stats[key] = self._stats.get(key, 0.0) + value
         self._stat_batches += 1
         self._tokens += int(inputs["pair_tokens"].item())
-        self._computed_tokens += int(sum(c["real_tokens"].item() for c in inputs["chunks"]))
+        computed = int(sum(c["real_tokens"].item() for c in inputs["chunks"]))
+        self._computed_tokens += computed
+        self.totals["pair_tokens"] += int(inputs["pair_tokens"].item())
+        self.totals["computed_tokens"] += computed
+        self.totals["padded_positions"] += int(sum(c["input_ids"].numel() for c in inputs["chunks"]))
+        self.totals["pairs"] += int(r_chosen.shape[0])
         self._pairs += int(r_chosen.shape[0])
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
