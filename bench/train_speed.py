@@ -136,16 +136,12 @@ def worker_trl(cfg: dict) -> dict:
         disable_tqdm=True,
     )
     trainer = RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)
-    counts = {"padded_positions": 0, "computed_tokens": 0, "pair_tokens": 0, "pairs": 0}
+    per_batch: list[tuple[int, int, int]] = []  # (padded positions, real tokens, pairs)
     collate = trainer.data_collator
 
     def counting(features):
         batch = collate(features)
-        counts["padded_positions"] += int(batch["input_ids"].numel())
-        real = int(batch["attention_mask"].sum())
-        counts["computed_tokens"] += real
-        counts["pair_tokens"] += real
-        counts["pairs"] += len(features)
+        per_batch.append((int(batch["input_ids"].numel()), int(batch["attention_mask"].sum()), len(features)))
         return batch
 
     trainer.data_collator = counting
@@ -153,6 +149,13 @@ def worker_trl(cfg: dict) -> dict:
     # the dataloader was not built yet: the wrapper is used from the first step
     result = trainer.train()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    used = per_batch[: cfg["steps"]]  # the dataloader prefetches one batch it never trains on
+    counts = {
+        "padded_positions": sum(b[0] for b in used),
+        "computed_tokens": sum(b[1] for b in used),
+        "pair_tokens": sum(b[1] for b in used),
+        "pairs": sum(b[2] for b in used),
+    }
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     trainer.save_model(cfg["out"])
     tokenizer.save_pretrained(cfg["out"])
