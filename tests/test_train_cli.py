@@ -39,7 +39,7 @@ def train_args(model, data, out, *extra):
 
 def test_train_writes_model_metadata_metrics_and_config(tiny_bert_dir, small_data, tmp_path):
     out = tmp_path / "run"
-    assert main(train_args(tiny_bert_dir, small_data, out)) == 0
+    assert main(train_args(tiny_bert_dir, small_data, out, "--eval-steps", "3")) == 0
     for name in [
         "config.json",
         "model.safetensors",
@@ -70,6 +70,8 @@ def test_train_writes_model_metadata_metrics_and_config(tiny_bert_dir, small_dat
         "tokens_per_second",
     ]:
         assert key in train_logs[-1], key
+    evals = [r for r in logs if "eval_accuracy" in r]
+    assert [r["step"] for r in evals][:2] == [3, 6]  # evaluated during training, with the shared metric code
     cfg = json.loads((out / "run_config.json").read_text())
     assert cfg["training_arguments"]["max_steps"] == 6 and cfg["rewardforge"]["max_length"] == 96
     assert (out / "checkpoint-6").is_dir() and not (out / ".staging" / "checkpoint-6").exists()
@@ -202,3 +204,23 @@ def test_builtin_default_run_beats_chance(tmp_path, minilm_dir):
     meta = json.loads((out / "rewardforge.json").read_text())
     assert meta["metrics"]["eval"]["eval_accuracy"] >= 0.8
     assert meta["data"]["train"]["source"] == "builtin:train"
+    from transformers import pipeline
+
+    items = [
+        ("How do I boil an egg?", "Put it in cold water, boil, then simmer for nine minutes."),
+        ("Hi", "No."),
+    ]
+    rm, scores = _scores(out, items)
+    pipe = pipeline("text-classification", model=str(out))
+    assert [r["score"] for r in pipe([rm.format_text(p, r) for p, r in items])] == pytest.approx(
+        scores, abs=1e-5
+    )
+
+
+def test_gguf_file_is_converted_once_and_cached(smollm2_gguf, smollm2_dir):
+    from rewardforge.modeling import load_reward_model, resolve_model_path
+
+    assert resolve_model_path(str(smollm2_gguf)) == str(smollm2_dir)  # cached: no second conversion
+    loaded = load_reward_model(str(smollm2_gguf), seed=0)
+    assert loaded.is_decoder and loaded.text_format.kind == "chat_template"
+    assert loaded.model.config.num_labels == 1 and not getattr(loaded.model, "is_quantized", False)
