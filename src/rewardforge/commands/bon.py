@@ -1,0 +1,151 @@
+"""`rewardforge bon`: best-of-N sampling with a policy and a reward model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DESCRIPTION = """Best-of-N: sample N responses per prompt with the policy, score them with the reward model,
+keep the best. Writes one JSON line per prompt (every candidate with its score, the best, its
+index) to OUTPUT and the means to OUTPUT's .summary.json: mean_score (all candidates: what one
+sample gets), mean_best_score and their difference. Both files are written atomically.
+
+Use --n 1 (or --greedy) on held-out prompts to score a policy before and after `rewardforge rlhf`.
+
+Examples:
+  rewardforge bon --policy SmolLM2.gguf --rm runs/rm --prompts prompts.jsonl --n 8 --output bon.jsonl
+  rewardforge bon --policy runs/rlhf --rm http://127.0.0.1:8000 --prompts heldout.jsonl --n 4 --output after.jsonl
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rewardforge bon", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
+    p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
+    p.add_argument("--prompts", required=True, help='prompts JSONL: {"prompt": text or messages, ...}')
+    p.add_argument("--output", required=True, help="results JSONL (summary beside it: .summary.json)")
+    p.add_argument("--n", type=int, default=8, help="candidates per prompt (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--greedy", action="store_true", help="one greedy response per prompt (n = 1)")
+    p.add_argument(
+        "--env-reward",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also report an environment reward per candidate (exact_match, contains_answer, module:function); "
+        "the RM still picks the best",
+    )
+    p.add_argument("--max-prompts", type=int, default=None, help="use the first N prompts only")
+    p.add_argument("--prompts-per-batch", type=int, default=4, help="prompts per generate() call")
+    p.add_argument("--rm-batch-size", type=int, default=16)
+    p.add_argument(
+        "--api-key", default=None, help="API key of the reward server (default: $REWARDFORGE_API_KEY)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    return p
+
+
+def summary_path(output: Path) -> Path:
+    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(stem + ".summary.json")
+
+
+def main(argv: list[str]) -> int:
+    from rewardforge.training.run import UsageError
+
+    args = build_parser().parse_args(argv)
+    if args.n < 1 or args.max_new_tokens < 1 or args.prompts_per_batch < 1:
+        raise UsageError("--n, --max-new-tokens and --prompts-per-batch must be at least 1")
+    if args.greedy:
+        args.n = 1
+    import torch
+    from transformers import set_seed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from rewardforge.modeling import atomic_write_text
+    from rewardforge.rlhf.bon import best_of_n, summarise_bon
+    from rewardforge.rlhf.env_rewards import load_env_reward
+    from rewardforge.rlhf.policy import check_chat_template, load_policy
+    from rewardforge.rlhf.prompts import read_prompts
+    from rewardforge.rlhf.remote import RemoteRMError, load_rm
+
+    output = Path(args.output)
+    try:
+        env_rewards = [load_env_reward(spec) for spec in args.env_reward]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    records = read_prompts(args.prompts, limit=args.max_prompts)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    api_key = args.api_key or os.environ.get("REWARDFORGE_API_KEY") or None
+    rm = load_rm(args.rm, api_key=api_key, device=device)
+    model, tokenizer = load_policy(args.policy, device=device)
+    check_chat_template(tokenizer, args.policy)
+    set_seed(args.seed)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        rate = (time.monotonic() - started) / max(done, 1)
+        print(f"bon: {done}/{total} prompts, ~{rate * (total - done):.0f}s left", file=sys.stderr, flush=True)
+
+    try:
+        results = best_of_n(
+            model,
+            tokenizer,
+            rm,
+            records,
+            args.n,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            greedy=args.greedy,
+            prompts_per_batch=args.prompts_per_batch,
+            rm_batch_size=args.rm_batch_size,
+            env_rewards=env_rewards,
+            progress=progress,
+        )
+    except RemoteRMError as e:
+        print(f"rewardforge bon: reward server error: {e}", file=sys.stderr)
+        return 1
+    atomic_write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+    summary = summarise_bon(
+        results,
+        policy=args.policy,
+        rm=args.rm,
+        prompts_file=args.prompts,
+        n=args.n,
+        greedy=args.greedy,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    atomic_write_text(summary_path(output), json.dumps(summary, indent=2) + "\n")
+    env = "".join(
+        f", {name} {_fmt(v['mean'])} (best {_fmt(v['mean_of_best'])})"
+        for name, v in summary.get("env", {}).items()
+    )
+    print(
+        f"bon: {summary['prompts']} prompts x {args.n}: mean score {summary['mean_score']:.4f}, "
+        f"mean best {summary['mean_best_score']:.4f} (gain {summary['best_of_n_gain']:.4f}){env}; "
+        f"wrote {output} and {summary_path(output)}"
+    )
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

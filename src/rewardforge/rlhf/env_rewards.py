@@ -1,0 +1,85 @@
+"""Built-in environment rewards for verifiable prompts (a dataset column `answer`).
+
+Each follows TRL's reward-function signature: f(prompts, completions, answer, **kwargs) ->
+one float per completion, or None where the row has no answer (TRL then leaves that function
+out of the row's total). Write your own the same way; `rewardforge rlhf --env-reward
+module:function` (or file.py:function) loads one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_SPACES = re.compile(r"\s+")
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion: a string, or the contents of its messages joined."""
+    if isinstance(completion, str):
+        return completion
+    return "\n".join(str(m.get("content") or "") for m in completion)
+
+
+def normalise_answer(text: str) -> str:
+    """Lower case, spaces collapsed, outer spaces and trailing punctuation (. ! ,) removed."""
+    return _SPACES.sub(" ", str(text)).strip().rstrip(".!,").strip().lower()
+
+
+def _answers(answer: Sequence[Any] | None, n: int) -> list[Any]:
+    return list(answer) if answer is not None else [None] * n
+
+
+def exact_match(prompts: Sequence[Any], completions: Sequence[Any], answer=None, **kwargs: Any):
+    """1.0 if the normalised completion equals the normalised answer, else 0.0."""
+    return [
+        None if a is None else float(normalise_answer(completion_text(c)) == normalise_answer(a))
+        for c, a in zip(completions, _answers(answer, len(completions)))
+    ]
+
+
+def contains_answer(prompts: Sequence[Any], completions: Sequence[Any], answer=None, **kwargs: Any):
+    """1.0 if the normalised answer appears in the completion as a whole word/number, else 0.0."""
+    out = []
+    for c, a in zip(completions, _answers(answer, len(completions))):
+        if a is None:
+            out.append(None)
+            continue
+        target = re.escape(normalise_answer(a))
+        text = normalise_answer(completion_text(c))
+        out.append(float(re.search(rf"(?<![\w.]){target}(?![\w]|\.\d)", text) is not None))
+    return out
+
+
+BUILTIN_ENV_REWARDS = {"exact_match": exact_match, "contains_answer": contains_answer}
+
+
+def load_env_reward(spec: str):
+    """A reward function by name: a built-in (exact_match, contains_answer), "pkg.module:func"
+    or "path/to/file.py:func"."""
+    import importlib
+    import importlib.util
+    import os
+
+    if spec in BUILTIN_ENV_REWARDS:
+        return BUILTIN_ENV_REWARDS[spec]
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name:
+        raise ValueError(
+            f"--env-reward {spec!r}: give a built-in ({', '.join(BUILTIN_ENV_REWARDS)}), "
+            "module:function or file.py:function"
+        )
+    if target.endswith(".py"):
+        if not os.path.isfile(target):
+            raise FileNotFoundError(f"--env-reward {spec!r}: no such file {target}")
+        mod_name = "rewardforge_env_" + os.path.splitext(os.path.basename(target))[0]
+        module_spec = importlib.util.spec_from_file_location(mod_name, target)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    func = getattr(module, name, None)
+    if not callable(func):
+        raise ValueError(f"--env-reward {spec!r}: {target} has no function {name!r}")
+    return func

@@ -1,0 +1,75 @@
+"""Load and save the policy (a causal LM): a folder, a .gguf file (converted once and cached, as
+for reward models) or a LoRA adapter folder saved by `rewardforge rlhf --save-adapter`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardforge.modeling import ModelLoadError, resolve_model_path
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a causal LM; the tokenizer gets a pad token (EOS) if it has none."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
+    spec = os.fspath(spec)
+    is_adapter = os.path.isfile(os.path.join(spec, "adapter_config.json"))
+    path = spec if is_adapter else resolve_model_path(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if is_adapter:
+            from peft import AutoPeftModelForCausalLM
+
+            # trainable, so `rewardforge rlhf --policy ADAPTER` goes on training the adapter
+            model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], is_trainable=True)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load policy {spec!r}: {e}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device:
+        model.to(device)
+    return model, tokenizer
+
+
+def check_chat_template(tokenizer: Any, spec: str) -> None:
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelLoadError(
+            f"the policy {spec!r} has no chat template; prompts are chat messages and the policy's "
+            "template renders them (use an instruct/chat model)"
+        )
+
+
+def save_policy(
+    model: Any, tokenizer: Any, output_dir: str | os.PathLike, *, adapter_only: bool = False
+) -> None:
+    """Save a plain HF folder (a LoRA policy merged) or just the adapter. Files are written to a
+    staging folder and moved in one by one, so no file is ever half-written under its name."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    to_save = model
+    if hasattr(model, "merge_and_unload") and not adapter_only:
+        to_save = model.merge_and_unload()
+    staging = Path(tempfile.mkdtemp(prefix=".save-", dir=output_dir))
+    try:
+        to_save.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        for item in staging.iterdir():
+            dest = output_dir / item.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            os.replace(item, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return None

@@ -1,0 +1,168 @@
+"""Prompt sets for RLHF and best-of-N: JSONL, one prompt a line.
+
+    {"prompt": "What is 2+2?", "answer": "4"}
+    {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
+
+`prompt` is a string (one user message) or a list of chat messages; any other column (e.g.
+`answer` for an environment reward, `id`) is kept and handed to the reward functions, repeated
+per generation. Prompts are always passed on as message lists, so the policy's chat template is
+applied by the trainer and the RM applies its own format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rewardforge.data.errors import DataError
+from rewardforge.data.types import CHAT_ROLES, PreferencePair
+from rewardforge.modeling import atomic_write_text
+
+
+def prompt_messages(value: Any, source: str = "prompt", location: str | None = None) -> list[dict[str, str]]:
+    """A prompt as a non-empty list of role/content messages; DataError naming where if not."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(source, "empty text", location=location, field="prompt")
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        raise DataError(
+            source,
+            "expected a string or a non-empty list of chat messages",
+            location=location,
+            field="prompt",
+        )
+    out = []
+    for i, m in enumerate(value):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in CHAT_ROLES
+            or not isinstance(m.get("content"), str)
+        ):
+            raise DataError(
+                source,
+                f"expected {{'role': one of {sorted(CHAT_ROLES)}, 'content': str}}",
+                location=location,
+                field=f"prompt[{i}]",
+            )
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Records of a prompts file (.jsonl or .jsonl.gz) with `prompt` as message lists; every
+    other column kept. A bad line raises DataError naming the file and line."""
+    import gzip
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    records: list[dict[str, Any]] = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"line {lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(str(path), f"not valid JSON: {e.msg}", location=where) from None
+            if not isinstance(rec, dict) or "prompt" not in rec:
+                raise DataError(str(path), "expected a JSON object with a 'prompt' field", location=where)
+            rec["prompt"] = prompt_messages(rec["prompt"], str(path), where)
+            records.append(rec)
+            if limit is not None and len(records) >= limit:
+                break
+    if not records:
+        raise DataError(str(path), "no prompts")
+    return records
+
+
+def prompts_dataset(records: list[dict[str, Any]]):
+    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns)."""
+    from datasets import Dataset
+
+    keys: list[str] = []
+    for r in records:
+        keys += [k for k in r if k not in keys]
+    return Dataset.from_list([{k: r.get(k) for k in keys} for r in records])
+
+
+def prompts_from_pairs(
+    source: str | os.PathLike | Iterable[PreferencePair],
+    output: str | os.PathLike | None = None,
+    *,
+    limit: int | None = None,
+    skip: int = 0,
+    shuffle_seed: int | None = None,
+    dedupe: bool = True,
+    max_prompt_chars: int | None = 2000,
+    keep_chosen: bool = False,
+) -> list[dict[str, Any]]:
+    """A prompt set from preference pairs (e.g. HH-RLHF): each pair's prompt (its conversation up
+    to the last user turn). Empty prompts are dropped; duplicates too (`dedupe`); so are prompts
+    longer than `max_prompt_chars` (None: keep all). `shuffle_seed` shuffles before `skip`/
+    `limit` (use the same seed and disjoint skip/limit for train and held-out sets). With
+    `keep_chosen`, the preferred response is kept as a `chosen` column (a reference). Written as
+    JSONL to `output` (atomically) when given; returned either way."""
+    from rewardforge.data import load_pairs
+
+    pairs = (
+        list(load_pairs(os.fspath(source)).pairs) if isinstance(source, str | os.PathLike) else list(source)
+    )
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for pair in pairs:
+        prompt = [{"role": m["role"], "content": m["content"]} for m in pair.prompt]
+        if not prompt or prompt[-1]["role"] == "assistant":
+            continue
+        if max_prompt_chars is not None and sum(len(m["content"]) for m in prompt) > max_prompt_chars:
+            continue
+        key = json.dumps(prompt, sort_keys=True)
+        if dedupe and key in seen:
+            continue
+        seen.add(key)
+        rec: dict[str, Any] = {"prompt": prompt}
+        if pair.id is not None:
+            rec["id"] = pair.id
+        if keep_chosen:
+            rec["chosen"] = pair.chosen_text
+        records.append(rec)
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(records)
+    records = records[skip:]
+    if limit is not None:
+        records = records[:limit]
+    if output is not None:
+        write_jsonl(output, records)
+    return records
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def arithmetic_prompts(
+    n: int, output: str | os.PathLike | None = None, *, seed: int = 0, low: int = 2, high: int = 30
+) -> list[dict[str, Any]]:
+    """Verifiable prompts ("What is 12 + 7? Reply with the number only.", answer "19") for an
+    environment reward such as `exact_match` or `contains_answer`."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        a, b = rng.randint(low, high), rng.randint(low, high)
+        records.append(
+            {
+                "id": f"add-{seed}-{i}",
+                "prompt": [{"role": "user", "content": f"What is {a} + {b}? Reply with the number only."}],
+                "answer": str(a + b),
+            }
+        )
+    if output is not None:
+        write_jsonl(output, records)
+    return records

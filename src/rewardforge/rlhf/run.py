@@ -1,0 +1,309 @@
+"""The cold-start RLHF workflow behind `rewardforge rlhf`: load the RM, build the prompt set,
+generate rollouts with the policy, score them with the RM, update the policy (TRL), save it with
+a summary. Checkpoints go to OUT/checkpoints; `resume=True` continues from the newest one.
+
+OUT/ holds, when the run ends: the policy (a plain HF folder, LoRA merged unless
+save_adapter), run_config.json, summary.json, train_log.jsonl (every log record) and
+rollouts.jsonl (every rollout with its rm_score, env rewards and total).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from rewardforge.modeling import atomic_write_text
+from rewardforge.training.run import UsageError
+
+RESUME_KEYS = ("policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora")
+
+
+@dataclass
+class RLHFOptions:
+    policy: str
+    rm: str
+    prompts: str
+    output: str
+    mode: str = "replace"
+    rm_coeff: float = 0.5
+    kl_coeff: float | None = None  # None: the algorithm's default (grpo 0.0, scalerl 0.01)
+    algo: str = "grpo"
+    steps: int = 30
+    group_size: int = 4
+    prompts_per_step: int = 2
+    max_completion_length: int = 128
+    temperature: float = 1.0
+    learning_rate: float | None = None  # None: 1e-5, or 1e-4 with LoRA
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    save_adapter: bool = False
+    use_vllm: bool = False
+    env_rewards: list[str] = field(default_factory=list)
+    api_key: str | None = None
+    rm_batch_size: int = 16
+    max_prompts: int | None = None
+    save_steps: int = 10
+    seed: int = 42
+    bf16: bool = False
+    use_cpu: bool | None = None  # None: True when there is no GPU
+    resume: bool = False
+    epsilon_max: float = 5.0
+    grpo_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.algo not in ("grpo", "scalerl"):
+            raise UsageError(f"--algo must be grpo or scalerl, got {self.algo!r}")
+        if self.mode not in ("replace", "bonus"):
+            raise UsageError(f"--mode must be replace or bonus, got {self.mode!r}")
+        if self.mode == "bonus" and not self.env_rewards:
+            raise UsageError("--mode bonus adds the RM score to environment rewards: give --env-reward NAME")
+        for name, value, low in (
+            ("--steps", self.steps, 1),
+            ("--group-size", self.group_size, 2),
+            ("--prompts-per-step", self.prompts_per_step, 1),
+            ("--max-completion-length", self.max_completion_length, 1),
+            ("--save-steps", self.save_steps, 1),
+        ):
+            if int(value) < low:
+                raise UsageError(f"{name} must be at least {low}, got {value}")
+        if not math.isfinite(self.rm_coeff):
+            raise UsageError("--rm-coeff must be a finite number")
+        if self.kl_coeff is not None and (not math.isfinite(self.kl_coeff) or self.kl_coeff < 0):
+            raise UsageError("--kl-coeff must be a finite number >= 0")
+        if self.use_vllm:
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                raise UsageError("--use-vllm needs vLLM (pip install vllm, on a GPU machine)")
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["api_key"] = "***" if self.api_key else None
+        return d
+
+
+class ProgressPrinter(TrainerCallback):
+    """One line per logged step: RM score, env reward, KL, time per step and time left; every
+    log record also goes to train_log.jsonl."""
+
+    def __init__(self, log_path: Path, env_names: list[str], printer=print):
+        self.log_path = log_path
+        self.env_names = env_names
+        self.printer = printer
+        self.started = time.monotonic()
+        self.first_step: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+        self.first_step = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": state.global_step, **logs}, default=str) + "\n")
+        if "rm_score/mean" not in logs:
+            return
+        done = state.global_step - (self.first_step or 0)
+        elapsed = time.monotonic() - self.started
+        per_step = elapsed / done if done > 0 else math.nan
+        left = per_step * (state.max_steps - state.global_step) if done > 0 else math.nan
+        parts = [
+            f"step {state.global_step}/{state.max_steps}",
+            "rm {:.3f} (sd {:.3f}, {:.3f}..{:.3f})".format(
+                *(logs.get(f"rm_score/{k}", math.nan) for k in ("mean", "std", "min", "max"))
+            ),
+        ]
+        for name in self.env_names:
+            parts.append(f"{name} {logs.get(f'rewards/{name}/mean', math.nan):.3f}")
+        if "kl" in logs:
+            parts.append(f"kl {logs['kl']:.4f}")
+        parts.append(f"{per_step:.1f} s/step, ~{_duration(left)} left")
+        self.printer(" | ".join(parts), flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _check_resume(out: Path, opts: RLHFOptions) -> str:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = out / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last is None:
+        raise UsageError(f"--resume: no checkpoint in {ckpt_dir} (checkpoints are saved every --save-steps)")
+    config_path = out / "run_config.json"
+    if config_path.is_file():
+        old = json.loads(config_path.read_text(encoding="utf-8")).get("options", {})
+        now = opts.public()
+        changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
+        if changed:
+            raise UsageError(
+                "--resume with different options than the run being resumed: "
+                + ", ".join(f"{k} {old[k]!r} -> {now.get(k)!r}" for k in changed)
+            )
+    return last
+
+
+def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
+    """Run the workflow; returns the summary (also written to OUT/summary.json)."""
+    import torch
+
+    from rewardforge import __version__
+    from rewardforge.rlhf.env_rewards import load_env_reward
+    from rewardforge.rlhf.policy import check_chat_template, load_policy, save_policy
+    from rewardforge.rlhf.prompts import prompts_dataset, read_prompts
+    from rewardforge.rlhf.recipes import make_grpo_with_rm, make_scalerl_with_rm
+    from rewardforge.rlhf.remote import is_url
+    from rewardforge.rlhf.summary import summarise
+
+    opts.validate()
+    out = Path(opts.output)
+    ckpt_dir = out / "checkpoints"
+    resume_from = None
+    if opts.resume:
+        resume_from = _check_resume(out, opts)
+    elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        raise UsageError(
+            f"{out} already holds a run (checkpoints/); pass --resume or choose another --output"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+    env_funcs = [load_env_reward(spec) for spec in opts.env_rewards]
+    records = read_prompts(opts.prompts, limit=opts.max_prompts)
+    dataset = prompts_dataset(records)
+
+    use_cpu = (not torch.cuda.is_available()) if opts.use_cpu is None else opts.use_cpu
+    learning_rate = opts.learning_rate or (1e-4 if opts.lora else 1e-5)
+    common = dict(
+        group_size=opts.group_size,
+        rm_mode=opts.mode,
+        rm_coeff=opts.rm_coeff,
+        env_rewards=env_funcs,
+        prompts_per_step=opts.prompts_per_step,
+        rm_batch_size=opts.rm_batch_size,
+        rollouts_path=out / "rollouts.jsonl",
+        api_key=opts.api_key,
+        output_dir=str(ckpt_dir),
+        max_steps=opts.steps,
+        max_completion_length=opts.max_completion_length,
+        temperature=opts.temperature,
+        learning_rate=learning_rate,
+        save_steps=opts.save_steps,
+        seed=opts.seed,
+        bf16=opts.bf16,
+        use_cpu=use_cpu,
+        use_vllm=opts.use_vllm,
+        disable_tqdm=True,
+        **opts.grpo_overrides,
+    )
+    if opts.kl_coeff is not None:
+        common["kl_coeff"] = opts.kl_coeff
+    printer(f"rlhf: loading the reward model {opts.rm}", flush=True)
+    if opts.algo == "scalerl":
+        setup = make_scalerl_with_rm(opts.rm, epsilon_max=opts.epsilon_max, **common)
+    else:
+        setup = make_grpo_with_rm(opts.rm, **common)
+    if is_url(opts.rm):
+        info = setup.rm.health()
+        printer(f"rlhf: reward server {setup.rm.url} serves {info.get('model')!r}", flush=True)
+
+    atomic_write_text(
+        out / "run_config.json",
+        json.dumps(
+            {
+                "rewardforge_version": __version__,
+                "options": opts.public(),
+                "setup": setup.describe(),
+                "grpo_config": {
+                    k: v
+                    for k, v in setup.config.to_dict().items()
+                    if not k.startswith(("push_to_hub", "hub_"))
+                },
+                "prompts": len(records),
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n",
+    )
+
+    printer(f"rlhf: loading the policy {opts.policy}", flush=True)
+    model, tokenizer = load_policy(opts.policy, dtype="bf16" if opts.bf16 and not use_cpu else "fp32")
+    check_chat_template(tokenizer, opts.policy)
+    peft_config = None
+    if opts.lora and not hasattr(model, "peft_config"):
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=opts.lora_r,
+            lora_alpha=opts.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    progress = ProgressPrinter(out / "train_log.jsonl", setup.env_reward_names, printer=printer)
+    trainer = setup.trainer(
+        model, dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=[progress]
+    )
+    # our one-line progress replaces the Trainer's dump of every log dict (kept in train_log.jsonl)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    n_gen = setup.config.generation_batch_size
+    printer(
+        f"rlhf: {opts.algo}, mode {opts.mode}, {opts.steps} steps of {n_gen // opts.group_size} prompts x "
+        f"{opts.group_size} rollouts (max {opts.max_completion_length} tokens), reward weights "
+        f"{setup.weights_by_name()}, kl {setup.kl_coeff}"
+        + (f"; resuming from {resume_from}" if resume_from else ""),
+        flush=True,
+    )
+    started = time.monotonic()
+    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    elapsed = time.monotonic() - started
+
+    main_process = trainer.accelerator.is_main_process
+    if main_process:
+        save_policy(trainer.model, tokenizer, out, adapter_only=opts.save_adapter)
+    summary = summarise(
+        trainer.state.log_history,
+        setup.env_reward_names,
+        algo=opts.algo,
+        mode=opts.mode,
+        reward_weights=setup.weights_by_name(),
+        kl_coeff=setup.kl_coeff,
+        global_step=trainer.state.global_step,
+        train_seconds_this_session=round(elapsed, 1),
+        resumed_from=resume_from,
+        train_loss=train_result.training_loss,
+        policy_saved_to=str(out),
+        adapter_only=opts.save_adapter,
+    )
+    if main_process:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    rm_first, rm_last = summary["rm_score_mean"]["first"], summary["rm_score_mean"]["last"]
+    printer(
+        f"rlhf: done, {trainer.state.global_step} steps; mean RM score first step {_fmt(rm_first)}, "
+        f"last step {_fmt(rm_last)}; policy and summary.json in {out}",
+        flush=True,
+    )
+    return summary
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"

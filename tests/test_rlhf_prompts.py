@@ -1,0 +1,98 @@
+"""Prompt files for RLHF and best-of-N: reading, building from preference pairs, env-reward loading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rewardforge.data.errors import DataError
+from rewardforge.rlhf import (
+    arithmetic_prompts,
+    load_env_reward,
+    prompts_dataset,
+    prompts_from_pairs,
+    read_prompts,
+)
+
+
+def write(path, lines):
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return path
+
+
+def test_read_prompts_text_messages_and_extra_columns(tmp_path):
+    path = write(
+        tmp_path / "p.jsonl",
+        [
+            {"prompt": "What is 2+2?", "answer": "4"},
+            "",
+            {
+                "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+                "id": 7,
+            },
+        ],
+    )
+    recs = read_prompts(path)
+    assert recs[0] == {"prompt": [{"role": "user", "content": "What is 2+2?"}], "answer": "4"}
+    assert recs[1]["prompt"][0] == {"role": "system", "content": "Be brief."} and recs[1]["id"] == 7
+    ds = prompts_dataset(recs)
+    assert ds.column_names == ["prompt", "answer", "id"]
+    assert ds[1]["answer"] is None and ds[0]["prompt"][0]["content"] == "What is 2+2?"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "line 1: not valid JSON"),
+        ({"question": "x"}, "'prompt' field"),
+        ({"prompt": ""}, "field 'prompt': empty text"),
+        ({"prompt": [{"role": "robot", "content": "x"}]}, r"field 'prompt\[0\]'"),
+        ({"prompt": 3}, "expected a string or a non-empty list"),
+    ],
+)
+def test_read_prompts_bad_lines_name_the_place(tmp_path, line, message):
+    path = write(tmp_path / "bad.jsonl", [line])
+    with pytest.raises(DataError, match=message):
+        read_prompts(path)
+
+
+def test_prompts_from_pairs(tmp_path, small_data):
+    train, _ = small_data
+    out = tmp_path / "prompts.jsonl"
+    recs = prompts_from_pairs(train, out, limit=5, shuffle_seed=1)
+    assert len(recs) == 5
+    assert [json.loads(line) for line in out.read_text().splitlines()] == recs
+    assert all(r["prompt"] and r["prompt"][-1]["role"] != "assistant" for r in recs)
+    again = read_prompts(out)
+    assert [r["prompt"] for r in again] == [r["prompt"] for r in recs]
+    # same seed, disjoint slices: a held-out set that shares no prompt with the training set
+    held = prompts_from_pairs(train, None, skip=5, limit=5, shuffle_seed=1)
+    assert not {json.dumps(r["prompt"]) for r in held} & {json.dumps(r["prompt"]) for r in recs}
+
+
+def test_prompts_from_hh(tmp_path, hh_dir):
+    recs = prompts_from_pairs(hh_dir / "dev.jsonl.gz", tmp_path / "hh.jsonl", limit=20, keep_chosen=True)
+    assert len(recs) == 20
+    assert all(r["prompt"][-1]["role"] == "user" and isinstance(r["chosen"], str) for r in recs)
+    assert len({json.dumps(r["prompt"]) for r in recs}) == 20  # deduplicated
+
+
+def test_arithmetic_prompts_are_verifiable(tmp_path):
+    recs = arithmetic_prompts(3, tmp_path / "a.jsonl", seed=2)
+    for r in recs:
+        a, b = map(int, r["prompt"][0]["content"].removeprefix("What is ").split("?")[0].split(" + "))
+        assert r["answer"] == str(a + b)
+    assert read_prompts(tmp_path / "a.jsonl")[0]["answer"] == recs[0]["answer"]
+
+
+def test_load_env_reward(tmp_path):
+    assert load_env_reward("exact_match").__name__ == "exact_match"
+    f = tmp_path / "my_rewards.py"
+    f.write_text("def short(prompts, completions, **kw):\n    return [1.0] * len(completions)\n")
+    assert load_env_reward(f"{f}:short")(prompts=[], completions=["a"]) == [1.0]
+    assert load_env_reward("rewardforge.rlhf.env_rewards:contains_answer").__name__ == "contains_answer"
+    with pytest.raises(ValueError, match="built-in"):
+        load_env_reward("nonsense")
+    with pytest.raises(ValueError, match="no function"):
+        load_env_reward(f"{f}:missing")

@@ -1,0 +1,77 @@
+"""The RM as a reward: in process and through the real rewardforge server (in-process uvicorn on
+127.0.0.1) give the same rewards."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewardforge.rlhf.remote import RemoteRewardModel, RemoteRMError, _group_chunks, load_rm
+
+API_KEY = "rlhf-test-key"
+PROMPTS = [[{"role": "user", "content": "What is 2 + 2?"}]] * 3 + [
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me a joke about cats."}]
+] * 3
+COMPLETIONS = [
+    [{"role": "assistant", "content": t}]
+    for t in ["4", "It is four.", "5, I think", "No.", "Why did the cat sit on the computer? The mouse.", ""]
+]
+
+
+def test_group_chunks_keep_groups_together():
+    items = [{"prompt": p, "response": "x"} for p in ["a", "a", "b", "b", "b", "c"]]
+    assert _group_chunks(items, 4) == [[0, 1], [2, 3, 4, 5]]
+    assert _group_chunks(items, 2) == [[0, 1], [2, 3], [4, 5]]  # a group larger than the limit is split
+    assert _group_chunks(items, 100) == [[0, 1, 2, 3, 4, 5]]
+
+
+@pytest.fixture(scope="module")
+def tiny_rm(tiny_llama_dir):
+    from rewardforge.inference import RewardModel
+
+    return RewardModel.from_pretrained(str(tiny_llama_dir))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_rm):
+    from rewardforge.serving import ServeSettings, create_app
+    from rewardforge.serving.testing import ServerThread
+
+    with ServerThread(create_app(tiny_rm, ServeSettings(api_key=API_KEY, max_items=4))) as srv:
+        yield srv
+
+
+@pytest.mark.slow
+def test_in_process_and_remote_give_equal_rewards(tmp_path, tiny_rm, server):
+    from rewardforge.rlhf import make_grpo_with_rm
+
+    local = make_grpo_with_rm(tiny_rm, group_size=3, output_dir=str(tmp_path))
+    remote = make_grpo_with_rm(server.url, group_size=3, api_key=API_KEY, output_dir=str(tmp_path))
+    assert isinstance(remote.rm, RemoteRewardModel)
+    remote.rm.health()  # learns the server's max_items (4): the 6 rollouts go in 2 requests, one per group
+    assert remote.rm.max_items_per_request == 4
+    a = local.rm_reward(prompts=PROMPTS, completions=COMPLETIONS)
+    b = remote.rm_reward(prompts=PROMPTS, completions=COMPLETIONS)
+    # the server pads a micro-batch, the in-process model shares each prompt in one row: the same
+    # function of the same tokens, equal up to float32 rounding (measured: ~3e-8)
+    assert b == pytest.approx(a, abs=1e-5)
+    assert a == pytest.approx([tiny_rm.score(p, c) for p, c in zip(PROMPTS, COMPLETIONS)], abs=1e-5)
+    # the string forms (text prompt, text completion) give the same as their message forms
+    texts = remote.rm.score_batch([("What is 2 + 2?", "4")])
+    assert texts[0] == pytest.approx(a[0], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_remote_api_key_errors(server, monkeypatch):
+    monkeypatch.delenv("REWARDFORGE_API_KEY", raising=False)
+    with pytest.raises(RemoteRMError, match="401, the server wants an API key"):
+        RemoteRewardModel(server.url).score_batch([("Hi", "Hello")])
+    with pytest.raises(RemoteRMError, match="refused the API key"):
+        RemoteRewardModel(server.url + "/v1/score", api_key="wrong").score_batch([("Hi", "Hello")])
+    monkeypatch.setenv("REWARDFORGE_API_KEY", API_KEY)
+    assert len(load_rm(server.url).score_batch([("Hi", "Hello")])) == 1
+
+
+def test_remote_unreachable_server():
+    rm = RemoteRewardModel("http://127.0.0.1:9", retries=0, timeout=2)
+    with pytest.raises(RemoteRMError, match="cannot reach"):
+        rm.score_batch([("Hi", "Hello")])

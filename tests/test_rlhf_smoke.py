@@ -1,0 +1,220 @@
+"""End to end on a tiny random policy and RM (CPU, 1 thread): `rewardforge rlhf` for 2 steps,
+resumed for a third, and `rewardforge bon`. Well under 2 minutes together."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from rewardforge.rlhf import arithmetic_prompts
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(*args: str) -> int:
+    from rewardforge import cli
+
+    return cli.main(list(args))
+
+
+@pytest.mark.slow
+def test_rlhf_cli_bonus_mode_then_resume(tmp_path, tiny_llama_dir, one_thread, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    arithmetic_prompts(8, prompts)
+    out = tmp_path / "run"
+    common = [
+        "rlhf",
+        "--policy", str(tiny_llama_dir),
+        "--rm", str(tiny_llama_dir),  # the same tiny Llama, loaded as a sequence classifier
+        "--prompts", str(prompts),
+        "--output", str(out),
+        "--mode", "bonus",
+        "--env-reward", "exact_match",
+        "--rm-coeff", "0.5",
+        "--kl-coeff", "0.05",
+        "--group-size", "2",
+        "--prompts-per-step", "2",
+        "--max-completion-length", "8",
+        "--lora", "--lora-r", "4", "--lora-alpha", "8",
+        "--save-steps", "1",
+        "--learning-rate", "1e-3",
+    ]  # fmt: skip
+    assert run_cli(*common, "--steps", "2") == 0
+    printed = capsys.readouterr().out
+    assert "step 2/2 | rm " in printed and "exact_match" in printed and "kl " in printed
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["global_step"] == 2 and summary["steps_logged"] == 2
+    assert summary["reward_weights"] == {"exact_match": 1.0, "rm_score": 0.5}
+    for step in summary["per_step"]:
+        for key in ("rm_score_mean", "rm_score_std", "rm_score_min", "rm_score_max", "env_reward", "kl"):
+            assert step[key] is not None and math.isfinite(step[key]), key
+        assert step["rm_score_min"] <= step["rm_score_mean"] <= step["rm_score_max"]
+        # TRL's total is the weighted sum of its parts (means are linear)
+        assert step["reward"] == pytest.approx(step["env_reward"] + 0.5 * step["rm_score_mean"], abs=1e-5)
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["options"]["mode"] == "bonus" and config["grpo_config"]["beta"] == 0.05
+    rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) == 2 * 4 and {r["step"] for r in rollouts} == {1, 2}
+    for r in rollouts:
+        assert r["reward"] == pytest.approx(r["env"]["exact_match"] + 0.5 * r["rm_score"], abs=1e-6)
+    step1 = [r["rm_score"] for r in rollouts if r["step"] == 1]
+    assert summary["per_step"][0]["rm_score_mean"] == pytest.approx(sum(step1) / 4, abs=1e-6)
+
+    # the saved policy is a plain causal LM (LoRA merged)
+    from transformers import AutoModelForCausalLM
+
+    assert not (out / "adapter_config.json").exists()
+    AutoModelForCausalLM.from_pretrained(out)
+
+    # resume: the same options, one more step, from checkpoint-2
+    assert run_cli(*common, "--steps", "3", "--resume") == 0
+    assert "resuming from" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["global_step"] == 3 and [s["step"] for s in summary["per_step"]] == [1, 2, 3]
+    assert summary["resumed_from"].endswith("checkpoint-2")
+    rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+    assert {r["step"] for r in rollouts} == {1, 2, 3}
+
+    # refusing to mix runs: a new run into a used folder, or a resume with other options
+    assert run_cli(*common, "--steps", "2") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert run_cli(*[a if a != "0.5" else "0.7" for a in common], "--steps", "4", "--resume") == 2
+    assert "rm_coeff 0.5 -> 0.7" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_scalerl_replace_mode_via_api(tmp_path, tiny_llama_dir, one_thread):
+    from rewardforge.inference import RewardModel
+    from rewardforge.rlhf import exact_match, make_scalerl_with_rm, prompts_dataset
+    from rewardforge.rlhf.policy import load_policy
+
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    setup = make_scalerl_with_rm(
+        rm,
+        group_size=2,
+        rm_mode="replace",
+        env_rewards=[exact_match],  # monitored only
+        prompts_per_step=2,
+        output_dir=str(tmp_path / "ckpt"),
+        max_steps=2,
+        max_completion_length=8,
+        use_cpu=True,
+        save_strategy="no",
+    )
+    model, tok = load_policy(str(tiny_llama_dir))
+    trainer = setup.trainer(model, prompts_dataset(arithmetic_prompts(4)), processing_class=tok)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "rm_score/mean" in h]
+    assert len(logs) == 2
+    for h in logs:
+        assert h["reward"] == pytest.approx(h["rewards/rm_score/mean"], abs=1e-6)  # replace: RM alone
+        assert "rewards/exact_match/mean" in h and "kl" in h and "cispo_clip_ratio" in h
+        assert h["scalerl/kept_prompt_frac"] == 1.0
+    # TRL's advantages for the last batch: (r - its group's mean) / (batch std + 1e-4), r = RM score
+    rewards = torch.tensor(list(trainer._logs["rewards"]["rm_score"])[-4:])
+    group_means = rewards.view(2, 2).mean(dim=1).repeat_interleave(2)
+    expected = (rewards - group_means) / (rewards.std() + 1e-4)
+    assert list(trainer._logs["advantages"])[-4:] == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_bon_cli(tmp_path, tiny_llama_dir, one_thread, capsys):
+    from rewardforge.inference import RewardModel
+
+    prompts = tmp_path / "prompts.jsonl"
+    arithmetic_prompts(3, prompts)
+    out = tmp_path / "bon.jsonl"
+    args = ["bon", "--policy", str(tiny_llama_dir), "--rm", str(tiny_llama_dir), "--prompts", str(prompts)]
+    assert (
+        run_cli(*args, "--n", "3", "--max-new-tokens", "6", "--output", str(out), "--prompts-per-batch", "2",
+                "--env-reward", "contains_answer")
+        == 0
+    )  # fmt: skip
+    assert "mean best" in capsys.readouterr().out
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in results] == [0, 1, 2] and all(r["id"].startswith("add-") for r in results)
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    for r in results:
+        assert len(r["candidates"]) == 3
+        scores = [c["score"] for c in r["candidates"]]
+        assert r["best_score"] == max(scores) and r["best"] == r["candidates"][r["best_index"]]["text"]
+        again = rm.score_batch([(r["prompt"], c["text"]) for c in r["candidates"]])
+        assert again == pytest.approx(scores, abs=1e-5)
+        assert all(c["env"]["contains_answer"] in (0.0, 1.0) for c in r["candidates"])
+    summary = json.loads((tmp_path / "bon.summary.json").read_text())
+    assert summary["prompts"] == 3 and summary["candidates"] == 9
+    assert summary["mean_best_score"] >= summary["mean_score"]
+    assert set(summary["env"]["contains_answer"]) == {"mean", "mean_of_best"}
+    # greedy: one response per prompt (the before/after check on held-out prompts)
+    assert run_cli(*args, "--greedy", "--max-new-tokens", "4", "--output", str(tmp_path / "g.jsonl")) == 0
+    assert all(len(json.loads(x)["candidates"]) == 1 for x in (tmp_path / "g.jsonl").read_text().splitlines())
+
+
+def test_rlhf_cli_bad_options_exit_2(tmp_path, capsys):
+    prompts = tmp_path / "p.jsonl"
+    arithmetic_prompts(2, prompts)
+    base = ["rlhf", "--policy", "x", "--rm", "y", "--prompts", str(prompts), "--output", str(tmp_path / "o")]
+    assert run_cli(*base, "--mode", "bonus") == 2
+    assert "--env-reward" in capsys.readouterr().err
+    assert run_cli(*base, "--group-size", "1") == 2
+    assert "--group-size must be at least 2" in capsys.readouterr().err
+    # a batch TRL cannot split into groups of 2 is refused before any model is loaded
+    assert run_cli(*base, "--group-size", "2", "--grpo-arg", "per_device_train_batch_size=3") == 2
+    assert "divisible by num_generations" in capsys.readouterr().err
+    assert run_cli(*base, "--env-reward", "nonsense") == 2
+    assert "built-in" in capsys.readouterr().err
+    assert run_cli(*base, "--resume") == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert (
+        run_cli(*base[:-4], "--prompts", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"))
+        == 2
+    )
+
+
+@pytest.mark.slow
+def test_policy_template_and_rm_format_differ(tmp_path, tiny_llama_dir, tiny_bert_dir, one_thread):
+    """The policy (Llama, ChatML template) generates; the RM (BERT, plain format) scores its own text."""
+    from rewardforge.inference import RewardModel
+    from rewardforge.rlhf import make_grpo_with_rm, prompts_dataset
+    from rewardforge.rlhf.policy import load_policy
+
+    class Recording:
+        def __init__(self, rm):
+            self.rm = rm
+            self.texts: list[str] = []
+
+        def score_batch(self, items, batch_size=16):
+            self.texts += [self.rm.format_text(p, r) for p, r in items]
+            return self.rm.score_batch(items, batch_size=batch_size)
+
+    rm = Recording(RewardModel.from_pretrained(str(tiny_bert_dir)))
+    setup = make_grpo_with_rm(
+        rm,
+        group_size=2,
+        output_dir=str(tmp_path / "ckpt"),
+        max_steps=1,
+        max_completion_length=6,
+        use_cpu=True,
+        save_strategy="no",
+    )
+    model, tok = load_policy(str(tiny_llama_dir))
+    records = [{"prompt": [{"role": "user", "content": t}]} for t in ("Say hello.", "Name a fruit.")]
+    trainer = setup.trainer(model, prompts_dataset(records), processing_class=tok)
+    trainer.train()
+    assert len(rm.texts) == 4
+    for text in rm.texts:
+        assert text.startswith("User: ") and "\n\nAssistant: " in text and "<|im_start|>" not in text
+    # while the policy saw its own chat template
+    assert "<|im_start|>user" in tok.apply_chat_template(records[0]["prompt"], tokenize=False)
+    log = trainer.state.log_history[0]
+    assert log["rm_score/mean"] == pytest.approx(log["rewards/rm_score/mean"])
