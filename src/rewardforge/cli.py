@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rewardforge.commands.train:main",
         "train a Bradley-Terry reward model from pairwise preferences",
     ),
+    "rlhf": ("rewardforge.commands.rlhf:main", "optimise a policy against a reward model (GRPO or ScaleRL)"),
+    "bon": ("rewardforge.commands.bon:main", "best-of-N: sample N responses per prompt, keep the RM's best"),
 }
 
 EXIT_BAD_INPUT = 2
