@@ -12,6 +12,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rewardforge.commands.train:main",
         "train a Bradley-Terry reward model from pairwise preferences",
     ),
+    "eval": (
+        "rewardforge.commands.eval:main",
+        "evaluate reward models: metrics, per-pair scores, HTML report",
+    ),
+    "score": ("rewardforge.commands.score:main", "score prompt/response items from a file (streaming)"),
+    "serve": ("rewardforge.commands.serve:main", "serve a reward model over HTTP with dynamic batching"),
     "rlhf": ("rewardforge.commands.rlhf:main", "optimise a policy against a reward model (GRPO or ScaleRL)"),
     "bon": ("rewardforge.commands.bon:main", "best-of-N: sample N responses per prompt, keep the RM's best"),
 }
