@@ -388,21 +388,28 @@ def wrong_table(run: EvalRun, r: RunResult) -> str:
     items = r.metrics["most_confidently_wrong"]
     if not items:
         return f"<div><h4>{_e(r.model)}</h4><p class='note'>no wrong pair.</p></div>"
+    with_category = ds.has_categories
     rows = []
     for rank, item in enumerate(items, 1):
         pair = ds.pairs[item["index"]]
-        rows.append(
-            [
-                (str(rank), "num"),
-                (_e(pair.id if pair.id is not None else f"#{item['index']}"), ""),
-                (_e(pair.category), ""),
-                (f"{item['margin']:.4g}", "num"),
-                (_e(excerpt(prompt_text(pair), TEXT_CHARS)), "text"),
-                (_e(excerpt(pair.chosen_text, TEXT_CHARS)), "text"),
-                (_e(excerpt(pair.rejected_text, TEXT_CHARS)), "text"),
-            ]
-        )
-    headers = ["#", "id", "category", "margin", "prompt (last turn)", "chosen", "rejected"]
+        row = [
+            (str(rank), "num"),
+            (_e(pair.id if pair.id is not None else f"#{item['index']}"), ""),
+        ]
+        if with_category:
+            row.append((_e(pair.category), ""))
+        row += [
+            (f"{item['margin']:.4g}", "num"),
+            (_e(excerpt(prompt_text(pair), TEXT_CHARS)), "text"),
+            (_e(excerpt(pair.chosen_text, TEXT_CHARS)), "text"),
+            (_e(excerpt(pair.rejected_text, TEXT_CHARS)), "text"),
+        ]
+        rows.append(row)
+    headers = (
+        ["#", "id"]
+        + (["category"] if with_category else [])
+        + ["margin", "prompt (last turn)", "chosen", "rejected"]
+    )
     return f"<div><h4>{_e(r.model)}</h4>" + _table(headers, rows, "wrong") + "</div>"
 
 
