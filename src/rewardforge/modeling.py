@@ -315,11 +315,26 @@ def save_reward_model(
     an interrupted save never leaves a half-written weight file under its final name.
     """
     output_dir = Path(output_dir)
+    save_hf_folder(model, tokenizer, output_dir, merge_lora=not save_adapter, problem_type="regression")
+    atomic_write_text(output_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def save_hf_folder(
+    model: nn.Module,
+    tokenizer: Any,
+    output_dir: str | os.PathLike,
+    *,
+    merge_lora: bool,
+    problem_type: str | None = None,
+) -> nn.Module:
+    """save_pretrained (model + tokenizer) into a staging folder, then move each file into place
+    with os.replace: an interrupted save never leaves a half-written file under its final name.
+    LoRA is merged first when `merge_lora`. Returns the model that was saved."""
+    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    to_save = model
-    if hasattr(model, "merge_and_unload") and not save_adapter:
-        to_save = model.merge_and_unload()
-    to_save.config.problem_type = "regression"
+    to_save = model.merge_and_unload() if merge_lora and hasattr(model, "merge_and_unload") else model
+    if problem_type:
+        to_save.config.problem_type = problem_type
     staging = Path(tempfile.mkdtemp(prefix=".save-", dir=output_dir))
     try:
         to_save.save_pretrained(staging)
@@ -331,4 +346,4 @@ def save_reward_model(
             os.replace(item, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    atomic_write_text(output_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+    return to_save

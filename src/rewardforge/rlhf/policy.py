@@ -4,14 +4,11 @@ for reward models) or a LoRA adapter folder saved by `rewardforge rlhf --save-ad
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from rewardforge.modeling import ModelLoadError, resolve_model_path
+from rewardforge.modeling import ModelLoadError, resolve_model_path, save_hf_folder
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -56,20 +53,4 @@ def save_policy(
 ) -> None:
     """Save a plain HF folder (a LoRA policy merged) or just the adapter. Files are written to a
     staging folder and moved in one by one, so no file is ever half-written under its name."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    to_save = model
-    if hasattr(model, "merge_and_unload") and not adapter_only:
-        to_save = model.merge_and_unload()
-    staging = Path(tempfile.mkdtemp(prefix=".save-", dir=output_dir))
-    try:
-        to_save.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        for item in staging.iterdir():
-            dest = output_dir / item.name
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            os.replace(item, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return None
+    save_hf_folder(model, tokenizer, output_dir, merge_lora=not adapter_only)
