@@ -224,3 +224,61 @@ def test_gguf_file_is_converted_once_and_cached(smollm2_gguf, smollm2_dir):
     loaded = load_reward_model(str(smollm2_gguf), seed=0)
     assert loaded.is_decoder and loaded.text_format.kind == "chat_template"
     assert loaded.model.config.num_labels == 1 and not getattr(loaded.model, "is_quantized", False)
+
+
+def test_pairs_made_identical_by_truncation_are_reported_not_trained(tiny_bert_dir, tmp_path):
+    same = "word " * 200
+    rows = [{"prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(6)]
+    rows += [{"prompt": "q", "chosen": same + "A", "rejected": same + "B"}]  # differs only past max_length
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(tiny_bert_dir),
+                "--data",
+                str(path),
+                "--output",
+                str(out),
+                "--max-length",
+                "32",
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--save_strategy",
+                "no",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
+        == 0
+    )
+    counts = json.loads((out / "rewardforge.json").read_text())["tokenization"]["train"]
+    assert counts == {
+        "pairs": 7,
+        "prompt_truncated": 1,
+        "response_truncated": 1,
+        "identical_after_truncation": 1,
+        "used": 6,
+    }
+
+
+def test_batches_pad_to_the_batch_not_to_max_length():
+    from rewardforge.training.collator import PairCollator
+
+    feats = [
+        {
+            "index": i,
+            "chosen_ids": list(range(n)),
+            "rejected_ids": list(range(n + 1)),
+            "prefix_len": 0,
+            "margin": None,
+        }
+        for i, n in enumerate([3, 5, 4])
+    ]
+    batch = PairCollator(0, max_tokens_per_batch=None)(feats)
+    assert [tuple(c["input_ids"].shape) for c in batch["chunks"]] == [(6, 6)]

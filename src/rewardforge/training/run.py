@@ -156,6 +156,11 @@ def load_training_data(args: RewardArguments, output_dir: Path):
             "source": f"{summary['train']['source']} (eval split {args.eval_split})",
             "pairs": len(eval_pairs),
         }
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        for name, info in summary.items():
+            print(
+                f"[rewardforge] {name} data: {info['source']}, shape {info.get('shape', 'split')}, {info['pairs']} pairs"
+            )
     if rejected:
         from rewardforge.data import write_rejected
 
