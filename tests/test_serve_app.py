@@ -229,3 +229,29 @@ def test_score_texts_and_long_text_truncation(tiny_bert_dir):
         and ids[0] == rm.tokenizer.cls_token_id
         and ids[-1] == rm.tokenizer.sep_token_id
     )
+
+
+def test_decoder_micro_batch_shares_prefix_with_unchanged_scores(tiny_llama_dir):
+    """A decoder server batch computes the shared prefix (here SmolLM2's default system prompt
+    and common prompts) once; every score equals RewardModel.score of that item alone."""
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    items = [
+        (p, f"{r} #{k}")
+        for k in range(3)
+        for p, r in [("Hi", "Hello!"), ("What is 2+2?", "4"), (None, "Bye.")]
+    ]
+    alone = [rm.score(p, r) for p, r in items]
+    seqs = [rm.encode(p, r) for p, r in items]
+    assert rm.score_token_ids_shared(seqs) == pytest.approx(alone, abs=1e-5)
+    with ServerThread(create_app(rm, ServeSettings(max_batch_size=16, max_wait_ms=50))) as server:
+
+        async def main():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                return await asyncio.gather(
+                    *(client.post("/v1/score", json={"prompt": p, "response": r}) for p, r in items)
+                )
+
+        got = [r.json()["score"] for r in asyncio.run(main())]
+    assert got == pytest.approx(alone, abs=1e-5)

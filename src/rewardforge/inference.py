@@ -171,6 +171,24 @@ class RewardModel:
             ids = head + ids[len(ids) - (self.max_length - len(head)) :]
         return ids
 
+    def score_token_ids_shared(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
+        """`score_token_ids` for unrelated sequences scored together (a server micro-batch): on
+        decoders, sequences sorted by tokens are put MAX_COMPLETIONS_PER_ROW to a shared-prefix
+        row, so the prefix they share (system prompt, prompt) is computed once. Same scores."""
+        if not self.loaded.is_decoder or not self.share_prefix or len(seqs) < 2:
+            return self.score_token_ids(seqs, batch_size=batch_size)
+        order = sorted(range(len(seqs)), key=lambda i: seqs[i])
+        rows = []
+        for start in range(0, len(order), MAX_COMPLETIONS_PER_ROW):
+            group = order[start : start + MAX_COMPLETIONS_PER_ROW]
+            ids = [seqs[i] for i in group]
+            prefix = common_prefix_len(ids)
+            if len(group) > 1 and prefix > 0:
+                rows.append(shared_prefix_row(prefix, ids, [(i, 0) for i in group]))
+            else:
+                rows += [plain_row(seqs[i], i, 0) for i in group]
+        return self._score_rows(rows, len(seqs), batch_size)
+
     def score_texts(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
         """Scores of already formatted conversations (see `encode_text`), in input order."""
         return self.score_token_ids([self.encode_text(t) for t in texts], batch_size=batch_size)

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-wait-ms",
         type=float,
         default=d.max_wait_ms,
-        help="how long a request may wait for others to fill its batch (default: %(default)s)",
+        help="how long a batch may wait for more requests once the model is free (default: %(default)s)",
     )
     p.add_argument(
         "--max-queue",
@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=d.max_text_chars,
         help="characters in one text field (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-share-prefix",
+        action="store_true",
+        help="decoders: do not compute a prefix shared inside a micro-batch (system prompt, prompt) once",
     )
     p.add_argument(
         "--max-length", type=int, default=None, help="tokens per scored text (default: the model's)"
@@ -139,6 +144,7 @@ def settings_from_args(args: argparse.Namespace):
             max_body_bytes=int(args.max_body_mb * MiB),
             max_text_chars=args.max_text_chars,
             graceful_timeout_s=args.graceful_timeout,
+            share_prefix=not args.no_share_prefix,
             model_name=name,
         )
     except ValueError as e:

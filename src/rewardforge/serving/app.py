@@ -181,7 +181,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     from rewardforge import __version__
 
     settings = settings or ServeSettings()
-    core = as_scorer(scorer, settings.max_batch_size)
+    core = as_scorer(scorer, settings.max_batch_size, settings.share_prefix)
     metrics = Metrics()
     batcher = MicroBatcher(
         core.run,

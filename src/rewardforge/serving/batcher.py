@@ -1,8 +1,8 @@
 """Dynamic micro-batching: one model thread, a bounded queue of jobs, one future per job.
 
 A job is the prepared inputs of one request. The worker task takes the oldest job, then adds
-waiting jobs until the batch holds `max_batch_size` items or the oldest job has waited
-`max_wait_ms`, and runs the whole batch in one call on the single model thread. Each job's
+waiting jobs until the batch holds `max_batch_size` items or `max_wait_ms` has passed since
+the model became free, and runs the whole batch in one call on the single model thread. Each job's
 future gets exactly its own slice of the results. A job is never split across batches; one
 larger than `max_batch_size` runs alone (the scorer cuts it into forward passes).
 
@@ -129,12 +129,15 @@ class MicroBatcher:
             await self._wakeup.wait()
 
     async def _gather(self, batch: list[Job]) -> None:
-        """Add waiting jobs to `batch` (which holds the oldest job) up to max_batch_size items or
-        the oldest job's deadline. Jobs go into `batch` as they are taken, so none is lost if
-        the worker is cancelled meanwhile."""
+        """Add waiting jobs to `batch` (which holds the oldest job) until it has max_batch_size
+        items or max_wait has passed since the model became free. Counting from then (not from
+        the oldest job's arrival) lets the clients answered by the previous batch send their next
+        request into this one, instead of the load splitting into half-full batches that take
+        turns. Jobs go into `batch` as they are taken, so none is lost if the worker is
+        cancelled meanwhile."""
         assert self._wakeup is not None
         items = sum(len(j.inputs) for j in batch)
-        deadline = batch[0].enqueued + self.max_wait
+        deadline = time.monotonic() + self.max_wait
         while items < self.max_batch_size:
             if self._pending:
                 job = self._pending[0]

@@ -28,11 +28,15 @@ class Scorer(Protocol):
 
 class ModelScorer:
     """A `RewardModel` (or anything with `encode`, `encode_text`, `score_token_ids`): token ids
-    are prepared per request, and `run` pads a whole micro-batch into one forward pass."""
+    are prepared per request, and `run` scores a whole micro-batch in one forward pass. With
+    `share_prefix` (and a decoder), sequences of a batch that share a prefix, such as a system
+    prompt or a prompt, compute it once (`RewardModel.score_token_ids_shared`); scores do not change."""
 
-    def __init__(self, model: Any, max_batch_size: int = 32):
+    def __init__(self, model: Any, max_batch_size: int = 32, share_prefix: bool = True):
         self.model = model
         self.max_batch_size = max_batch_size
+        shared = getattr(model, "score_token_ids_shared", None) if share_prefix else None
+        self._score = shared if callable(shared) else model.score_token_ids
 
     def prepare(self, prompt: Any, response: Any) -> list[int]:
         return self.model.encode(prompt, response)
@@ -43,7 +47,7 @@ class ModelScorer:
     def run(self, prepared: Sequence[list[int]]) -> list[float]:
         if not prepared:
             return []
-        return self.model.score_token_ids(list(prepared), batch_size=self.max_batch_size)
+        return self._score(list(prepared), batch_size=self.max_batch_size)
 
     def warm_up(self) -> None:
         self.run([self.prepare("Hello", "Hi! How can I help?")])
@@ -75,12 +79,12 @@ class BatchFunctionScorer:
         return out
 
 
-def as_scorer(obj: Any, max_batch_size: int = 32) -> Scorer:
+def as_scorer(obj: Any, max_batch_size: int = 32, share_prefix: bool = True) -> Scorer:
     """Wrap a model or scorer-like object in the two-step interface above."""
     if isinstance(obj, Scorer):
         return obj
     if all(hasattr(obj, m) for m in ("encode", "encode_text", "score_token_ids")):
-        return ModelScorer(obj, max_batch_size=max_batch_size)
+        return ModelScorer(obj, max_batch_size=max_batch_size, share_prefix=share_prefix)
     if hasattr(obj, "score_batch"):
         return BatchFunctionScorer(obj)
     raise TypeError(

@@ -14,12 +14,13 @@ class ServeSettings:
 
     api_key: str | None = None  # bearer token; None or "" = no authentication
     max_batch_size: int = 32  # items per forward pass (micro-batch)
-    max_wait_ms: float = 10.0  # how long a request may wait for others to join its batch
+    max_wait_ms: float = 10.0  # how long a batch may wait for more requests once the model is free
     max_queue: int = 256  # requests waiting for the model; one more is answered 503
     max_items: int = 256  # items (or responses, or queries) in one request; more is 413
     max_body_bytes: int = 4 * MiB  # request body size; more is 413
     max_text_chars: int = 100_000  # one prompt, response, message or query text
     max_messages: int = 128  # messages in one prompt or response
+    share_prefix: bool = True  # decoders: a prefix shared inside a micro-batch is computed once
     graceful_timeout_s: float = 30.0  # on SIGTERM: time left to in-flight requests
     model_name: str = "reward-model"  # reported by /health and in responses
 
