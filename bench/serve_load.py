@@ -83,11 +83,7 @@ def free_port() -> int:
 
 
 def start_server(model: str, port: int, extra: list[str], log_path: Path) -> subprocess.Popen:
-    from rewardforge import cli
-
-    # `rewardforge serve`; the module form runs the same main() while the CLI does not list it
-    entry = ["rewardforge.cli", "serve"] if "serve" in cli.COMMANDS else ["rewardforge.commands.serve"]
-    cmd = [sys.executable, "-m", *entry, "--model", model, "--port", str(port), *extra]
+    cmd = [sys.executable, "-m", "rewardforge.cli", "serve", "--model", model, "--port", str(port), *extra]
     env = {k: v for k, v in os.environ.items() if k != "REWARDFORGE_API_KEY"}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     log = open(log_path, "w")  # noqa: SIM115 - the child owns it until it exits

@@ -24,18 +24,7 @@ ITEMS = [
 def run_cli(argv: list[str]) -> int:
     from rewardforge import cli
 
-    if argv[0] in cli.COMMANDS:
-        return cli.main(argv)
-    # rewardforge.cli does not register the command yet: same main(), same error mapping
-    from importlib import import_module
-
-    try:
-        return import_module(f"rewardforge.commands.{argv[0]}").main(argv[1:])
-    except cli.known_errors() as e:
-        import sys
-
-        print(f"rewardforge {argv[0]}: error: {e}", file=sys.stderr)
-        return cli.EXIT_BAD_INPUT
+    return cli.main(argv)
 
 
 @pytest.fixture(scope="module")

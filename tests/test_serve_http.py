@@ -29,12 +29,8 @@ PAIRS = [
 
 
 def serve_command(*args: str) -> list[str]:
-    from rewardforge import cli
-
-    if "serve" in cli.COMMANDS:
-        return [sys.executable, "-m", "rewardforge.cli", "serve", *args]
-    # rewardforge.cli does not register the command yet: the module runs the same main()
-    return [sys.executable, "-m", "rewardforge.commands.serve", *args]
+    """`rewardforge serve ...` with this interpreter (the console script may not be on PATH)."""
+    return [sys.executable, "-m", "rewardforge.cli", "serve", *args]
 
 
 class ServerProcess:

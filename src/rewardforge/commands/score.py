@@ -239,13 +239,3 @@ def score_file(
     finally:
         bar.close()
     return stats
-
-
-if __name__ == "__main__":  # `python -m rewardforge.commands.score ...` works like `rewardforge score`
-    from rewardforge.cli import known_errors
-
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except known_errors() as e:
-        print(f"rewardforge score: error: {e}", file=sys.stderr)
-        sys.exit(2)

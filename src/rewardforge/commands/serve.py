@@ -216,13 +216,3 @@ def _serve(args: argparse.Namespace, settings, sock: socket.socket) -> int:
     if received:
         print(f"rewardforge serve: stopped by {signal.Signals(received[0]).name}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":  # `python -m rewardforge.commands.serve ...` works like `rewardforge serve`
-    from rewardforge.cli import known_errors
-
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except known_errors() as e:
-        print(f"rewardforge serve: error: {e}", file=sys.stderr)
-        sys.exit(2)
