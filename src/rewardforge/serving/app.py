@@ -355,6 +355,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
             "model": settings.model_name,
             "auth_required": settings.auth_required,
             "queue_depth": batcher.depth,
+            "in_flight": max(metrics.in_flight - 1, 0),  # other requests being handled now
             "max_queue": settings.max_queue,
             "max_batch_size": settings.max_batch_size,
             "max_wait_ms": settings.max_wait_ms,

@@ -149,6 +149,7 @@ class HealthResponse(BaseModel):
     model: str
     auth_required: bool
     queue_depth: int
+    in_flight: int
     max_queue: int
     max_batch_size: int
     max_wait_ms: float
