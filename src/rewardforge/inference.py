@@ -173,20 +173,27 @@ class RewardModel:
 
     def score_token_ids_shared(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
         """`score_token_ids` for unrelated sequences scored together (a server micro-batch): on
-        decoders, sequences sorted by tokens are put MAX_COMPLETIONS_PER_ROW to a shared-prefix
-        row, so the prefix they share (system prompt, prompt) is computed once. Same scores."""
+        decoders, neighbours in token order go (up to MAX_COMPLETIONS_PER_ROW) into shared-prefix
+        rows, so a prefix they share (system prompt, prompt) is computed once. A sequence joins
+        the current row when that saves more tokens than it costs the row. Same scores."""
         if not self.loaded.is_decoder or not self.share_prefix or len(seqs) < 2:
             return self.score_token_ids(seqs, batch_size=batch_size)
-        order = sorted(range(len(seqs)), key=lambda i: seqs[i])
+        groups: list[tuple[list[int], int]] = []  # (members, length of their common prefix)
+        for i in sorted(range(len(seqs)), key=lambda i: seqs[i]):
+            if groups and len(groups[-1][0]) < MAX_COMPLETIONS_PER_ROW:
+                members, p = groups[-1]
+                q = common_prefix_len([seqs[members[-1]], seqs[i]])
+                q = min(p, q) if len(members) > 1 else q
+                if (p - q) * (len(members) - 1) < q:  # the row's extra tokens < the tokens i saves
+                    groups[-1] = ([*members, i], q)
+                    continue
+            groups.append(([i], len(seqs[i])))
         rows = []
-        for start in range(0, len(order), MAX_COMPLETIONS_PER_ROW):
-            group = order[start : start + MAX_COMPLETIONS_PER_ROW]
-            ids = [seqs[i] for i in group]
-            prefix = common_prefix_len(ids)
-            if len(group) > 1 and prefix > 0:
-                rows.append(shared_prefix_row(prefix, ids, [(i, 0) for i in group]))
+        for members, p in groups:
+            if len(members) > 1 and p > 0:
+                rows.append(shared_prefix_row(p, [seqs[i] for i in members], [(i, 0) for i in members]))
             else:
-                rows += [plain_row(seqs[i], i, 0) for i in group]
+                rows += [plain_row(seqs[i], i, 0) for i in members]
         return self._score_rows(rows, len(seqs), batch_size)
 
     def score_texts(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
