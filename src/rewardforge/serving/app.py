@@ -192,6 +192,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     )
     metrics.queue_depth = lambda: batcher.depth
     prep_pool: dict[str, ThreadPoolExecutor] = {}
+    admission = {"preparing": 0}  # requests accepted and being prepared (not yet queued)
     models = build_request_models(settings)
 
     @asynccontextmanager
@@ -247,22 +248,27 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def run_scoring(n: int, prepare: Callable[[], list[Any]]) -> list[float]:
         if n > settings.max_items:
             raise HTTPException(413, f"{n} items in one request; the limit is {settings.max_items}")
-        if not batcher.has_room():
+        # requests being prepared count against the queue too, so nothing grows without limit
+        if not batcher.has_room() or batcher.depth + admission["preparing"] >= settings.max_queue:
             metrics.queue_full += 1
             raise HTTPException(503, "server busy: the queue is full, retry later", {"Retry-After": "1"})
         loop = asyncio.get_running_loop()
+        admission["preparing"] += 1
         try:
-            prepared = await loop.run_in_executor(prep_pool["pool"], prepare)
-        except UnpreparableItem as exc:
-            raise HTTPException(422, f"invalid request: {exc}") from None
-        try:
-            future = batcher.submit(prepared)
-        except QueueFullError:
-            raise HTTPException(
-                503, "server busy: the queue is full, retry later", {"Retry-After": "1"}
-            ) from None
-        except StoppingError:
-            raise HTTPException(503, "the server is shutting down", {"Retry-After": "5"}) from None
+            try:
+                prepared = await loop.run_in_executor(prep_pool["pool"], prepare)
+            except UnpreparableItem as exc:
+                raise HTTPException(422, f"invalid request: {exc}") from None
+            try:
+                future = batcher.submit(prepared)
+            except QueueFullError:
+                raise HTTPException(
+                    503, "server busy: the queue is full, retry later", {"Retry-After": "1"}
+                ) from None
+            except StoppingError:
+                raise HTTPException(503, "the server is shutting down", {"Retry-After": "5"}) from None
+        finally:
+            admission["preparing"] -= 1
         try:
             scores = await future
         except StoppingError:
