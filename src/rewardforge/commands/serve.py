@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-queue",
         type=int,
         default=d.max_queue,
-        help="requests allowed to wait for the model; more are answered 503 (default: %(default)s)",
+        help="requests allowed to wait (tokenizing or queued for the model); more get 503 (default: %(default)s)",
     )
     p.add_argument(
         "--max-items",

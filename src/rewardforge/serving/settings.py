@@ -15,7 +15,7 @@ class ServeSettings:
     api_key: str | None = None  # bearer token; None or "" = no authentication
     max_batch_size: int = 32  # items per forward pass (micro-batch)
     max_wait_ms: float = 10.0  # how long a batch may wait for more requests once the model is free
-    max_queue: int = 256  # requests waiting for the model; one more is answered 503
+    max_queue: int = 256  # requests waiting (being tokenized or queued); one more is answered 503
     max_items: int = 256  # items (or responses, or queries) in one request; more is 413
     max_body_bytes: int = 4 * MiB  # request body size; more is 413
     max_text_chars: int = 100_000  # one prompt, response, message or query text
