@@ -68,10 +68,9 @@ def one_thread():
 
 
 def run_cli(argv: list[str]) -> int:
+    """Through the real entry point, so exit codes and one-line errors are cli.py's."""
     from rewardforge import cli
 
-    if "eval" not in cli.COMMANDS:  # registered by cli.py; kept working if it is not (yet)
-        cli.COMMANDS["eval"] = ("rewardforge.commands.eval:main", "evaluate reward models")
     return cli.main(["eval", *argv])
 
 
