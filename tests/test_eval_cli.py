@@ -432,7 +432,7 @@ def test_encoder_models_do_not_share_prefix(tiny_bert_dir):
 def test_prefix_sharing_falls_back_when_the_check_fails(tiny_llama_dir, monkeypatch):
     from rewardforge.evaluation import runner
 
-    def broken(self, rows, n_chosen):
+    def broken(self, features):
         raise RuntimeError("4-D masks not supported")
 
     monkeypatch.setattr(runner.SharedPrefixScorer, "score_rows", broken)

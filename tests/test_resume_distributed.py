@@ -39,6 +39,8 @@ def common(model, data, out, steps):
         "true",
         "--seed",
         "11",
+        "--precision",
+        "fp32",  # exact comparisons: bf16 rounding would depend on how rows are batched
     ]
 
 
@@ -131,4 +133,8 @@ def test_two_processes_match_one(tiny_bert_dir, small_data, tmp_path):
     # (equal halves, so equal in exact arithmetic); float32 all-reduce order differs.
     assert e2["eval_loss"] == pytest.approx(e1["eval_loss"], abs=1e-4)
     for name, tensor in w1.items():
+        if name == "classifier.bias":
+            # r_c - r_r does not depend on the head's bias: its gradient is 0 up to rounding noise,
+            # which Adam's normalisation turns into +-lr steps of arbitrary sign. Not identifiable.
+            continue
         assert torch.allclose(tensor, w2[name], atol=1e-4), name

@@ -57,75 +57,46 @@ def prefix_sharing_unsupported(rm: Any) -> str | None:
     """Why a model cannot share the prompt between the two responses of a pair, or None if it can.
 
     Sharing needs causal attention (a prompt token must not see the responses: encoders such as
-    BERT attend both ways) and a model built as backbone + `score` head with position ids.
+    BERT attend both ways) and a score head whose per-position output can be read.
     """
+    from rewardforge.rewards import find_head
+
     if not rm.loaded.is_decoder:
         return "encoder model: its prompt tokens attend to the response"
-    model = rm.model
-    backbone = getattr(model, str(getattr(model, "base_model_prefix", "")), None)
-    if backbone is None or not hasattr(model, "score"):
-        return f"{type(model).__name__} is not a backbone + score head"
+    try:
+        find_head(rm.model)
+    except ValueError as e:
+        return str(e)
     return None
 
 
 class SharedPrefixScorer:
     """Score both responses of a pair in one row that holds their common prompt once.
 
-    A row is `[prefix][chosen suffix][rejected suffix]` where the prefix is the token prefix the
-    two sequences share (`prefix_len` of `tokenize_pair`). Position ids restart the rejected
-    suffix at the end of the prefix, and a 4-D attention mask lets it see the prefix but not the
-    chosen suffix, so each response is computed exactly as in its own sequence; the score head
-    reads the last token of each suffix. On implicit-prompt data such as HH-RLHF this skips about
-    40% of the tokens. The first batch is checked against plain scoring (`verify`), and the run
-    falls back to plain scoring if they disagree.
+    The rows are the training rows (`rewardforge.packing.shared_prefix_row`: position ids of the
+    rejected response restart after the prompt, a 4-D mask keeps it from seeing the chosen one)
+    and the rewards are read the training way (`rewardforge.rewards.gather_rewards`). The first
+    batch is checked against plain scoring (`verify`), and the run falls back to plain scoring
+    if they disagree.
     """
 
     def __init__(self, rm: Any):
         self.check: float | None = None  # relative difference found by `verify` (None: not yet run)
         self.error: str | None = None  # why `verify` could not run, if it failed
         self.rm = rm
-        self.model = rm.model
-        self.backbone = getattr(self.model, self.model.base_model_prefix)
-        self.head = self.model.score
-        self.device = next(self.model.parameters()).device
 
-    @staticmethod
-    def row(chosen: list[int], rejected: list[int], prefix_len: int) -> tuple[list[int], list[int], int]:
-        """(token ids, position ids, start of the chosen suffix); each suffix keeps >= 1 token."""
-        k = max(0, min(prefix_len, len(chosen) - 1, len(rejected) - 1))
-        ids = chosen + rejected[k:]
-        pos = list(range(len(chosen))) + list(range(k, len(rejected)))
-        return ids, pos, k
-
-    def score_rows(self, rows: list[tuple[list[int], list[int], int]], n_chosen: list[int]) -> np.ndarray:
-        """(len(rows), 2) scores of (chosen, rejected) for a batch of rows."""
+    def score_rows(self, features: list[dict[str, Any]]) -> np.ndarray:
+        """(len(features), 2) scores of (chosen, rejected) for one batch of tokenized pairs."""
         import torch
 
-        size = max(len(ids) for ids, _, _ in rows)
-        b = len(rows)
-        pad = self.rm.tokenizer.pad_token_id or 0
-        input_ids = torch.full((b, size), pad, dtype=torch.long)
-        position_ids = torch.zeros((b, size), dtype=torch.long)
-        causal = torch.ones((size, size), dtype=torch.bool).tril_()
-        mask = causal.expand(b, 1, size, size).clone()
-        ends = torch.zeros((b, 2), dtype=torch.long)
-        for i, ((ids, pos, k), c_len) in enumerate(zip(rows, n_chosen)):
-            n = len(ids)
-            input_ids[i, :n] = torch.tensor(ids)
-            position_ids[i, :n] = torch.tensor(pos)
-            mask[i, 0, c_len:, k:c_len] = False  # the rejected suffix does not see the chosen one
-            mask[i, 0, n:, :n] = False  # padding sees only itself (no fully masked row)
-            ends[i] = torch.tensor([c_len - 1, n - 1])
+        from rewardforge.rewards import gather_rewards
+        from rewardforge.training.collator import PairCollator
+
+        batch = PairCollator(self.rm.tokenizer.pad_token_id, share_prefix=True)(features)
+        chunks = [{k: v.to(self.rm.device) for k, v in c.items()} for c in batch["chunks"]]
         with torch.no_grad():
-            hidden = self.backbone(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                position_ids=position_ids.to(self.device),
-                use_cache=False,
-            ).last_hidden_state
-            picked = hidden[torch.arange(b, device=self.device)[:, None], ends.to(self.device)]
-            logits = self.head(picked).squeeze(-1).float()
-        return logits.cpu().numpy().astype(np.float64)
+            rewards = gather_rewards(self.rm.model, chunks, len(features), 2, decoder=True)
+        return rewards.cpu().numpy().astype(np.float64)
 
     def score(
         self,
@@ -140,8 +111,11 @@ class SharedPrefixScorer:
         from tqdm.auto import tqdm
 
         n = len(chosen_ids)
-        rows = [self.row(c, r, k) for c, r, k in zip(chosen_ids, rejected_ids, prefix_lens)]
-        order = sorted(range(n), key=lambda i: len(rows[i][0]))
+        feats = [
+            {"index": j, "chosen_ids": c, "rejected_ids": r, "prefix_len": k}
+            for j, (c, r, k) in enumerate(zip(chosen_ids, rejected_ids, prefix_lens))
+        ]
+        order = sorted(range(n), key=lambda i: len(chosen_ids[i]) + len(rejected_ids[i]) - prefix_lens[i])
         per_batch = max(1, batch_size // 2)  # a row holds about two sequences' worth of work
         out = np.empty((n, 2), dtype=np.float64)
         with tqdm(
@@ -154,7 +128,7 @@ class SharedPrefixScorer:
         ) as bar:
             for start in range(0, n, per_batch):
                 idx = order[start : start + per_batch]
-                out[idx] = self.score_rows([rows[i] for i in idx], [len(chosen_ids[i]) for i in idx])
+                out[idx] = self.score_rows([{**feats[i], "index": j} for j, i in enumerate(idx)])
                 bar.update(len(idx))
         # A pair whose two sequences are the same tokens is an exact tie, whatever the rounding.
         for i in range(n):

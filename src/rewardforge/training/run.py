@@ -291,6 +291,10 @@ def train(
         report_truncation("eval", eval_counts)
 
     share_prefix = bool(args.prefix_sharing and loaded.is_decoder)
+    # Several forward passes before one backward are fine for one process, but DDP (and the
+    # DeepSpeed/FSDP engines) need the same single forward per step on every rank.
+    distributed = targs.world_size > 1 or bool(targs.deepspeed) or bool(targs.fsdp)
+    max_tokens = None if distributed else args.max_tokens_per_batch
     precision = "bf16 autocast (fp32 weights)" if targs.bf16 else ("fp16" if targs.fp16 else args.dtype)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(
@@ -309,7 +313,7 @@ def train(
         data_collator=PairCollator(
             loaded.tokenizer.pad_token_id,
             share_prefix=share_prefix,
-            max_tokens_per_batch=args.max_tokens_per_batch,
+            max_tokens_per_batch=max_tokens,
         ),
         is_decoder=loaded.is_decoder,
         processing_class=loaded.tokenizer,
