@@ -195,6 +195,7 @@ def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, f
     if args.threads:
         extra += ["--threads", str(args.threads)]
     log_path = Path(args.log_dir) / f"serve_load_{name}.log"
+    load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"[{name}] starting server (max batch {batch_size}) ...", flush=True)
     t0 = time.monotonic()
     proc = start_server(model, port, extra, log_path)
@@ -218,6 +219,7 @@ def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, f
         "startup_s": round(startup, 1),
         "exit_code_on_sigterm": code,
     }
+    result["load_average_before"] = load_before  # the machine is shared: other jobs' load
     print(
         f"[{name}] {result['throughput_rps']} req/s, p50 {result['latency_ms']['p50']} ms, "
         f"p99 {result['latency_ms']['p99']} ms, errors {result['errors']}, lost {result['lost']}, "
