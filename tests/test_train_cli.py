@@ -124,8 +124,6 @@ def test_lora_decoder_reloads_with_plain_transformers(tiny_llama_dir, small_data
         main(train_args(tiny_llama_dir, small_data, out, "--lora", "--lora-r", "4", "--save_strategy", "no"))
         == 0
     )
-    base_head = torch.load  # keep flake quiet about unused import patterns
-    del base_head
     items = [("How do I bake bread?", "Mix flour and water, let it rise, then bake."), ("Hi", "Go away.")]
     rm, scores = _scores(out, items)
     pipe = pipeline("text-classification", model=str(out))

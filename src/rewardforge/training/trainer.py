@@ -8,7 +8,6 @@ and checkpoints written atomically.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -138,7 +137,3 @@ class RewardTrainer(Trainer):
                 use_mtime=False,
             )
         self.accelerator.wait_for_everyone()
-
-
-def finite_or_none(x: float) -> float | None:
-    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
