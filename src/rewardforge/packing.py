@@ -12,6 +12,7 @@ each row only up to the longest row of its own chunk.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -50,27 +51,35 @@ def plain_row(seq: list[int], index: int, side: int) -> Row:
 
 
 def group_rows(
-    rows: list[Row], max_tokens: int | None, max_rows: int | None = None, max_padding: float = 0.2
+    rows: Sequence[Row | Sequence[Row]],
+    max_tokens: int | None,
+    max_rows: int | None = None,
+    max_padding: float = 0.2,
 ) -> list[list[Row]]:
     """Sort rows by length and cut them into chunks: each chunk's padded size stays within
-    `max_tokens` and `max_rows`, and padding stays under `max_padding` of its positions (a row
-    longer than the budget gets a chunk of its own). With no limits: one chunk."""
+    `max_tokens` and `max_rows`, and the padding that grouping adds stays under `max_padding` of
+    its positions (a row longer than the budget gets a chunk of its own). No limits: one chunk.
+
+    An element may be a group of rows that must stay in one chunk (the chosen and rejected rows
+    of a pair), so that each chunk's loss can be computed and back-propagated on its own."""
+    units = [[r] if isinstance(r, Row) else list(r) for r in rows]
     if not max_tokens and not max_rows:
-        return [rows]
+        return [[r for unit in units for r in unit]]
     max_tokens = max_tokens or 1 << 62
     max_rows = max_rows or 1 << 62
     chunks: list[list[Row]] = []
     current: list[Row] = []
     real = 0
-    for row in sorted(rows, key=lambda r: len(r.ids)):
-        width = len(row.ids)  # sorted: the newest row is the widest of the chunk
-        size = (len(current) + 1) * width
-        too_padded = size - (real + width) > max_padding * size
-        if current and (size > max_tokens or len(current) >= max_rows or too_padded):
+    for unit in sorted(units, key=lambda u: max(len(r.ids) for r in u)):
+        width = max(len(r.ids) for r in unit)  # sorted: the newest unit is the widest of the chunk
+        own = len(unit) * width  # the unit's own padding is unavoidable; bound what grouping adds
+        size = (len(current) + len(unit)) * width
+        too_padded = size - (real + own) > max_padding * size
+        if current and (size > max_tokens or len(current) + len(unit) > max_rows or too_padded):
             chunks.append(current)
             current, real = [], 0
-        current.append(row)
-        real += width
+        current.extend(unit)
+        real += own
     if current:
         chunks.append(current)
     return chunks

@@ -48,14 +48,29 @@ def chunk_rewards(model: nn.Module, chunk: dict[str, torch.Tensor], *, decoder: 
     return per_position[chunk["read_row"], chunk["read_pos"], 0].float()
 
 
+def chunk_item_rewards(
+    model: nn.Module, chunk: dict[str, torch.Tensor], n_sides: int, *, decoder: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run one chunk; return (items, rewards [len(items), n_sides]) for the items it holds.
+
+    Every side of each item must be in this chunk (the collators keep a pair's rows together),
+    which is what lets a trainer compute and back-propagate the loss chunk by chunk."""
+    values = chunk_rewards(model, chunk, decoder=decoder)
+    index = chunk["read_index"].to(values.device)
+    side = chunk["read_side"].to(values.device)
+    items, local = torch.unique(index, sorted=True, return_inverse=True)
+    if items.numel() * n_sides != values.numel():
+        raise ValueError("a chunk must hold every side of each of its items")
+    rewards = values.new_zeros(items.numel(), n_sides).index_put((local, side), values)
+    return items, rewards
+
+
 def gather_rewards(
     model: nn.Module, chunks: list[dict[str, torch.Tensor]], n_items: int, n_sides: int, *, decoder: bool
 ):
     """Run every chunk and return rewards as [n_items, n_sides] in item order (autograd intact)."""
-    values, keys = [], []
-    for chunk in chunks:
-        values.append(chunk_rewards(model, chunk, decoder=decoder))
-        keys.append(chunk["read_index"] * n_sides + chunk["read_side"])
-    flat = torch.cat(values)
-    order = torch.argsort(torch.cat(keys).to(flat.device))
-    return flat[order].view(n_items, n_sides)
+    items, rewards = zip(*(chunk_item_rewards(model, c, n_sides, decoder=decoder) for c in chunks))
+    flat_items = torch.cat(items)
+    if flat_items.numel() != n_items:
+        raise ValueError(f"chunks hold {flat_items.numel()} items, expected {n_items}")
+    return torch.cat(rewards)[torch.argsort(flat_items)]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from rewardforge.packing import collate_chunk, group_rows, plain_row, shared_prefix_row
+from rewardforge.packing import Row, collate_chunk, group_rows, plain_row, shared_prefix_row
 
 
 class PairDataset(Dataset):
@@ -29,7 +29,8 @@ class PairCollator:
     """Turns tokenized pairs into chunks for `rewardforge.rewards.gather_rewards`.
 
     `share_prefix` (decoders): one row per pair, the prompt computed once. Otherwise two rows per
-    pair. Rows are grouped by length under `max_tokens_per_batch` to keep padding small.
+    pair, kept in the same chunk. Rows are grouped by length under `max_tokens_per_batch` to keep
+    padding small; every chunk holds whole pairs, so its loss can be back-propagated on its own.
     """
 
     pad_token_id: int
@@ -37,17 +38,17 @@ class PairCollator:
     max_tokens_per_batch: int | None = None
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        rows = []
+        units: list[Row | list[Row]] = []
         for j, f in enumerate(features):
             if self.share_prefix:
-                rows.append(
+                units.append(
                     shared_prefix_row(f["prefix_len"], [f["chosen_ids"], f["rejected_ids"]], [(j, 0), (j, 1)])
                 )
             else:
-                rows += [plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)]
+                units.append([plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)])
         chunks = [
             collate_chunk(group, self.pad_token_id, four_d=self.share_prefix)
-            for group in group_rows(rows, self.max_tokens_per_batch)
+            for group in group_rows(units, self.max_tokens_per_batch)
         ]
         batch: dict[str, Any] = {
             "chunks": chunks,

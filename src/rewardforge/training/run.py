@@ -291,10 +291,10 @@ def train(
         report_truncation("eval", eval_counts)
 
     share_prefix = bool(args.prefix_sharing and loaded.is_decoder)
-    # Several forward passes before one backward are fine for one process, but DDP (and the
-    # DeepSpeed/FSDP engines) need the same single forward per step on every rank.
-    distributed = targs.world_size > 1 or bool(targs.deepspeed) or bool(targs.fsdp)
-    max_tokens = None if distributed else args.max_tokens_per_batch
+    # Chunks are back-propagated one at a time (RewardTrainer.training_step); DDP takes that with
+    # no_sync, but the DeepSpeed and FSDP engines count backward calls themselves: one chunk there.
+    engine = bool(targs.deepspeed) or bool(targs.fsdp)
+    max_tokens = None if engine else args.max_tokens_per_batch
     precision = "bf16 autocast (fp32 weights)" if targs.bf16 else ("fp16" if targs.fp16 else args.dtype)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(

@@ -8,6 +8,7 @@ and checkpoints written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -17,8 +18,8 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from rewardforge.losses import LossConfig, bradley_terry_loss, pair_statistics
-from rewardforge.rewards import gather_rewards
+from rewardforge.losses import LossConfig, bradley_terry_loss, bradley_terry_loss_per_pair, pair_statistics
+from rewardforge.rewards import chunk_item_rewards, gather_rewards
 
 STAGING_DIR = ".staging"
 
@@ -54,16 +55,57 @@ class RewardTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         r_chosen, r_rejected = self.pair_rewards(model, inputs)
         loss = bradley_terry_loss(r_chosen, r_rejected, config=self.loss_config, margin=inputs.get("margin"))
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at step {self.state.global_step}; "
-                "try a lower learning rate or --dtype fp32"
-            )
+        self._check_finite(loss)
         if model.training:
             self._accumulate(r_chosen, r_rejected, inputs)
         if return_outputs:
             return loss, {"r_chosen": r_chosen, "r_rejected": r_rejected}
         return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {self.state.global_step}; "
+                "try a lower learning rate or --dtype fp32"
+            )
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """One forward and one backward per chunk, so only one chunk's activations are alive at a
+        time. Chunks hold whole pairs and each chunk's loss is its pairs' share of the batch mean,
+        so the summed gradients equal those of the whole batch at once. Gradients are synchronised
+        across processes only on the last chunk (`no_sync`), as in gradient accumulation."""
+        if len(inputs["chunks"]) == 1:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        n_pairs = int(inputs["pair_index"].shape[0])
+        scale = n_pairs * self.current_gradient_accumulation_steps
+        margin = inputs.get("margin")
+        chunks = inputs["chunks"]
+        total = torch.zeros((), device=self.args.device)
+        r_chosen = torch.zeros(n_pairs)
+        r_rejected = torch.zeros(n_pairs)
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                with self.compute_loss_context_manager():
+                    items, rewards = chunk_item_rewards(model, chunk, 2, decoder=self.is_decoder)
+                    per_pair = bradley_terry_loss_per_pair(
+                        rewards[:, 0],
+                        rewards[:, 1],
+                        config=self.loss_config,
+                        margin=None if margin is None else margin[items],
+                    )
+                    loss = per_pair.sum() / scale
+                self._check_finite(loss)
+                self.accelerator.backward(loss)
+            total += loss.detach()
+            r_chosen[items.cpu()] = rewards[:, 0].detach().float().cpu()
+            r_rejected[items.cpu()] = rewards[:, 1].detach().float().cpu()
+        self._accumulate(r_chosen, r_rejected, inputs)
+        return total
 
     def _accumulate(self, r_chosen, r_rejected, inputs) -> None:
         for key, value in pair_statistics(r_chosen, r_rejected).items():
