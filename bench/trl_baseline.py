@@ -141,7 +141,9 @@ def score_pairs(model, tokenizer, pairs, max_length: int, batch_size: int, eos_t
     rr = rewards([trl_text(p["rejected"], eos_token) for p in pairs])
     acc = float(np.mean((rc > rr) + 0.5 * (rc == rr)))
     n_trunc = sum(
-        len(tokenizer(trl_text(p[k], eos_token))["input_ids"]) > max_length for p in pairs for k in ("chosen", "rejected")
+        len(tokenizer(trl_text(p[k], eos_token))["input_ids"]) > max_length
+        for p in pairs
+        for k in ("chosen", "rejected")
     )
     return {
         "accuracy": acc,
