@@ -143,9 +143,9 @@ def main() -> None:
     log = work / "commands.log"
     p = {k: work / f"{k}.jsonl" for k in ("hh_train", "hh_heldout", "add_train", "add_heldout")}
     prompts_from_pairs(str(HH / "train.jsonl.gz"), str(p["hh_train"]), shuffle_seed=0, limit=200,
-                       max_prompt_chars=600)  # fmt: skip
+                       max_prompt_chars=600, skip_invalid=True)  # fmt: skip
     prompts_from_pairs(str(HH / "dev.jsonl.gz"), str(p["hh_heldout"]), shuffle_seed=0, limit=a.heldout,
-                       max_prompt_chars=600)  # fmt: skip
+                       max_prompt_chars=600, skip_invalid=True)  # fmt: skip
     arithmetic_prompts(200, str(p["add_train"]), seed=0)
     arithmetic_prompts(a.heldout, str(p["add_heldout"]), seed=1)
 

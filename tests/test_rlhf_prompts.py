@@ -96,3 +96,17 @@ def test_load_env_reward(tmp_path):
         load_env_reward("nonsense")
     with pytest.raises(ValueError, match="no function"):
         load_env_reward(f"{f}:missing")
+
+
+def test_prompts_from_pairs_with_invalid_rows(tmp_path):
+    src = tmp_path / "pairs.jsonl"
+    rows = [
+        {"prompt": "p1", "chosen": "a", "rejected": "b"},
+        {"prompt": "p2", "chosen": "", "rejected": "b"},  # empty chosen: invalid
+        {"prompt": "p3", "chosen": "a", "rejected": "c"},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="line 2"):
+        prompts_from_pairs(src)
+    recs = prompts_from_pairs(src, skip_invalid=True)
+    assert [r["prompt"][0]["content"] for r in recs] == ["p1", "p3"]

@@ -103,17 +103,19 @@ def prompts_from_pairs(
     dedupe: bool = True,
     max_prompt_chars: int | None = 2000,
     keep_chosen: bool = False,
+    skip_invalid: bool = False,
 ) -> list[dict[str, Any]]:
     """A prompt set from preference pairs (e.g. HH-RLHF): each pair's prompt (its conversation up
     to the last user turn). Empty prompts are dropped; duplicates too (`dedupe`); so are prompts
     longer than `max_prompt_chars` (None: keep all). `shuffle_seed` shuffles before `skip`/
     `limit` (use the same seed and disjoint skip/limit for train and held-out sets). With
     `keep_chosen`, the preferred response is kept as a `chosen` column (a reference). Written as
-    JSONL to `output` (atomically) when given; returned either way."""
+    JSONL to `output` (atomically) when given; returned either way. A file with invalid rows is an
+    error (`rewardforge.data.DataError`) unless `skip_invalid`, which leaves those rows out."""
     from rewardforge.data import load_pairs
 
     pairs = (
-        list(load_pairs(os.fspath(source)).pairs) if isinstance(source, str | os.PathLike) else list(source)
+        list(load_pairs(os.fspath(source), skip_invalid=skip_invalid).pairs) if isinstance(source, str | os.PathLike) else list(source)
     )
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
