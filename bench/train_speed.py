@@ -92,7 +92,9 @@ def dev_accuracy(model_path: str, max_length: int) -> float:
     for p in pairs:
         t = tokenize_pair(rm.tokenizer, rm.text_format, p, max_length)
         items += [t.chosen_ids, t.rejected_ids]
-    scores = rm.score_token_ids(items, batch_size=16)
+    # decoders: each pair's prompt computed once (same scores as separate rows, tested), so the
+    # six dev evaluations of a full run take minutes, not most of an hour; same scorer for all
+    scores = rm.score_token_ids_shared(items, batch_size=16)
     for i in range(len(pairs)):
         c, r = scores[2 * i], scores[2 * i + 1]
         correct += 1.0 if c > r else 0.5 if c == r else 0.0
