@@ -194,6 +194,7 @@ def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, f
     ]
     if args.threads:
         extra += ["--threads", str(args.threads)]
+    extra += ["--dtype", args.dtype]
     log_path = Path(args.log_dir) / f"serve_load_{name}.log"
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"[{name}] starting server (max batch {batch_size}) ...", flush=True)
@@ -239,6 +240,7 @@ def main() -> int:
     p.add_argument("--max-batch-size", type=int, default=32, help="for the dynamic run")
     p.add_argument("--max-wait-ms", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="server weights (both runs)")
     p.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
     p.add_argument(
         "--mode",
@@ -298,6 +300,7 @@ def main() -> int:
             "requests": args.requests,
             "dynamic_max_batch_size": args.max_batch_size,
             "max_wait_ms": args.max_wait_ms,
+            "dtype": args.dtype,
             "server_torch_threads": args.threads or "default",
             "host": "127.0.0.1",
         },
