@@ -115,7 +115,9 @@ def prompts_from_pairs(
     from rewardforge.data import load_pairs
 
     pairs = (
-        list(load_pairs(os.fspath(source), skip_invalid=skip_invalid).pairs) if isinstance(source, str | os.PathLike) else list(source)
+        list(load_pairs(os.fspath(source), skip_invalid=skip_invalid).pairs)
+        if isinstance(source, str | os.PathLike)
+        else list(source)
     )
     records: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -72,7 +72,10 @@ class RewardArguments:
         "Exact; --no-prefix-sharing turns it off. Encoders never share.",
     )
     max_tokens_per_batch: int | None = _opt(
-        4096, "Token budget of one forward pass: rows of similar length are grouped under it (less padding)."
+        1024,
+        "Token budget of one chunk: rows of similar length are grouped under it (less padding), and "
+        "each chunk is back-propagated before the next runs, so activation memory follows this "
+        "budget, not the batch size. A row longer than the budget is a chunk of its own.",
     )
     precision: str = _opt(
         "auto", "auto (bf16 autocast with fp32 weights where the hardware supports bf16), fp32 or bf16."

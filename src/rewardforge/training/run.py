@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -235,6 +237,22 @@ def prepare_training_args(
     return dataclasses.replace(targs, **updates) if updates else targs
 
 
+def fix_heap_growth(threshold: int = 1 << 20) -> None:
+    """Keep a CPU run's memory from creeping up step after step (glibc only).
+
+    glibc raises its mmap threshold each time a large block is freed, so later activation
+    tensors come from the heap, whose holes it rarely returns to the system: with chunks of
+    varying shapes a SmolLM2 LoRA epoch grew to 13 GB. A fixed threshold (1 MiB) keeps large
+    tensors in mmap, returned on free. Measured: 12 steps peak 6.3 -> 5.3 GB."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def train(
     args: RewardArguments,
     targs: TrainingArguments,
@@ -243,6 +261,7 @@ def train(
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
     """Run one training job end to end; returns the metadata saved as rewardforge.json."""
+    fix_heap_growth()
     output_dir = Path(args.output or targs.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
