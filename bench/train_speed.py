@@ -286,6 +286,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "train_speed.json"))
+    ap.add_argument(
+        "--work",
+        default=None,
+        help="work folder (default: a new temporary one); runs with a result there are reused",
+    )
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
 
@@ -299,7 +304,8 @@ def main() -> None:
     import transformers
     import trl
 
-    work = Path(tempfile.mkdtemp(prefix="rf-bench-"))
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="rf-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     peaks = {p: matmul_peak(p, a.threads) for p in a.precisions.split(",")}
     rows, data_info = [], {}
     for name in a.models.split(","):
@@ -318,7 +324,8 @@ def main() -> None:
             ]
             for cfg in runs:
                 cfg["out"] = str(work / f"{name}-{precision}-{cfg['label']}")
-                r = run_worker(cfg)
+                done = Path(cfg["out"] + ".result.json")
+                r = json.loads(done.read_text()) if done.exists() else run_worker(cfg)
                 r["matmul_peak_fraction"] = round(r["model_flops_per_second"] / peaks[precision], 4)
                 rows.append(r)
     ratios = []
