@@ -291,6 +291,7 @@ def main() -> None:
         default=None,
         help="work folder (default: a new temporary one); runs with a result there are reused",
     )
+    ap.add_argument("--runs", default="trl_default,trl_no_gc,rewardforge", help="which of the three runs")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
 
@@ -322,7 +323,7 @@ def main() -> None:
                 {**base, "trainer": "trl", "label": "trl_no_gc", "gradient_checkpointing": False},
                 {**base, "trainer": "rewardforge", "label": "rewardforge"},
             ]
-            for cfg in runs:
+            for cfg in [c for c in runs if c["label"] in a.runs.split(",")]:
                 cfg["out"] = str(work / f"{name}-{precision}-{cfg['label']}")
                 done = Path(cfg["out"] + ".result.json")
                 r = json.loads(done.read_text()) if done.exists() else run_worker(cfg)
@@ -332,9 +333,11 @@ def main() -> None:
     for name in a.models.split(","):
         for precision in a.precisions.split(","):
             get = {r["label"]: r for r in rows if r["model_name"] == name and r["precision"] == precision}
-            rf = get["rewardforge"]
+            rf = get.get("rewardforge")
             for base in ("trl_default", "trl_no_gc"):
-                t = get[base]
+                t = get.get(base)
+                if rf is None or t is None:
+                    continue
                 ratios.append({
                     "model": name, "precision": precision, "vs": base,
                     "pairs_per_second_ratio": round(rf["pairs_per_second"] / t["pairs_per_second"], 3),
@@ -344,16 +347,24 @@ def main() -> None:
                 })  # fmt: skip
         if {"fp32", "bf16"} <= set(a.precisions.split(",")):
             rf_bf16 = next(
-                r
-                for r in rows
-                if r["model_name"] == name and r["precision"] == "bf16" and r["label"] == "rewardforge"
+                (
+                    r
+                    for r in rows
+                    if r["model_name"] == name and r["precision"] == "bf16" and r["label"] == "rewardforge"
+                ),
+                None,
             )
             for base in ("trl_default", "trl_no_gc"):
                 t = next(
-                    r
-                    for r in rows
-                    if r["model_name"] == name and r["precision"] == "fp32" and r["label"] == base
+                    (
+                        r
+                        for r in rows
+                        if r["model_name"] == name and r["precision"] == "fp32" and r["label"] == base
+                    ),
+                    None,
                 )
+                if rf_bf16 is None or t is None:
+                    continue
                 ratios.append({"model": name, "precision": "rewardforge bf16 vs TRL fp32", "vs": base,
                                "pairs_per_second_ratio": round(rf_bf16["pairs_per_second"] / t["pairs_per_second"], 3),
                                "dev_accuracy_diff": round(rf_bf16["dev_accuracy"] - t["dev_accuracy"], 4)})  # fmt: skip
