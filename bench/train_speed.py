@@ -308,7 +308,7 @@ def main() -> None:
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="rf-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     peaks = {p: matmul_peak(p, a.threads) for p in a.precisions.split(",")}
-    rows, data_info = [], {}
+    rows, data_info, failures = [], {}, []
     for name in a.models.split(","):
         path = model_dir(name)
         data, total, fit = prepare_data(path, a.max_length, work)
@@ -326,7 +326,17 @@ def main() -> None:
             for cfg in [c for c in runs if c["label"] in a.runs.split(",")]:
                 cfg["out"] = str(work / f"{name}-{precision}-{cfg['label']}")
                 done = Path(cfg["out"] + ".result.json")
-                r = json.loads(done.read_text()) if done.exists() else run_worker(cfg)
+                try:
+                    r = json.loads(done.read_text()) if done.exists() else run_worker(cfg)
+                except subprocess.CalledProcessError as exc:  # e.g. TRL without checkpointing: OOM-killed
+                    why = f"worker exited with {exc.returncode}" + (
+                        " (SIGKILL: out of memory?)" if exc.returncode == -9 else ""
+                    )
+                    print(f"[bench] {cfg['label']} ({name}, {precision}) failed: {why}", flush=True)
+                    failures.append(
+                        {"model": name, "precision": precision, "label": cfg["label"], "error": why}
+                    )
+                    continue
                 r["matmul_peak_fraction"] = round(r["model_flops_per_second"] / peaks[precision], 4)
                 rows.append(r)
     ratios = []
@@ -385,6 +395,7 @@ def main() -> None:
         },  # fmt: skip
         "data": data_info,
         "runs": rows,
+        "failed_runs": failures,
         "ratios": ratios,
     }
     out = Path(a.output)
