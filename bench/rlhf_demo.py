@@ -9,7 +9,8 @@ then writes `bench/results/rlhf_demo.json` and `docs/img/rlhf-demo.png` from the
 2. before: `rewardforge bon --n 8` of the base policy on each held-out set (mean of all samples =
    one sample's expected RM score; mean of the best = best-of-8);
 3. `rewardforge rlhf` in `replace` mode (reward = RM score; GRPO, LoRA, KL logged) on HH prompts,
-   and in `bonus` mode (contains_answer + 0.5 x RM; ScaleRL) on arithmetic prompts;
+   in `bonus` mode (contains_answer + 0.5 x RM; ScaleRL) on arithmetic prompts, and in `bonus`
+   mode on HH prompts (complete_sentence + 0.5 x RM; ScaleRL: "bonus_hh");
 4. after: the same `bon` command with the trained policy (same seed, prompts and lengths).
 
 Example (about an hour on 2 CPU cores, one thread per job)::
@@ -79,26 +80,27 @@ def plot(results: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 3.8))
+    modes = list(results["runs"])
+    fig = Figure(figsize=(3.7 * (len(modes) + 1), 3.8))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
-    for ax, mode in zip(axes[:2], ("replace", "bonus")):
+    axes = fig.subplots(1, len(modes) + 1)
+    for ax, mode in zip(axes[:-1], modes):
         steps = results["runs"][mode]["summary"]["per_step"]
         xs = [s["step"] for s in steps]
         ax.plot(xs, [s["rm_score_mean"] for s in steps], marker=".", label="rollouts: mean RM score")
-        if mode == "bonus":
-            ax.plot(xs, [s.get("env_reward") for s in steps], marker=".", label="contains_answer")
+        for env in results["runs"][mode]["env"]:
+            ax.plot(xs, [(s.get("env") or {}).get(env) for s in steps], marker=".", label=env)
         kl = [s.get("kl") for s in steps]
         if any(k is not None for k in kl):
             twin = ax.twinx()
             twin.plot(xs, kl, color="grey", alpha=0.5, label="KL")
             twin.set_ylabel("KL", color="grey")
-        ax.set_title(f"{mode} mode ({results['runs'][mode]['prompts']})")
+        ax.set_title(f"{mode} ({results['runs'][mode]['prompts']})", fontsize=10)
         ax.set_xlabel("step")
         ax.legend(loc="upper left", fontsize=8)
-    ax = axes[2]
+    ax = axes[-1]
     names, before, after, best = [], [], [], []
-    for mode in ("replace", "bonus"):
+    for mode in modes:
         held = results["runs"][mode]["heldout"]
         names.append(mode)
         before.append(held["before"]["mean_score"])
@@ -131,6 +133,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--force", action="store_true", help="redo steps whose outputs exist")
+    ap.add_argument("--modes", default="replace,bonus,bonus_hh", help="which runs (default: all three)")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "rlhf_demo.json"))
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "rlhf-demo.png"))
     a = ap.parse_args()
@@ -158,6 +161,10 @@ def main() -> None:
                   "tokens": 16, "env": ["contains_answer"],
                   "extra": ["--mode", "bonus", "--env-reward", "contains_answer", "--rm-coeff", "0.5",
                             "--algo", "scalerl", "--max-completion-length", "16"]},
+        "bonus_hh": {"prompts": "HH-RLHF prompts", "train": p["hh_train"], "heldout": p["hh_heldout"],
+                     "tokens": 48, "env": ["complete_sentence"],
+                     "extra": ["--mode", "bonus", "--env-reward", "complete_sentence", "--rm-coeff", "0.5",
+                               "--algo", "scalerl", "--max-completion-length", "48"]},
     }  # fmt: skip
     results: dict = {
         "command": "python bench/rlhf_demo.py " + " ".join(sys.argv[1:]),
@@ -166,6 +173,8 @@ def main() -> None:
         "runs": {},
     }  # fmt: skip
     for mode, plan in plans.items():
+        if mode not in a.modes.split(","):
+            continue
         before = bon(
             policy, a.rm, plan["heldout"], work / f"before_{mode}.jsonl", a, plan["tokens"], plan["env"], log
         )
@@ -175,6 +184,7 @@ def main() -> None:
         keep = ("mean_score", "mean_best_score", "best_of_n_gain", "env")
         results["runs"][mode] = {
             "prompts": plan["prompts"],
+            "env": plan["env"],
             "options": plan["extra"],
             "summary": summary,
             "heldout": {"before": {k: before.get(k) for k in keep}, "after": {k: after.get(k) for k in keep}},

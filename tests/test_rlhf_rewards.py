@@ -211,3 +211,12 @@ def test_env_reward_cannot_take_the_rm_name(tmp_path):
 
     with pytest.raises(ValueError, match="rm_score"):
         make_grpo_with_rm(StubRM(), rm_mode="bonus", env_rewards=[rm_score], output_dir=str(tmp_path))
+
+
+def test_complete_sentence_by_hand():
+    from rewardforge.rlhf import complete_sentence
+
+    completions = ["Sure, here it is.", "I think that", 'He said "stop!"', "Why? ", "", "ok (really?)"]
+    assert complete_sentence(PROMPTS[:1] * 6, completions) == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    messages = [[{"role": "assistant", "content": "Done."}], [{"role": "assistant", "content": "Not yet"}]]
+    assert complete_sentence(PROMPTS[:1] * 2, messages) == [1.0, 0.0]

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="also report an environment reward per candidate (exact_match, contains_answer, module:function); "
+        help="also report an environment reward per candidate (exact_match, contains_answer, complete_sentence, module:function); "
         "the RM still picks the best",
     )
     p.add_argument("--max-prompts", type=int, default=None, help="use the first N prompts only")

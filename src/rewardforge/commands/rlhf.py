@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="environment reward: exact_match, contains_answer, module:function or file.py:function "
+        help="environment reward: exact_match, contains_answer, complete_sentence, module:function or file.py:function "
         "(repeatable; reads dataset columns such as 'answer')",
     )
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (r 16, all linear layers)")

@@ -11,7 +11,7 @@
 """
 
 from rewardforge.rlhf.bon import best_of_n, summarise_bon
-from rewardforge.rlhf.env_rewards import contains_answer, exact_match, load_env_reward
+from rewardforge.rlhf.env_rewards import complete_sentence, contains_answer, exact_match, load_env_reward
 from rewardforge.rlhf.prompts import arithmetic_prompts, prompts_dataset, prompts_from_pairs, read_prompts
 from rewardforge.rlhf.recipes import RLHFSetup, make_grpo_with_rm, make_scalerl_with_rm
 from rewardforge.rlhf.remote import RemoteRewardModel, RemoteRMError, load_rm
@@ -27,6 +27,7 @@ __all__ = [
     "RolloutLog",
     "arithmetic_prompts",
     "best_of_n",
+    "complete_sentence",
     "contains_answer",
     "exact_match",
     "load_env_reward",

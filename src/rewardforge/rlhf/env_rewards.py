@@ -52,11 +52,25 @@ def contains_answer(prompts: Sequence[Any], completions: Sequence[Any], answer=N
     return out
 
 
-BUILTIN_ENV_REWARDS = {"exact_match": exact_match, "contains_answer": contains_answer}
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+
+
+def complete_sentence(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any):
+    """1.0 if the completion ends a sentence (. ! ? possibly followed by closing quotes or
+    brackets), else 0.0: a reply that was finished, not cut off by the token limit. Needs no
+    dataset column, so it applies to any prompt set (e.g. HH-RLHF prompts)."""
+    return [float(_SENTENCE_END.search(completion_text(c).rstrip()) is not None) for c in completions]
+
+
+BUILTIN_ENV_REWARDS = {
+    "exact_match": exact_match,
+    "contains_answer": contains_answer,
+    "complete_sentence": complete_sentence,
+}
 
 
 def load_env_reward(spec: str):
-    """A reward function by name: a built-in (exact_match, contains_answer), "pkg.module:func"
+    """A reward function by name: a built-in (exact_match, contains_answer, complete_sentence), "pkg.module:func"
     or "path/to/file.py:func"."""
     import importlib
     import importlib.util
