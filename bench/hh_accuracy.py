@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rewardforge.modeling import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless"
 SETTINGS = {"max_length": 256, "batch_size": 8, "learning_rate": 5e-5, "epochs": 1}
@@ -109,10 +111,7 @@ def main() -> None:
         "mean_difference_rewardforge_minus_trl": round(statistics.mean(diffs), 4),
     }
     out = Path(a.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     print(f"mean difference (rewardforge - TRL): {result['mean_difference_rewardforge_minus_trl']:+.4f}")
     print(f"written {out}")

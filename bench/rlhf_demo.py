@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "rlhf-demo.png"))
     a = ap.parse_args()
 
+    from rewardforge.modeling import atomic_write_text
     from rewardforge.rlhf import arithmetic_prompts, prompts_from_pairs
 
     policy = a.policy or smollm2_gguf()
@@ -190,10 +191,7 @@ def main() -> None:
             "heldout": {"before": {k: before.get(k) for k in keep}, "after": {k: after.get(k) for k in keep}},
         }
     out = Path(a.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(results, indent=2) + "\n")
     plot(results, Path(a.plot))
     for mode, r in results["runs"].items():
         s, h = r["summary"], r["heldout"]

@@ -71,6 +71,7 @@ def main() -> int:
     import transformers
 
     from rewardforge.inference import RewardModel
+    from rewardforge.modeling import atomic_write_text
 
     torch.set_num_threads(a.threads)
     model_dir = Path(tempfile.mkdtemp(prefix="rf-score-bench-")) / "rm"
@@ -130,10 +131,7 @@ def main() -> int:
         "max_abs_score_difference": max_diff,
     }
     out = Path(a.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(
         json.dumps(
             {k: result[k] for k in ("settings", "seconds", "speedup", "max_abs_score_difference")}, indent=2

@@ -305,6 +305,8 @@ def main() -> None:
     import transformers
     import trl
 
+    from rewardforge.modeling import atomic_write_text
+
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="rf-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     peaks = {p: matmul_peak(p, a.threads) for p in a.precisions.split(",")}
@@ -399,10 +401,7 @@ def main() -> None:
         "ratios": ratios,
     }
     out = Path(a.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print("\n" + table(rows))
     print("\nratios rewardforge / TRL:")
     for r in ratios:
