@@ -85,8 +85,7 @@ class RewardTrainer(Trainer):
         margin = inputs.get("margin")
         chunks = inputs["chunks"]
         total = torch.zeros((), device=self.args.device)
-        r_chosen = torch.zeros(n_pairs)
-        r_rejected = torch.zeros(n_pairs)
+        seen_items, seen_rewards = [], []
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
@@ -102,9 +101,10 @@ class RewardTrainer(Trainer):
                 self._check_finite(loss)
                 self.accelerator.backward(loss)
             total += loss.detach()
-            r_chosen[items.cpu()] = rewards[:, 0].detach().float().cpu()
-            r_rejected[items.cpu()] = rewards[:, 1].detach().float().cpu()
-        self._accumulate(r_chosen, r_rejected, inputs)
+            seen_items.append(items)
+            seen_rewards.append(rewards.detach())
+        rewards = torch.cat(seen_rewards)[torch.argsort(torch.cat(seen_items))]
+        self._accumulate(rewards[:, 0], rewards[:, 1], inputs)
         return total
 
     def _accumulate(self, r_chosen, r_rejected, inputs) -> None:
