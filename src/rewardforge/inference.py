@@ -121,17 +121,12 @@ class RewardModel:
             by_prompt.setdefault(json.dumps(prompt), []).append(i)
         if not self.loaded.is_decoder or not self.share_prefix:
             return self.score_token_ids(seqs, batch_size=batch_size)
-        rows = []
+        groups = []
         for members in by_prompt.values():
             for start in range(0, len(members), MAX_COMPLETIONS_PER_ROW):
                 group = members[start : start + MAX_COMPLETIONS_PER_ROW]
-                ids = [seqs[i] for i in group]
-                prefix = common_prefix_len(ids)
-                if len(group) > 1 and prefix > 0:
-                    rows.append(shared_prefix_row(prefix, ids, [(i, 0) for i in group]))
-                else:
-                    rows += [plain_row(seqs[i], i, 0) for i in group]
-        return self._score_rows(rows, len(seqs), batch_size)
+                groups.append((group, common_prefix_len([seqs[i] for i in group])))
+        return self._score_rows(_grouped_rows(seqs, groups), len(seqs), batch_size)
 
     def score_token_ids(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
         """Scores of token sequences (one sequence each), in input order."""
@@ -188,13 +183,7 @@ class RewardModel:
                     groups[-1] = ([*members, i], q)
                     continue
             groups.append(([i], len(seqs[i])))
-        rows = []
-        for members, p in groups:
-            if len(members) > 1 and p > 0:
-                rows.append(shared_prefix_row(p, [seqs[i] for i in members], [(i, 0) for i in members]))
-            else:
-                rows += [plain_row(seqs[i], i, 0) for i in members]
-        return self._score_rows(rows, len(seqs), batch_size)
+        return self._score_rows(_grouped_rows(seqs, groups), len(seqs), batch_size)
 
     def score_texts(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
         """Scores of already formatted conversations (see `encode_text`), in input order."""
@@ -209,6 +198,18 @@ class RewardModel:
         """(index, score) of each response, best first."""
         scores = self.score_batch([(prompt, r) for r in responses])
         return sorted(enumerate(scores), key=lambda t: -t[1])
+
+
+def _grouped_rows(seqs: list[list[int]], groups: list[tuple[list[int], int]]) -> list[Row]:
+    """Rows for (members, common prefix length) groups: one shared-prefix row per group of two or
+    more that share a prefix, plain rows otherwise."""
+    rows: list[Row] = []
+    for members, prefix in groups:
+        if len(members) > 1 and prefix > 0:
+            rows.append(shared_prefix_row(prefix, [seqs[i] for i in members], [(i, 0) for i in members]))
+        else:
+            rows += [plain_row(seqs[i], i, 0) for i in members]
+    return rows
 
 
 class RewardEnsemble:

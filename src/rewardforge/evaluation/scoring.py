@@ -112,8 +112,8 @@ class SharedPrefixScorer:
 
         n = len(chosen_ids)
         feats = [
-            {"index": j, "chosen_ids": c, "rejected_ids": r, "prefix_len": k}
-            for j, (c, r, k) in enumerate(zip(chosen_ids, rejected_ids, prefix_lens))
+            {"chosen_ids": c, "rejected_ids": r, "prefix_len": k}
+            for c, r, k in zip(chosen_ids, rejected_ids, prefix_lens)
         ]
         order = sorted(range(n), key=lambda i: len(chosen_ids[i]) + len(rejected_ids[i]) - prefix_lens[i])
         per_batch = max(1, batch_size // 2)  # a row holds about two sequences' worth of work
