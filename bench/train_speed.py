@@ -292,6 +292,9 @@ def main() -> None:
         help="work folder (default: a new temporary one); runs with a result there are reused",
     )
     ap.add_argument("--runs", default="trl_default,trl_no_gc,rewardforge", help="which of the three runs")
+    ap.add_argument(
+        "--retry-failed", action="store_true", help="with --work: run again the runs that failed there before"
+    )
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
 
@@ -328,6 +331,12 @@ def main() -> None:
             for cfg in [c for c in runs if c["label"] in a.runs.split(",")]:
                 cfg["out"] = str(work / f"{name}-{precision}-{cfg['label']}")
                 done = Path(cfg["out"] + ".result.json")
+                failed = Path(cfg["out"] + ".failed.json")
+                if failed.exists() and not a.retry_failed:  # a reused --work keeps its failures too
+                    failures.append(json.loads(failed.read_text()))
+                    print(f"[bench] {cfg['label']} ({name}, {precision}) failed earlier: "
+                          f"{failures[-1]['error']} (--retry-failed runs it again)", flush=True)  # fmt: skip
+                    continue
                 try:
                     r = json.loads(done.read_text()) if done.exists() else run_worker(cfg)
                 except subprocess.CalledProcessError as exc:  # e.g. TRL without checkpointing: OOM-killed
@@ -338,6 +347,7 @@ def main() -> None:
                     failures.append(
                         {"model": name, "precision": precision, "label": cfg["label"], "error": why}
                     )
+                    atomic_write_text(failed, json.dumps(failures[-1]))
                     continue
                 r["matmul_peak_fraction"] = round(r["model_flops_per_second"] / peaks[precision], 4)
                 rows.append(r)
