@@ -280,3 +280,19 @@ def test_batches_pad_to_the_batch_not_to_max_length():
     ]
     batch = PairCollator(0, max_tokens_per_batch=None)(feats)
     assert [tuple(c["input_ids"].shape) for c in batch["chunks"]] == [(6, 6)]
+
+
+def test_final_eval_after_bf16_autocast_matches_the_saved_model_in_fp32(tiny_llama_dir, small_data, tmp_path):
+    """metrics.json describes the saved (fp32) model: `rewardforge eval` reproduces its figures."""
+    out = tmp_path / "run"
+    args = train_args(tiny_llama_dir, small_data, out, "--precision", "bf16", "--save_strategy", "no")
+    assert main(args) == 0
+    train_eval = json.loads((out / "metrics.json").read_text())["eval"]
+    assert train_eval["eval_precision"] == "float32"
+    ev = tmp_path / "eval"
+    assert main(["eval", "--model", str(out), "--data", str(small_data[1]), "--max-length", "96",
+                 "--output", str(ev), "--no-report", "--quiet"]) == 0  # fmt: skip
+    (per_data,) = json.loads((ev / "metrics.json").read_text())["results"].values()
+    (expected,) = per_data.values()
+    assert train_eval["eval_margin_mean"] == pytest.approx(expected["margin_mean"], rel=1e-5, abs=1e-6)
+    assert train_eval["eval_accuracy"] == expected["accuracy"]

@@ -253,6 +253,19 @@ def fix_heap_growth(threshold: int = 1 << 20) -> None:
         pass
 
 
+def final_evaluation(trainer: Any) -> dict[str, float]:
+    """Evaluate the model as it will be saved. Under bf16/fp16 autocast the weights stay fp32, and
+    `pipeline` or `rewardforge eval` score the saved model in fp32. Near-ties flip between the two
+    precisions (MiniLM on HH dev: 0.682 with autocast, 0.691 in fp32), so the final figure is
+    computed without autocast, to match what users get when they load the model."""
+    if trainer.args.bf16 or trainer.args.fp16:
+        # Removes accelerate's autocast wrapper from forward; training is over.
+        trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    metrics = trainer.evaluate()
+    metrics["eval_precision"] = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
+    return metrics
+
+
 def train(
     args: RewardArguments,
     targs: TrainingArguments,
@@ -350,7 +363,7 @@ def train(
         "train": {**train_result.metrics, **{f"total_{k}": v for k, v in trainer.totals.items()}}
     }
     if eval_ds is not None:
-        metrics["eval"] = trainer.evaluate()
+        metrics["eval"] = final_evaluation(trainer)
     metrics["wall_seconds"] = round(time.time() - started, 1)
 
     meta = {
