@@ -279,7 +279,8 @@ def test_batches_pad_to_the_batch_not_to_max_length():
         for i, n in enumerate([3, 5, 4])
     ]
     batch = PairCollator(0, max_tokens_per_batch=None)(feats)
-    assert [tuple(c["input_ids"].shape) for c in batch["chunks"]] == [(6, 6)]
+    # the longest row (6) rounded up to the chunk-width multiple, not padded to --max-length
+    assert [tuple(c["input_ids"].shape) for c in batch["chunks"]] == [(6, 32)]
 
 
 def test_final_eval_after_bf16_autocast_matches_the_saved_model_in_fp32(tiny_llama_dir, small_data, tmp_path):
