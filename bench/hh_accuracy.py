@@ -14,6 +14,7 @@ Runs that already have a result in --work are reused. Writes bench/results/hh_ac
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib.util
 import json
 import os
@@ -36,10 +37,30 @@ def minilm() -> str:
     return str(Path(list(spec.submodule_search_locations)[0]) / "model")
 
 
-def run_rewardforge(seed: int, out: Path, a) -> dict:
+def fitting_pairs(work: Path) -> Path:
+    """The train pairs TRL keeps (both transcripts within max length, by its own length rule)."""
+    out = work / f"train_fitting_{SETTINGS['max_length']}.jsonl.gz"
+    if not out.exists():
+        sys.path.insert(0, str(ROOT / "bench"))
+        from trl_baseline import load_tokenizer, read_pairs, trl_style_fits
+
+        tok, _ = load_tokenizer(minilm())
+        rows = [
+            r
+            for r in read_pairs(str(HH / "train.jsonl.gz"))
+            if trl_style_fits(tok, r, SETTINGS["max_length"])
+        ]
+        tmp = out.with_suffix(".tmp")
+        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+        os.replace(tmp, out)
+    return out
+
+
+def run_rewardforge(seed: int, out: Path, a, data: Path) -> dict:
     metrics = out / "metrics.json"
     if not metrics.exists():
-        cmd = ["rewardforge", "train", "--model", minilm(), "--data", str(HH / "train.jsonl.gz"),
+        cmd = ["rewardforge", "train", "--model", minilm(), "--data", str(data),
                "--eval-data", str(HH / "dev.jsonl.gz"), "--skip-invalid",
                "--max-length", str(SETTINGS["max_length"]), "--batch-size", str(SETTINGS["batch_size"]),
                "--learning-rate", str(SETTINGS["learning_rate"]), "--epochs", str(SETTINGS["epochs"]),
@@ -80,6 +101,11 @@ def main() -> None:
         "--precision", default="auto", help="rewardforge --precision (TRL runs fp32, its default)"
     )
     ap.add_argument("--threads", type=int, default=None, help="OMP/torch threads for every run")
+    ap.add_argument(
+        "--fitting-only",
+        action="store_true",
+        help="train rewardforge only on the pairs TRL keeps (tells the long pairs' effect apart)",
+    )
     ap.add_argument("--work", default=str(ROOT / "runs" / "hh-accuracy"))
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "hh_accuracy_minilm.json"))
     a = ap.parse_args()
@@ -89,8 +115,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     runs = {"rewardforge": {}, "trl": {}}
+    data = fitting_pairs(work) if a.fitting_only else HH / "train.jsonl.gz"
+    tag = "fitting-" if a.fitting_only else ""
     for seed in seeds:
-        runs["rewardforge"][seed] = run_rewardforge(seed, work / f"rf-{a.precision}-s{seed}", a)
+        runs["rewardforge"][seed] = run_rewardforge(seed, work / f"rf-{tag}{a.precision}-s{seed}", a, data)
         runs["trl"][seed] = run_trl(seed, work / f"trl-s{seed}", a)
         print(f"seed {seed}: rewardforge {runs['rewardforge'][seed]['dev_accuracy']:.4f}, "
               f"TRL {runs['trl'][seed]['dev_accuracy']:.4f}", flush=True)  # fmt: skip
@@ -105,7 +133,13 @@ def main() -> None:
     diffs = [runs["rewardforge"][s]["dev_accuracy"] - runs["trl"][s]["dev_accuracy"] for s in seeds]
     result = {
         "command": "python bench/hh_accuracy.py " + " ".join(sys.argv[1:]),
-        "settings": {**SETTINGS, "model": "all-MiniLM-L6-v2", "seeds": seeds, "precision": a.precision},
+        "settings": {
+            **SETTINGS,
+            "model": "all-MiniLM-L6-v2",
+            "seeds": seeds,
+            "precision": a.precision,
+            "rewardforge_train_data": "pairs TRL keeps" if a.fitting_only else "all valid pairs",
+        },  # fmt: skip
         "runs": {name: {str(s): r for s, r in by_seed.items()} for name, by_seed in runs.items()},
         "summary": summary,
         "mean_difference_rewardforge_minus_trl": round(statistics.mean(diffs), 4),

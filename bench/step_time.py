@@ -3,6 +3,7 @@ two sequences per pair, bf16 autocast or fp32. A quick look, not the benchmark (
 bench/train_speed.py, which also runs TRL).
 
     python bench/step_time.py [--model FOLDER_OR_GGUF] [--threads 2] [--lora] [--pairs 8]
+    python bench/step_time.py --profile     # where a bf16 shared-prefix step spends its time
 """
 
 from __future__ import annotations
@@ -23,6 +24,41 @@ from rewardforge.training.collator import PairCollator
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless" / "train.jsonl.gz"
 
 
+def bf16_step(loaded, batch, n_pairs: int) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        r = gather_rewards(loaded.model, batch["chunks"], n_pairs, 2, decoder=loaded.is_decoder)
+        loss = torch.nn.functional.logsigmoid(r[:, 0] - r[:, 1]).neg().mean()
+    loss.backward()
+    loaded.model.zero_grad()
+
+
+def profile_step(loaded, feats: list[dict], max_tokens: int) -> None:
+    """Operator profile of one bf16 step with shared-prefix rows, after a warm-up step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batch = PairCollator(
+        loaded.tokenizer.pad_token_id, share_prefix=loaded.is_decoder, max_tokens_per_batch=max_tokens
+    )(feats)
+    print("chunks (rows, length):", [tuple(c["input_ids"].shape) for c in batch["chunks"]])
+    bf16_step(loaded, batch, len(feats))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        bf16_step(loaded, batch, len(feats))
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    share = {
+        "matmul": sum(
+            e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm")
+        ),
+        "attention": sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key),
+    }
+    print(events.table(sort_by="self_cpu_time_total", row_limit=12))
+    print(
+        json.dumps(
+            {k: round(v / total, 3) for k, v in share.items()} | {"step_seconds": round(total / 1e6, 2)}
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -32,6 +68,10 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--lora", action="store_true")
+    ap.add_argument(
+        "--max-tokens-per-batch", type=int, default=1024, help="chunk budget (rewardforge's default)"
+    )
+    ap.add_argument("--profile", action="store_true", help="profile the bf16 shared-prefix step by operator")
     a = ap.parse_args()
     if a.model is None:
         import importlib.util
@@ -52,11 +92,14 @@ def main() -> None:
                 "prefix_len": t.prefix_len,
             }
         )
+    if a.profile:
+        profile_step(loaded, feats, a.max_tokens_per_batch)
+        return
     results = []
     for share in (True, False) if loaded.is_decoder else (False,):
         for precision in ("bf16", "fp32"):
             batch = PairCollator(
-                loaded.tokenizer.pad_token_id, share_prefix=share, max_tokens_per_batch=4096
+                loaded.tokenizer.pad_token_id, share_prefix=share, max_tokens_per_batch=a.max_tokens_per_batch
             )(feats)
             start = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):

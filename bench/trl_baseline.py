@@ -153,14 +153,16 @@ def score_pairs(model, tokenizer, pairs, max_length: int, batch_size: int, eos_t
     }
 
 
-def trl_style_kept(tokenizer, pairs, max_length: int, eos_token: str) -> int:
-    """Re-derive TRL's length filter independently: keep a pair iff both tokenized sides <= max_length."""
-    kept = 0
-    for p in pairs:
-        lc = len(tokenizer(text=trl_text(p["chosen"], eos_token))["input_ids"])
-        lr = len(tokenizer(text=trl_text(p["rejected"], eos_token))["input_ids"])
-        kept += lc <= max_length and lr <= max_length
-    return kept
+def trl_style_fits(tokenizer, pair: dict[str, str], max_length: int) -> bool:
+    """TRL's length filter, re-derived: a pair stays iff both tokenized sides are <= max_length."""
+    return all(
+        len(tokenizer(text=trl_text(pair[k], tokenizer.eos_token))["input_ids"]) <= max_length
+        for k in ("chosen", "rejected")
+    )
+
+
+def trl_style_kept(tokenizer, pairs, max_length: int) -> int:
+    return sum(trl_style_fits(tokenizer, p, max_length) for p in pairs)
 
 
 def atomic_write_json(path: str, obj: dict) -> None:
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     train_pairs_total = len(train_rows)
     train_pairs_used = len(trainer.train_dataset)  # TRL's dataset after its own >max_length filter
     train_pairs_dropped = train_pairs_total - train_pairs_used
-    independent_kept = trl_style_kept(tokenizer, train_rows, args.max_length, eos_token)
+    independent_kept = trl_style_kept(tokenizer, train_rows, args.max_length)
     if independent_kept != train_pairs_used:
         print(
             f"WARNING: TRL kept {train_pairs_used} pairs but the independent recount keeps {independent_kept}",
