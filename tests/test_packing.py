@@ -136,10 +136,10 @@ def test_score_batch_shares_prompt_and_matches_single_scores(tiny_llama_dir):
 
 @pytest.mark.parametrize("share", [True, False])
 def test_chunk_width_rounding_pads_without_changing_rewards(tiny_llama_dir, share):
-    """Chunks are padded to a multiple of PAD_MULTIPLE (fewer distinct shapes); the masked padding
+    """bf16 chunks are padded to a multiple of 32 (fewer distinct shapes); the masked padding
     leaves every reward as it is with no rounding."""
     from rewardforge.modeling import load_reward_model
-    from rewardforge.packing import PAD_MULTIPLE, collate_chunk
+    from rewardforge.packing import PAD_MULTIPLE_BF16, collate_chunk, pad_multiple
     from rewardforge.rewards import chunk_rewards
 
     loaded = load_reward_model(str(tiny_llama_dir), seed=0)
@@ -148,9 +148,14 @@ def test_chunk_width_rounding_pads_without_changing_rewards(tiny_llama_dir, shar
     else:
         rows = [plain_row([5, 6, 7, 8, 9], 0, 0), plain_row([11, 12, 13], 1, 0)]
     pad = loaded.model.config.pad_token_id
-    rounded = collate_chunk(rows, pad, four_d=share)
-    exact = collate_chunk(rows, pad, four_d=share, pad_to_multiple_of=1)
-    assert rounded["input_ids"].shape[1] == PAD_MULTIPLE > exact["input_ids"].shape[1]
+    rounded = collate_chunk(rows, pad, four_d=share, pad_to_multiple_of=pad_multiple(bf16=True))
+    exact = collate_chunk(rows, pad, four_d=share, pad_to_multiple_of=pad_multiple(bf16=False))
+    assert (
+        rounded["input_ids"].shape[1]
+        == PAD_MULTIPLE_BF16
+        > exact["input_ids"].shape[1]
+        == max(len(r.ids) for r in rows)
+    )
     with torch.no_grad():
         a = chunk_rewards(loaded.model, rounded, decoder=True)
         b = chunk_rewards(loaded.model, exact, decoder=True)

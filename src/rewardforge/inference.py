@@ -15,7 +15,7 @@ import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.modeling import load_reward_model
-from rewardforge.packing import Row, collate_chunk, group_rows, plain_row, shared_prefix_row
+from rewardforge.packing import Row, collate_chunk, group_rows, pad_multiple, plain_row, shared_prefix_row
 from rewardforge.rewards import gather_rewards
 from rewardforge.tokenization import common_prefix_len, tokenize_group
 
@@ -73,6 +73,7 @@ class RewardModel:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.share_prefix = share_prefix
         self.max_tokens_per_batch = max_tokens_per_batch
+        self._pad_multiple = pad_multiple(next(self.model.parameters()).dtype == torch.bfloat16)
         self.model.to(self.device)
 
     @classmethod
@@ -139,7 +140,9 @@ class RewardModel:
         chunks = []
         for group in group_rows(rows, self.max_tokens_per_batch, max_rows=batch_size):
             four_d = any(r.segments is not None for r in group)
-            chunk = collate_chunk(group, self.tokenizer.pad_token_id, four_d=four_d)
+            chunk = collate_chunk(
+                group, self.tokenizer.pad_token_id, four_d=four_d, pad_to_multiple_of=self._pad_multiple
+            )
             chunks.append({k: v.to(self.device) for k, v in chunk.items()})
         rewards = gather_rewards(self.model, chunks, n, 1, decoder=self.loaded.is_decoder)
         return rewards[:, 0].tolist()

@@ -102,15 +102,21 @@ def block_mask(rows: list[Row], width: int) -> torch.Tensor:
     return allowed.unsqueeze(1)
 
 
-# Chunk widths are rounded up to this multiple. On CPU, bf16 matrix products go through oneDNN,
-# which caches a kernel per input shape; with every chunk a new width that cache held 0.9 GB
-# more on a 30-step MiniLM bf16 run (peak 2.05 GB at width multiple 1, 1.25 GB at 32), at no
-# cost in speed. Padded positions are masked out, so the rewards do not change.
-PAD_MULTIPLE = 32
+# In bf16, chunk widths are rounded up to this multiple. On CPU, bf16 matrix products go through
+# oneDNN, which caches a kernel per input shape; with every chunk a new width that cache held
+# 0.9 GB more on a 30-step MiniLM bf16 run (peak 2.05 GB at multiple 1, 1.25 GB at 32), at no
+# cost in speed. fp32 products (MKL) keep no such cache, so there rounding would only add
+# padding (+6% positions on SmolLM2). Padded positions are masked out: rewards do not change.
+PAD_MULTIPLE_BF16 = 32
+
+
+def pad_multiple(bf16: bool) -> int:
+    """Chunk-width multiple for a run or scorer that computes in bf16 (or not)."""
+    return PAD_MULTIPLE_BF16 if bf16 else 1
 
 
 def collate_chunk(
-    rows: list[Row], pad_id: int, *, four_d: bool, pad_to_multiple_of: int = PAD_MULTIPLE
+    rows: list[Row], pad_id: int, *, four_d: bool, pad_to_multiple_of: int = 1
 ) -> dict[str, torch.Tensor]:
     """Pad one chunk to its longest row, rounded up to `pad_to_multiple_of`.
     `four_d`: a block mask (shared-prefix rows), else 2D."""

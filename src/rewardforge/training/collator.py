@@ -36,6 +36,7 @@ class PairCollator:
     pad_token_id: int
     share_prefix: bool = False
     max_tokens_per_batch: int | None = None
+    pad_to_multiple_of: int = 1  # packing.pad_multiple(bf16)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         units: list[Row | list[Row]] = []
@@ -47,7 +48,9 @@ class PairCollator:
             else:
                 units.append([plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)])
         chunks = [
-            collate_chunk(group, self.pad_token_id, four_d=self.share_prefix)
+            collate_chunk(
+                group, self.pad_token_id, four_d=self.share_prefix, pad_to_multiple_of=self.pad_to_multiple_of
+            )
             for group in group_rows(units, self.max_tokens_per_batch)
         ]
         batch: dict[str, Any] = {

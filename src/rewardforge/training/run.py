@@ -25,6 +25,7 @@ from rewardforge.modeling import (
     resolve_precision,
     save_reward_model,
 )
+from rewardforge.packing import pad_multiple
 from rewardforge.tokenization import tokenize_pair
 from rewardforge.training.arguments import RewardArguments
 from rewardforge.training.collator import PairCollator, PairDataset
@@ -346,6 +347,7 @@ def train(
             loaded.tokenizer.pad_token_id,
             share_prefix=share_prefix,
             max_tokens_per_batch=max_tokens,
+            pad_to_multiple_of=pad_multiple(bool(targs.bf16) or args.dtype == "bf16"),
         ),
         is_decoder=loaded.is_decoder,
         processing_class=loaded.tokenizer,
