@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from rewardforge.modeling import atomic_write_text
@@ -50,8 +51,8 @@ def fitting_pairs(work: Path) -> Path:
             for r in read_pairs(str(HH / "train.jsonl.gz"))
             if trl_style_fits(tok, r, SETTINGS["max_length"])
         ]
-        tmp = out.with_suffix(".tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+        fd, tmp = tempfile.mkstemp(dir=work, suffix=".tmp")  # unique: parallel invocations share --work
+        with os.fdopen(fd, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in rows)
         os.replace(tmp, out)
     return out
