@@ -73,7 +73,8 @@ class RewardModel:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.share_prefix = share_prefix
         self.max_tokens_per_batch = max_tokens_per_batch
-        self._pad_multiple = pad_multiple(next(self.model.parameters()).dtype == torch.bfloat16)
+        # chunk-width multiple for every batch this model scores (see packing.pad_multiple)
+        self.pad_to_multiple_of = pad_multiple(next(self.model.parameters()).dtype == torch.bfloat16)
         self.model.to(self.device)
 
     @classmethod
@@ -141,7 +142,7 @@ class RewardModel:
         for group in group_rows(rows, self.max_tokens_per_batch, max_rows=batch_size):
             four_d = any(r.segments is not None for r in group)
             chunk = collate_chunk(
-                group, self.tokenizer.pad_token_id, four_d=four_d, pad_to_multiple_of=self._pad_multiple
+                group, self.tokenizer.pad_token_id, four_d=four_d, pad_to_multiple_of=self.pad_to_multiple_of
             )
             chunks.append({k: v.to(self.device) for k, v in chunk.items()})
         rewards = gather_rewards(self.model, chunks, n, 1, decoder=self.loaded.is_decoder)

@@ -92,7 +92,9 @@ class SharedPrefixScorer:
         from rewardforge.rewards import gather_rewards
         from rewardforge.training.collator import PairCollator
 
-        batch = PairCollator(self.rm.tokenizer.pad_token_id, share_prefix=True)(features)
+        batch = PairCollator(
+            self.rm.tokenizer.pad_token_id, share_prefix=True, pad_to_multiple_of=self.rm.pad_to_multiple_of
+        )(features)
         chunks = [{k: v.to(self.rm.device) for k, v in c.items()} for c in batch["chunks"]]
         with torch.no_grad():
             rewards = gather_rewards(self.rm.model, chunks, len(features), 2, decoder=True)
