@@ -14,14 +14,12 @@ Runs that already have a result in --work are reused. Writes bench/results/hh_ac
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from rewardforge.modeling import atomic_write_text
@@ -40,21 +38,15 @@ def minilm() -> str:
 
 def fitting_pairs(work: Path) -> Path:
     """The train pairs TRL keeps (both transcripts within max length, by its own length rule)."""
-    out = work / f"train_fitting_{SETTINGS['max_length']}.jsonl.gz"
+    out = work / f"train_fitting_{SETTINGS['max_length']}.jsonl"
     if not out.exists():
         sys.path.insert(0, str(ROOT / "bench"))
         from trl_baseline import load_tokenizer, read_pairs, trl_style_fits
 
         tok, _ = load_tokenizer(minilm())
-        rows = [
-            r
-            for r in read_pairs(str(HH / "train.jsonl.gz"))
-            if trl_style_fits(tok, r, SETTINGS["max_length"])
-        ]
-        fd, tmp = tempfile.mkstemp(dir=work, suffix=".tmp")  # unique: parallel invocations share --work
-        with os.fdopen(fd, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
-        os.replace(tmp, out)
+        rows = read_pairs(str(HH / "train.jsonl.gz"))
+        fits = [r for r in rows if trl_style_fits(tok, r, SETTINGS["max_length"])]
+        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in fits))
     return out
 
 

@@ -17,6 +17,7 @@ import torch
 
 from rewardforge.data import load_pairs
 from rewardforge.modeling import LoraSettings, load_reward_model
+from rewardforge.packing import pad_multiple
 from rewardforge.rewards import gather_rewards
 from rewardforge.tokenization import tokenize_pair
 from rewardforge.training.collator import PairCollator
@@ -24,8 +25,19 @@ from rewardforge.training.collator import PairCollator
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless" / "train.jsonl.gz"
 
 
-def bf16_step(loaded, batch, n_pairs: int) -> None:
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+def collate(loaded, feats: list[dict], share: bool, precision: str, max_tokens: int) -> dict:
+    """The batch the trainer would build (chunk widths rounded as it rounds them in bf16)."""
+    return PairCollator(
+        loaded.tokenizer.pad_token_id,
+        share_prefix=share,
+        max_tokens_per_batch=max_tokens,
+        pad_to_multiple_of=pad_multiple(precision == "bf16"),
+    )(feats)
+
+
+def step(loaded, batch: dict, n_pairs: int, precision: str) -> None:
+    """One forward and backward of the pairs' Bradley-Terry loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         r = gather_rewards(loaded.model, batch["chunks"], n_pairs, 2, decoder=loaded.is_decoder)
         loss = torch.nn.functional.logsigmoid(r[:, 0] - r[:, 1]).neg().mean()
     loss.backward()
@@ -36,13 +48,11 @@ def profile_step(loaded, feats: list[dict], max_tokens: int) -> None:
     """Operator profile of one bf16 step with shared-prefix rows, after a warm-up step."""
     from torch.profiler import ProfilerActivity, profile
 
-    batch = PairCollator(
-        loaded.tokenizer.pad_token_id, share_prefix=loaded.is_decoder, max_tokens_per_batch=max_tokens
-    )(feats)
+    batch = collate(loaded, feats, loaded.is_decoder, "bf16", max_tokens)
     print("chunks (rows, length):", [tuple(c["input_ids"].shape) for c in batch["chunks"]])
-    bf16_step(loaded, batch, len(feats))
+    step(loaded, batch, len(feats), "bf16")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        bf16_step(loaded, batch, len(feats))
+        step(loaded, batch, len(feats), "bf16")
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     share = {
@@ -98,15 +108,9 @@ def main() -> None:
     results = []
     for share in (True, False) if loaded.is_decoder else (False,):
         for precision in ("bf16", "fp32"):
-            batch = PairCollator(
-                loaded.tokenizer.pad_token_id, share_prefix=share, max_tokens_per_batch=a.max_tokens_per_batch
-            )(feats)
+            batch = collate(loaded, feats, share, precision, a.max_tokens_per_batch)
             start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                r = gather_rewards(loaded.model, batch["chunks"], len(feats), 2, decoder=loaded.is_decoder)
-                loss = torch.nn.functional.logsigmoid(r[:, 0] - r[:, 1]).neg().mean()
-            loss.backward()
-            loaded.model.zero_grad()
+            step(loaded, batch, len(feats), precision)
             row = {"prefix_sharing": share, "precision": precision, "seconds": round(time.perf_counter() - start, 2),
                    "positions": sum(int(c["input_ids"].numel()) for c in batch["chunks"])}  # fmt: skip
             print(json.dumps(row), flush=True)

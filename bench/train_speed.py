@@ -352,12 +352,12 @@ def main() -> None:
                 r["matmul_peak_fraction"] = round(r["model_flops_per_second"] / peaks[precision], 4)
                 rows.append(r)
     ratios = []
+    run = {(r["model_name"], r["precision"], r["label"]): r for r in rows}  # failed runs are absent
     for name in a.models.split(","):
         for precision in a.precisions.split(","):
-            get = {r["label"]: r for r in rows if r["model_name"] == name and r["precision"] == precision}
-            rf = get.get("rewardforge")
+            rf = run.get((name, precision, "rewardforge"))
             for base in ("trl_default", "trl_no_gc"):
-                t = get.get(base)
+                t = run.get((name, precision, base))
                 if rf is None or t is None:
                     continue
                 ratios.append({
@@ -367,29 +367,14 @@ def main() -> None:
                     "dev_accuracy_diff": round(rf["dev_accuracy"] - t["dev_accuracy"], 4),
                     "final_loss_diff": round(rf["final_train_loss"] - t["final_train_loss"], 4),
                 })  # fmt: skip
-        if {"fp32", "bf16"} <= set(a.precisions.split(",")):
-            rf_bf16 = next(
-                (
-                    r
-                    for r in rows
-                    if r["model_name"] == name and r["precision"] == "bf16" and r["label"] == "rewardforge"
-                ),
-                None,
-            )
-            for base in ("trl_default", "trl_no_gc"):
-                t = next(
-                    (
-                        r
-                        for r in rows
-                        if r["model_name"] == name and r["precision"] == "fp32" and r["label"] == base
-                    ),
-                    None,
-                )
-                if rf_bf16 is None or t is None:
-                    continue
-                ratios.append({"model": name, "precision": "rewardforge bf16 vs TRL fp32", "vs": base,
-                               "pairs_per_second_ratio": round(rf_bf16["pairs_per_second"] / t["pairs_per_second"], 3),
-                               "dev_accuracy_diff": round(rf_bf16["dev_accuracy"] - t["dev_accuracy"], 4)})  # fmt: skip
+        rf_bf16 = run.get((name, "bf16", "rewardforge"))
+        for base in ("trl_default", "trl_no_gc"):
+            t = run.get((name, "fp32", base))
+            if rf_bf16 is None or t is None:
+                continue
+            ratios.append({"model": name, "precision": "rewardforge bf16 vs TRL fp32", "vs": base,
+                           "pairs_per_second_ratio": round(rf_bf16["pairs_per_second"] / t["pairs_per_second"], 3),
+                           "dev_accuracy_diff": round(rf_bf16["dev_accuracy"] - t["dev_accuracy"], 4)})  # fmt: skip
     result = {
         "command": "python bench/train_speed.py " + " ".join(sys.argv[1:]),
         "versions": {
