@@ -1,5 +1,6 @@
-"""Time one training step (forward + backward of 8 HH pairs) four ways: shared-prefix rows or
-two sequences per pair, bf16 autocast or fp32. A quick look, not the benchmark (that is
+"""Time one training step (forward + backward of 8 HH pairs) several ways: packed rows
+(rewardforge.attention, the default for decoders) or padded rows under a mask, shared-prefix
+rows or two sequences per pair, bf16 autocast or fp32. A quick look, not the benchmark (that is
 bench/train_speed.py, which also runs TRL).
 
     python bench/step_time.py [--model FOLDER_OR_GGUF] [--threads 2] [--lora] [--pairs 8]
@@ -25,13 +26,14 @@ from rewardforge.training.collator import PairCollator
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless" / "train.jsonl.gz"
 
 
-def collate(loaded, feats: list[dict], share: bool, precision: str, max_tokens: int) -> dict:
+def collate(loaded, feats: list[dict], share: bool, precision: str, max_tokens: int, packed: bool) -> dict:
     """The batch the trainer would build (chunk widths rounded as it rounds them in bf16)."""
     return PairCollator(
         loaded.tokenizer.pad_token_id,
         share_prefix=share,
         max_tokens_per_batch=max_tokens,
         pad_to_multiple_of=pad_multiple(precision == "bf16"),
+        packed=packed,
     )(feats)
 
 
@@ -48,7 +50,7 @@ def profile_step(loaded, feats: list[dict], max_tokens: int) -> None:
     """Operator profile of one bf16 step with shared-prefix rows, after a warm-up step."""
     from torch.profiler import ProfilerActivity, profile
 
-    batch = collate(loaded, feats, loaded.is_decoder, "bf16", max_tokens)
+    batch = collate(loaded, feats, loaded.is_decoder, "bf16", max_tokens, loaded.packed)
     print("chunks (rows, length):", [tuple(c["input_ids"].shape) for c in batch["chunks"]])
     step(loaded, batch, len(feats), "bf16")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -59,7 +61,12 @@ def profile_step(loaded, feats: list[dict], max_tokens: int) -> None:
         "matmul": sum(
             e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm")
         ),
-        "attention": sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key),
+        "attention": sum(
+            e.self_cpu_time_total
+            for e in events
+            if "scaled_dot_product" in e.key
+            or e.key in ("aten::bmm", "aten::_softmax", "aten::_softmax_backward_data")
+        ),
     }
     print(events.table(sort_by="self_cpu_time_total", row_limit=12))
     print(
@@ -106,12 +113,19 @@ def main() -> None:
         profile_step(loaded, feats, a.max_tokens_per_batch)
         return
     results = []
-    for share in (True, False) if loaded.is_decoder else (False,):
+    layouts = (
+        [(True, True), (True, False), (False, True), (False, False)]
+        if loaded.packed
+        else [(True, False), (False, False)]
+    )
+    for share, packed in layouts if loaded.is_decoder else [(False, False)]:
         for precision in ("bf16", "fp32"):
-            batch = collate(loaded, feats, share, precision, a.max_tokens_per_batch)
+            batch = collate(loaded, feats, share, precision, a.max_tokens_per_batch, packed)
+            step(loaded, batch, len(feats), precision)  # warm-up (kernel caches)
             start = time.perf_counter()
             step(loaded, batch, len(feats), precision)
-            row = {"prefix_sharing": share, "precision": precision, "seconds": round(time.perf_counter() - start, 2),
+            row = {"prefix_sharing": share, "packed": packed, "precision": precision,
+                   "seconds": round(time.perf_counter() - start, 2),
                    "positions": sum(int(c["input_ids"].numel()) for c in batch["chunks"])}  # fmt: skip
             print(json.dumps(row), flush=True)
             results.append(row)

@@ -40,9 +40,15 @@ def _grads(model):
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _rewards_and_grads(model, features, share, decoder=True):
+def _rewards_and_grads(model, features, share, decoder=True, packed=False, max_tokens=None, multiple=1):
     model.zero_grad()
-    batch = PairCollator(model.config.pad_token_id, share_prefix=share, max_tokens_per_batch=None)(features)
+    batch = PairCollator(
+        model.config.pad_token_id,
+        share_prefix=share,
+        max_tokens_per_batch=max_tokens,
+        packed=packed,
+        pad_to_multiple_of=multiple,
+    )(features)
     r = gather_rewards(model, batch["chunks"], len(features), 2, decoder=decoder)
     torch.nn.functional.logsigmoid(r[:, 0] - r[:, 1]).neg().mean().backward()
     return r.detach(), _grads(model)
@@ -66,23 +72,89 @@ def _features(tokenizer, fmt, pairs, max_length):
     return feats
 
 
-def test_shared_prefix_matches_two_sequences_on_real_smollm2(smollm2_dir, hh_dir):
-    """SmolLM2-135M, fp32, real HH pairs: rewards and gradients within 1e-4 of the plain forward."""
+@pytest.mark.parametrize(
+    "share,packed", [(True, False), (True, True), (False, True)], ids=["block-mask", "packed", "packed-plain"]
+)
+def test_shared_prefix_matches_two_sequences_on_real_smollm2(smollm2_dir, hh_dir, share, packed):
+    """SmolLM2-135M, fp32, real HH pairs: rewards and gradients within 1e-4 of the plain forward
+    (two padded sequences per pair), for shared-prefix rows under a block mask, and for packed
+    rows (one padding-free row per chunk, rewardforge.attention) with and without the prefix
+    shared."""
     from rewardforge.data import load_pairs
     from rewardforge.modeling import load_reward_model
 
     loaded = load_reward_model(str(smollm2_dir), seed=0)
+    assert loaded.packed
     model = loaded.model.float()
     pairs = load_pairs(str(hh_dir / "dev.jsonl.gz"), limit=3).pairs
     feats = _features(loaded.tokenizer, loaded.text_format, pairs, 192)
     assert all(f["prefix_len"] > 20 for f in feats)
     r_plain, g_plain = _rewards_and_grads(model, feats, share=False)
-    r_shared, g_shared = _rewards_and_grads(model, feats, share=True)
-    assert torch.allclose(r_plain, r_shared, atol=1e-4), (r_plain, r_shared)
-    assert g_plain.keys() == g_shared.keys()
+    r_other, g_other = _rewards_and_grads(model, feats, share=share, packed=packed, max_tokens=400)
+    assert torch.allclose(r_plain, r_other, atol=1e-4), (r_plain, r_other)
+    assert g_plain.keys() == g_other.keys()
     for name, g in g_plain.items():
         scale = g.abs().max().clamp_min(1e-6)
-        assert ((g - g_shared[name]).abs().max() / scale).item() < 1e-4, name
+        assert ((g - g_other[name]).abs().max() / scale).item() < 1e-4, name
+
+
+@pytest.mark.parametrize("math_max_scores", [512 * 512, 0], ids=["matmul-spans", "sdpa-spans"])
+def test_packed_rows_match_plain_sequences(tiny_llama_dir, monkeypatch, math_max_scores):
+    """Packed chunks (several pairs in one row, end padded to a multiple) give the plain
+    forward's rewards and gradients, whichever kernel computes the spans."""
+    from rewardforge import attention
+    from rewardforge.modeling import load_reward_model
+
+    monkeypatch.setattr(attention, "MATH_MAX_SCORES", math_max_scores)
+    monkeypatch.setattr(attention, "MATMUL_DTYPES", (torch.float32,))  # bf16's path, checked in fp32
+    loaded = load_reward_model(str(tiny_llama_dir), seed=0)
+    assert loaded.packed
+    gen = torch.Generator().manual_seed(0)
+    feats = []
+    for i in range(6):
+        prompt = torch.randint(
+            3, 200, (int(torch.randint(1, 30, (1,), generator=gen)),), generator=gen
+        ).tolist()
+        a, b = (
+            torch.randint(3, 200, (int(torch.randint(1, 12, (1,), generator=gen)),), generator=gen).tolist()
+            for _ in "ab"
+        )
+        feats.append(
+            {
+                "index": i,
+                "chosen_ids": prompt + a,
+                "rejected_ids": prompt + b,
+                "prefix_len": len(prompt),
+                "margin": None,
+            }
+        )
+    r_plain, g_plain = _rewards_and_grads(loaded.model, feats, share=False)
+    for share in (True, False):
+        r, g = _rewards_and_grads(loaded.model, feats, share=share, packed=True, max_tokens=60, multiple=8)
+        assert torch.allclose(r_plain, r, atol=1e-5), (share, r_plain, r)
+        for name, grad in g_plain.items():
+            assert torch.allclose(grad, g[name], atol=1e-5, rtol=1e-4), (share, name)
+
+
+def test_packed_chunk_layout():
+    from rewardforge.packing import collate_packed
+
+    rows = [
+        shared_prefix_row(2, [[1, 2, 3, 4], [1, 2, 5], [1, 2, 6, 7]], [(0, 0), (0, 1), (0, 2)]),
+        plain_row([8, 9], 1, 0),
+    ]
+    c = collate_packed(rows, 0, pad_to_multiple_of=4)
+    assert c["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 0]]
+    assert c["position_ids"].tolist() == [[0, 1, 2, 3, 2, 2, 3, 0, 1, 0, 1, 2]]
+    # prompt + first completion causal; later completions see the prompt (0, 2) then themselves
+    assert c["packed_spans"].tolist() == [
+        [0, 4, 0, 0],
+        [4, 1, 0, 2],
+        [5, 2, 0, 2],
+        [7, 2, 0, 0],
+        [9, 3, 0, 0],
+    ]
+    assert c["read_pos"].tolist() == [3, 4, 6, 8] and c["real_tokens"].item() == 9
 
 
 def test_plain_decoder_path_matches_hf_pooling(tiny_llama_dir):
@@ -129,7 +201,7 @@ def test_score_batch_shares_prompt_and_matches_single_scores(tiny_llama_dir):
     assert together == pytest.approx(alone, abs=1e-5)
     ranked = rm.rank(prompt, responses)
     assert sorted(i for i, _ in ranked) == list(range(8))
-    assert [s for _, s in ranked] == sorted(together[:8], reverse=True)
+    assert [s for _, s in ranked] == pytest.approx(sorted(together[:8], reverse=True), abs=1e-5)
     rm.share_prefix = False
     assert rm.score_batch(items) == pytest.approx(together, abs=1e-5)
 

@@ -15,7 +15,15 @@ import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.modeling import load_reward_model
-from rewardforge.packing import Row, collate_chunk, group_rows, pad_multiple, plain_row, shared_prefix_row
+from rewardforge.packing import (
+    Row,
+    collate_chunk,
+    collate_packed,
+    group_rows,
+    pad_multiple,
+    plain_row,
+    shared_prefix_row,
+)
 from rewardforge.rewards import gather_rewards
 from rewardforge.tokenization import common_prefix_len, tokenize_group
 
@@ -139,11 +147,20 @@ class RewardModel:
         if n == 0:
             return []
         chunks = []
-        for group in group_rows(rows, self.max_tokens_per_batch, max_rows=batch_size):
-            four_d = any(r.segments is not None for r in group)
-            chunk = collate_chunk(
-                group, self.tokenizer.pad_token_id, four_d=four_d, pad_to_multiple_of=self.pad_to_multiple_of
-            )
+        packed = self.loaded.packed
+        for group in group_rows(rows, self.max_tokens_per_batch, max_rows=batch_size, packed=packed):
+            if packed:
+                chunk = collate_packed(
+                    group, self.tokenizer.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of
+                )
+            else:
+                four_d = any(r.segments is not None for r in group)
+                chunk = collate_chunk(
+                    group,
+                    self.tokenizer.pad_token_id,
+                    four_d=four_d,
+                    pad_to_multiple_of=self.pad_to_multiple_of,
+                )
             chunks.append({k: v.to(self.device) for k, v in chunk.items()})
         rewards = gather_rewards(self.model, chunks, n, 1, decoder=self.loaded.is_decoder)
         return rewards[:, 0].tolist()

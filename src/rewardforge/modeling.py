@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rewardforge.attention import enable_packed_attention
 from rewardforge.formatting import TextFormat
 
 META_FILE = "rewardforge.json"
@@ -47,6 +48,7 @@ class LoadedModel:
     path: str  # the local folder actually loaded (GGUF: the converted cache folder)
     is_decoder: bool
     meta: dict[str, Any] = field(default_factory=dict)  # rewardforge.json of a saved RM, if any
+    packed: bool = False  # decoder attention reads packed spans (rewardforge.attention)
 
 
 def cache_dir() -> Path:
@@ -269,6 +271,8 @@ def load_reward_model(
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+    is_decoder = is_decoder_config(config)
+    packed = is_decoder and enable_packed_attention(model)
     if lora is not None:
         if gradient_checkpointing:
             model.enable_input_require_grads()
@@ -279,8 +283,9 @@ def load_reward_model(
         text_format=text_format,
         source=name_or_path,
         path=path,
-        is_decoder=is_decoder_config(config),
+        is_decoder=is_decoder,
         meta=meta,
+        packed=packed,
     )
 
 

@@ -55,13 +55,18 @@ def group_rows(
     max_tokens: int | None,
     max_rows: int | None = None,
     max_padding: float = 0.2,
+    *,
+    packed: bool = False,
 ) -> list[list[Row]]:
     """Sort rows by length and cut them into chunks: each chunk's padded size stays within
     `max_tokens` and `max_rows`, and the padding that grouping adds stays under `max_padding` of
     its positions (a row longer than the budget gets a chunk of its own). No limits: one chunk.
 
     An element may be a group of rows that must stay in one chunk (the chosen and rejected rows
-    of a pair), so that each chunk's loss can be computed and back-propagated on its own."""
+    of a pair), so that each chunk's loss can be computed and back-propagated on its own.
+
+    `packed`: the chunk becomes one row (collate_packed), so its size is the sum of its rows'
+    lengths, a row limit counts sequences, and there is no padding to bound."""
     units = [[r] if isinstance(r, Row) else list(r) for r in rows]
     if not max_tokens and not max_rows:
         return [[r for unit in units for r in unit]]
@@ -72,9 +77,11 @@ def group_rows(
     real = 0
     for unit in sorted(units, key=lambda u: max(len(r.ids) for r in u)):
         width = max(len(r.ids) for r in unit)  # sorted: the newest unit is the widest of the chunk
-        own = len(unit) * width  # the unit's own padding is unavoidable; bound what grouping adds
-        size = (len(current) + len(unit)) * width
-        too_padded = size - (real + own) > max_padding * size
+        # packed: the tokens themselves; padded: the unit's own padding is unavoidable, bound
+        # only what grouping adds
+        own = sum(len(r.ids) for r in unit) if packed else len(unit) * width
+        size = real + own if packed else (len(current) + len(unit)) * width
+        too_padded = not packed and size - (real + own) > max_padding * size
         if current and (size > max_tokens or len(current) + len(unit) > max_rows or too_padded):
             chunks.append(current)
             current, real = [], 0
@@ -141,6 +148,60 @@ def collate_chunk(
         "attention_mask": block_mask(rows, width) if four_d else mask2d,
         "real_tokens": mask2d.sum().reshape(1),
         "read_row": torch.tensor(read_row),
+        "read_pos": torch.tensor(read_pos),
+        "read_index": torch.tensor(read_index),
+        "read_side": torch.tensor(read_side),
+    }
+
+
+def row_spans(row: Row, offset: int) -> list[tuple[int, int, int, int]]:
+    """Attention spans (start, length, prefix_start, prefix_length) of a row placed at `offset`
+    in a packed sequence (see rewardforge.attention): the prompt and first completion form one
+    causal span; every later completion attends to the prompt, then to itself."""
+    if row.segments is None:
+        return [(offset, len(row.ids), 0, 0)]
+    prefix = row.segments.count(0)
+    runs: list[list[int]] = []  # [start, end) of each completion, in row order
+    for i, seg in enumerate(row.segments[prefix:], start=prefix):
+        if runs and row.segments[i - 1] == seg:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    spans = [(offset, runs[0][1] if runs else len(row.ids), 0, 0)]
+    spans += [(offset + a, b - a, offset, prefix) for a, b in runs[1:]]
+    return spans
+
+
+def collate_packed(rows: list[Row], pad_id: int, *, pad_to_multiple_of: int = 1) -> dict[str, torch.Tensor]:
+    """All rows of a chunk back to back in one sequence, with no padding between them (the end
+    is padded up to `pad_to_multiple_of`). For decoders whose attention reads the spans
+    (rewardforge.attention.enable_packed_attention): no position computes padding or a masked-out
+    block, and rewards equal those of `collate_chunk`."""
+    ids: list[int] = []
+    positions: list[int] = []
+    spans: list[tuple[int, int, int, int]] = []
+    read_pos, read_index, read_side = [], [], []
+    for r in rows:
+        offset = len(ids)
+        spans.extend(row_spans(r, offset))
+        ids.extend(r.ids)
+        positions.extend(r.positions)
+        for index, side, at in r.reads:
+            read_pos.append(offset + at)
+            read_index.append(index)
+            read_side.append(side)
+    real = len(ids)
+    width = -(-real // pad_to_multiple_of) * pad_to_multiple_of
+    if width > real:
+        spans.append((real, width - real, 0, 0))
+        ids.extend([pad_id] * (width - real))
+        positions.extend(range(width - real))
+    return {
+        "input_ids": torch.tensor([ids]),
+        "position_ids": torch.tensor([positions]),
+        "packed_spans": torch.tensor(spans, dtype=torch.long),
+        "real_tokens": torch.tensor([real]),
+        "read_row": torch.zeros(len(read_pos), dtype=torch.long),
         "read_pos": torch.tensor(read_pos),
         "read_index": torch.tensor(read_index),
         "read_side": torch.tensor(read_side),

@@ -93,7 +93,10 @@ class SharedPrefixScorer:
         from rewardforge.training.collator import PairCollator
 
         batch = PairCollator(
-            self.rm.tokenizer.pad_token_id, share_prefix=True, pad_to_multiple_of=self.rm.pad_to_multiple_of
+            self.rm.tokenizer.pad_token_id,
+            share_prefix=True,
+            pad_to_multiple_of=self.rm.pad_to_multiple_of,
+            packed=self.rm.loaded.packed,
         )(features)
         chunks = [{k: v.to(self.rm.device) for k, v in c.items()} for c in batch["chunks"]]
         with torch.no_grad():

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from rewardforge.packing import Row, collate_chunk, group_rows, plain_row, shared_prefix_row
+from rewardforge.packing import Row, collate_chunk, collate_packed, group_rows, plain_row, shared_prefix_row
 
 
 class PairDataset(Dataset):
@@ -31,12 +31,14 @@ class PairCollator:
     `share_prefix` (decoders): one row per pair, the prompt computed once. Otherwise two rows per
     pair, kept in the same chunk. Rows are grouped by length under `max_tokens_per_batch` to keep
     padding small; every chunk holds whole pairs, so its loss can be back-propagated on its own.
+    `packed` (decoders with rewardforge.attention): each chunk is one row with no padding.
     """
 
     pad_token_id: int
     share_prefix: bool = False
     max_tokens_per_batch: int | None = None
     pad_to_multiple_of: int = 1  # packing.pad_multiple(bf16)
+    packed: bool = False
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         units: list[Row | list[Row]] = []
@@ -48,10 +50,12 @@ class PairCollator:
             else:
                 units.append([plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)])
         chunks = [
-            collate_chunk(
+            collate_packed(group, self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of)
+            if self.packed
+            else collate_chunk(
                 group, self.pad_token_id, four_d=self.share_prefix, pad_to_multiple_of=self.pad_to_multiple_of
             )
-            for group in group_rows(units, self.max_tokens_per_batch)
+            for group in group_rows(units, self.max_tokens_per_batch, packed=self.packed)
         ]
         batch: dict[str, Any] = {
             "chunks": chunks,

@@ -348,6 +348,7 @@ def train(
             share_prefix=share_prefix,
             max_tokens_per_batch=max_tokens,
             pad_to_multiple_of=pad_multiple(bool(targs.bf16) or args.dtype == "bf16"),
+            packed=loaded.packed,
         ),
         is_decoder=loaded.is_decoder,
         processing_class=loaded.tokenizer,
