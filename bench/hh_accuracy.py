@@ -77,6 +77,8 @@ def run_trl(seed: int, out: Path, a) -> dict:
                "--max-length", str(SETTINGS["max_length"]), "--batch-size", str(SETTINGS["batch_size"]),
                "--lr", str(SETTINGS["learning_rate"]), "--epochs", str(SETTINGS["epochs"]),
                "--seed", str(seed), "--output", str(out), "--json", str(result)]  # fmt: skip
+        if a.trl_bf16:
+            cmd.append("--bf16")
         print("$ " + " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     m = json.loads(result.read_text())
@@ -91,7 +93,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="42,1,2")
     ap.add_argument(
-        "--precision", default="auto", help="rewardforge --precision (TRL runs fp32, its default)"
+        "--precision", default="auto", help="rewardforge --precision (auto: bf16 where supported)"
+    )
+    ap.add_argument(
+        "--trl-bf16",
+        action="store_true",
+        help="TRL in bf16, RewardConfig's own default (without it TRL runs fp32)",
     )
     ap.add_argument("--threads", type=int, default=None, help="OMP/torch threads for every run")
     ap.add_argument(
@@ -112,7 +119,7 @@ def main() -> None:
     tag = "fitting-" if a.fitting_only else ""
     for seed in seeds:
         runs["rewardforge"][seed] = run_rewardforge(seed, work / f"rf-{tag}{a.precision}-s{seed}", a, data)
-        runs["trl"][seed] = run_trl(seed, work / f"trl-s{seed}", a)
+        runs["trl"][seed] = run_trl(seed, work / f"trl-{'bf16-' if a.trl_bf16 else ''}s{seed}", a)
         print(f"seed {seed}: rewardforge {runs['rewardforge'][seed]['dev_accuracy']:.4f}, "
               f"TRL {runs['trl'][seed]['dev_accuracy']:.4f}", flush=True)  # fmt: skip
     summary = {}
@@ -131,6 +138,7 @@ def main() -> None:
             "model": "all-MiniLM-L6-v2",
             "seeds": seeds,
             "precision": a.precision,
+            "trl_precision": "bf16" if a.trl_bf16 else "fp32",
             "rewardforge_train_data": "pairs TRL keeps" if a.fitting_only else "all valid pairs",
         },  # fmt: skip
         "runs": {name: {str(s): r for s, r in by_seed.items()} for name, by_seed in runs.items()},
