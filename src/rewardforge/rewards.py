@@ -36,20 +36,13 @@ def chunk_rewards(model: nn.Module, chunk: dict[str, torch.Tensor], *, decoder: 
     captured: list[torch.Tensor] = []
     handle = find_head(model).register_forward_hook(lambda _m, _i, out: captured.append(out))
     try:
-        if "packed_spans" in chunk:  # one packed row (rewardforge.attention reads the spans)
-            model(
-                input_ids=chunk["input_ids"],
-                position_ids=chunk["position_ids"],
-                packed_spans=chunk["packed_spans"],
-                use_cache=False,
-            )
-        else:
-            model(
-                input_ids=chunk["input_ids"],
-                attention_mask=chunk["attention_mask"],
-                position_ids=chunk["position_ids"],
-                use_cache=False,
-            )
+        # a packed chunk is one row whose spans rewardforge.attention reads; others carry a mask
+        layout = (
+            {"packed_spans": chunk["packed_spans"]}
+            if "packed_spans" in chunk
+            else {"attention_mask": chunk["attention_mask"]}
+        )
+        model(input_ids=chunk["input_ids"], position_ids=chunk["position_ids"], use_cache=False, **layout)
     finally:
         handle.remove()
     per_position = captured[-1]  # [rows, width, 1]
