@@ -58,9 +58,7 @@ def profile_step(loaded, feats: list[dict], max_tokens: int) -> None:
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     share = {
-        "matmul": sum(
-            e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm")
-        ),
+        "matmul": sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm")),
         "attention": sum(
             e.self_cpu_time_total
             for e in events

@@ -17,6 +17,7 @@ spans (any ordinary forward: evaluation, pipeline-style scoring, generation) it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -50,6 +51,29 @@ def _lower_right_causal(n_queries: int, n_keys: int, device: torch.device) -> to
     return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).tril(n_keys - n_queries)
 
 
+@dataclass(frozen=True)
+class SpanPlan:
+    """What every layer needs to know about a packed row's spans, worked out once per forward
+    (not once per layer): span lengths, the span whose first tokens are each span's prompt (or
+    -1) with the prompt's length, and each span's causal mask."""
+
+    lengths: list[int]
+    prompts: list[tuple[int, int]]
+    masks: list[torch.Tensor]
+
+
+def span_plan(spans: torch.Tensor, device: torch.device) -> SpanPlan:
+    """Plan for `spans` (rows of start, length, prefix_start, prefix_length; see
+    rewardforge.packing.collate_packed), with masks on `device`."""
+    bounds = spans.tolist()
+    by_start = {start: j for j, (start, *_) in enumerate(bounds)}
+    return SpanPlan(
+        lengths=[length for _, length, _, _ in bounds],
+        prompts=[(by_start[ps], pl) if pl else (-1, 0) for _, _, ps, pl in bounds],
+        masks=[_lower_right_causal(length, pl + length, device) for _, length, _, pl in bounds],
+    )
+
+
 def packed_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -63,42 +87,43 @@ def packed_attention(
     """AttentionInterface function: span-wise causal attention for packed rows, SDPA otherwise.
 
     query [1, heads, T, dim], key/value [1, kv_heads, T, dim]; returns [1, T, heads, dim]."""
-    spans = kwargs.pop(SPANS_KWARG, None)
-    if spans is None:
+    plan: SpanPlan | None = kwargs.pop(SPANS_KWARG, None)
+    if plan is None:
         return _sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if query.shape[0] != 1:
         raise ValueError("packed attention expects one packed row per forward pass")
     groups = getattr(module, "num_key_value_groups", 1)
     key, value = _expand_kv(key, groups), _expand_kv(value, groups)
-    bounds = spans.tolist()
-    lengths = [span[1] for span in bounds]
-    parts = [
-        t.split(lengths, dim=2) for t in (query, key, value)
-    ]  # backward: one cat, not a zero-fill per span
-    by_start = {span[0]: j for j, span in enumerate(bounds)}
+    # split, not slice: its backward is one cat, not a zero-filled copy of the row per span
+    parts = [t.split(plan.lengths, dim=2) for t in (query, key, value)]
     outputs = []
-    for j, (_, _, prefix_start, prefix_len) in enumerate(bounds):
+    for j, ((owner, prefix_len), mask) in enumerate(zip(plan.prompts, plan.masks)):
         q, k, v = (part[j] for part in parts)
         if prefix_len:  # a later completion: its prompt's keys first
-            owner = by_start[prefix_start]
             k = torch.cat([parts[1][owner][:, :, :prefix_len], k], dim=2)
             v = torch.cat([parts[2][owner][:, :, :prefix_len], v], dim=2)
-        outputs.append(_span_attention(q, k, v, dropout, scaling))
+        outputs.append(_span_attention(q, k, v, mask, dropout, scaling))
     out = torch.cat(outputs, dim=2)
     if out.shape[2] != query.shape[2]:
         raise ValueError(f"packed spans cover {out.shape[2]} positions of a {query.shape[2]}-token row")
     return out.transpose(1, 2).contiguous(), None
 
 
-def _span_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float, scaling: float | None):
-    """Causal attention of the last q.shape[2] of k.shape[2] positions.
+def _span_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor,
+    dropout: float,
+    scaling: float | None,
+):
+    """Causal attention (`mask`) of the last q.shape[2] of k.shape[2] positions.
 
     On CPU in bf16, small spans go through two plain matrix products and a softmax: there the
     fused kernel's backward is 3-4x slower (a SmolLM2 bf16 step: 9.1 s -> 7.0 s on one thread).
     In fp32, and on GPUs, the fused kernel is the faster one (fp32 step: 18.4 s vs 25.9 s). The
     matmul path's memory grows with the square of the span, so long spans use SDPA too."""
     n_q, n_k = q.shape[2], k.shape[2]
-    mask = _lower_right_causal(n_q, n_k, q.device)
     use_matmul = q.device.type == "cpu" and q.dtype in MATMUL_DTYPES
     if not use_matmul or n_q * n_k > MATH_MAX_SCORES or (dropout and q.requires_grad):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling)

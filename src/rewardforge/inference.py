@@ -17,8 +17,7 @@ from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.modeling import load_reward_model
 from rewardforge.packing import (
     Row,
-    collate_chunk,
-    collate_packed,
+    collate_group,
     group_rows,
     pad_multiple,
     plain_row,
@@ -149,18 +148,9 @@ class RewardModel:
         chunks = []
         packed = self.loaded.packed
         for group in group_rows(rows, self.max_tokens_per_batch, max_rows=batch_size, packed=packed):
-            if packed:
-                chunk = collate_packed(
-                    group, self.tokenizer.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of
-                )
-            else:
-                four_d = any(r.segments is not None for r in group)
-                chunk = collate_chunk(
-                    group,
-                    self.tokenizer.pad_token_id,
-                    four_d=four_d,
-                    pad_to_multiple_of=self.pad_to_multiple_of,
-                )
+            chunk = collate_group(
+                group, self.tokenizer.pad_token_id, packed=packed, pad_to_multiple_of=self.pad_to_multiple_of
+            )
             chunks.append({k: v.to(self.device) for k, v in chunk.items()})
         rewards = gather_rewards(self.model, chunks, n, 1, decoder=self.loaded.is_decoder)
         return rewards[:, 0].tolist()

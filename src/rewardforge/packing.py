@@ -206,3 +206,14 @@ def collate_packed(rows: list[Row], pad_id: int, *, pad_to_multiple_of: int = 1)
         "read_index": torch.tensor(read_index),
         "read_side": torch.tensor(read_side),
     }
+
+
+def collate_group(
+    rows: list[Row], pad_id: int, *, packed: bool, pad_to_multiple_of: int = 1
+) -> dict[str, torch.Tensor]:
+    """The chunk for one group from `group_rows`: one packed row (`packed`, decoders with
+    rewardforge.attention), else padded rows under a block mask when any row shares a prefix."""
+    if packed:
+        return collate_packed(rows, pad_id, pad_to_multiple_of=pad_to_multiple_of)
+    four_d = any(r.segments is not None for r in rows)
+    return collate_chunk(rows, pad_id, four_d=four_d, pad_to_multiple_of=pad_to_multiple_of)

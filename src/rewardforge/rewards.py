@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rewardforge.attention import span_plan
 from rewardforge.modeling import HEAD_NAMES
 
 
@@ -38,7 +39,7 @@ def chunk_rewards(model: nn.Module, chunk: dict[str, torch.Tensor], *, decoder: 
     try:
         # a packed chunk is one row whose spans rewardforge.attention reads; others carry a mask
         layout = (
-            {"packed_spans": chunk["packed_spans"]}
+            {"packed_spans": span_plan(chunk["packed_spans"], chunk["input_ids"].device)}
             if "packed_spans" in chunk
             else {"attention_mask": chunk["attention_mask"]}
         )

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from rewardforge.packing import Row, collate_chunk, collate_packed, group_rows, plain_row, shared_prefix_row
+from rewardforge.packing import Row, collate_group, group_rows, plain_row, shared_prefix_row
 
 
 class PairDataset(Dataset):
@@ -50,10 +50,8 @@ class PairCollator:
             else:
                 units.append([plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)])
         chunks = [
-            collate_packed(group, self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of)
-            if self.packed
-            else collate_chunk(
-                group, self.pad_token_id, four_d=self.share_prefix, pad_to_multiple_of=self.pad_to_multiple_of
+            collate_group(
+                group, self.pad_token_id, packed=self.packed, pad_to_multiple_of=self.pad_to_multiple_of
             )
             for group in group_rows(units, self.max_tokens_per_batch, packed=self.packed)
         ]
