@@ -232,3 +232,27 @@ def test_chunk_width_rounding_pads_without_changing_rewards(tiny_llama_dir, shar
         a = chunk_rewards(loaded.model, rounded, decoder=True)
         b = chunk_rewards(loaded.model, exact, decoder=True)
     assert a.tolist() == pytest.approx(b.tolist(), abs=1e-5)
+
+
+def test_bf16_autocast_spans_take_the_matmul_path(tiny_llama_dir, monkeypatch):
+    """Under CPU bf16 autocast the spans run as matmuls (rotary embeddings hand the attention
+    fp32 queries there, so q.dtype alone would send them to the slower fused kernel); in fp32
+    they use SDPA."""
+    from rewardforge import attention
+    from rewardforge.modeling import load_reward_model
+    from rewardforge.packing import collate_packed
+    from rewardforge.rewards import chunk_rewards
+
+    calls = []
+    sdpa = attention.F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        attention.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k)
+    )
+    loaded = load_reward_model(str(tiny_llama_dir), seed=0)
+    chunk = collate_packed([shared_prefix_row(3, [[5, 6, 7, 8], [5, 6, 7, 9, 10]], [(0, 0), (0, 1)])], 0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        chunk_rewards(loaded.model, chunk, decoder=True)
+    assert calls == []
+    with torch.no_grad():
+        chunk_rewards(loaded.model, chunk, decoder=True)
+    assert calls

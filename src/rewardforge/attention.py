@@ -124,13 +124,21 @@ def _span_attention(
     In fp32, and on GPUs, the fused kernel is the faster one (fp32 step: 18.4 s vs 25.9 s). The
     matmul path's memory grows with the square of the span, so long spans use SDPA too."""
     n_q, n_k = q.shape[2], k.shape[2]
-    use_matmul = q.device.type == "cpu" and q.dtype in MATMUL_DTYPES
+    use_matmul = q.device.type == "cpu" and _compute_dtype(q) in MATMUL_DTYPES
     if not use_matmul or n_q * n_k > MATH_MAX_SCORES or (dropout and q.requires_grad):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling)
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5
     scores = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).masked_fill_(~mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
     return torch.matmul(probs, v)
+
+
+def _compute_dtype(q: torch.Tensor) -> torch.dtype:
+    """The dtype the products run in. Under autocast that is the autocast dtype, whatever q's
+    own dtype: rotary embeddings (fp32 cos/sin) promote q and k back to fp32 there."""
+    if torch.is_autocast_enabled(q.device.type):
+        return torch.get_autocast_dtype(q.device.type)
+    return q.dtype
 
 
 def register_packed_attention() -> None:
