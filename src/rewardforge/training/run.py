@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import random
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +27,7 @@ from rewardforge.packing import pad_multiple
 from rewardforge.tokenization import tokenize_pair
 from rewardforge.training.arguments import RewardArguments
 from rewardforge.training.collator import PairCollator, PairDataset
+from rewardforge.training.memory import HeapTrimCallback
 from rewardforge.training.trainer import RewardTrainer
 
 
@@ -238,22 +237,6 @@ def prepare_training_args(
     return dataclasses.replace(targs, **updates) if updates else targs
 
 
-def fix_heap_growth(threshold: int = 1 << 20) -> None:
-    """Keep a CPU run's memory from creeping up step after step (glibc only).
-
-    glibc raises its mmap threshold each time a large block is freed, so later activation
-    tensors come from the heap, whose holes it rarely returns to the system: with chunks of
-    varying shapes a SmolLM2 LoRA epoch grew to 13 GB. A fixed threshold (1 MiB) keeps large
-    tensors in mmap, returned on free. Measured: 12 steps peak 6.3 -> 5.3 GB."""
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def final_evaluation(trainer: Any) -> dict[str, float]:
     """Evaluate the model as it will be saved. Under bf16/fp16 autocast the weights stay fp32, and
     `pipeline` or `rewardforge eval` score the saved model in fp32. Near-ties flip between the two
@@ -275,7 +258,6 @@ def train(
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
     """Run one training job end to end; returns the metadata saved as rewardforge.json."""
-    fix_heap_growth()
     output_dir = Path(args.output or targs.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -353,7 +335,11 @@ def train(
         is_decoder=loaded.is_decoder,
         processing_class=loaded.tokenizer,
         compute_metrics=eval_metrics_fn(eval_pairs) if eval_pairs is not None else None,
-        callbacks=[MetricsFileCallback(output_dir / "train_metrics.jsonl"), *(extra_callbacks or [])],
+        callbacks=[
+            MetricsFileCallback(output_dir / "train_metrics.jsonl"),
+            HeapTrimCallback(),
+            *(extra_callbacks or []),
+        ],
         loss_config=loss_config,
     )
     resume = None
