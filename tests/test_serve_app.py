@@ -181,6 +181,34 @@ def test_batcher_exactly_once_and_bounded():
     assert all(len(c) <= 4 for c in calls[:-1])
 
 
+def test_batches_wait_for_more_work_only_right_after_the_model_was_busy():
+    """Under load a batch waits up to max_wait (from when the model became free) for the clients
+    just answered; a request that finds the model long idle runs at once."""
+    calls: list[list[int]] = []
+
+    def run(xs):
+        calls.append(list(xs))
+        time.sleep(0.3)
+        return [float(x) for x in xs]
+
+    async def main():
+        b = MicroBatcher(run, max_batch_size=8, max_wait_ms=1000, max_queue=10)
+        await b.start()
+        await asyncio.sleep(1.2)  # idle for longer than max_wait
+        first = b.submit([1])
+        await asyncio.sleep(0.1)  # 2 arrives while 1 is already running
+        second = b.submit([2])
+        await first
+        await asyncio.sleep(0.1)  # 3 arrives while 2's batch is still gathering after 1's
+        third = b.submit([3])
+        out = [await first, await second, await third]
+        await b.stop()
+        return out
+
+    assert asyncio.run(main()) == [[1.0], [2.0], [3.0]]
+    assert calls == [[1], [2, 3]]
+
+
 def test_stop_drains_queued_work():
     async def main():
         b = MicroBatcher(lambda xs: [1.0] * len(xs), max_batch_size=2, max_wait_ms=50, max_queue=100)

@@ -62,6 +62,7 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self._busy = False
         self._stopping = False
+        self._free_since = time.monotonic()  # when the model last finished a batch
         self.executor: ThreadPoolExecutor | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -130,14 +131,16 @@ class MicroBatcher:
 
     async def _gather(self, batch: list[Job]) -> None:
         """Add waiting jobs to `batch` (which holds the oldest job) until it has max_batch_size
-        items or max_wait has passed since the model became free. Counting from then (not from
-        the oldest job's arrival) lets the clients answered by the previous batch send their next
-        request into this one, instead of the load splitting into half-full batches that take
-        turns. Jobs go into `batch` as they are taken, so none is lost if the worker is
-        cancelled meanwhile."""
+        items or max_wait has passed since the model became free.
+
+        Counted from then, not from the oldest job's arrival: under load, the clients answered
+        by the previous batch send their next request into this one, instead of the load
+        splitting into half-full batches that take turns. And a request that finds the model
+        idle for longer than max_wait runs at once: with no load there is nothing to wait for.
+        Jobs go into `batch` as they are taken, so none is lost if the worker is cancelled."""
         assert self._wakeup is not None
         items = sum(len(j.inputs) for j in batch)
-        deadline = time.monotonic() + self.max_wait
+        deadline = self._free_since + self.max_wait
         while items < self.max_batch_size:
             if self._pending:
                 job = self._pending[0]
@@ -174,6 +177,7 @@ class MicroBatcher:
                 self._fail(batch, exc)
             finally:
                 self._busy = False
+                self._free_since = time.monotonic()
 
     @staticmethod
     def _fail(batch: list[Job], exc: BaseException) -> None:
