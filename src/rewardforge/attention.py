@@ -96,13 +96,14 @@ def packed_attention(
     key, value = _expand_kv(key, groups), _expand_kv(value, groups)
     # split, not slice: its backward is one cat, not a zero-filled copy of the row per span
     parts = [t.split(plan.lengths, dim=2) for t in (query, key, value)]
+    use_matmul = query.device.type == "cpu" and _compute_dtype(query) in MATMUL_DTYPES
     outputs = []
     for j, ((owner, prefix_len), mask) in enumerate(zip(plan.prompts, plan.masks)):
         q, k, v = (part[j] for part in parts)
         if prefix_len:  # a later completion: its prompt's keys first
             k = torch.cat([parts[1][owner][:, :, :prefix_len], k], dim=2)
             v = torch.cat([parts[2][owner][:, :, :prefix_len], v], dim=2)
-        outputs.append(_span_attention(q, k, v, mask, dropout, scaling))
+        outputs.append(_span_attention(q, k, v, mask, dropout, scaling, use_matmul))
     out = torch.cat(outputs, dim=2)
     if out.shape[2] != query.shape[2]:
         raise ValueError(f"packed spans cover {out.shape[2]} positions of a {query.shape[2]}-token row")
@@ -116,15 +117,15 @@ def _span_attention(
     mask: torch.Tensor,
     dropout: float,
     scaling: float | None,
+    use_matmul: bool,
 ):
     """Causal attention (`mask`) of the last q.shape[2] of k.shape[2] positions.
 
-    On CPU in bf16, small spans go through two plain matrix products and a softmax: there the
+    `use_matmul` (CPU, bf16/fp16 products; decided once per layer): small spans go through two plain matrix products and a softmax, because the
     fused kernel's backward is 3-4x slower (a SmolLM2 bf16 step: 9.1 s -> 7.0 s on one thread).
     In fp32, and on GPUs, the fused kernel is the faster one (fp32 step: 18.4 s vs 25.9 s). The
     matmul path's memory grows with the square of the span, so long spans use SDPA too."""
     n_q, n_k = q.shape[2], k.shape[2]
-    use_matmul = q.device.type == "cpu" and _compute_dtype(q) in MATMUL_DTYPES
     if not use_matmul or n_q * n_k > MATH_MAX_SCORES or (dropout and q.requires_grad):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling)
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5

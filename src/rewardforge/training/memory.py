@@ -3,15 +3,15 @@
 Activation tensors change shape from chunk to chunk, so glibc's heap fragments and the process
 keeps freed pages resident: a SmolLM2 LoRA epoch once grew to 13 GB. Two fixes were tried:
 
-- a fixed, low mmap threshold (every block over 1 MiB mapped and unmapped on its own): flat
-  memory, but each step then faults in every page of its activations afresh. On 8 bf16 steps of
-  SmolLM2 full fine-tuning that was 12.6M page faults and 38 s of kernel time, 58 s against
-  37 s with glibc's defaults, and the cost varied from run to run with the kernel's state;
+- a fixed, low mmap threshold (every block over 1 MiB mapped and unmapped on its own): flatter
+  memory, but each step then faults in every page of its activations afresh. On 20 bf16 steps
+  of SmolLM2 full fine-tuning (`bench/results/heap_policy.json`): 27.8M page faults, 114 s
+  against 88 s with glibc's defaults, and the cost varied from run to run with the kernel's state;
 - returning free pages to the system (`malloc_trim`) after every step: flat memory too, but
-  as many page faults.
+  about as many page faults (tried ad hoc, not kept).
 
 `HeapTrimCallback` keeps glibc's defaults and calls `malloc_trim` only when the resident size
-has grown by a quarter since the last trim, so a stable run pays nothing and a creeping one is
+at a step's end has grown by a quarter, so a stable run pays nothing and a creeping one is
 pulled back. `python bench/heap_policy.py` measures the three side by side.
 """
 
