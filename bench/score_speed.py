@@ -49,6 +49,20 @@ def workload(data: str, n_prompts: int, group: int) -> list[tuple[list[dict], li
     return items
 
 
+def computed_tokens(rm, items) -> int:
+    """Tokens score_batch computes: each prompt group's common prefix once, then each suffix."""
+    from rewardforge.tokenization import common_prefix_len
+
+    groups: dict[str, list[list[int]]] = {}
+    for prompt, response in items:
+        groups.setdefault(json.dumps(prompt), []).append(rm.encode(prompt, response))
+    total = 0
+    for seqs in groups.values():
+        prefix = common_prefix_len(seqs) if len(seqs) > 1 else 0
+        total += prefix + sum(len(s) - prefix for s in seqs)
+    return total
+
+
 def timed(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
@@ -80,6 +94,7 @@ def main() -> int:
     items = workload(a.data, a.prompts, a.group)
     texts = [rm.format_text(p, r) for p, r in items]
     n_tokens = sum(len(rm.encode_text(t)) for t in texts)
+    n_computed = computed_tokens(rm, items)
 
     rm.score_batch(items[: a.group])  # warm-up, both sides
     ours, ours_wall, ours_cpu = timed(lambda: rm.score_batch(items))
@@ -104,6 +119,7 @@ def main() -> int:
             "responses_per_prompt": a.group,
             "texts": len(texts),
             "tokens": n_tokens,
+            "tokens_computed_by_score_batch": n_computed,
             "torch_threads": a.threads,
             "data": a.data,
         },
@@ -129,6 +145,10 @@ def main() -> int:
             "vs_pipeline_batch_size_8": round(b_wall / ours_wall, 2),
         },
         "max_abs_score_difference": max_diff,
+        "tokens_per_second": {
+            "score_batch_computed": round(n_computed / ours_wall, 1),
+            "pipeline_one_by_one": round(n_tokens / one_wall, 1),
+        },
     }
     out = Path(a.output)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
