@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from rewardforge.training import memory
-from rewardforge.training.memory import HeapTrimCallback
+from rewardforge import memory
+from rewardforge.memory import HeapTrimCallback
 
 
 class FakeLibc:
@@ -64,3 +64,53 @@ def test_on_this_machine_it_reads_the_resident_size_and_trims_for_real():
     libc = memory._glibc()
     assert libc is not None
     assert libc.malloc_trim(0) in (0, 1)
+
+
+class FakeMallopt:
+    def __init__(self):
+        self.set: dict[int, int] = {}
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.set[param] = value
+        return 1
+
+
+def fresh_settle(monkeypatch, libc) -> None:
+    monkeypatch.setattr(memory, "_settled", False)
+    monkeypatch.setattr(memory, "_glibc", lambda: libc)
+    for name in ("GLIBC_TUNABLES", *memory._USER_MALLOC_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_scoring_fixes_the_thresholds_where_glibc_adaptation_ends(monkeypatch):
+    libc = FakeMallopt()
+    fresh_settle(monkeypatch, libc)
+    assert memory.settle_heap_thresholds()
+    assert libc.set == {-3: 32 * 2**20, -1: 64 * 2**20}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    libc.set.clear()
+    assert memory.settle_heap_thresholds() and libc.set == {}  # once per process
+
+
+@pytest.mark.parametrize(
+    "env", [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1048576"), ("MALLOC_TRIM_THRESHOLD_", "0")]
+)
+def test_a_user_who_tuned_malloc_keeps_their_settings(monkeypatch, env):
+    libc = FakeMallopt()
+    fresh_settle(monkeypatch, libc)
+    monkeypatch.setenv(*env)
+    assert not memory.settle_heap_thresholds()
+    assert libc.set == {}
+
+
+def test_without_glibc_thresholds_are_left_alone(monkeypatch):
+    fresh_settle(monkeypatch, None)
+    assert not memory.settle_heap_thresholds()
+
+
+def test_a_cpu_scorer_settles_the_heap(monkeypatch, tiny_llama_dir):
+    from rewardforge.inference import RewardModel
+
+    libc = FakeMallopt()
+    fresh_settle(monkeypatch, libc)
+    RewardModel.from_pretrained(str(tiny_llama_dir), device="cpu")
+    assert libc.set == {-3: 32 * 2**20, -1: 64 * 2**20}

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
+from rewardforge.memory import settle_heap_thresholds
 from rewardforge.modeling import load_reward_model
 from rewardforge.packing import (
     Row,
@@ -27,6 +28,12 @@ from rewardforge.rewards import gather_rewards
 from rewardforge.tokenization import common_prefix_len, tokenize_group
 
 MAX_COMPLETIONS_PER_ROW = 16
+# Tokens per forward pass when scoring. On CPU, 2048 rather than 8192: 64 best-of-8 responses
+# (4,108 computed tokens, SmolLM2, fp32, 2 threads) scored in 5.98 s against 6.34 s (median of 5,
+# interleaved in one process): a 2048-token pass keeps its activations in cache; the matrix
+# products themselves are already efficient at that size. GPUs want the larger passes.
+CPU_TOKENS_PER_BATCH = 2048
+GPU_TOKENS_PER_BATCH = 8192
 
 PromptLike = str | Sequence[Message] | None
 ResponseLike = str | Sequence[Message]
@@ -67,7 +74,7 @@ class RewardModel:
         max_length: int | None = None,
         device: str | None = None,
         share_prefix: bool = True,
-        max_tokens_per_batch: int = 8192,
+        max_tokens_per_batch: int | None = None,
     ):
         self.loaded = loaded
         self.model = loaded.model.eval()
@@ -79,10 +86,13 @@ class RewardModel:
         )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.share_prefix = share_prefix
-        self.max_tokens_per_batch = max_tokens_per_batch
+        default_tokens = CPU_TOKENS_PER_BATCH if self.device.type == "cpu" else GPU_TOKENS_PER_BATCH
+        self.max_tokens_per_batch = max_tokens_per_batch or default_tokens
         # chunk-width multiple for every batch this model scores (see packing.pad_multiple)
         self.pad_to_multiple_of = pad_multiple(next(self.model.parameters()).dtype == torch.bfloat16)
         self.model.to(self.device)
+        if self.device.type == "cpu":
+            settle_heap_thresholds()  # activations reused, not faulted in afresh (see memory.py)
 
     @classmethod
     def from_pretrained(

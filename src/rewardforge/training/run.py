@@ -16,6 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from rewardforge import __version__
 from rewardforge.data.types import PreferencePair
 from rewardforge.losses import LossConfig
+from rewardforge.memory import HeapTrimCallback
 from rewardforge.modeling import (
     LoraSettings,
     atomic_write_text,
@@ -27,7 +28,6 @@ from rewardforge.packing import pad_multiple
 from rewardforge.tokenization import tokenize_pair
 from rewardforge.training.arguments import RewardArguments
 from rewardforge.training.collator import PairCollator, PairDataset
-from rewardforge.training.memory import HeapTrimCallback
 from rewardforge.training.trainer import RewardTrainer
 
 

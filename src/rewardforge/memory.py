@@ -1,4 +1,16 @@
-"""Keep a long CPU run's resident memory bounded without slowing every step.
+"""How a CPU process's heap is managed: fewer page faults, bounded resident memory.
+
+**Scoring** (`settle_heap_thresholds`). glibc adapts its mmap threshold: it starts at 128 KiB and
+rises to the size of a mapped block once one is freed, up to 32 MiB, with the trim threshold at
+twice that. Until a process has freed a large block, every activation tensor over 128 KiB is
+mapped on its own and its pages faulted in afresh at each forward pass; after that, whether the
+top of the heap is handed back and faulted in again depends on what ran before. Scoring 64
+best-of-8 responses with SmolLM2 (fp32, 2 threads, a fresh process) took 7.9-8.2 s per call with
+530-570 thousand page faults; with the thresholds fixed where glibc's adaptation ends (32 MiB,
+64 MiB), 6.6 s and none. A scorer sets them when it is built.
+
+**Training** (`HeapTrimCallback`): keep a long run's resident memory bounded without slowing
+every step.
 
 Activation tensors change shape from chunk to chunk, so glibc's heap fragments and the process
 keeps freed pages resident: a SmolLM2 LoRA epoch once grew to 13 GB. Two fixes were tried:
@@ -31,9 +43,40 @@ def _glibc() -> Any | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim  # noqa: B018 - not glibc (e.g. musl) if missing
+        libc.mallopt  # noqa: B018
     except (OSError, AttributeError):
         return None
     return libc
+
+
+# mallopt parameters (malloc.h) and the values glibc's adaptive thresholds stop at on 64-bit
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_MAX = 32 * 2**20
+TRIM_THRESHOLD_AT_MAX = 2 * MMAP_THRESHOLD_MAX
+_USER_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+_settled = False
+
+
+def settle_heap_thresholds() -> bool:
+    """Fix glibc's mmap and trim thresholds at the values its own adaptation ends at (see the
+    module docstring), so a scorer's activations are reused from the heap instead of being
+    mapped and faulted in at every call. Once per process; a no-op off glibc, and when the user
+    has tuned malloc through the environment. Returns whether the thresholds are now set."""
+    global _settled
+    if _settled:
+        return True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc." in tunables or any(name in os.environ for name in _USER_MALLOC_ENV):
+        return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    _settled = bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+        and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_AT_MAX)
+    )
+    return _settled
 
 
 def resident_bytes() -> int | None:
