@@ -256,3 +256,53 @@ def test_bf16_autocast_spans_take_the_matmul_path(tiny_llama_dir, monkeypatch):
     with torch.no_grad():
         chunk_rewards(loaded.model, chunk, decoder=True)
     assert calls
+
+
+@pytest.mark.parametrize("use_matmul", [True, False], ids=["matmul", "sdpa"])
+def test_span_batches_attend_exactly_the_keys_of_each_span(monkeypatch, use_matmul):
+    """Spans of similar shape share one attention call; every query still sees exactly its
+    prefix and then itself, causally: compared, position by position, with a direct softmax."""
+    from rewardforge import attention
+
+    if use_matmul:
+        monkeypatch.setattr(attention, "MATMUL_DTYPES", (torch.float32,))
+    # (start, length, prefix_start, prefix_length): a prompt+completion, two later completions,
+    # two plain sequences of similar length, one long sequence, and end padding
+    spans = [
+        (0, 9, 0, 0),
+        (9, 4, 0, 5),
+        (13, 3, 0, 5),
+        (16, 8, 0, 0),
+        (24, 9, 0, 0),
+        (33, 30, 0, 0),
+        (63, 2, 0, 0),
+    ]
+    plan = attention.span_plan(torch.tensor(spans), torch.device("cpu"))
+    assert len(plan.batches) < len(spans)  # some spans were attended together
+    assert sum(b.n for b in plan.batches) == len(spans)
+    heads, kv_heads, dim, total = 4, 2, 8, 65
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(1, heads, total, dim, generator=gen)
+    k, v = (torch.randn(1, kv_heads, total, dim, generator=gen) for _ in "kv")
+    module = torch.nn.Module()
+    module.num_key_value_groups = heads // kv_heads
+    out, _ = attention.packed_attention(module, q, k, v, None, packed_spans=plan)
+    assert out.shape == (1, total, heads, dim)
+    for start, length, prefix_start, prefix_len in spans:
+        for i in range(length):
+            keys = list(range(prefix_start, prefix_start + prefix_len)) + list(range(start, start + i + 1))
+            for h in range(heads):
+                kh = h // module.num_key_value_groups
+                w = torch.softmax(q[0, h, start + i] @ k[0, kh, keys].T / dim**0.5, dim=-1)
+                expected = w @ v[0, kh, keys]
+                torch.testing.assert_close(out[0, start + i, h], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_spans_far_apart_in_shape_are_not_padded_together():
+    from rewardforge.attention import MAX_PADDING, _batch_spans
+
+    groups = _batch_spans([(10, 10), (11, 11), (100, 100), (10, 150), (12, 12)])
+    assert sorted(map(sorted, groups)) == [[0, 1, 4], [2], [3]]
+    shapes = [(10, 10), (11, 11), (12, 12)]
+    real = sum(q * k for q, k in shapes)
+    assert 3 * 12 * 12 <= (1 + MAX_PADDING) * real
