@@ -267,20 +267,21 @@ def test_span_batches_attend_exactly_the_keys_of_each_span(monkeypatch, use_matm
     if use_matmul:
         monkeypatch.setattr(attention, "MATMUL_DTYPES", (torch.float32,))
     # (start, length, prefix_start, prefix_length): a prompt+completion, two later completions,
-    # two plain sequences of similar length, one long sequence, and end padding
+    # two plain sequences of similar length, one long sequence (attended alone), and end padding
     spans = [
         (0, 9, 0, 0),
         (9, 4, 0, 5),
         (13, 3, 0, 5),
         (16, 8, 0, 0),
         (24, 9, 0, 0),
-        (33, 30, 0, 0),
-        (63, 2, 0, 0),
+        (33, 70, 0, 0),
+        (103, 2, 0, 0),
     ]
     plan = attention.span_plan(torch.tensor(spans), torch.device("cpu"))
-    assert len(plan.batches) < len(spans)  # some spans were attended together
+    assert len(plan.batches) < len(spans)  # some spans share a call
+    assert [b.n for b in plan.batches if b.q_len == 70] == [1]
     assert sum(b.n for b in plan.batches) == len(spans)
-    heads, kv_heads, dim, total = 4, 2, 8, 65
+    heads, kv_heads, dim, total = 4, 2, 8, 105
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(1, heads, total, dim, generator=gen)
     k, v = (torch.randn(1, kv_heads, total, dim, generator=gen) for _ in "kv")
@@ -296,6 +297,14 @@ def test_span_batches_attend_exactly_the_keys_of_each_span(monkeypatch, use_matm
                 w = torch.softmax(q[0, h, start + i] @ k[0, kh, keys].T / dim**0.5, dim=-1)
                 expected = w @ v[0, kh, keys]
                 torch.testing.assert_close(out[0, start + i, h], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_rows_of_long_spans_are_attended_in_place():
+    from rewardforge import attention
+
+    plan = attention.span_plan(torch.tensor([(0, 300, 0, 0), (300, 80, 0, 250)]), torch.device("cpu"))
+    assert [b.n for b in plan.batches] == [1, 1] and all(b.query_index is None for b in plan.batches)
+    assert plan.prompts == [(-1, 0), (0, 250)]
 
 
 def test_spans_far_apart_in_shape_are_not_padded_together():

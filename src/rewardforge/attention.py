@@ -31,6 +31,9 @@ _SUPPORTED_BASES = ("sdpa", "eager")
 MATH_MAX_SCORES = 512 * 512
 # Spans attended together may pad their grids by at most this fraction of the spans' own.
 MAX_PADDING = 0.25
+# Only spans this small share an attention call: below it a call costs more in overhead than in
+# arithmetic (SmolLM2's heads: 64 x 64 scores are about 0.2 ms of products on this CPU).
+BATCH_MAX_SPAN_SCORES = 64 * 64
 # Dtypes whose CPU spans take the matmul path (see _span_attention).
 MATMUL_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -54,40 +57,49 @@ class SpanBatch:
     """Spans attended in one call: `n` spans laid out as [n, q_len] queries and [n, k_len] keys
     (each padded to the longest), with `allowed` [n, q_len, k_len] saying which key each query
     sees (its prefix, then itself causally; a padding query sees key 0 only, so no softmax row
-    is empty) and `blocked`, its negation."""
+    is empty) and `blocked`, its negation. A batch of several spans gathers its queries and keys
+    from the row with `query_index` / `key_index`; a span alone is sliced in place (None)."""
 
     n: int
     q_len: int
     k_len: int
     allowed: torch.Tensor
     blocked: torch.Tensor
+    query_index: torch.Tensor | None = None
+    key_index: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class SpanPlan:
     """What every layer needs to know about a packed row's spans, worked out once per forward
-    (not once per layer). Spans of similar shape are attended together (`batches`): a row of 16
-    short requests costs a few attention calls per layer, not 16 (the per-call overhead was a
-    fifth of a bf16 serving forward). `query_index` / `key_index` gather every batch's queries
-    and keys from the row in one go; `inverse` puts the outputs back in row order."""
+    (not once per layer): span lengths; for each span, the span whose first tokens are its
+    prompt and the prompt's length (or -1, 0); the batches; and, for each span in row order,
+    its (batch, slot).
 
+    Small spans of similar shape share one attention call: a row of 16 short requests costs a
+    few calls per layer, not 16 (per-span calls were about a fifth of the profiled time of a
+    bf16 serving forward; batched, 16-request forwards ran at 33.8 against 32.3 items/s).
+    Longer spans are attended alone and sliced in place: gathering copies that only pay off for
+    small spans (fp32 best-of-8 scoring, whose spans are long, was 5-8% slower through it)."""
+
+    lengths: list[int]
+    prompts: list[tuple[int, int]]
     batches: list[SpanBatch]
-    query_index: torch.Tensor
-    key_index: torch.Tensor
-    inverse: torch.Tensor
-    query_sizes: list[int]
-    key_sizes: list[int]
+    slots: list[tuple[int, int]]
 
 
 def _batch_spans(shapes: list[tuple[int, int]]) -> list[list[int]]:
-    """Group span indices (shapes: queries, keys) so that each group's padded grid stays within
-    MAX_PADDING of its spans' own grids and within MATH_MAX_SCORES (a larger span goes alone)."""
+    """Group span indices (shapes: queries, keys). Only spans of at most BATCH_MAX_SPAN_SCORES
+    scores share a group, whose padded grid stays within MAX_PADDING of its spans' own grids
+    and within MATH_MAX_SCORES; every other span is alone."""
     order = sorted(range(len(shapes)), key=lambda j: (shapes[j][1], shapes[j][0]))
     groups: list[list[int]] = []
     real = q_len = k_len = 0
+    open_group = False
     for j in order:
         q, k = shapes[j]
-        if groups:
+        small = q * k <= BATCH_MAX_SPAN_SCORES
+        if open_group and small:
             nq, nk = max(q_len, q), max(k_len, k)
             padded = (len(groups[-1]) + 1) * nq * nk
             if padded <= MATH_MAX_SCORES and padded <= (1 + MAX_PADDING) * (real + q * k):
@@ -95,49 +107,48 @@ def _batch_spans(shapes: list[tuple[int, int]]) -> list[list[int]]:
                 real, q_len, k_len = real + q * k, nq, nk
                 continue
         groups.append([j])
-        real, q_len, k_len = q * k, q, k
+        real, q_len, k_len, open_group = q * k, q, k, small
     return groups
+
+
+def _span_batch(members: list[int], bounds: list[list[int]], device: torch.device) -> SpanBatch:
+    q_len = max(bounds[j][1] for j in members)
+    k_len = max(bounds[j][1] + bounds[j][3] for j in members)
+    n_q = torch.tensor([bounds[j][1] for j in members]).view(-1, 1, 1)
+    prefix = torch.tensor([bounds[j][3] for j in members]).view(-1, 1, 1)
+    i = torch.arange(q_len).view(1, -1, 1)
+    m = torch.arange(k_len).view(1, 1, -1)
+    real_row = i < n_q
+    allowed = (((m <= prefix + i) & real_row) | (~real_row & (m == 0))).to(device)
+    if len(members) == 1:
+        return SpanBatch(1, q_len, k_len, allowed, ~allowed)
+    q_idx = torch.zeros(len(members), q_len, dtype=torch.long)
+    k_idx = torch.zeros(len(members), k_len, dtype=torch.long)
+    for slot, j in enumerate(members):
+        start, length, prefix_start, prefix_len = bounds[j]
+        q_idx[slot, :length] = torch.arange(start, start + length)
+        k_idx[slot, :prefix_len] = torch.arange(prefix_start, prefix_start + prefix_len)
+        k_idx[slot, prefix_len : prefix_len + length] = torch.arange(start, start + length)
+    return SpanBatch(
+        len(members), q_len, k_len, allowed, ~allowed, q_idx.flatten().to(device), k_idx.flatten().to(device)
+    )
 
 
 def span_plan(spans: torch.Tensor, device: torch.device) -> SpanPlan:
     """Plan for `spans` (rows of start, length, prefix_start, prefix_length; see
     rewardforge.packing.collate_packed), with index tensors and masks on `device`."""
     bounds = spans.tolist()
-    total = sum(length for _, length, _, _ in bounds)
-    shapes = [(length, pl + length) for _, length, _, pl in bounds]
-    inverse = torch.empty(total, dtype=torch.long)
-    queries, keys, batches = [], [], []
-    out_offset = 0
-    for members in _batch_spans(shapes):
-        q_len = max(shapes[j][0] for j in members)
-        k_len = max(shapes[j][1] for j in members)
-        q_idx = torch.zeros(len(members), q_len, dtype=torch.long)
-        k_idx = torch.zeros(len(members), k_len, dtype=torch.long)
+    by_start = {start: j for j, (start, *_) in enumerate(bounds)}
+    groups = _batch_spans([(length, pl + length) for _, length, _, pl in bounds])
+    slots = [(0, 0)] * len(bounds)
+    for g, members in enumerate(groups):
         for slot, j in enumerate(members):
-            start, length, prefix_start, prefix_len = bounds[j]
-            own = torch.arange(start, start + length)
-            q_idx[slot, :length] = own
-            k_idx[slot, :prefix_len] = torch.arange(prefix_start, prefix_start + prefix_len)
-            k_idx[slot, prefix_len : prefix_len + length] = own
-            inverse[start : start + length] = out_offset + slot * q_len + torch.arange(length)
-        n_q = torch.tensor([shapes[j][0] for j in members]).view(-1, 1, 1)
-        prefix = torch.tensor([bounds[j][3] for j in members]).view(-1, 1, 1)
-        i = torch.arange(q_len).view(1, -1, 1)
-        m = torch.arange(k_len).view(1, 1, -1)
-        real_row = i < n_q
-        allowed = ((m <= prefix + i) & real_row) | (~real_row & (m == 0))
-        allowed = allowed.to(device)
-        batches.append(SpanBatch(len(members), q_len, k_len, allowed, ~allowed))
-        queries.append(q_idx.flatten())
-        keys.append(k_idx.flatten())
-        out_offset += len(members) * q_len
+            slots[j] = (g, slot)
     return SpanPlan(
-        batches=batches,
-        query_index=torch.cat(queries).to(device),
-        key_index=torch.cat(keys).to(device),
-        inverse=inverse.to(device),
-        query_sizes=[b.n * b.q_len for b in batches],
-        key_sizes=[b.n * b.k_len for b in batches],
+        lengths=[length for _, length, _, _ in bounds],
+        prompts=[(by_start[ps], pl) if pl else (-1, 0) for _, _, ps, pl in bounds],
+        batches=[_span_batch(members, bounds, device) for members in groups],
+        slots=slots,
     )
 
 
@@ -159,27 +170,35 @@ def packed_attention(
         return _sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if query.shape[0] != 1:
         raise ValueError("packed attention expects one packed row per forward pass")
-    if plan.inverse.numel() != query.shape[2]:
-        raise ValueError(
-            f"packed spans cover {plan.inverse.numel()} positions of a {query.shape[2]}-token row"
-        )
+    if sum(plan.lengths) != query.shape[2]:
+        raise ValueError(f"packed spans cover {sum(plan.lengths)} positions of a {query.shape[2]}-token row")
     groups = getattr(module, "num_key_value_groups", 1)
     key, value = _expand_kv(key, groups), _expand_kv(value, groups)
     heads, dim = query.shape[1], query.shape[3]
-    # one gather each for all batches (one index_add each in backward), then views per batch
-    q_all = query[0].index_select(1, plan.query_index).split(plan.query_sizes, dim=1)
-    k_all = key[0].index_select(1, plan.key_index).split(plan.key_sizes, dim=1)
-    v_all = value[0].index_select(1, plan.key_index).split(plan.key_sizes, dim=1)
     use_matmul = query.device.type == "cpu" and _compute_dtype(query) in MATMUL_DTYPES
-    outputs = []
-    for b, q, k, v in zip(plan.batches, q_all, k_all, v_all):
-        q = q.view(heads, b.n, b.q_len, dim)
-        k = k.view(heads, b.n, b.k_len, dim)
-        v = v.view(heads, b.n, b.k_len, dim)
-        out = _span_attention(q, k, v, b, dropout, scaling, use_matmul)
-        outputs.append(out.reshape(heads, b.n * b.q_len, dim))
-    out = torch.cat(outputs, dim=1).index_select(1, plan.inverse)
-    return out.unsqueeze(0).transpose(1, 2).contiguous(), None
+    # split, not slice: its backward is one cat, not a zero-filled copy of the row per span
+    parts = [t.split(plan.lengths, dim=2) for t in (query, key, value)]
+    batch_out: list[torch.Tensor | None] = []
+    for b in plan.batches:
+        if b.query_index is None:
+            batch_out.append(None)  # a span alone: attended below, in row order
+            continue
+        q = query[0].index_select(1, b.query_index).view(heads, b.n, b.q_len, dim)
+        k = key[0].index_select(1, b.key_index).view(heads, b.n, b.k_len, dim)
+        v = value[0].index_select(1, b.key_index).view(heads, b.n, b.k_len, dim)
+        batch_out.append(_span_attention(q, k, v, b, dropout, scaling, use_matmul))
+    pieces = []
+    for j, ((owner, prefix_len), (g, slot)) in enumerate(zip(plan.prompts, plan.slots)):
+        done = batch_out[g]
+        if done is not None:
+            pieces.append(done[:, slot, : plan.lengths[j]].unsqueeze(0))
+            continue
+        q, k, v = (part[j] for part in parts)
+        if prefix_len:  # a later completion: its prompt's keys first
+            k = torch.cat([parts[1][owner][:, :, :prefix_len], k], dim=2)
+            v = torch.cat([parts[2][owner][:, :, :prefix_len], v], dim=2)
+        pieces.append(_span_attention(q, k, v, plan.batches[g], dropout, scaling, use_matmul))
+    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 
 def _span_attention(
@@ -191,7 +210,8 @@ def _span_attention(
     scaling: float | None,
     use_matmul: bool,
 ):
-    """Attention of one SpanBatch: q [heads, n, q_len, dim], k/v [heads, n, k_len, dim].
+    """Attention of one SpanBatch: q [heads, n, q_len, dim], k/v [heads, n, k_len, dim] (or
+    [1, heads, q_len, dim] and [1, heads, k_len, dim] for a span alone).
 
     `use_matmul` (CPU, bf16/fp16 products; decided once per layer): two plain matrix products
     and a softmax, because the fused kernel's backward is 3-4x slower there (a SmolLM2 bf16
