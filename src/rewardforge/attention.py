@@ -57,16 +57,26 @@ class SpanBatch:
     """Spans attended in one call: `n` spans laid out as [n, q_len] queries and [n, k_len] keys
     (each padded to the longest), with `allowed` [n, q_len, k_len] saying which key each query
     sees (its prefix, then itself causally; a padding query sees key 0 only, so no softmax row
-    is empty) and `blocked`, its negation. A batch of several spans gathers its queries and keys
-    from the row with `query_index` / `key_index`; a span alone is sliced in place (None)."""
+    is empty) and `blocked`, its negation (kept: every layer needs it). A batch of several spans
+    gathers its queries and keys from the row with `query_index` / `key_index`; a span alone is
+    sliced in place (None)."""
 
-    n: int
-    q_len: int
-    k_len: int
     allowed: torch.Tensor
     blocked: torch.Tensor
     query_index: torch.Tensor | None = None
     key_index: torch.Tensor | None = None
+
+    @property
+    def n(self) -> int:
+        return self.allowed.shape[0]
+
+    @property
+    def q_len(self) -> int:
+        return self.allowed.shape[1]
+
+    @property
+    def k_len(self) -> int:
+        return self.allowed.shape[2]
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ def _span_batch(members: list[int], bounds: list[list[int]], device: torch.devic
     real_row = i < n_q
     allowed = (((m <= prefix + i) & real_row) | (~real_row & (m == 0))).to(device)
     if len(members) == 1:
-        return SpanBatch(1, q_len, k_len, allowed, ~allowed)
+        return SpanBatch(allowed, ~allowed)
     q_idx = torch.zeros(len(members), q_len, dtype=torch.long)
     k_idx = torch.zeros(len(members), k_len, dtype=torch.long)
     for slot, j in enumerate(members):
@@ -129,9 +139,7 @@ def _span_batch(members: list[int], bounds: list[list[int]], device: torch.devic
         q_idx[slot, :length] = torch.arange(start, start + length)
         k_idx[slot, :prefix_len] = torch.arange(prefix_start, prefix_start + prefix_len)
         k_idx[slot, prefix_len : prefix_len + length] = torch.arange(start, start + length)
-    return SpanBatch(
-        len(members), q_len, k_len, allowed, ~allowed, q_idx.flatten().to(device), k_idx.flatten().to(device)
-    )
+    return SpanBatch(allowed, ~allowed, q_idx.flatten().to(device), k_idx.flatten().to(device))
 
 
 def span_plan(spans: torch.Tensor, device: torch.device) -> SpanPlan:
