@@ -33,7 +33,10 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
+
+from rewardforge.serving.settings import ServeSettings
 
 HERE = Path(__file__).resolve().parent
 PAIRS = [
@@ -126,15 +129,22 @@ def metric_hist(text: str, name: str) -> tuple[float, float]:
     return (float(s.group(1)) if s else 0.0, float(c.group(1)) if c else 0.0)
 
 
-async def load(url: str, clients: int, requests: int, timeout_s: float, group: int = 0) -> dict:
-    """`clients` workers share `requests` POSTs; every request is accounted for exactly once."""
+async def load(
+    url: str, clients: int, requests: int, timeout_s: float, group: int = 0, client: str = "aiohttp"
+) -> dict:
+    """`clients` workers share `requests` POSTs; every request is accounted for exactly once.
+
+    The default client library is aiohttp. With httpx (`client="httpx"`, the load generator
+    before session 7) each request cost about 3 ms of client CPU here, so the 32 clients one
+    batch answered needed about 100 ms to send their next requests: longer than the batching
+    window, and the load generator, not the server, then set the batch size.
+    `bench/serve_overhead.py` measures this."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     answered = 0
     next_index = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(post) -> None:
         nonlocal answered, next_index
         while next_index < requests:
             i = next_index
@@ -142,21 +152,41 @@ async def load(url: str, clients: int, requests: int, timeout_s: float, group: i
             prompt, response = item(i, group)
             t0 = time.perf_counter()
             try:
-                r = await client.post("/v1/score", json={"prompt": prompt, "response": response})
-                key = str(r.status_code)
-                if r.status_code == 200 and math.isfinite(r.json().get("score", math.nan)):
+                status, body = await post({"prompt": prompt, "response": response})
+                key = str(status)
+                if status == 200 and math.isfinite(body.get("score", math.nan)):
                     answered += 1
                     latencies.append(time.perf_counter() - t0)
-            except httpx.HTTPError as e:
+            except (aiohttp.ClientError, httpx.HTTPError, TimeoutError, ValueError) as e:
                 key = type(e).__name__
             statuses[key] = statuses.get(key, 0) + 1
 
-    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
+    async def run_all(post) -> float:
         t0 = time.perf_counter()
         await asyncio.wait_for(
-            asyncio.gather(*(worker(client) for _ in range(clients))), timeout=timeout_s * 10
+            asyncio.gather(*(worker(post) for _ in range(clients))), timeout=timeout_s * 10
         )
-        wall = time.perf_counter() - t0
+        return time.perf_counter() - t0
+
+    if client == "httpx":
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as hc:
+
+            async def post(payload: dict) -> tuple[int, dict]:
+                r = await hc.post("/v1/score", json=payload)
+                return r.status_code, r.json()
+
+            wall = await run_all(post)
+    else:
+        connector = aiohttp.TCPConnector(limit=clients)
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
+
+            async def post(payload: dict) -> tuple[int, dict]:
+                async with session.post("/v1/score", json=payload) as r:
+                    return r.status, await r.json(content_type=None)
+
+            wall = await run_all(post)
     return {
         "requests": requests,
         "answered": answered,
@@ -282,7 +312,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--max-batch-size", type=int, default=32, help="for the dynamic run")
-    p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--max-wait-ms", type=float, default=ServeSettings().max_wait_ms, help="server default")
     p.add_argument("--threads", type=int, default=None, help="torch threads in the server (default: torch's)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="server weights (both runs)")
     p.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")

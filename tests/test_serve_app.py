@@ -209,6 +209,37 @@ def test_batches_wait_for_more_work_only_right_after_the_model_was_busy():
     assert calls == [[1], [2, 3]]
 
 
+def test_a_batch_waits_for_the_clients_it_answered_and_no_longer():
+    """Closed-loop load: every batch holds all the clients just answered (none left behind to
+    make a half batch), and once they are back the batch runs without waiting out max_wait. A
+    lone client that sends one request after another never waits for company. With the 60 s
+    max_wait below, any wait for it would hit the timeouts."""
+    calls: list[list[int]] = []
+
+    def run(xs):
+        calls.append(list(xs))
+        time.sleep(0.05)
+        return [float(x) for x in xs]
+
+    async def client(b: MicroBatcher, first: int, n: int) -> list[list[float]]:
+        return [await b.submit([first + k]) for k in range(n)]
+
+    async def main():
+        b = MicroBatcher(run, max_batch_size=8, max_wait_ms=60_000, max_queue=100)
+        await b.start()
+        lone = await asyncio.wait_for(client(b, 100, 3), timeout=20)
+        crowd = await asyncio.wait_for(asyncio.gather(*(client(b, 10 * c, 4) for c in range(6))), 20)
+        await b.stop()
+        return lone, crowd
+
+    lone, crowd = asyncio.run(main())
+    assert lone == [[100.0], [101.0], [102.0]]
+    assert crowd == [[[float(10 * c + k)] for k in range(4)] for c in range(6)]
+    assert calls[:3] == [[100], [101], [102]]
+    # the six clients' requests travel together, round after round
+    assert [sorted(c) for c in calls[3:]] == [[10 * c + k for c in range(6)] for k in range(4)]
+
+
 def test_stop_drains_queued_work():
     async def main():
         b = MicroBatcher(lambda xs: [1.0] * len(xs), max_batch_size=2, max_wait_ms=50, max_queue=100)

@@ -256,25 +256,43 @@ def test_auth_on(auth_server, reward_model):
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(tiny_bert_dir, tmp_path, reward_model):
-    # a long batching wait keeps the requests in flight (gathered, not yet scored) at SIGTERM
+    # A slow request (1024 long items) keeps the model busy while 12 more arrive. They are then
+    # gathered into one batch that waits (up to 4 s) for the blocker's client to come back,
+    # which it never does; SIGTERM comes while all 13 are in flight.
     server = ServerProcess(
-        tiny_bert_dir, tmp_path / "term.log", "--max-wait-ms", "4000", "--max-batch-size", "64"
+        tiny_bert_dir,
+        tmp_path / "term.log",
+        *("--max-wait-ms", "4000", "--max-batch-size", "64", "--max-items", "1024", "--max-body-mb", "16"),
     )
     texts = [f"answer number {i}" for i in range(12)]
+    long_text = " ".join(f"word{i}" for i in range(600))
 
     def post(text):
         return httpx.post(server.url + "/v1/score", json={"prompt": "Q?", "response": text}, timeout=60)
 
+    def in_flight() -> int:
+        return httpx.get(server.url + "/health").json()["in_flight"]
+
     try:
-        with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
-            futures = [pool.submit(post, t) for t in texts]
+        with concurrent.futures.ThreadPoolExecutor(len(texts) + 1) as pool:
+            blocker = pool.submit(
+                httpx.post,
+                server.url + "/v1/score",
+                json={"items": [{"prompt": "Q?", "response": long_text}] * 1024},
+                timeout=120,
+            )
             deadline = time.monotonic() + 30
-            while httpx.get(server.url + "/health").json()["in_flight"] < len(texts):
+            while in_flight() < 1:
+                assert time.monotonic() < deadline, "the slow request never got in flight"
+                time.sleep(0.01)
+            futures = [pool.submit(post, t) for t in texts]
+            while in_flight() < len(texts) + 1:
                 assert time.monotonic() < deadline, "the requests never got in flight"
                 time.sleep(0.05)
             assert not any(f.done() for f in futures)
             server.proc.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]
+            assert blocker.result().status_code == 200
         assert [r.status_code for r in responses] == [200] * len(texts)
         for text, r in zip(texts, responses):
             assert r.json()["score"] == pytest.approx(reward_model.score("Q?", text), abs=1e-5)

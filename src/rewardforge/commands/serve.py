@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-wait-ms",
         type=float,
         default=d.max_wait_ms,
-        help="how long a batch may wait for more requests once the model is free (default: %(default)s)",
+        help="how long a batch may wait for more requests once the model is free; it stops waiting once as many requests have arrived as the last batch answered (default: %(default)s)",
     )
     p.add_argument(
         "--max-queue",

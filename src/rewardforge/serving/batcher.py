@@ -1,8 +1,9 @@
 """Dynamic micro-batching: one model thread, a bounded queue of jobs, one future per job.
 
 A job is the prepared inputs of one request. The worker task takes the oldest job, then adds
-waiting jobs until the batch holds `max_batch_size` items or `max_wait_ms` has passed since
-the model became free, and runs the whole batch in one call on the single model thread. Each job's
+waiting jobs until the batch holds `max_batch_size` items, or as many requests have arrived since
+the model became free as its last batch answered, or `max_wait_ms` has passed since the model
+became free; then it runs the whole batch in one call on the single model thread. Each job's
 future gets exactly its own slice of the results. A job is never split across batches; one
 larger than `max_batch_size` runs alone (the scorer cuts it into forward passes).
 
@@ -63,6 +64,9 @@ class MicroBatcher:
         self._busy = False
         self._stopping = False
         self._free_since = time.monotonic()  # when the model last finished a batch
+        self._last_batch_jobs = 0  # how many requests that batch answered
+        self._submitted = 0  # jobs accepted so far
+        self._submitted_when_free = 0  # ... when the model last finished a batch
         self.executor: ThreadPoolExecutor | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -114,6 +118,7 @@ class MicroBatcher:
             future.set_result([])
             return future
         self._pending.append(Job(list(inputs), future))
+        self._submitted += 1
         assert self._wakeup is not None
         self._wakeup.set()
         return future
@@ -131,12 +136,14 @@ class MicroBatcher:
 
     async def _gather(self, batch: list[Job]) -> None:
         """Add waiting jobs to `batch` (which holds the oldest job) until it has max_batch_size
-        items or max_wait has passed since the model became free.
+        items, or as many requests have arrived since the model became free as the last batch
+        answered, or max_wait has passed since the model became free.
 
         Counted from then, not from the oldest job's arrival: under load, the clients answered
         by the previous batch send their next request into this one, instead of the load
-        splitting into half-full batches that take turns. And a request that finds the model
-        idle for longer than max_wait runs at once: with no load there is nothing to wait for.
+        splitting into half-full batches that take turns. Once they are all back there is no
+        one left to wait for, so a lone client that sends one request after another never
+        waits. A request that finds the model idle for longer than max_wait runs at once.
         Jobs go into `batch` as they are taken, so none is lost if the worker is cancelled."""
         assert self._wakeup is not None
         items = sum(len(j.inputs) for j in batch)
@@ -152,6 +159,8 @@ class MicroBatcher:
                 batch.append(self._pending.popleft())
                 items += len(job.inputs)
                 continue
+            if self._submitted - self._submitted_when_free >= self._last_batch_jobs:
+                break  # the clients just answered are all back
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -178,6 +187,8 @@ class MicroBatcher:
             finally:
                 self._busy = False
                 self._free_since = time.monotonic()
+                self._last_batch_jobs = len(batch)
+                self._submitted_when_free = self._submitted
 
     @staticmethod
     def _fail(batch: list[Job], exc: BaseException) -> None:
