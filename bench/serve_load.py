@@ -274,7 +274,9 @@ def run_modes(args: argparse.Namespace, model: str, plan: dict[str, tuple[int, l
                     f"[{name}] round {r + 1}/{args.rounds}: {args.clients} clients x {n} requests ...",
                     flush=True,
                 )
-                tallies[name].append(asyncio.run(load(url, args.clients, n, args.timeout, args.group_size)))
+                tallies[name].append(
+                    asyncio.run(load(url, args.clients, n, args.timeout, args.group_size, args.client))
+                )
         after = {name: httpx.get(servers[name][1] + "/metrics").text for name in plan}
     finally:
         codes = {name: stop_server(proc) for name, (proc, _, _) in servers.items()}
@@ -334,6 +336,12 @@ def main() -> int:
         default=4,
         help="the requests are split into this many rounds per mode, interleaved across modes",
     )
+    p.add_argument(
+        "--client",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
+        help="load generator's HTTP library (httpx: the slower one used before session 7)",
+    )
     p.add_argument("--output", default=str(HERE / "results" / "serve_load.json"))
     p.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp"))
     args = p.parse_args()
@@ -377,6 +385,7 @@ def main() -> int:
                 else "distinct: consecutive requests have different prompts (12 prompts x 20 responses, cycled)"
             ),
             "clients": args.clients,
+            "client_library": args.client,
             "requests": args.requests,
             "rounds": args.rounds,
             "dynamic_max_batch_size": args.max_batch_size,

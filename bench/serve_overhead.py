@@ -5,7 +5,8 @@
    by the requests. rewardforge depends on uvloop and httptools, which uvicorn picks by itself.
 2. How full dynamic batches get, for each load-generator client library: a scorer that sleeps
    `--item-ms` per item (a model that releases the GIL, like torch), 32 clients. The batch size
-   shows whether the clients one batch answered are back before the batching window closes.
+   shows whether the clients one batch answered are back before the batching window closes;
+   the load generator's own CPU per request shows why.
 
     python bench/serve_overhead.py
 
@@ -106,7 +107,9 @@ def batch_fill(client: str, item_ms: float, requests: int) -> dict:
     try:
         asyncio.run(load(url, 4, 8, 60))  # warm-up
         before = httpx.get(url + "/metrics").text
+        cpu0 = time.process_time()  # this process is the load generator
         tally = asyncio.run(load(url, 32, requests, 60, client=client))
+        client_cpu = time.process_time() - cpu0
         after = httpx.get(url + "/metrics").text
     finally:
         proc.terminate()
@@ -121,6 +124,7 @@ def batch_fill(client: str, item_ms: float, requests: int) -> dict:
         "requests": requests,
         "answered": tally["answered"],
         "mean_batch_size": round((s1 - s0) / (c1 - c0), 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / requests, 3),
         "throughput_rps": round(requests / tally["wall"], 1),
     }
 
@@ -149,6 +153,7 @@ def main() -> int:
     for r in fill:
         print(
             f"load generator {r['client']}: mean batch {r['mean_batch_size']} of 32 clients, "
+            f"{r['client_cpu_ms_per_request']} ms client CPU per request, "
             f"{r['throughput_rps']} req/s ({args.item_ms:g} ms per item)",
             flush=True,
         )
@@ -156,7 +161,7 @@ def main() -> int:
 
     result = {
         "benchmark": "serve_overhead",
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join(["python", "bench/" + Path(sys.argv[0]).name, *sys.argv[1:]]),
         "server_cpu_per_request": cpu,
         "batch_fill": fill,
         "item_ms": args.item_ms,
