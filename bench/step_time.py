@@ -5,19 +5,23 @@ bench/train_speed.py, which also runs TRL).
 
     python bench/step_time.py [--model FOLDER_OR_GGUF] [--threads 2] [--lora] [--pairs 8]
     python bench/step_time.py --profile     # where a bf16 shared-prefix step spends its time
+    python bench/step_time.py --pairs 48 --span-batching-ab --rounds 8   # small spans batched or not
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from rewardforge import attention
 from rewardforge.data import load_pairs
-from rewardforge.modeling import LoraSettings, load_reward_model
+from rewardforge.modeling import LoraSettings, atomic_write_text, load_reward_model
 from rewardforge.packing import pad_multiple
 from rewardforge.rewards import gather_rewards
 from rewardforge.tokenization import tokenize_pair
@@ -74,6 +78,35 @@ def profile_step(loaded, feats: list[dict], max_tokens: int) -> None:
     )
 
 
+def span_batching_ab(loaded, feats: list[dict], precision: str, max_tokens: int, rounds: int = 3) -> dict:
+    """Training steps (8 pairs each, shared-prefix packed rows) with attention's small-span
+    batching on and off (attention.BATCH_SPANS_WITH_GRAD; training leaves it off), in
+    alternating rounds of one process, so machine drift hits both."""
+    batches = [
+        collate(loaded, feats[i : i + 8], True, precision, max_tokens, True) for i in range(0, len(feats), 8)
+    ]
+    default = attention.BATCH_SPANS_WITH_GRAD
+    for b in batches[:2]:
+        step(loaded, b, 8, precision)  # warm-up
+    rates: dict[str, list[float]] = {"batched": [], "sliced": []}
+    try:
+        for r in range(rounds):
+            for name in list(rates) if r % 2 == 0 else list(rates)[::-1]:
+                attention.BATCH_SPANS_WITH_GRAD = name == "batched"
+                start = time.perf_counter()
+                for b in batches:
+                    step(loaded, b, 8, precision)
+                rates[name].append(round(8 * len(batches) / (time.perf_counter() - start), 3))
+    finally:
+        attention.BATCH_SPANS_WITH_GRAD = default
+    return {
+        "precision": precision,
+        "pairs": 8 * len(batches),
+        "pairs_per_second_each_round": rates,
+        "median": {k: statistics.median(v) for k, v in rates.items()},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -87,6 +120,12 @@ def main() -> None:
         "--max-tokens-per-batch", type=int, default=1024, help="chunk budget (rewardforge's default)"
     )
     ap.add_argument("--profile", action="store_true", help="profile the bf16 shared-prefix step by operator")
+    ap.add_argument(
+        "--span-batching-ab",
+        action="store_true",
+        help="bf16 training steps with small spans batched or sliced (BATCH_SPANS_WITH_GRAD), interleaved",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per setting for --span-batching-ab")
     a = ap.parse_args()
     if a.model is None:
         import importlib.util
@@ -109,6 +148,19 @@ def main() -> None:
         )
     if a.profile:
         profile_step(loaded, feats, a.max_tokens_per_batch)
+        return
+    if a.span_batching_ab:
+        if a.pairs % 8:
+            raise SystemExit("--span-batching-ab takes a multiple of 8 pairs")
+        result = span_batching_ab(loaded, feats, "bf16", a.max_tokens_per_batch, a.rounds)
+        result = {
+            "command": "python bench/step_time.py " + " ".join(sys.argv[1:]),
+            "threads": a.threads,
+        } | result
+        out = Path(__file__).resolve().parent / "results" / "step_time_span_batching_ab.json"
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result))
+        print(f"wrote {out}")
         return
     results = []
     layouts = (

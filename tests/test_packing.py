@@ -277,7 +277,8 @@ def test_span_batches_attend_exactly_the_keys_of_each_span(monkeypatch, use_matm
         (33, 70, 0, 0),
         (103, 2, 0, 0),
     ]
-    plan = attention.span_plan(torch.tensor(spans), torch.device("cpu"))
+    with torch.no_grad():  # scoring: small spans share calls (training slices them alone)
+        plan = attention.span_plan(torch.tensor(spans), torch.device("cpu"))
     assert len(plan.batches) < len(spans)  # some spans share a call
     assert [b.n for b in plan.batches if b.q_len == 70] == [1]
     assert sum(b.n for b in plan.batches) == len(spans)
@@ -315,3 +316,22 @@ def test_spans_far_apart_in_shape_are_not_padded_together():
     shapes = [(10, 10), (11, 11), (12, 12)]
     real = sum(q * k for q, k in shapes)
     assert 3 * 12 * 12 <= (1 + MAX_PADDING) * real
+
+
+def test_small_spans_share_calls_when_scoring_and_not_when_training():
+    """Training (autograd on) slices every span alone; scoring batches the small ones."""
+    from rewardforge import attention
+
+    spans = torch.tensor([(0, 10, 0, 0), (10, 9, 0, 10), (19, 11, 0, 10), (30, 12, 0, 0)])
+    with torch.no_grad():
+        scoring = attention.span_plan(spans, torch.device("cpu"))
+    training = attention.span_plan(spans, torch.device("cpu"))
+    assert len(scoring.batches) < 4 and max(b.n for b in scoring.batches) > 1
+    assert [b.n for b in training.batches] == [1, 1, 1, 1]
+    try:
+        attention.BATCH_SPANS_WITH_GRAD = True
+        assert [b.n for b in attention.span_plan(spans, torch.device("cpu")).batches] == [
+            b.n for b in scoring.batches
+        ]
+    finally:
+        attention.BATCH_SPANS_WITH_GRAD = False

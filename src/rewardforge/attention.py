@@ -34,6 +34,9 @@ MAX_PADDING = 0.25
 # Only spans this small share an attention call: below it a call costs more in overhead than in
 # arithmetic (SmolLM2's heads: 64 x 64 scores are about 0.2 ms of products on this CPU).
 BATCH_MAX_SPAN_SCORES = 64 * 64
+# Training (autograd on) slices every span alone: the gathers' backward cost more than the shared
+# calls saved (bf16 SmolLM2 steps 2-4% slower batched; `bench/step_time.py --span-batching-ab`).
+BATCH_SPANS_WITH_GRAD = False
 # Dtypes whose CPU spans take the matmul path (see _span_attention).
 MATMUL_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -98,17 +101,18 @@ class SpanPlan:
     slots: list[tuple[int, int]]
 
 
-def _batch_spans(shapes: list[tuple[int, int]]) -> list[list[int]]:
+def _batch_spans(shapes: list[tuple[int, int]], batch_small: bool = True) -> list[list[int]]:
     """Group span indices (shapes: queries, keys). Only spans of at most BATCH_MAX_SPAN_SCORES
     scores share a group, whose padded grid stays within MAX_PADDING of its spans' own grids
-    and within MATH_MAX_SCORES; every other span is alone."""
+    and within MATH_MAX_SCORES; every other span is alone, and so is every span when
+    `batch_small` is false."""
     order = sorted(range(len(shapes)), key=lambda j: (shapes[j][1], shapes[j][0]))
     groups: list[list[int]] = []
     real = q_len = k_len = 0
     open_group = False
     for j in order:
         q, k = shapes[j]
-        small = q * k <= BATCH_MAX_SPAN_SCORES
+        small = batch_small and q * k <= BATCH_MAX_SPAN_SCORES
         if open_group and small:
             nq, nk = max(q_len, q), max(k_len, k)
             padded = (len(groups[-1]) + 1) * nq * nk
@@ -144,10 +148,12 @@ def _span_batch(members: list[int], bounds: list[list[int]], device: torch.devic
 
 def span_plan(spans: torch.Tensor, device: torch.device) -> SpanPlan:
     """Plan for `spans` (rows of start, length, prefix_start, prefix_length; see
-    rewardforge.packing.collate_packed), with index tensors and masks on `device`."""
+    rewardforge.packing.collate_packed), with index tensors and masks on `device`. Small spans
+    share calls only when autograd is off (scoring), unless BATCH_SPANS_WITH_GRAD is set."""
     bounds = spans.tolist()
     by_start = {start: j for j, (start, *_) in enumerate(bounds)}
-    groups = _batch_spans([(length, pl + length) for _, length, _, pl in bounds])
+    batch_small = BATCH_SPANS_WITH_GRAD or not torch.is_grad_enabled()
+    groups = _batch_spans([(length, pl + length) for _, length, _, pl in bounds], batch_small)
     slots = [(0, 0)] * len(bounds)
     for g, members in enumerate(groups):
         for slot, j in enumerate(members):
