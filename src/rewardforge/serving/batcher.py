@@ -64,9 +64,7 @@ class MicroBatcher:
         self._busy = False
         self._stopping = False
         self._free_since = time.monotonic()  # when the model last finished a batch
-        self._last_batch_jobs = 0  # how many requests that batch answered
-        self._submitted = 0  # jobs accepted so far
-        self._submitted_when_free = 0  # ... when the model last finished a batch
+        self._returns_awaited = 0  # requests the last batch answered that have not come back
         self.executor: ThreadPoolExecutor | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -118,7 +116,7 @@ class MicroBatcher:
             future.set_result([])
             return future
         self._pending.append(Job(list(inputs), future))
-        self._submitted += 1
+        self._returns_awaited -= 1
         assert self._wakeup is not None
         self._wakeup.set()
         return future
@@ -159,7 +157,7 @@ class MicroBatcher:
                 batch.append(self._pending.popleft())
                 items += len(job.inputs)
                 continue
-            if self._submitted - self._submitted_when_free >= self._last_batch_jobs:
+            if self._returns_awaited <= 0:
                 break  # the clients just answered are all back
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -187,8 +185,7 @@ class MicroBatcher:
             finally:
                 self._busy = False
                 self._free_since = time.monotonic()
-                self._last_batch_jobs = len(batch)
-                self._submitted_when_free = self._submitted
+                self._returns_awaited = len(batch)
 
     @staticmethod
     def _fail(batch: list[Job], exc: BaseException) -> None:

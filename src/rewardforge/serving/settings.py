@@ -15,7 +15,8 @@ class ServeSettings:
     api_key: str | None = None  # bearer token; None or "" = no authentication
     max_batch_size: int = 32  # items per forward pass (micro-batch)
     # how long a batch may wait for more requests once the model is free; the wait ends sooner
-    # once the clients the last batch answered are back (32 loopback clients took 10-15 ms)
+    # once the clients the last batch answered are back (bench/serve_overhead.py: 32 loopback
+    # clients fill batches of about 29 within it)
     max_wait_ms: float = 25.0
     max_queue: int = 256  # requests waiting (being tokenized or queued); one more is answered 503
     max_items: int = 256  # items (or responses, or queries) in one request; more is 413
