@@ -99,18 +99,24 @@ def start_server(model: str, port: int, extra: list[str], log_path: Path) -> sub
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     log = open(log_path, "w")  # noqa: SIM115 - the child owns it until it exits
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 300
+    wait_ready(proc, f"http://127.0.0.1:{port}", f"log: {log_path}")
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen, url: str, hint: str, timeout: float = 300.0) -> None:
+    """Until `url`/health answers 200; exits the benchmark if the server dies or never answers."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}; log: {log_path}")
+            sys.exit(f"server exited with {proc.returncode}; {hint}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.25)
     proc.kill()
-    sys.exit(f"server not ready in 300 s; log: {log_path}")
+    sys.exit(f"server not ready in {timeout:g} s; {hint}")
 
 
 def stop_server(proc: subprocess.Popen) -> int:
@@ -120,6 +126,15 @@ def stop_server(proc: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
+
+
+def batch_sizes(before: str, after: str) -> tuple[float | None, int]:
+    """Mean items per forward pass, and forward passes, between two /metrics texts."""
+    (s0, c0), (s1, c1) = (
+        metric_hist(before, "rewardforge_batch_size"),
+        metric_hist(after, "rewardforge_batch_size"),
+    )
+    return (round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None), int(c1 - c0)
 
 
 def metric_hist(text: str, name: str) -> tuple[float, float]:
@@ -283,12 +298,7 @@ def run_modes(args: argparse.Namespace, model: str, plan: dict[str, tuple[int, l
     runs = {}
     for name, (batch_size, _) in plan.items():
         result = summarize(tallies[name])
-        (s0, c0), (s1, c1) = (
-            metric_hist(before[name], "rewardforge_batch_size"),
-            metric_hist(after[name], "rewardforge_batch_size"),
-        )
-        result["mean_batch_size"] = round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None
-        result["forward_passes"] = int(c1 - c0)
+        result["mean_batch_size"], result["forward_passes"] = batch_sizes(before[name], after[name])
         result["server"] = {
             "max_batch_size": batch_size,
             "startup_s": round(servers[name][2], 1),

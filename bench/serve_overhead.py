@@ -29,9 +29,10 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve_load import free_port, load, metric_hist  # noqa: E402
+from serve_load import batch_sizes, free_port, load, stop_server, wait_ready  # noqa: E402
 
 from rewardforge.modeling import atomic_write_text  # noqa: E402
+from rewardforge.serving import ServeSettings, create_app  # noqa: E402
 
 
 class NoopScorer:
@@ -55,8 +56,6 @@ class NoopScorer:
 def serve(port: int, loop: str, http: str, item_ms: float) -> None:
     import uvicorn
 
-    from rewardforge.serving import ServeSettings, create_app
-
     app = create_app(NoopScorer(item_ms), ServeSettings())
     uvicorn.run(app, host="127.0.0.1", port=port, loop=loop, http=http, log_level="warning")
 
@@ -66,15 +65,8 @@ def start(loop: str, http: str, item_ms: float) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, __file__, "--serve", loop, http, str(port), str(item_ms)]
     proc = subprocess.Popen(cmd)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the test server ({loop}, {http}) did not start")
+    wait_ready(proc, url, f"the no-op server ({loop}, {http})", timeout=60)
+    return proc, url
 
 
 def cpu_seconds(pid: int) -> float:
@@ -90,8 +82,7 @@ def server_cpu(loop: str, http: str, requests: int) -> dict:
         tally = asyncio.run(load(url, 8, requests, 60))
         used = cpu_seconds(proc.pid) - before
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_server(proc)
     return {
         "loop": loop,
         "http": http,
@@ -112,18 +103,13 @@ def batch_fill(client: str, item_ms: float, requests: int) -> dict:
         client_cpu = time.process_time() - cpu0
         after = httpx.get(url + "/metrics").text
     finally:
-        proc.terminate()
-        proc.wait(30)
-    (s0, c0), (s1, c1) = (
-        metric_hist(before, "rewardforge_batch_size"),
-        metric_hist(after, "rewardforge_batch_size"),
-    )
+        stop_server(proc)
     return {
         "client": client,
         "clients": 32,
         "requests": requests,
         "answered": tally["answered"],
-        "mean_batch_size": round((s1 - s0) / (c1 - c0), 2),
+        "mean_batch_size": batch_sizes(before, after)[0],
         "client_cpu_ms_per_request": round(1000 * client_cpu / requests, 3),
         "throughput_rps": round(requests / tally["wall"], 1),
     }
@@ -157,15 +143,13 @@ def main() -> int:
             f"{r['throughput_rps']} req/s ({args.item_ms:g} ms per item)",
             flush=True,
         )
-    import rewardforge.serving.settings as settings
-
     result = {
         "benchmark": "serve_overhead",
         "command": " ".join(["python", "bench/" + Path(sys.argv[0]).name, *sys.argv[1:]]),
         "server_cpu_per_request": cpu,
         "batch_fill": fill,
         "item_ms": args.item_ms,
-        "max_wait_ms": settings.ServeSettings().max_wait_ms,
+        "max_wait_ms": ServeSettings().max_wait_ms,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),
     }
