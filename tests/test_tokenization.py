@@ -119,3 +119,27 @@ def test_pad_token_is_never_the_last_token_of_a_text(smollm2_dir):
     tok.pad_token = None  # no pad token at all
     ensure_pad_token(tok, None, fmt)
     assert tok.pad_token_id is not None and tok.pad_token_id != last
+
+
+def test_pairs_over_the_model_limit_are_cut_without_the_indexing_errors_warning(minilm_dir):
+    """transformers warns that a text over model_max_length 'will result in indexing errors';
+    ours are cut to max_length before any model sees them, so the warning would only mislead."""
+    import logging
+
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        over = " ".join(["word"] * (tok.model_max_length + 50))
+        pair = PreferencePair([msg("user", over)], [msg("assistant", "yes")], [msg("assistant", "no")])
+        t = tokenize_pair(tok, TextFormat(), pair, 128)
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert t.prompt_truncated and max(len(t.chosen_ids), len(t.rejected_ids)) <= 128
+    assert not [m for m in seen if "indexing errors" in m], seen

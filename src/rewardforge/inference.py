@@ -178,7 +178,7 @@ class RewardModel:
         fmt = self.text_format
         if fmt.strip_bos and text.startswith(fmt.strip_bos):
             text = text[len(fmt.strip_bos) :]
-        ids = self.tokenizer(text)["input_ids"]
+        ids = self.tokenizer(text, verbose=False)["input_ids"]
         if not ids:
             raise ValueError("the text has no tokens")
         if len(ids) > self.max_length:

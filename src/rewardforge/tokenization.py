@@ -52,7 +52,8 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
 
 
 def _encode(tokenizer: Any, fmt: TextFormat, prompt: list[Message], completions: list[list[Message]]):
-    return [tokenizer(fmt.render(tokenizer, prompt + c))["input_ids"] for c in completions]
+    # verbose=False: texts longer than the model's limit are expected here; they are cut below.
+    return [tokenizer(fmt.render(tokenizer, prompt + c), verbose=False)["input_ids"] for c in completions]
 
 
 def tokenize_group(
@@ -89,7 +90,7 @@ def tokenize_group(
     head = 1 if ids and ids[0] and ids[0][0] in special else 0
     # Only prompt tokens may go here: the shared prefix can reach into responses that start alike.
     prompt_tokens = (
-        len(tokenizer(fmt.render(tokenizer, prompt), add_special_tokens=False)["input_ids"]) if prompt else 0
+        len(tokenizer(fmt.render(tokenizer, prompt), add_special_tokens=False, verbose=False)["input_ids"]) if prompt else 0
     )
     prompt_len = min(common_prefix_len(ids), head + prompt_tokens)
     excess = max(len(s) for s in ids) - max_length
