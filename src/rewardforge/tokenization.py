@@ -90,7 +90,9 @@ def tokenize_group(
     head = 1 if ids and ids[0] and ids[0][0] in special else 0
     # Only prompt tokens may go here: the shared prefix can reach into responses that start alike.
     prompt_tokens = (
-        len(tokenizer(fmt.render(tokenizer, prompt), add_special_tokens=False, verbose=False)["input_ids"]) if prompt else 0
+        len(tokenizer(fmt.render(tokenizer, prompt), add_special_tokens=False, verbose=False)["input_ids"])
+        if prompt
+        else 0
     )
     prompt_len = min(common_prefix_len(ids), head + prompt_tokens)
     excess = max(len(s) for s in ids) - max_length
