@@ -188,16 +188,30 @@ def test_empty_gzip_is_an_error(tmp_path):
 def test_mixture_of_shapes(tmp_path):
     other = json.dumps({"prompt": "Q", "chosen": [{"role": "assistant", "content": "A"}], "rejected": []})
     err = raises_at(jsonl_with(tmp_path, other), "line 2", "chosen", "mixture of shapes")
-    assert "'conversational'" in err.reason and "'explicit_prompt'" in err.reason and "line 1" in err.reason
+    assert "'conversational'" in err.reason and "'explicit_prompt'" in err.reason
+    assert "the shape of 2 of the first 3 rows" in err.reason
 
 
-def test_shape_is_fixed_by_the_first_valid_record(tmp_path):
+def test_shape_is_the_one_most_rows_have(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{"prompt": "Q", "chosen": "A"}, {"chosen": "x y", "rejected": "x z"}, GOOD]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     loaded = load_pairs(str(path), skip_invalid=True)
-    assert loaded.shape == "implicit_text"
-    assert [(r.location, r.field) for r in loaded.rejected] == [("line 1", "rejected"), ("line 3", "prompt")]
+    assert loaded.shape == "explicit_prompt"
+    assert [(r.location, r.field) for r in loaded.rejected] == [("line 1", "rejected"), ("line 2", "prompt")]
+
+
+def test_an_odd_first_row_is_the_invalid_one_not_every_row_after_it(tmp_path):
+    """A null prompt on line 1 used to make the file 'implicit_text': the error blamed line 2,
+    and --skip-invalid trained on the odd row and dropped the five valid ones."""
+    path = tmp_path / "d.jsonl"
+    rows = [{**GOOD, "prompt": None}] + [{**GOOD, "id": str(i)} for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    err = raises_at(str(path), "line 1", "prompt", "mixture of shapes")
+    assert "(prompt: null)" in err.reason and "'explicit_prompt'" in err.reason
+    loaded = load_pairs(str(path), skip_invalid=True)
+    assert loaded.shape == "explicit_prompt" and [p.id for p in loaded.pairs] == ["0", "1", "2", "3", "4"]
+    assert [r.location for r in loaded.rejected] == ["line 1"]
 
 
 def test_malformed_json_document(tmp_path):

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from rewardforge.data import DataError, PreferencePair, PreferenceProcessor, load_pairs, load_processor
+from rewardforge.data import (
+    DataError,
+    DataOptionError,
+    PreferencePair,
+    PreferenceProcessor,
+    load_pairs,
+    load_processor,
+)
 
 VOTES = textwrap.dedent(
     """
@@ -121,18 +128,22 @@ def test_processor_that_skips_everything(processor_file, tmp_path):
         load_pairs(str(path), processor=f"{processor_file}:Votes")
 
 
-def test_processor_bugs_propagate_with_a_note(processor_file, tmp_path):
+def test_a_record_the_processor_fails_on_is_an_invalid_row_named_by_the_exception(processor_file, tmp_path):
+    """A KeyError from user code on a record without the field is that row's fault: exit 2 with
+    file and line by default, a rejected row with --skip-invalid, never a traceback."""
     path = tmp_path / "odd.jsonl"
-    path.write_text(json.dumps({"question": "Q"}) + "\n")
-    with pytest.raises(KeyError) as info:
+    good = {"question": "Q", "a": "yes", "b": "no", "votes_a": 3, "votes_b": 1}
+    path.write_text(json.dumps({"question": "Q"}) + "\n" + json.dumps(good) + "\n")
+    with pytest.raises(DataError, match=r"odd.jsonl:line 1: Votes.to_pair raised KeyError: 'votes_a'"):
         load_pairs(str(path), processor=f"{processor_file}:Votes")
-    assert any("odd.jsonl:line 1" in note for note in info.value.__notes__)
+    got = load_pairs(str(path), processor=f"{processor_file}:Votes", skip_invalid=True)
+    assert len(got.pairs) == 1 and [r.location for r in got.rejected] == ["line 1"]
 
 
 def test_load_processor_errors(processor_file, tmp_path):
     with pytest.raises(DataError, match="processor file not found"):
         load_processor(f"{tmp_path / 'missing.py'}:Votes")
-    with pytest.raises(ValueError, match="has no attribute 'Nope'"):
+    with pytest.raises(DataOptionError, match="has no attribute 'Nope'"):
         load_processor(f"{processor_file}:Nope")
     with pytest.raises(ValueError, match="is not a subclass of rewardforge.data.PreferenceProcessor"):
         load_processor(f"{processor_file}:NotAProcessor")
@@ -140,7 +151,7 @@ def test_load_processor_errors(processor_file, tmp_path):
         load_processor("no_such_module_xyz:Votes")
     with pytest.raises(ValueError, match="bad processor reference"):
         load_processor(str(processor_file))
-    with pytest.raises(ValueError, match="columns and processor cannot be combined"):
+    with pytest.raises(DataOptionError, match="columns and processor cannot be combined"):
         load_pairs("x.jsonl", processor=f"{processor_file}:Votes", columns={"prompt": "q"})
 
 

@@ -152,7 +152,7 @@ def test_helpsteer3_ambiguous_is_an_error(tmp_path, labels, message):
 
 def test_score_columns_margin(tmp_path):
     records = [
-        {"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": 7, "score_rejected": 9.5},
+        {"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": 9.5, "score_rejected": 7},
         {
             "prompt": "Q",
             "chosen": "A",
@@ -161,15 +161,37 @@ def test_score_columns_margin(tmp_path):
             "score_rejected": 2,
             "margin": 0.25,
         },
+        {"prompt": "Q", "chosen": "A", "rejected": "D", "score_chosen": 4, "score_rejected": 4},
     ]
     path = jsonl(tmp_path, records)
     plain = load_pairs(path)
     assert plain.shape == "explicit_prompt+scores"
-    assert [p.margin for p in plain.pairs] == [None, 0.25]  # an explicit margin is always honoured
+    assert [p.margin for p in plain.pairs] == [None, 0.25, None]  # an explicit margin is always honoured
     scored = load_pairs(path, margin_from_scores=True)
-    assert [p.margin for p in scored.pairs] == [2.5, 0.25]  # |chosen - rejected|, never negative
-    assert scored.pairs[0].extra == {"score_chosen": 7.0, "score_rejected": 9.5}
+    assert [p.margin for p in scored.pairs] == [2.5, 0.25, 0.0]  # chosen - rejected; a tie gives 0
+    assert scored.pairs[0].extra == {"score_chosen": 9.5, "score_rejected": 7.0}
     assert scored.fingerprint != plain.fingerprint
+
+
+def test_scores_that_contradict_the_label_are_an_invalid_row_not_a_larger_margin(tmp_path):
+    """|score_chosen - score_rejected| would push hardest on the pairs whose scores disagree with
+    their label; such a row is invalid instead (SHP too: label A with score_A below score_B)."""
+    path = jsonl(
+        tmp_path,
+        [
+            {"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": 9, "score_rejected": 1},
+            {"prompt": "Q", "chosen": "A", "rejected": "C", "score_chosen": 2, "score_rejected": 9},
+        ],
+    )
+    assert [p.margin for p in load_pairs(path).pairs] == [None, None]  # scores unused: nothing to check
+    with pytest.raises(DataError, match=r"line 2: field 'score_chosen': the scores contradict"):
+        load_pairs(path, margin_from_scores=True)
+    shp = tmp_path / "shp.jsonl"
+    row = {"history": "Q?", "human_ref_A": "a", "human_ref_B": "b", "score_A": 1, "score_B": 9}
+    shp.write_text(json.dumps(row | {"labels": 1}) + "\n" + json.dumps(row | {"labels": 0}) + "\n")
+    got = load_pairs(str(shp), margin_from_scores=True, skip_invalid=True)
+    assert [(p.chosen_text, p.margin) for p in got.pairs] == [("b", 8.0)]
+    assert [(r.location, r.field) for r in got.rejected] == [("line 1", "score_A")]
 
 
 def test_margin_from_scores_without_scores_is_an_error(tmp_path):

@@ -148,3 +148,27 @@ def test_skip_invalid_trains_and_writes_rejects(tmp_path, capsys, tiny_bert_dir)
     assert len(rejects) == 2 and {r["location"] for r in rejects} == {"line 4", "line 7"}
     meta = json.loads((out / "rewardforge.json").read_text())
     assert meta["data"]["skipped_invalid"]["count"] == 2 and meta["data"]["train"]["pairs"] == 8
+    said = capsys.readouterr().out
+    assert "skipped 2 invalid row(s)" in said and "1 x identical to 'chosen'" in said
+    assert "1 x malformed JSON" in said and "rejected_rows.jsonl" in said
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--columns", "answer=question"],
+        ["--columns", "prompt=q,chosen=a,rejected=a"],
+        ["--processor", "no_such_module_xyz:Proc"],
+        ["--processor", "nocolon"],
+        ["--columns", "prompt=q", "--processor", "m:P"],
+        ["--data", "hf:bad spec"],
+        ["--data", "hf:org/name:"],
+    ],
+)
+def test_a_data_option_mistake_is_one_line_and_exit_2(tmp_path, capsys, option):
+    path = tmp_path / "d.jsonl"
+    path.write_text(jsonl([json.dumps(GOOD)]))
+    code = main(["train", "--model", "none", "--data", str(path), "--output", str(tmp_path / "o"), *option])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.startswith("rewardforge train: error:")
+    assert any(w in err for w in ("column", "processor", "Hub spec"))  # named before any model loads

@@ -53,11 +53,11 @@ def _load(target: str) -> Callable[[list[str]], int]:
 
 def known_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input or options: reported in one line, exit code 2."""
-    from rewardforge.data.errors import DataError
+    from rewardforge.data.errors import DataError, DataOptionError
     from rewardforge.modeling import ModelLoadError
     from rewardforge.training.run import UsageError
 
-    return (DataError, ModelLoadError, UsageError, FileNotFoundError)
+    return (DataError, DataOptionError, ModelLoadError, UsageError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,16 @@ Entry point: `load_pairs(spec, ...)`. `spec` is a path (.jsonl, .jsonl.gz, .json
 from __future__ import annotations
 
 from rewardforge.data.columns import KNOWN_FIELDS, parse_columns
-from rewardforge.data.errors import DataError, RowError
-from rewardforge.data.loader import LoadedPairs, RejectedRow, fingerprint, load_pairs, write_rejected
+from rewardforge.data.errors import DataError, DataOptionError, RowError
+from rewardforge.data.loader import (
+    LoadedPairs,
+    RejectedRow,
+    count_reasons,
+    describe_rejected,
+    fingerprint,
+    load_pairs,
+    write_rejected,
+)
 from rewardforge.data.processor import PreferenceProcessor, load_processor
 from rewardforge.data.readers import iter_records, parse_hf_spec
 from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
@@ -17,12 +25,15 @@ __all__ = [
     "CHAT_ROLES",
     "KNOWN_FIELDS",
     "DataError",
+    "DataOptionError",
     "LoadedPairs",
     "Message",
     "PreferencePair",
     "PreferenceProcessor",
     "RejectedRow",
     "RowError",
+    "count_reasons",
+    "describe_rejected",
     "fingerprint",
     "iter_records",
     "load_pairs",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewardforge.data.errors import RowError
+from rewardforge.data.errors import DataOptionError, RowError
 
 KNOWN_FIELDS = (
     "prompt",
@@ -35,14 +35,18 @@ def check_columns(columns: dict[str, str]) -> dict[str, str]:
     """Validate a mapping: keys must be our field names, values distinct non-empty column names."""
     unknown = [k for k in columns if k not in KNOWN_FIELDS]
     if unknown:
-        raise ValueError(f"unknown field(s) {unknown} in column mapping; known: {', '.join(KNOWN_FIELDS)}")
+        raise DataOptionError(
+            f"unknown field(s) {unknown} in column mapping; known: {', '.join(KNOWN_FIELDS)}"
+        )
     for ours, theirs in columns.items():
         if not isinstance(theirs, str) or not theirs:
-            raise ValueError(f"column mapping for {ours!r} must be a non-empty column name, got {theirs!r}")
+            raise DataOptionError(
+                f"column mapping for {ours!r} must be a non-empty column name, got {theirs!r}"
+            )
     values = list(columns.values())
     dupes = sorted({v for v in values if values.count(v) > 1})
     if dupes:
-        raise ValueError(f"column(s) {dupes} mapped to more than one field")
+        raise DataOptionError(f"column(s) {dupes} mapped to more than one field")
     return dict(columns)
 
 
@@ -52,11 +56,13 @@ def parse_columns(text: str) -> dict[str, str]:
     for item in text.split(","):
         ours, sep, theirs = (part.strip() for part in item.partition("="))
         if not item.strip():
-            raise ValueError(f"empty item in column mapping {text!r} (expected 'field=column,...')")
+            raise DataOptionError(f"empty item in column mapping {text!r} (expected 'field=column,...')")
         if not sep or not ours or not theirs:
-            raise ValueError(f"bad column mapping item {item.strip()!r} in {text!r}: expected 'field=column'")
+            raise DataOptionError(
+                f"bad column mapping item {item.strip()!r} in {text!r}: expected 'field=column'"
+            )
         if ours in mapping:
-            raise ValueError(f"field {ours!r} is mapped twice in {text!r}")
+            raise DataOptionError(f"field {ours!r} is mapped twice in {text!r}")
         mapping[ours] = theirs
     return check_columns(mapping)
 

@@ -26,3 +26,8 @@ class RowError(ValueError):
         self.reason = reason
         self.field = field
         super().__init__(reason if field is None else f"field '{field}': {reason}")
+
+
+class DataOptionError(ValueError):
+    """A mistake in how the data was asked for (column mapping, processor reference, Hub
+    spec), not in the data itself. The CLI turns it into exit code 2."""

@@ -1,14 +1,17 @@
 """`load_pairs`: read any supported source into validated `PreferencePair`s, never silently.
 
 Each record is renamed (column mapping) or handed to a user processor, its shape detected,
-and normalised. The first valid record fixes the shape for the whole source; a later record
-of another shape is an invalid row ("mixture of shapes"). Invalid rows raise `DataError`, or
-are collected in `LoadedPairs.rejected` with `skip_invalid=True`.
+and normalised. The shape most of the first `SHAPE_SAMPLE` records have is the shape of the
+whole source (so one odd first row cannot decide it); a record of another shape is an
+invalid row ("mixture of shapes"). With a processor, the first valid record decides.
+Invalid rows raise `DataError`, or are collected in `LoadedPairs.rejected` with
+`skip_invalid=True`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -19,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from rewardforge.data.columns import apply_columns, check_columns, display_field
-from rewardforge.data.errors import DataError, RowError
+from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
 from rewardforge.data.readers import ReadProblem, read_records
 from rewardforge.data.shapes import Detected, check_pair, detect_shape, mixture_field, normalise
 from rewardforge.data.types import PreferencePair
 
 FINGERPRINT_VERSION = "rewardforge-pairs-v1"
+SHAPE_SAMPLE = 1000  # records read ahead to find the data's shape
 
 
 @dataclass
@@ -83,6 +87,19 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def count_reasons(rows: list[RejectedRow]) -> dict[str, int]:
+    """How many rows were rejected for each reason, most frequent first."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.reason] = counts.get(row.reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def describe_rejected(rows: list[RejectedRow]) -> str:
+    """One line for the console: "2 x empty response; 1 x malformed JSON: ..."."""
+    return "; ".join(f"{n} x {reason}" for reason, n in count_reasons(rows).items())
+
+
 def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> None:
     """Write rejected rows as JSONL (source, location, field, reason, row), atomically."""
     target = Path(path)
@@ -131,9 +148,10 @@ class _Load:
             raise RowError(exc.reason, exc.field) from exc
         except ValueError as exc:
             raise RowError(str(exc) or type(exc).__name__) from exc
-        except Exception as exc:
-            exc.add_note(f"while {type(self.processor).__name__}.to_pair read {self.source}:{location}")
-            raise
+        except Exception as exc:  # noqa: BLE001 - user code failing on this record: a bad row
+            raise RowError(
+                f"{type(self.processor).__name__}.to_pair raised {type(exc).__name__}: {exc}"
+            ) from exc
         if out is not None and not isinstance(out, PreferencePair | dict):
             raise RowError(f"to_pair returned {type(out).__name__}; expected PreferencePair, dict or None")
         return out
@@ -154,22 +172,41 @@ class _Load:
             what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
             raise RowError(
                 f"mixture of shapes: this row is '{detected.shape}'{what} but the data is "
-                f"'{self.shape.shape}' (first valid row at {self.shape_location})",
+                f"'{self.shape.shape}' ({self.shape_location})",
                 differs,
             )
         pairs = normalise(record, detected, margin_from_scores=self.margin_from_scores)
         if self.shape is None:
-            self._lock(detected, location)
+            self._lock(detected, f"first valid row at {location}")
         return pairs
 
-    def _lock(self, detected: Detected, location: str) -> None:
+    def settle_shape(self, sample: list[tuple[str, Any]]) -> None:
+        """Fix the shape most records of `sample` have, before any is normalised."""
+        if self.processor is not None:
+            return
+        counts: dict[str, int] = {}
+        found: dict[str, Detected] = {}
+        for _, record in sample:
+            if isinstance(record, ReadProblem):
+                continue
+            try:
+                detected = detect_shape(apply_columns(record, self.columns))
+            except RowError:
+                continue
+            counts[detected.shape] = counts.get(detected.shape, 0) + 1
+            found.setdefault(detected.shape, detected)
+        if counts:
+            shape = max(counts, key=counts.__getitem__)  # ties: the first seen
+            self._lock(found[shape], f"the shape of {counts[shape]} of the first {len(sample)} rows")
+
+    def _lock(self, detected: Detected, where: str) -> None:
         if self.margin_from_scores and not detected.has_scores:
             raise DataError(
                 self.source,
                 f"margin_from_scores is set but the detected shape '{detected.shape}' has no score columns "
                 "(score_chosen/score_rejected, or SHP score_A/score_B)",
             )
-        self.shape, self.shape_location = detected, location
+        self.shape, self.shape_location = detected, where
 
     def shape_name(self) -> str:
         detected = self.shape.shape if self.shape else None
@@ -214,14 +251,17 @@ def load_pairs(
     - `limit` stops after that many pairs.
     """
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive number of pairs, got {limit}")
+        raise DataOptionError(f"limit must be a positive number of pairs, got {limit}")
     if columns and processor:
-        raise ValueError("columns and processor cannot be combined: a processor maps its own fields")
+        raise DataOptionError("columns and processor cannot be combined: a processor maps its own fields")
     spec = os.fspath(spec)
     proc = load_processor(processor) if processor else None
     state = _Load(spec, skip_invalid, margin_from_scores, check_columns(columns or {}), proc)
     n_records = 0
-    for location, record in _records(spec, split, proc):
+    records = iter(_records(spec, split, proc))
+    sample = list(itertools.islice(records, SHAPE_SAMPLE))
+    state.settle_shape(sample)
+    for location, record in itertools.chain(sample, records):
         n_records += 1
         if isinstance(record, ReadProblem):
             state.bad(location, None, record.reason, record.raw)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rewardforge.data.errors import DataError
+from rewardforge.data.errors import DataError, DataOptionError
 from rewardforge.data.types import PreferencePair
 
 
@@ -29,6 +29,8 @@ class PreferenceProcessor:
     - or return None to skip the record on purpose (counted in `LoadedPairs.skipped_by_processor`);
     - raise `ValueError("why")` for a bad record: it becomes an invalid row with that reason
       (raised at once, or collected in `LoadedPairs.rejected` with `skip_invalid=True`).
+      Any other exception from `to_pair` (a `KeyError` for a record that lacks a field, say)
+      makes an invalid row too, named by its type and message.
 
     Records come from the usual readers (JSONL, JSON, CSV, Parquet, saved datasets, hf:).
     To read files of your own, also override `read(spec)` to yield `(location, record)`
@@ -89,7 +91,7 @@ def load_processor(ref: str) -> PreferenceProcessor:
     """Import "path/to/file.py:ClassName" or "pkg.module:ClassName" and return an instance."""
     where, sep, class_name = ref.rpartition(":")
     if not sep or not where or not class_name.isidentifier():
-        raise ValueError(
+        raise DataOptionError(
             f"bad processor reference {ref!r}: expected 'path/to/file.py:ClassName' or 'pkg.module:ClassName'"
         )
     is_file = where.endswith(".py") or "/" in where or "\\" in where
@@ -99,12 +101,12 @@ def load_processor(ref: str) -> PreferenceProcessor:
         try:
             module = importlib.import_module(where)
         except ModuleNotFoundError as exc:
-            raise ValueError(f"processor module {where!r} not found ({exc})") from exc
+            raise DataOptionError(f"processor module {where!r} not found ({exc})") from exc
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise ValueError(f"{where!r} has no attribute {class_name!r} (from processor {ref!r})")
+        raise DataOptionError(f"{where!r} has no attribute {class_name!r} (from processor {ref!r})")
     if not (isinstance(cls, type) and issubclass(cls, PreferenceProcessor)):
-        raise ValueError(f"{ref!r} is not a subclass of rewardforge.data.PreferenceProcessor")
+        raise DataOptionError(f"{ref!r} is not a subclass of rewardforge.data.PreferenceProcessor")
     if cls.to_pair is PreferenceProcessor.to_pair:
-        raise ValueError(f"{ref!r} does not implement to_pair(record)")
+        raise DataOptionError(f"{ref!r} does not implement to_pair(record)")
     return cls()

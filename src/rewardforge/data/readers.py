@@ -12,13 +12,14 @@ import csv
 import gzip
 import json
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardforge.data.errors import DataError
+from rewardforge.data.errors import DataError, DataOptionError
 
 HF_PREFIX = "hf:"
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -37,17 +38,20 @@ class ReadProblem:
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str | None]:
-    """`hf:ORG/NAME[:split]` -> (name, split or None). Bad syntax is a ValueError."""
+    """`hf:ORG/NAME[:split]` -> (name, split or None). Bad syntax is a DataOptionError."""
     if not spec.startswith(HF_PREFIX):
-        raise ValueError(f"not a Hub spec (expected 'hf:ORG/NAME[:split]'): {spec!r}")
+        raise DataOptionError(f"not a Hub spec (expected 'hf:ORG/NAME[:split]'): {spec!r}")
     name, sep, split = spec[len(HF_PREFIX) :].partition(":")
     if not _HF_NAME.match(name) or (sep and not split) or ":" in split:
-        raise ValueError(f"bad Hub spec {spec!r}: expected 'hf:ORG/NAME' or 'hf:ORG/NAME:SPLIT'")
+        raise DataOptionError(f"bad Hub spec {spec!r}: expected 'hf:ORG/NAME' or 'hf:ORG/NAME:SPLIT'")
     return name, split or None
 
 
 def read_records(spec: str, split: str | None = None) -> Iterator[tuple[str, Any]]:
     """Lenient reader: yields (location, record or ReadProblem). Whole-source problems raise DataError."""
+    if not spec:
+        # Path("") is ".", which would read the working directory as a saved dataset.
+        raise DataError(spec, "no data source given (empty path)")
     if spec.startswith(HF_PREFIX):
         yield from _read_hub(spec, split)
         return
@@ -105,9 +109,57 @@ def _corrupt(exc: BaseException) -> str:
     return f"truncated or corrupt compressed file ({type(exc).__name__}: {exc})"
 
 
-def _decode_line(data: bytes, first: bool) -> str:
-    text = data.decode("utf-8")
-    return text.removeprefix("\ufeff") if first else text
+def _decode_line(data: bytes) -> str:
+    # A BOM can start any line, not just the first, when files were joined with `cat`.
+    return data.decode("utf-8").removeprefix("\ufeff")
+
+
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
+
+
+def _json_failure(exc: ValueError | RecursionError, text: str) -> tuple[str, int | None]:
+    """Why `json.loads(text)` failed, and the 1-based line of the trouble when it can be found.
+
+    Besides `JSONDecodeError`, json raises a plain ValueError for an integer longer than
+    Python's limit (4300 digits) and RecursionError for deep nesting; neither has a position,
+    so the text is scanned (strings skipped) for the long number or the deepest bracket.
+    """
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON: {exc.msg} (column {exc.colno})", exc.lineno
+    limit = sys.get_int_max_str_digits()
+    deep = isinstance(exc, RecursionError)
+    depth = max_depth = digits = 0
+    where: int | None = None
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in ("[", "{"):
+            depth += 1
+            if deep and depth > max_depth:
+                max_depth, where = depth, m.start()
+        elif token in ("]", "}"):
+            depth -= 1
+        elif not deep and token.lstrip("-").isdigit() and len(token.lstrip("-")) > limit:
+            digits, where = len(token.lstrip("-")), m.start()
+            break
+    if deep:
+        what = f"nested too deeply ({max_depth} levels)"
+    elif digits:
+        what = f"number too long ({digits} digits; Python reads integers of at most {limit})"
+    else:
+        return f"malformed JSON ({exc})", None
+    if where is None:
+        return f"malformed JSON: {what}", None
+    line = text.count("\n", 0, where) + 1
+    column = where - text.rfind("\n", 0, where)
+    return f"malformed JSON: {what} (column {column})", line
+
+
+def _cr_only_hint(text: str, exc: json.JSONDecodeError) -> str:
+    # Binary lines split on "\n" only, so a CR-only file is one line with "Extra data" after a CR.
+    before = text[: exc.pos]
+    if exc.msg == "Extra data" and "\r" in before[len(before.rstrip()) :]:
+        return "; the file seems to use CR-only line ends (old Mac): convert them to \\n"
+    return ""
 
 
 def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
@@ -126,7 +178,7 @@ def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             lineno += 1
             location = f"line {lineno}"
             try:
-                text = _decode_line(data, lineno == 1)
+                text = _decode_line(data)
             except UnicodeDecodeError as exc:
                 raw = data.decode("utf-8", "replace")
                 yield location, ReadProblem(f"not valid UTF-8 (byte {exc.start} of the line)", raw)
@@ -134,12 +186,14 @@ def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             if not text.strip():
                 continue
             try:
-                yield location, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield (
-                    location,
-                    ReadProblem(f"malformed JSON: {exc.msg} (column {exc.colno})", text.rstrip("\r\n")),
-                )
+                record = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                reason = _json_failure(exc, text)[0]
+                if isinstance(exc, json.JSONDecodeError):
+                    reason += _cr_only_hint(text, exc)
+                yield location, ReadProblem(reason, text.rstrip("\r\n"))
+                continue
+            yield location, record
 
 
 def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, Any]]:
@@ -163,9 +217,10 @@ def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, 
             # Many ".json" files are really JSON Lines; read them as such, with line numbers.
             yield from _read_jsonl(spec, path)
             return
-        raise DataError(
-            spec, f"malformed JSON: {exc.msg} (column {exc.colno})", location=f"line {exc.lineno}"
-        ) from exc
+        raise DataError(spec, _json_failure(exc, text)[0], location=f"line {exc.lineno}") from exc
+    except (ValueError, RecursionError) as exc:  # a too long number or too deep nesting
+        reason, line = _json_failure(exc, text)
+        raise DataError(spec, reason, location=None if line is None else f"line {line}") from exc
     for index, record in enumerate(_json_records(spec, doc, split), start=1):
         yield f"row {index}", record
 
@@ -200,17 +255,20 @@ def _read_parquet(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _maybe_json_cell(cell: str) -> Any:
-    """A CSV cell holding a JSON object or message list is parsed; anything else stays text."""
+    """A CSV cell holding a JSON chat message list (or HelpSteer3 `output` list) is parsed.
+
+    Anything else stays text, so an answer like `{"a": 1}` reads as it would from JSONL.
+    """
     stripped = cell.strip()
-    if not stripped or stripped[0] not in "[{":
+    if not (stripped.startswith("[") and stripped.endswith("]")):
         return cell
     try:
         value = json.loads(stripped)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also a too long number or too deep nesting
         return cell
-    if isinstance(value, dict) or (
-        isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
-    ):
+    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        return cell
+    if all("role" in v for v in value) or all("answer" in v for v in value):
         return value
     return cell
 
@@ -220,31 +278,65 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def _csv_error(exc: csv.Error, what: str, start_line: int, line: int) -> str:
+    if str(exc) == "unexpected end of data":
+        # Without strict=True, csv folds everything after the open quote into one cell.
+        return (
+            f"unterminated quoted field starting at {what} (line {start_line}): its closing quote is missing"
+        )
+    return f"malformed CSV at line {line} ({exc})"
+
+
+def _check_header(spec: str, header: list[str]) -> list[int]:
+    """Raise on a duplicate column name; return the indexes of unnamed columns."""
+    seen: set[str] = set()
+    for name in header:
+        if name.strip() and name in seen:
+            raise DataError(spec, f"duplicate column {name!r} in the CSV header", location="line 1")
+        seen.add(name)
+    return [i for i, name in enumerate(header) if not name.strip()]
+
+
 def _read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
     csv.field_size_limit(2**31 - 1)  # long responses exceed the 128 KiB default
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
-        reader = csv.reader(fh)
+        # strict: an unterminated quote or text after a closing quote is an error, not a merged cell
+        reader = csv.reader(fh, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            raise DataError(spec, f"malformed CSV header ({exc})", location="line 1") from exc
+            raise DataError(
+                spec, _csv_error(exc, "the header", 1, reader.line_num), location="line 1"
+            ) from exc
         if header is None:
             return
         if _has_bad_bytes("".join(header)):
             raise DataError(spec, "CSV header is not valid UTF-8", location="line 1")
+        unnamed = _check_header(spec, header)
         index = 0
         while True:
+            start_line = reader.line_num + 1
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield f"row {index + 1}", ReadProblem(f"malformed CSV ({exc})", fatal=True)
+                reason = _csv_error(exc, f"row {index + 1}", start_line, reader.line_num)
+                yield f"row {index + 1}", ReadProblem(reason, fatal=True)
                 return
             if not any(c.strip() for c in cells):
                 continue
             index += 1
             location = f"row {index}"
+            for i in unnamed:
+                value = cells[i].strip() if i < len(cells) else ""
+                if value and not (i == 0 and value.lstrip("-").isdigit()):  # 0: pandas' index column
+                    raise DataError(
+                        spec,
+                        f"column {i + 1} has no name in the CSV header but {location} has a value in it; "
+                        "name the column",
+                        location="line 1",
+                    )
             raw_text = ",".join(cells)
             if _has_bad_bytes(raw_text):
                 clean = raw_text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -273,19 +365,56 @@ def _read_saved_dataset(spec: str, path: Path, split: str | None) -> Iterator[tu
 
     try:
         ds = datasets.load_from_disk(str(path))
+    except IndexError as exc:  # datasets cannot load a saved split with no rows (it has no Arrow file)
+        ds = _load_split_alone(spec, path, split, exc)
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataError(spec, f"directory is not a dataset saved with save_to_disk ({exc})") from exc
-    if isinstance(ds, datasets.DatasetDict):
-        ds = _pick_split(spec, ds, split)
     else:
-        _no_split(spec, split)
+        if isinstance(ds, datasets.DatasetDict):
+            ds = _pick_split(spec, ds, split)
+        else:
+            _no_split(spec, split)
     yield from _iter_dataset(ds)
+
+
+def _no_rows(path: Path) -> bool:
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and state.get("_data_files") == []
+
+
+def _load_split_alone(spec: str, path: Path, split: str | None, exc: IndexError) -> Any:
+    """After `load_from_disk` failed on an empty split: say so, or load the wanted split by itself."""
+    import datasets
+
+    if not (path / "dataset_dict.json").is_file():
+        _no_split(spec, split)
+        if _no_rows(path):
+            raise DataError(spec, "empty: the saved dataset has no rows") from exc
+        raise DataError(spec, f"unreadable saved dataset (IndexError: {exc})") from exc
+    try:
+        splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(spec, f"unreadable dataset_dict.json ({err})") from err
+    if not isinstance(splits, list):
+        raise DataError(spec, f"unreadable dataset_dict.json (splits is {type(splits).__name__})")
+    want = split or "train"
+    if want not in splits:
+        raise DataError(spec, f"no split {want!r}; available: {sorted(splits)}")
+    if _no_rows(path / want):
+        raise DataError(spec, f"empty: split {want!r} of the saved dataset has no rows") from exc
+    try:
+        return datasets.load_from_disk(str(path / want))
+    except (IndexError, FileNotFoundError, ValueError, OSError) as err:
+        raise DataError(spec, f"unreadable split {want!r} of the saved dataset ({err})") from err
 
 
 def _read_hub(spec: str, split: str | None) -> Iterator[tuple[str, Any]]:
     name, spec_split = parse_hf_spec(spec)
     if split is not None and spec_split is not None and split != spec_split:
-        raise ValueError(f"{spec!r} names split {spec_split!r} but split={split!r} was also given")
+        raise DataOptionError(f"{spec!r} names split {spec_split!r} but split={split!r} was also given")
     import datasets
 
     want = split or spec_split or "train"

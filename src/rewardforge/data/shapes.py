@@ -12,8 +12,9 @@ record carries `score_chosen`/`score_rejected`):
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
 
 Margins: an explicit `margin` field always wins. With `margin_from_scores=True` a scored
-shape gets |score_chosen - score_rejected| (SHP: |score_A - score_B|, raw upvote counts, not
-scaled, so they can be large). Scores are also kept in `PreferencePair.extra`.
+shape gets score_chosen - score_rejected (SHP: the winner's score minus the loser's, raw
+upvote counts, not scaled, so they can be large); a row whose scores say the rejected side
+is better is invalid, and a tie gives margin 0. Scores are also kept in `PreferencePair.extra`.
 `id` and `category` (or RewardBench's `subset`) pass through as text.
 
 Every problem raises `RowError(reason, field)`; the loader adds the file and location.
@@ -21,13 +22,18 @@ Every problem raises `RowError(reason, field)`; the loader adds the file and loc
 
 from __future__ import annotations
 
+import decimal
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from rewardforge.data.errors import RowError
 from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared, split_text
 from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
+
+# Roles other chat formats use for ours: OpenAI's "developer" is a system turn, "function" a tool.
+ROLE_ALIASES = {"developer": "system", "function": "tool"}
 
 SCORED_SHAPES = ("shp",)  # shapes whose scores are built in; others need "+scores"
 
@@ -69,7 +75,7 @@ def detect_shape(record: Any) -> Detected:
         )
     key = "chosen" if _present(record, "chosen") else "rejected"
     value = record[key]
-    prompt = "present" if _present(record, "prompt") else "absent"
+    prompt = "present" if _present(record, "prompt") else ("null" if "prompt" in record else "absent")
     if isinstance(value, list):
         kind, shape = "messages", ("conversational" if prompt == "present" else "implicit_conversational")
     elif isinstance(value, str):
@@ -107,11 +113,41 @@ def number(value: Any, name: str) -> float | None:
             value = float(value)
         except ValueError:
             raise RowError(f"expected a number, got {value[:40]!r}", name) from None
+    if isinstance(value, decimal.Decimal):  # Parquet decimal columns
+        value = float(value)
     if not isinstance(value, int | float):
         raise RowError(f"expected a number, got {_type(value)}", name)
     if not math.isfinite(value):
         raise RowError(f"expected a finite number, got {value}", name)
     return float(value)
+
+
+def unicode_text(value: str, name: str) -> str:
+    """A string that can be written as UTF-8: a lone surrogate ("\\ud800" in JSON) cannot be
+    tokenized, so it is this row's error here rather than a crash deep in the tokenizer."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RowError(f"not valid Unicode (lone surrogate at character {exc.start})", name) from None
+    return value
+
+
+def _content(value: Any, where: str) -> str:
+    """Message content: a string, or OpenAI-style text parts [{"type": "text", "text": ...}]."""
+    if isinstance(value, list) and value and all(isinstance(part, dict) for part in value):
+        texts = []
+        for j, part in enumerate(value):
+            if part.get("type", "text") != "text":
+                raise RowError(
+                    f"only text content parts are supported, got {part.get('type')!r}", f"{where}[{j}]"
+                )
+            if not isinstance(part.get("text"), str):
+                raise RowError(f"expected a string, got {_type(part.get('text'))}", f"{where}[{j}].text")
+            texts.append(part["text"])
+        value = "\n".join(texts)
+    if not isinstance(value, str):
+        raise RowError(f"expected a string, got {_type(value)}", where)
+    return unicode_text(value, where)
 
 
 def messages(value: Any, name: str) -> list[Message]:
@@ -126,15 +162,16 @@ def messages(value: Any, name: str) -> list[Message]:
         role, content = msg.get("role"), msg.get("content")
         if role is None:
             raise RowError("missing", f"{where}.role")
+        if not isinstance(role, str):
+            raise RowError(f"expected a role name, got {_type(role)}", f"{where}.role")
+        role = ROLE_ALIASES.get(role, role)
         if role not in CHAT_ROLES:
             raise RowError(
                 f"unknown chat role {role!r} (expected one of {sorted(CHAT_ROLES)})", f"{where}.role"
             )
         if content is None:
             raise RowError("missing", f"{where}.content")
-        if not isinstance(content, str):
-            raise RowError(f"expected a string, got {_type(content)}", f"{where}.content")
-        out.append({"role": role, "content": content})
+        out.append({"role": role, "content": _content(content, f"{where}.content")})
     return out
 
 
@@ -146,12 +183,30 @@ def text(record: dict, name: str, like: str | None = None) -> str:
     if not isinstance(value, str):
         hint = f" like '{like}'" if like else ""
         raise RowError(f"expected a string{hint}, got {_type(value)}", name)
-    return value
+    return unicode_text(value, name)
+
+
+def _hh_turns(value: str, name: str) -> list[Message] | None:
+    """The turns of a prompt that is an HH transcript from its first character, else None."""
+    if not looks_like_hh(value):
+        return None
+    try:
+        turns = parse_hh(value, name)
+    except RowError:  # text before the first turn: a prompt that quotes a dialogue
+        return None
+    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+        turns.pop()  # the open "Assistant:" that the replies continue
+    return turns
 
 
 def prompt_messages(value: Any, name: str) -> list[Message]:
-    """A prompt given as a string is one user message (none if blank); a list is messages."""
+    """A prompt string is one user message (none if blank), or its turns if it is written in
+    HH-RLHF's "\\n\\nHuman: ...\\n\\nAssistant:" form (as in Dahoas/rm-static); a list is messages."""
     if isinstance(value, str):
+        value = unicode_text(value, name)
+        turns = _hh_turns(value, name)
+        if turns:
+            return turns
         return [{"role": "user", "content": value}] if value.strip() else []
     if isinstance(value, list):
         return messages(value, name)
@@ -166,18 +221,65 @@ def _norm(msgs: list[Message]) -> list[tuple[str, str]]:
     return [(m["role"], m["content"].strip()) for m in msgs]
 
 
+def _blank(text: str) -> bool:
+    """Nothing a reader would see: whitespace, control and format characters only."""
+    return not any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
 def check_completions(chosen: list[Message], rejected: list[Message], names: tuple[str, str]) -> None:
-    """Both sides need a non-blank final reply, and must differ (ignoring surrounding whitespace)."""
+    """Both sides need a visible final reply from the assistant, and must differ (ignoring
+    surrounding whitespace)."""
     for msgs, name in zip((chosen, rejected), names):
-        if not msgs or not msgs[-1]["content"].strip():
+        if not msgs or _blank(msgs[-1]["content"]):
             raise RowError("empty response", name)
+        if msgs[-1]["role"] != "assistant":
+            raise RowError(
+                f"the response ends with a {msgs[-1]['role']!r} message; it must end with the assistant's reply",
+                name,
+            )
     if _norm(chosen) == _norm(rejected):
         raise RowError(f"identical to '{names[0]}'", names[1])
 
 
-def _drop_prompt(prompt: list[Message], msgs: list[Message]) -> list[Message] | None:
+def _drop_prompt(prompt: list[Message], msgs: list[Message]) -> list[Message]:
+    """`msgs` without the prompt turns it repeats at its start (if it does)."""
     n = len(prompt)
-    return msgs[n:] if n and len(msgs) > n and _norm(msgs[:n]) == _norm(prompt) else None
+    return msgs[n:] if n and len(msgs) > n and _norm(msgs[:n]) == _norm(prompt) else msgs
+
+
+def _last_user(msgs: list[Message]) -> str | None:
+    return next((m["content"].strip() for m in reversed(msgs) if m["role"] == "user"), None)
+
+
+def _with_prompt(
+    prompt: list[Message], chosen: list[Message], rejected: list[Message]
+) -> tuple[list[Message], list[Message], list[Message]]:
+    """Completions that repeat the conversation (UltraFeedback-binarized and kin): turns both
+    sides share move to the prompt. They replace the given prompt when they end with its last
+    user turn (the shared turns then hold it, with any system turn or earlier history)."""
+    chosen, rejected = _drop_prompt(prompt, chosen), _drop_prompt(prompt, rejected)
+    shared, c_rest, r_rest = split_shared(chosen, rejected)
+    if not shared:
+        return prompt, chosen, rejected
+    if not prompt or _last_user(shared) == _last_user(prompt):
+        return shared, c_rest, r_rest
+    return prompt + shared, c_rest, r_rest
+
+
+def _split_transcripts(
+    chosen: list[Message], rejected: list[Message], names: tuple[str, str]
+) -> tuple[list[Message], list[Message], list[Message]]:
+    """Implicit prompt: shared leading turns are the prompt. Transcripts that part in a user
+    turn answer different prompts, which is no preference between replies."""
+    prompt, c_rest, r_rest = split_shared(chosen, rejected)
+    for rest, name in zip((c_rest, r_rest), names):
+        if rest and rest[0]["role"] == "user":
+            raise RowError(
+                f"the transcripts differ at turn {len(prompt) + 1}, a user turn: they answer different "
+                "prompts, not one prompt with two replies",
+                name,
+            )
+    return prompt, c_rest, r_rest
 
 
 def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message], list[Message]]:
@@ -192,16 +294,13 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
         if chosen is None or rejected is None:
             raise RowError("missing", "chosen" if chosen is None else "rejected")
         if base == "implicit_conversational":
-            return split_shared(chosen, rejected)
-        prompt = prompt_messages(record["prompt"], "prompt")
-        # UltraFeedback-binarized style: both completions repeat the prompt turns first.
-        c_rest, r_rest = _drop_prompt(prompt, chosen), _drop_prompt(prompt, rejected)
-        if c_rest is not None and r_rest is not None:
-            return prompt, c_rest, r_rest
-        return prompt, chosen, rejected
+            return _split_transcripts(chosen, rejected, ("chosen", "rejected"))
+        return _with_prompt(prompt_messages(record["prompt"], "prompt"), chosen, rejected)
     chosen_text, rejected_text = text(record, "chosen"), text(record, "rejected", like="chosen")
     if base == "hh_rlhf":
-        return split_shared(parse_hh(chosen_text, "chosen"), parse_hh(rejected_text, "rejected"))
+        return _split_transcripts(
+            parse_hh(chosen_text, "chosen"), parse_hh(rejected_text, "rejected"), ("chosen", "rejected")
+        )
     prompt_text, c, r = split_text(chosen_text, rejected_text)
     return prompt_messages(prompt_text, "prompt"), _assistant(c), _assistant(r)
 
@@ -247,7 +346,10 @@ def _helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[M
 def _shp_a_preferred(value: Any) -> bool:
     if isinstance(value, str) and value.strip() in ("0", "1"):
         return value.strip() == "1"
-    if isinstance(value, bool | int) and value in (0, 1):
+    if isinstance(value, bool | int | float) and value in (
+        0,
+        1,
+    ):  # 1.0: pandas turns ints with nulls to floats
         return bool(value)
     reason = "missing" if value is None else f"expected 1 (A preferred) or 0 (B preferred), got {value!r}"
     raise RowError(reason, "labels")
@@ -278,7 +380,7 @@ def _readable_scores(raw: list[Any], score_names: tuple[str, str]) -> dict[str, 
 def _margin_and_scores(
     record: dict, detected: Detected, score_names: tuple[str, str], margin_from_scores: bool
 ) -> tuple[float | None, dict[str, Any]]:
-    """An explicit `margin` always wins; else |score_chosen - score_rejected| if asked for."""
+    """An explicit `margin` always wins; else score_chosen - score_rejected if asked for."""
     margin = number(record.get("margin"), "margin")
     if not detected.has_scores:
         return margin, {}
@@ -290,12 +392,21 @@ def _margin_and_scores(
         if value is None:
             raise RowError("missing (needed for margin_from_scores)", name)
     sc, sr = values
-    return (abs(sc - sr) if margin is None else margin), {"score_chosen": sc, "score_rejected": sr}
+    if sc < sr:  # a label the scores contradict: which one is right is unknowable here
+        raise RowError(
+            f"the scores contradict the preference: {score_names[0]} {sc:g} is below {score_names[1]} {sr:g}",
+            score_names[0],
+        )
+    return (sc - sr if margin is None else margin), {"score_chosen": sc, "score_rejected": sr}
 
 
-def _label(value: Any) -> str | None:
+def _label(value: Any, name: str) -> str | None:
     """An id or category as text; null and "" (an empty CSV cell) mean none."""
-    return None if value is None or value == "" else str(value)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RowError(f"expected a string or a number, got {_type(value)}", name)
+    return unicode_text(value, name) if isinstance(value, str) else str(value)
 
 
 def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = False) -> list[PreferencePair]:
@@ -315,8 +426,8 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         triples = [(p, c, r, None)]
     margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
 
-    raw_id = _label(record.get("id"))
-    category = _label(record.get("category")) or _label(record.get("subset"))
+    raw_id = _label(record.get("id"), "id")
+    category = _label(record.get("category"), "category") or _label(record.get("subset"), "subset")
     pairs = []
     for p, c, r, answer_index in triples:
         pair_id = raw_id

@@ -16,18 +16,31 @@ from rewardforge.data.types import Message
 # A turn marker starts the text or follows a blank line; "Assistant: Human: ..." inside a turn is content.
 _BOUNDARY = r"(?:\A\s*|\n[ \t\r]*\n\s*)"
 _MARKER = re.compile(_BOUNDARY + r"(Human|Assistant):")
-_HUMAN = re.compile(_BOUNDARY + r"Human:")
+# Copies of HH that lost the blank lines ("Human: hi\nAssistant: hello") mark turns at line
+# starts. Used only when a text has no blank-line marker at all: HH itself has a few replies
+# with a line starting "Assistant:" inside them.
+_LINE_MARKER = re.compile(r"(?:\A\s*|\n\s*)(Human|Assistant):")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+def _turn_markers(text: str) -> list[re.Match[str]]:
+    """Blank-line markers if they give both a Human and an Assistant turn, else line-start ones
+    when the text opens with one (so prose with a line "Human: ..." is not taken for HH)."""
+    matches = list(_MARKER.finditer(text))
+    if {m.group(1) for m in matches} == {"Human", "Assistant"}:
+        return matches
+    loose = list(_LINE_MARKER.finditer(text))
+    return loose if loose and not text[: loose[0].start()].strip() else matches
 
 
 def looks_like_hh(text: str) -> bool:
     """True if `text` has HH-RLHF turn markers (a Human: turn and an Assistant: turn)."""
-    return bool(_HUMAN.search(text)) and any(m.group(1) == "Assistant" for m in _MARKER.finditer(text))
+    return {m.group(1) for m in _turn_markers(text)} == {"Human", "Assistant"}
 
 
 def parse_hh(text: str, field: str) -> list[Message]:
     """Parse "\\n\\nHuman: ...\\n\\nAssistant: ..." into messages; turn text is stripped."""
-    matches = list(_MARKER.finditer(text))
+    matches = _turn_markers(text)
     if not matches:
         raise RowError("no 'Human:'/'Assistant:' turns in the transcript", field)
     if text[: matches[0].start()].strip():

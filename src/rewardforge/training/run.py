@@ -164,17 +164,19 @@ def load_training_data(args: RewardArguments, output_dir: Path):
                 f"[rewardforge] {name} data: {info['source']}, shape {info.get('shape', 'split')}, {info['pairs']} pairs"
             )
     if rejected:
-        from rewardforge.data import write_rejected
+        from rewardforge.data import count_reasons, describe_rejected, write_rejected
 
         write_rejected(rejected, output_dir / "rejected_rows.jsonl")
-        reasons: dict[str, int] = {}
-        for r in rejected:
-            reasons[r.reason] = reasons.get(r.reason, 0) + 1
         summary["skipped_invalid"] = {
             "count": len(rejected),
-            "reasons": reasons,
+            "reasons": count_reasons(rejected),
             "file": "rejected_rows.jsonl",
         }
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            print(
+                f"[rewardforge] skipped {len(rejected)} invalid row(s) (--skip-invalid): "
+                f"{describe_rejected(rejected)}. Each is listed in {output_dir / 'rejected_rows.jsonl'}"
+            )
     return train, eval_pairs, summary
 
 

@@ -1,0 +1,202 @@
+"""Records from the wild that the shape rules must read right, or reject with a named field.
+
+Each case came from fuzzing the loader: before the fix it crashed with a traceback, misread
+the pair, or accepted a row that teaches the model nothing.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rewardforge.data import DataError, load_pairs
+
+
+def jsonl(tmp_path: Path, rows: list, name: str = "d.jsonl") -> str:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def msg(role: str, content) -> dict:
+    return {"role": role, "content": content}
+
+
+def only_error(path: str) -> DataError:
+    with pytest.raises(DataError) as info:
+        load_pairs(path)
+    return info.value
+
+
+GOOD_CHAT = {
+    "chosen": [msg("user", "hi"), msg("assistant", "hello")],
+    "rejected": [msg("user", "hi"), msg("assistant", "go")],
+}
+
+
+@pytest.mark.parametrize("role", [["user"], {"name": "user"}, 3])
+def test_a_role_that_is_not_a_string_is_a_field_error(tmp_path, role):
+    bad = {**GOOD_CHAT, "chosen": [msg("user", "hi") | {"role": role}, msg("assistant", "hello")]}
+    err = only_error(jsonl(tmp_path, [GOOD_CHAT, bad]))
+    assert (err.location, err.field) == ("line 2", "chosen[0].role")
+    assert "expected a role name" in err.reason
+
+
+def test_a_lone_surrogate_is_the_rows_error_not_a_tokenizer_crash(tmp_path):
+    path = tmp_path / "d.jsonl"
+    good = '{"prompt": "Q", "chosen": "good", "rejected": "bad"}'
+    path.write_text(
+        good + "\n" + '{"prompt": "Q\\udfff", "chosen": "good", "rejected": "bad"}\n' + good + "\n"
+    )
+    err = only_error(str(path))
+    assert (err.location, err.field) == ("line 2", "prompt") and "lone surrogate" in err.reason
+    path.write_text(good + "\n" + '{"prompt": "Q", "chosen": "good \\ud800 x", "rejected": "bad"}\n')
+    got = load_pairs(str(path), skip_invalid=True)
+    assert len(got.pairs) == 1 and [(r.location, r.field) for r in got.rejected] == [("line 2", "chosen")]
+
+
+def test_openai_text_parts_and_role_names_are_read(tmp_path):
+    row = {
+        "chosen": [
+            msg("developer", "be brief"),
+            msg("user", [{"type": "text", "text": "hi"}]),
+            msg("assistant", [{"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]),
+        ],
+        "rejected": [
+            msg("developer", "be brief"),
+            msg("user", [{"type": "text", "text": "hi"}]),
+            msg("assistant", "go"),
+        ],
+    }
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.prompt == [msg("system", "be brief"), msg("user", "hi")]
+    assert pair.chosen == [msg("assistant", "hello\nthere")] and pair.rejected == [msg("assistant", "go")]
+    image = {
+        **row,
+        "rejected": [msg("user", "hi"), msg("assistant", [{"type": "image_url", "image_url": "x"}])],
+    }
+    err = only_error(jsonl(tmp_path, [image], "img.jsonl"))
+    assert err.field == "rejected[1].content[0]" and "only text content parts" in err.reason
+
+
+def test_an_hh_style_prompt_string_is_parsed_into_turns(tmp_path):
+    """Dahoas/rm-static: the prompt is an HH transcript ending in an open 'Assistant:'."""
+    row = {
+        "prompt": "\n\nHuman: hi there\n\nAssistant: hello\n\nHuman: and now?\n\nAssistant:",
+        "chosen": " Now we rest.",
+        "rejected": " Go away.",
+    }
+    quoting = {
+        "prompt": "Which reply is kinder?\n\nHuman: hi\n\nAssistant: hey",
+        "chosen": "a",
+        "rejected": "b",
+    }
+    pairs = load_pairs(jsonl(tmp_path, [row, quoting])).pairs
+    assert pairs[0].prompt == [msg("user", "hi there"), msg("assistant", "hello"), msg("user", "and now?")]
+    assert pairs[0].chosen == [msg("assistant", " Now we rest.")]
+    assert pairs[1].prompt == [msg("user", quoting["prompt"])]  # text before the first turn: kept whole
+
+
+def test_completions_that_repeat_the_conversation_leave_only_the_replies(tmp_path):
+    """UltraFeedback-binarized and kin: the prompt is the last user turn, the completions the
+    whole chat (with a system turn, with history, or repeated on one side only)."""
+    sys_row = {
+        "prompt": "hi",
+        "chosen": [msg("system", "S"), msg("user", "hi"), msg("assistant", "hello")],
+        "rejected": [msg("system", "S"), msg("user", "hi"), msg("assistant", "go")],
+    }
+    history_row = {
+        "prompt": "and now?",
+        "chosen": [
+            msg("user", "hi"),
+            msg("assistant", "hey"),
+            msg("user", "and now?"),
+            msg("assistant", "rest"),
+        ],
+        "rejected": [
+            msg("user", "hi"),
+            msg("assistant", "hey"),
+            msg("user", "and now?"),
+            msg("assistant", "run"),
+        ],
+    }
+    one_side = {
+        "prompt": "hi",
+        "chosen": [msg("user", "hi"), msg("assistant", "hello")],
+        "rejected": [msg("assistant", "go")],
+    }
+    pairs = load_pairs(jsonl(tmp_path, [sys_row, history_row, one_side])).pairs
+    assert pairs[0].prompt == [msg("system", "S"), msg("user", "hi")]
+    assert pairs[1].prompt == history_row["chosen"][:3] and pairs[1].chosen == [msg("assistant", "rest")]
+    assert pairs[2].prompt == [msg("user", "hi")]
+    assert (pairs[2].chosen, pairs[2].rejected) == ([msg("assistant", "hello")], [msg("assistant", "go")])
+
+
+def test_a_response_must_end_with_the_assistants_reply(tmp_path):
+    row = {
+        "prompt": [msg("user", "hi")],
+        "chosen": [msg("assistant", "a"), msg("user", "more?")],
+        "rejected": [msg("assistant", "b")],
+    }
+    err = only_error(jsonl(tmp_path, [row]))
+    assert err.field == "chosen" and "ends with a 'user' message" in err.reason
+
+
+@pytest.mark.parametrize(
+    "chosen, rejected",
+    [
+        ("\n\nHuman: hi\n\nAssistant: same", "\n\nHuman: hello\n\nAssistant: same"),
+        (
+            "\n\nHuman: hi\n\nAssistant: ok\n\nHuman: a\n\nAssistant: x",
+            "\n\nHuman: hi\n\nAssistant: ok\n\nHuman: b\n\nAssistant: y",
+        ),
+    ],
+)
+def test_transcripts_that_part_in_a_user_turn_are_not_a_preference(tmp_path, chosen, rejected):
+    err = only_error(jsonl(tmp_path, [{"chosen": chosen, "rejected": rejected}]))
+    assert err.field == "chosen" and "a user turn: they answer different prompts" in err.reason
+
+
+def test_parquet_float_labels_and_decimal_numbers_are_numbers(tmp_path):
+    table = pa.table(
+        {
+            "history": ["Q1?", "Q2?"],
+            "human_ref_A": ["a1", "a2"],
+            "human_ref_B": ["b1", "b2"],
+            "labels": pa.array([1.0, 0.0]),  # pandas writes int labels with nulls as floats
+            "score_A": pa.array([decimal.Decimal("5.5"), decimal.Decimal("1")], pa.decimal128(5, 2)),
+            "score_B": pa.array([decimal.Decimal("2"), decimal.Decimal("4")], pa.decimal128(5, 2)),
+        }
+    )
+    path = tmp_path / "shp.parquet"
+    pq.write_table(table, path)
+    pairs = load_pairs(str(path), margin_from_scores=True).pairs
+    assert [(p.chosen_text, p.rejected_text, p.margin) for p in pairs] == [
+        ("a1", "b1", 3.5),
+        ("b2", "a2", 3.0),
+    ]
+
+
+def test_a_reply_of_control_characters_is_empty(tmp_path):
+    rows = [
+        {"prompt": "Q", "chosen": "ok", "rejected": "no"},
+        {"prompt": "Q", "chosen": "\u0000\u0001\u200b ", "rejected": "no"},
+    ]
+    err = only_error(jsonl(tmp_path, rows))
+    assert (err.location, err.field, err.reason) == ("line 2", "chosen", "empty response")
+
+
+@pytest.mark.parametrize("field, value", [("id", [1, 2]), ("category", {"a": 1}), ("id", True)])
+def test_an_id_or_category_must_be_text_or_a_number(tmp_path, field, value):
+    rows = [
+        {"prompt": "Q", "chosen": "ok", "rejected": "no", "id": 7},
+        {"prompt": "Q", "chosen": "ok", "rejected": "no", field: value},
+    ]
+    err = only_error(jsonl(tmp_path, rows))
+    assert (err.location, err.field) == ("line 2", field) and "expected a string or a number" in err.reason
+    assert load_pairs(jsonl(tmp_path, rows[:1], "ok.jsonl")).pairs[0].id == "7"
