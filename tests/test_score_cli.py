@@ -113,6 +113,11 @@ def test_other_input_formats(tiny_bert_dir, model, tmp_path, fmt):
         ({"id": "x", "prompt": "p"}, "line 3: field 'response': missing"),
         ({"id": "x", "response": [{"role": "robot", "content": "hi"}]}, "line 3: field 'response[0].role'"),
         ({"id": "x", "prompt": 3, "response": "r"}, "line 3: field 'prompt'"),
+        ({"id": "x", "response": "r \ud800"}, "line 3: field 'response': not valid Unicode"),
+        (
+            {"id": "x", "prompt": [{"role": ["user"], "content": "q"}], "response": "r"},
+            "line 3: field 'prompt[0].role'",
+        ),
         ({"id": 1.5, "response": "r"}, "line 3: field 'id'"),
         ("[1, 2]", "line 3: record is not a JSON object"),
         ("{not json", "line 3: malformed JSON"),

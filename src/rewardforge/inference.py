@@ -50,7 +50,8 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
         if (
             not isinstance(m, dict)
             or not isinstance(m.get("content"), str)
-            or m.get("role") not in CHAT_ROLES
+            or not isinstance(m.get("role"), str)
+            or m["role"] not in CHAT_ROLES
         ):
             raise ValueError(f"message {i} must be {{'role': one of {sorted(CHAT_ROLES)}, 'content': str}}")
         messages.append({"role": m["role"], "content": m["content"]})

@@ -72,7 +72,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
 
     Prompts follow the training rules (a blank prompt text means no prompt)."""
     from rewardforge.data.errors import RowError
-    from rewardforge.data.shapes import messages, prompt_messages
+    from rewardforge.data.shapes import messages, prompt_messages, unicode_text
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -85,7 +85,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
         keys = ", ".join(sorted(map(str, record))[:12]) or "none"
         raise RowError(f"missing (found keys: {keys})", "response")
     if isinstance(response, str):
-        response_msgs = [{"role": "assistant", "content": response}]
+        response_msgs = [{"role": "assistant", "content": unicode_text(response, "response")}]
     elif isinstance(response, list):
         response_msgs = messages(response, "response")
         if not response_msgs:
