@@ -295,7 +295,7 @@ def test_bad_data_file_exits_2_with_one_line(tmp_path, tiny_bert_dir, capsys):
     assert not (tmp_path / "o" / "metrics.json").exists()
 
 
-def test_skip_invalid_keeps_going_and_writes_rejected_rows(tmp_path, tiny_bert_dir):
+def test_skip_invalid_keeps_going_and_writes_rejected_rows(tmp_path, tiny_bert_dir, capsys):
     bad = tmp_path / "bad.jsonl"
     rows = [json.dumps({"prompt": f"q{i}", "chosen": "good answer", "rejected": "bad"}) for i in range(3)]
     bad.write_text("\n".join(rows[:2] + ["{not json"] + rows[2:]) + "\n", encoding="utf-8")
@@ -305,6 +305,7 @@ def test_skip_invalid_keeps_going_and_writes_rejected_rows(tmp_path, tiny_bert_d
     assert len(read_jsonl(out / "scores.jsonl")) == 3
     assert len(read_jsonl(out / "rejected_rows.jsonl")) == 1
     assert json.loads((out / "metrics.json").read_text())["data"][0]["rejected_rows"] == 1
+    assert "1 invalid rows skipped (1 x malformed JSON" in capsys.readouterr().err  # how many and why
 
 
 def test_columns_option_uses_the_data_layer(tmp_path, tiny_bert_dir):

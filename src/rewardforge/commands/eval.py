@@ -150,7 +150,11 @@ def main(argv: list[str]) -> int:
     config = config_document(options, argv, specs, datasets)
     atomic_write_text(out / "eval_config.json", dumps(config))
     for ds in datasets:
-        extra = f", {len(ds.rejected)} invalid rows skipped" if ds.rejected else ""
+        extra = ""
+        if ds.rejected:
+            from rewardforge.data import describe_rejected
+
+            extra = f", {len(ds.rejected)} invalid rows skipped ({describe_rejected(ds.rejected)})"
         print(f"[rewardforge] data {ds.name}: {len(ds.pairs)} pairs ({ds.shape}){extra}", file=sys.stderr)
     rejected = [row for ds in datasets for row in ds.rejected]
     if rejected:
