@@ -281,3 +281,49 @@ def test_column_mapping_errors_name_the_users_column(tmp_path):
 def test_parse_columns_rejects_bad_syntax(text, message):
     with pytest.raises(ValueError, match=message):
         parse_columns(text)
+
+
+def test_helpsteer3_graded_pairs_pick_the_better_response_by_the_sign_of_the_grade(tmp_path):
+    """nvidia/HelpSteer3 preference rows: -3..-1 = response 1 better, 1..3 = response 2 better."""
+    ctx = [user("Write a haiku"), {"role": "assistant", "content": "About what?"}, user("Rain")]
+    rows = [
+        {
+            "domain": "general",
+            "context": ctx,
+            "response1": "r1 good",
+            "response2": "r2 bad",
+            "overall_preference": -2,
+        },
+        {
+            "domain": "code",
+            "context": "fix it",
+            "response1": "r1 bad",
+            "response2": "r2 good",
+            "overall_preference": 3,
+        },
+    ]
+    loaded = load_pairs(jsonl(tmp_path, rows))
+    assert loaded.shape == "graded_pair"
+    first, second = loaded.pairs
+    assert first.prompt == ctx and (first.chosen_text, first.rejected_text) == ("r1 good", "r2 bad")
+    assert second.prompt == [user("fix it")] and (second.chosen_text, second.rejected_text) == (
+        "r2 good",
+        "r1 bad",
+    )
+    assert [p.category for p in loaded.pairs] == ["general", "code"] and first.margin is None
+    assert [p.margin for p in load_pairs(jsonl(tmp_path, rows), margin_from_scores=True).pairs] == [2.0, 3.0]
+
+
+def test_helpsteer2_names_and_a_tie(tmp_path):
+    rows = [
+        {"prompt": "Q", "response_1": "one", "response_2": "two", "preference_strength": 1},
+        {"prompt": "Q", "response_1": "uno", "response_2": "dos", "preference_strength": 0},
+    ]
+    with pytest.raises(
+        DataError, match=r"line 2: field 'preference_strength': 0: neither response is preferred"
+    ):
+        load_pairs(jsonl(tmp_path, rows))
+    got = load_pairs(jsonl(tmp_path, rows), skip_invalid=True)
+    assert [(p.chosen_text, p.rejected_text) for p in got.pairs] == [("two", "one")] and len(
+        got.rejected
+    ) == 1

@@ -28,6 +28,14 @@ KNOWN_FIELDS = (
     "labels",
     "score_A",
     "score_B",
+    "context",
+    "response1",
+    "response2",
+    "overall_preference",
+    "response_1",
+    "response_2",
+    "preference_strength",
+    "domain",
 )
 
 

@@ -10,6 +10,9 @@ record carries `score_chosen`/`score_rejected`):
 - implicit_text: `chosen`/`rejected` plain texts, no prompt; the common prefix is the prompt.
 - helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
+- graded_pair: NVIDIA HelpSteer3's `context`, `response1`, `response2`, `overall_preference`
+  (-3..3, negative = response 1 better; 0, no preference, is an invalid row), or HelpSteer2's
+  `prompt`, `response_1`, `response_2`, `preference_strength`; margin_from_scores takes |grade|.
 
 Margins: an explicit `margin` field always wins. With `margin_from_scores=True` a scored
 shape gets score_chosen - score_rejected (SHP: the winner's score minus the loser's, raw
@@ -35,7 +38,14 @@ from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
 # Roles other chat formats use for ours: OpenAI's "developer" is a system turn, "function" a tool.
 ROLE_ALIASES = {"developer": "system", "function": "tool"}
 
-SCORED_SHAPES = ("shp",)  # shapes whose scores are built in; others need "+scores"
+SCORED_SHAPES = ("shp", "graded_pair")  # shapes whose scores are built in; others need "+scores"
+# graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
+GRADED_FIELDS = (
+    ("context", "prompt"),
+    ("response1", "response_1"),
+    ("response2", "response_2"),
+    ("overall_preference", "preference_strength"),
+)
 
 
 @dataclass
@@ -67,10 +77,13 @@ def detect_shape(record: Any) -> Detected:
         return Detected("helpsteer3", {"output": "present"})
     if not has_pair and any(k in record for k in ("history", "human_ref_A", "human_ref_B")):
         return Detected("shp", {"human_ref_A": "present"})
+    if not has_pair and any(k in record for k in ("response1", "response_1")):
+        return Detected("graded_pair", {"response1": "present"})
     if not has_pair:
         keys = ", ".join(sorted(map(str, record))[:12]) or "none"
         raise RowError(
-            "no preference fields: expected chosen/rejected, input/output (HelpSteer3) or "
+            "no preference fields: expected chosen/rejected, input/output (HelpSteer3-like), "
+            "context/response1/response2/overall_preference (HelpSteer3) or "
             f"history/human_ref_A/human_ref_B (SHP); found keys: {keys} (map yours with columns)"
         )
     key = "chosen" if _present(record, "chosen") else "rejected"
@@ -364,6 +377,23 @@ def _shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tup
     return prompt, _assistant(b), _assistant(a), ("B", "A")
 
 
+def _graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str], float]:
+    """HelpSteer3/HelpSteer2 pairwise grades: prompt, chosen, rejected, their field names, |grade|."""
+    ctx, one, two, grade_name = (next((n for n in names if n in record), names[0]) for names in GRADED_FIELDS)
+    if not _present(record, ctx):
+        raise RowError("missing", ctx)
+    prompt = prompt_messages(record[ctx], ctx)
+    first, second = text(record, one), text(record, two, like=one)
+    grade = number(record.get(grade_name), grade_name)
+    if grade is None:
+        raise RowError("missing", grade_name)
+    if grade == 0:
+        raise RowError("0: neither response is preferred (a tie; --skip-invalid drops ties)", grade_name)
+    if grade < 0:  # negative: response 1 is better
+        return prompt, _assistant(first), _assistant(second), (one, two), -grade
+    return prompt, _assistant(second), _assistant(first), (two, one), grade
+
+
 def _readable_scores(raw: list[Any], score_names: tuple[str, str]) -> dict[str, float]:
     """Scores kept in `extra` for reference; unused, so unreadable ones are not an error."""
     kept = {}
@@ -420,14 +450,28 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         check_completions(c, r, (f"human_ref_{win}", f"human_ref_{lose}"))
         triples = [(p, c, r, None)]
         score_names = (f"score_{win}", f"score_{lose}")
+    elif shape == "graded_pair":
+        p, c, r, names, strength = _graded_pair(record)
+        check_completions(c, r, names)
+        triples = [(p, c, r, None)]
     else:
         p, c, r = _pair_fields(record, shape)
         check_completions(c, r, ("chosen", "rejected"))
         triples = [(p, c, r, None)]
-    margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
+    if shape == "graded_pair":
+        margin = number(record.get("margin"), "margin")
+        margin = strength if margin is None and margin_from_scores else margin
+        extra: dict[str, Any] = {"preference_strength": strength}
+    else:
+        margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
 
     raw_id = _label(record.get("id"), "id")
-    category = _label(record.get("category"), "category") or _label(record.get("subset"), "subset")
+    domain = record.get("domain")  # HelpSteer3, SHP: only used when it is text
+    category = (
+        _label(record.get("category"), "category")
+        or _label(record.get("subset"), "subset")
+        or (unicode_text(domain, "domain") if isinstance(domain, str) and domain else None)
+    )
     pairs = []
     for p, c, r, answer_index in triples:
         pair_id = raw_id
