@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
-rewardforge train --output "${1:-runs/default}"
+rewardforge train --output "${1:-runs/default}" --overwrite  # a rerun replaces the previous demo run

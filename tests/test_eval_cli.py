@@ -445,3 +445,15 @@ def test_prefix_sharing_falls_back_when_the_check_fails(tiny_llama_dir, monkeypa
     info = runner.sharing_info(sharer, None)
     assert info["used"] is False and "4-D masks not supported" in info["why_not"]
     assert info["check_max_rel_diff"] is None
+
+
+def test_output_into_a_model_folder_is_refused(tmp_path, tiny_bert_dir, pairs_file, capsys):
+    """eval writes metrics.json: into a trained model's folder it replaced the training metrics."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert_dir, model)
+    (model / "metrics.json").write_text('{"train": "kept"}')
+    assert run_cli(["--model", str(model), "--data", str(pairs_file), "--output", str(model), "--quiet"]) == 2
+    assert "holds a model" in capsys.readouterr().err
+    assert (model / "metrics.json").read_text() == '{"train": "kept"}'

@@ -57,6 +57,17 @@ def test_read_prompts_bad_lines_name_the_place(tmp_path, line, message):
         read_prompts(path)
 
 
+def test_read_prompts_limit_is_exact(tmp_path):
+    """--max-prompts N keeps exactly N prompts; 0 or less is refused (it used to keep one)."""
+    path = write(tmp_path / "p.jsonl", [{"prompt": f"q{i}"} for i in range(3)])
+    assert len(read_prompts(path, limit=1)) == 1
+    assert len(read_prompts(path, limit=2)) == 2
+    assert len(read_prompts(path, limit=10)) == 3
+    for limit in (0, -1):
+        with pytest.raises(ValueError, match="at least 1"):
+            read_prompts(path, limit=limit)
+
+
 def test_prompts_from_pairs(tmp_path, small_data):
     train, _ = small_data
     out = tmp_path / "prompts.jsonl"

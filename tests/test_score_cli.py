@@ -120,6 +120,16 @@ def test_other_input_formats(tiny_bert_dir, model, tmp_path, fmt):
         ),
         ({"id": 1.5, "response": "r"}, "line 3: field 'id'"),
         ("[1, 2]", "line 3: record is not a JSON object"),
+        # what training refuses, in training's words
+        ({"id": "x", "response": ""}, "line 3: field 'response': empty response"),
+        ({"id": "x", "response": " \u200b\n"}, "line 3: field 'response': empty response"),
+        (
+            {
+                "id": "x",
+                "response": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}],
+            },
+            "line 3: field 'response': the response ends with a 'user' message; it must end with the assistant's reply",
+        ),
         ("{not json", "line 3: malformed JSON"),
     ],
 )
@@ -218,5 +228,102 @@ def test_usage_errors(tiny_bert_dir, tmp_path, capsys):
     base = ["score", "--model", str(tiny_bert_dir), "--input", str(src)]
     assert run_cli([*base, "--output", str(src)]) == 2
     assert "--output is the input file" in capsys.readouterr().err
-    assert run_cli([*base, "--output", str(tmp_path / "o.jsonl"), "--batch-size", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # refused while parsing the arguments
+        run_cli([*base, "--output", str(tmp_path / "o.jsonl"), "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --batch-size: expected an integer >= 1, got 0" in capsys.readouterr().err
     assert run_cli([*base, "--output", str(tmp_path / "o.jsonl"), "--rejects", "r.jsonl"]) == 2
+
+
+@pytest.mark.parametrize("target", ["input", "output"])
+def test_rejects_never_replaces_the_input_or_the_scores(tmp_path, capsys, target):
+    """--rejects naming the input (or --output) used to replace it with the rejected rows."""
+    src = write_jsonl(tmp_path / "items.jsonl", [ITEMS[0], {"id": "bad"}])
+    before = src.read_text()
+    out = tmp_path / "scores.jsonl"
+    rejects = src if target == "input" else out
+    spelled = tmp_path / "sub" / ".." / rejects.name  # compared as resolved paths
+    (tmp_path / "sub").mkdir()
+    argv = ["score", "--model", str(tmp_path / "never-loaded"), "--input", str(src), "--output", str(out)]
+    assert run_cli([*argv, "--skip-invalid", "--rejects", str(spelled)]) == 2
+    err = capsys.readouterr().err
+    want = "is the input file" if target == "input" else "is the --output file"
+    assert f"--rejects {spelled} {want}" in err and "Traceback" not in err
+    assert src.read_text() == before and not out.exists()
+
+
+def test_output_never_replaces_a_gguf_model(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    model = tmp_path / "rm.gguf"
+    model.write_bytes(b"GGUF")
+    assert run_cli(["score", "--model", str(model), "--input", str(src), "--output", str(model)]) == 2
+    assert f"--output {model} is the --model file" in capsys.readouterr().err
+    assert model.read_bytes() == b"GGUF"
+
+
+def test_unwritable_output_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
+    """Checked before the model is even loaded (a folder used to fail after all the scoring)."""
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    base = ["score", "--model", str(tmp_path / "never-loaded"), "--input", str(src), "--no-progress"]
+    assert run_cli([*base, "--output", str(tmp_path / "adir")]) == 2
+    assert f"--output {tmp_path / 'adir'} is a folder; give a file name" in capsys.readouterr().err
+    assert run_cli([*base, "--output", str(tmp_path / "afile" / "s.jsonl")]) == 2
+    assert f"{tmp_path / 'afile'} is not a folder" in capsys.readouterr().err
+    rejects = tmp_path / "adir"
+    assert (
+        run_cli([*base, "--output", str(tmp_path / "o.jsonl"), "--skip-invalid", "--rejects", str(rejects)])
+        == 2
+    )
+    assert f"--rejects {rejects} is a folder" in capsys.readouterr().err
+
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert run_cli([*base, "--output", str(tmp_path / "new" / "s.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write in {tmp_path}: Read-only file system" in err and "Traceback" not in err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:7"])
+def test_unknown_or_missing_device_is_a_usage_error(tiny_bert_dir, tmp_path, capsys, device):
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    argv = [
+        "score",
+        "--model",
+        str(tiny_bert_dir),
+        "--input",
+        str(src),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+    ]
+    assert run_cli([*argv, "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert f"--device {device!r}" in err and "available here: cpu" in err and "Traceback" not in err
+
+
+def test_non_finite_scores_are_a_clean_error(tiny_bert_dir, tmp_path, capsys):
+    """A model whose outputs are NaN: exit 2 naming the item (was a RuntimeError traceback)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "nan_model"
+    shutil.copytree(tiny_bert_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["classifier.bias"] = torch.full_like(weights["classifier.bias"], float("nan"))
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    out = tmp_path / "o.jsonl"
+    argv = ["score", "--model", str(broken), "--input", str(src), "--output", str(out), "--no-progress"]
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert f"non-finite score (nan) for {src}:line 1" in err and "Traceback" not in err
+    assert not out.exists()

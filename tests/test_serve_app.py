@@ -65,7 +65,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
 
                 async def one(i):
-                    body = {"prompt": "p" * (i % 3), "response": "r" * i}
+                    body = {"prompt": "p" * (i % 3), "response": "r" * (i + 1)}  # never blank
                     return i, await client.post("/v1/score", json=body)
 
                 return await asyncio.gather(*(one(i) for i in range(200)))
@@ -74,7 +74,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
         metrics = httpx.get(server.url + "/metrics").text
     for i, r in results:
         assert r.status_code == 200, r.text
-        assert r.json()["score"] == 1000.0 * (i % 3) + i  # its own score, not a neighbour's
+        assert r.json()["score"] == 1000.0 * (i % 3) + i + 1  # its own score, not a neighbour's
     assert sum(scorer.batches) == 200  # every request scored exactly once
     assert max(scorer.batches) > 1 and max(scorer.batches) <= 16
     assert "rewardforge_items_scored_total 200" in metrics
@@ -256,6 +256,51 @@ def test_settings_are_checked():
         ServeSettings(max_batch_size=0)
     with pytest.raises(ValueError):
         ServeSettings(max_wait_ms=-1)
+    # nan made every request fail with 500; inf made batches wait forever (SIGTERM hung)
+    for wait in (float("nan"), float("inf"), 60_001):
+        with pytest.raises(ValueError, match="max_wait_ms"):
+            ServeSettings(max_wait_ms=wait)
+    for timeout in (float("nan"), float("inf"), -1):
+        with pytest.raises(ValueError, match="graceful_timeout_s"):
+            ServeSettings(graceful_timeout_s=timeout)
+
+
+def test_responses_ending_with_a_user_turn_are_422_and_empty_ones_are_scored():
+    """Messages ending with a user turn are refused as in training. An empty reply is scored:
+    a policy can generate one, and the RLHF reward through this server must not fail on it."""
+    scorer = EchoScorer()
+    user_last = [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]
+    ends = "the response ends with a 'user' message; it must end with the assistant's reply"
+    cases = [
+        ("/v1/score", {"items": [{"response": "ok"}, {"response": user_last}]}, f"items[1].response: {ends}"),
+        ("/v1/compare", {"prompt": "p", "responses": [user_last, "ok"]}, f"responses[0]: {ends}"),
+    ]
+    with ServerThread(create_app(scorer, ServeSettings())) as server:
+        for path, body, message in cases:
+            r = httpx.post(server.url + path, json=body)
+            assert r.status_code == 422, (body, r.text)
+            assert r.json()["error"] == f"invalid request: {message}", r.json()
+        ok = httpx.post(
+            server.url + "/v1/score", json={"response": [*user_last, {"role": "assistant", "content": "c"}]}
+        )
+        assert ok.status_code == 200, ok.text
+        empty = httpx.post(server.url + "/v1/score", json={"items": [{"response": "ok"}, {"response": ""}]})
+        assert empty.status_code == 200 and len(empty.json()["scores"]) == 2, empty.text
+    assert scorer.batches == [1, 2]  # nothing refused reached the model
+
+
+def test_malformed_json_and_empty_items_messages():
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        r = httpx.post(
+            server.url + "/v1/score",
+            content=b'{"response": "x", "prompt": }',
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 422
+        error = r.json()["error"]
+        assert error == "invalid request: malformed JSON body (at character 28: Expecting value)", error
+        r = httpx.post(server.url + "/v1/score", json={"items": []})
+        assert r.status_code == 422 and r.json()["error"] == "invalid request: items must not be empty"
 
 
 @pytest.mark.parametrize("model_dir", ["tiny_bert_dir", "tiny_llama_dir"])

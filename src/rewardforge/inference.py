@@ -15,7 +15,7 @@ import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.memory import settle_heap_thresholds
-from rewardforge.modeling import load_reward_model
+from rewardforge.modeling import ModelLoadError, load_reward_model, position_limit
 from rewardforge.packing import (
     Row,
     collate_group,
@@ -58,6 +58,78 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
     return messages
 
 
+def response_problem(messages: Sequence[Message], *, allow_empty: bool = False) -> str | None:
+    """Why training would refuse `messages` as a response, in training's words
+    (`rewardforge.data.shapes.check_completions`), or None if it is fine: it must end with a
+    visible reply from the assistant. Used by `rewardforge score` and the server. The server
+    passes `allow_empty`: a policy's completion may well be empty, and the RLHF reward (a
+    remote RM) must still score it; so do the scoring methods themselves."""
+    from rewardforge.data.shapes import _blank
+
+    if not messages or (not allow_empty and _blank(messages[-1]["content"])):
+        return "empty response"
+    if messages[-1]["role"] != "assistant":
+        return (
+            f"the response ends with a {messages[-1]['role']!r} message; "
+            "it must end with the assistant's reply"
+        )
+    return None
+
+
+def available_devices() -> list[str]:
+    """Devices torch can use on this machine, e.g. ["cpu", "cuda:0"]."""
+    out = ["cpu"]
+    for kind in ("cuda", "xpu"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            out += [f"{kind}:{i}" for i in range(backend.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device` as a torch.device that exists here (None: cuda if available, else cpu);
+    ValueError naming the devices there are if it does not."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(
+            f"{device!r} is not a device name; available here: {', '.join(available_devices())}"
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        ok = mps is not None and mps.is_available() and dev.index in (None, 0)
+    else:
+        backend = getattr(torch, dev.type, None)
+        ok = (
+            callable(getattr(backend, "is_available", None))
+            and backend.is_available()
+            and (dev.index is None or dev.index < backend.device_count())
+        )
+    if not ok:
+        raise ValueError(
+            f"{str(device)!r} is not available on this machine; available here: {', '.join(available_devices())}"
+        )
+    return dev
+
+
+def _load_problem(exc: BaseException) -> str:
+    """One line on why a model failed to load."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if "mismatch" in text.lower():
+        return (
+            "its weights do not fit a reward model with one output (is it a classifier with "
+            f"several labels? a reward model has num_labels=1) ({text})"
+        )
+    return f"{type(exc).__name__}: {text}"
+
+
 def _item(item: Any) -> tuple[list[Message], list[Message]]:
     if isinstance(item, dict):
         return as_messages(item.get("prompt"), "user"), as_messages(item["response"], "assistant")
@@ -85,7 +157,10 @@ class RewardModel:
         self.max_length = int(
             max_length or meta_len or min(getattr(self.tokenizer, "model_max_length", 4096), 4096)
         )
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        positions = position_limit(loaded.model)
+        if positions is not None and self.max_length > positions:
+            self.max_length = positions  # beyond its position embeddings a model cannot read
+        self.device = resolve_device(device)
         self.share_prefix = share_prefix
         default_tokens = CPU_TOKENS_PER_BATCH if self.device.type == "cpu" else GPU_TOKENS_PER_BATCH
         self.max_tokens_per_batch = max_tokens_per_batch or default_tokens
@@ -105,8 +180,17 @@ class RewardModel:
         dtype: str = "fp32",
     ) -> RewardModel:
         """Load a folder saved by rewardforge (or any one-output HF classifier: then the format is
-        the tokenizer's chat template if it has one, else the plain format)."""
-        loaded = load_reward_model(path_or_hub_id, dtype=dtype, seed=0)
+        the tokenizer's chat template if it has one, else the plain format). A model that cannot
+        be loaded raises `ModelLoadError` naming it; a device that does not exist, ValueError."""
+        resolve_device(device)  # before the (slow) load
+        try:
+            loaded = load_reward_model(path_or_hub_id, dtype=dtype, seed=0)
+        except ModelLoadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this model
+            raise ModelLoadError(
+                f"cannot load the reward model {path_or_hub_id!r}: {_load_problem(e)}"
+            ) from e
         return cls(loaded, max_length=max_length, device=device)
 
     @staticmethod

@@ -78,8 +78,13 @@ def convert_gguf(gguf_path: str | os.PathLike) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf_path.name}
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+        except Exception as e:  # noqa: BLE001 - the gguf reader fails in many ways on a bad file
+            raise ModelLoadError(
+                f"{gguf_path} is not a GGUF model transformers can read ({_first_line(e)})"
+            ) from None
         model.hf_quantizer = None
         model.is_quantized = False
         if hasattr(model.config, "quantization_config"):
@@ -97,10 +102,26 @@ def convert_gguf(gguf_path: str | os.PathLike) -> Path:
     return target
 
 
+def _first_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
+
+
+def _looks_local(name: str) -> bool:
+    """A path the user meant as a local one; a Hub id is 'name' or 'org/name' with no folder 'org' here."""
+    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+        return True
+    return "/" in name and os.path.isdir(name.split("/", 1)[0])
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """A local folder, a GGUF file (converted and cached), or a Hub id (left to transformers)."""
+    if not name_or_path:
+        raise ModelLoadError("no model given (empty --model)")
     if name_or_path.endswith(".gguf"):
         return str(convert_gguf(name_or_path))
+    if not os.path.exists(name_or_path) and _looks_local(name_or_path):
+        raise ModelLoadError(f"no such model folder or file: {name_or_path}")
     if os.path.exists(name_or_path):
         if not os.path.isdir(name_or_path) or not os.path.isfile(os.path.join(name_or_path, "config.json")):
             raise ModelLoadError(f"{name_or_path} is not a model folder (no config.json) nor a .gguf file")
@@ -233,9 +254,11 @@ def load_reward_model(
     seed: int | None = None,
     attn_implementation: str | None = "sdpa",
     keep_dropout: bool = False,
+    fresh_head_ok: bool = False,
 ) -> LoadedModel:
     """Build the classifier with one output. The seed is set before any weight is created, so a
-    fresh score head is the same on every run with the same seed."""
+    fresh score head is the same on every run with the same seed. `fresh_head_ok` (training)
+    replaces a saved head of another size; a scorer must not, as it would score at random."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     if dtype not in DTYPES:
@@ -244,8 +267,9 @@ def load_reward_model(
     try:
         config = AutoConfig.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"cannot load model {name_or_path!r}: {e}") from None
+    except (OSError, ValueError, KeyError) as e:
+        where = "" if os.path.exists(path) else " (not a local folder, and the Hub could not provide it)"
+        raise ModelLoadError(f"cannot load model {name_or_path!r}{where}: {_first_line(e)}") from None
     meta = read_meta(path)
     config.num_labels = 1
     config.problem_type = "regression"
@@ -256,13 +280,27 @@ def load_reward_model(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
-    except (ValueError, TypeError) as e:
-        if attn_implementation and "attn" in str(e).lower():
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        except (ValueError, TypeError) as e:
+            if not (attn_implementation and "attn" in str(e).lower()):
+                raise
             kwargs.pop("attn_implementation")
             model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
-        else:
-            raise ModelLoadError(f"cannot build a sequence classifier from {name_or_path!r}: {e}") from None
+        except RuntimeError as e:
+            if not (fresh_head_ok and ("size mismatch" in str(e) or "ignore_mismatched_sizes" in str(e))):
+                raise
+            # A classifier with several outputs as the base: its head is replaced by one output.
+            print(
+                f"[rewardforge] {name_or_path}: its classification head has another size; a new one-output head is trained"
+            )
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, ignore_mismatched_sizes=True, **kwargs
+            )
+    except (OSError, ValueError, TypeError, RuntimeError, KeyError) as e:
+        raise ModelLoadError(
+            f"cannot build a one-output classifier from {name_or_path!r}: {_first_line(e)}"
+        ) from None
     text_format = TextFormat.from_dict(meta.get("format")) if meta else TextFormat.for_tokenizer(tokenizer)
     ensure_pad_token(tokenizer, model, text_format)
     if not keep_dropout:
@@ -289,12 +327,27 @@ def load_reward_model(
     )
 
 
+def position_limit(model: nn.Module) -> int | None:
+    """The longest sequence the model's position embeddings cover (None if it does not say)."""
+    positions = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", None
+    )
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so readers see the old content or the new, never half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

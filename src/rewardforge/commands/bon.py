@@ -23,6 +23,8 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rewardforge.commands.checks import integer, number
+
     p = argparse.ArgumentParser(
         prog="rewardforge bon", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -30,10 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
     p.add_argument("--prompts", required=True, help='prompts JSONL: {"prompt": text or messages, ...}')
     p.add_argument("--output", required=True, help="results JSONL (summary beside it: .summary.json)")
-    p.add_argument("--n", type=int, default=8, help="candidates per prompt (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--n", type=integer(1), default=8, help="candidates per prompt (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=integer(1), default=128)
+    p.add_argument("--temperature", type=number(above=0), default=1.0)
+    p.add_argument("--top-p", type=number(above=0, high=1), default=1.0)
     p.add_argument("--greedy", action="store_true", help="one greedy response per prompt (n = 1)")
     p.add_argument(
         "--env-reward",
@@ -43,15 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report an environment reward per candidate (exact_match, contains_answer, complete_sentence, module:function); "
         "the RM still picks the best",
     )
-    p.add_argument("--max-prompts", type=int, default=None, help="use the first N prompts only")
-    p.add_argument("--prompts-per-batch", type=int, default=4, help="prompts per generate() call")
-    p.add_argument("--rm-batch-size", type=int, default=16)
+    p.add_argument("--max-prompts", type=integer(1), default=None, help="use the first N prompts only")
+    p.add_argument("--prompts-per-batch", type=integer(1), default=4, help="prompts per generate() call")
+    p.add_argument("--rm-batch-size", type=integer(1), default=16)
     p.add_argument(
         "--api-key", default=None, help="API key of the reward server (default: $REWARDFORGE_API_KEY)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=integer(1), default=None, help="torch CPU threads (default: torch's choice)"
+    )
     return p
 
 
@@ -61,11 +65,18 @@ def summary_path(output: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    from rewardforge.commands.checks import check_device, check_output_file, same_path
     from rewardforge.training.run import UsageError
 
     args = build_parser().parse_args(argv)
-    if args.n < 1 or args.max_new_tokens < 1 or args.prompts_per_batch < 1:
-        raise UsageError("--n, --max-new-tokens and --prompts-per-batch must be at least 1")
+    output = Path(args.output)
+    # before any generation: a run must not do all its work and then fail to write the result
+    for path, what in ((output, "--output"), (summary_path(output), "--output's summary file")):
+        for option in ("--prompts", "--policy", "--rm"):
+            if same_path(path, getattr(args, option[2:])):
+                raise UsageError(f"{what} {path} is the {option} file; choose another --output")
+        check_output_file(path, what)
+    check_device(args.device)
     if args.greedy:
         args.n = 1
     import torch
@@ -80,7 +91,6 @@ def main(argv: list[str]) -> int:
     from rewardforge.rlhf.prompts import read_prompts
     from rewardforge.rlhf.remote import RemoteRMError, load_rm
 
-    output = Path(args.output)
     try:
         env_rewards = [load_env_reward(spec) for spec in args.env_reward]
     except ValueError as e:

@@ -140,15 +140,17 @@ def main(argv: list[str]) -> int:
 
     args, options = parse(argv)
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        from rewardforge.training.run import UsageError
+    from rewardforge.training.run import UsageError
 
+    if out.exists() and not out.is_dir():
         raise UsageError(f"--output {out} exists and is not a folder")
+    if (out / "config.json").is_file() or (out / "rewardforge.json").is_file():
+        # A model folder: its metrics.json (training) would be overwritten by eval's.
+        raise UsageError(f"--output {out} holds a model; write the evaluation to another folder")
     started = time.perf_counter()
     specs, datasets, load_seconds = prepare(options)
     out.mkdir(parents=True, exist_ok=True)
     config = config_document(options, argv, specs, datasets)
-    atomic_write_text(out / "eval_config.json", dumps(config))
     for ds in datasets:
         extra = ""
         if ds.rejected:
@@ -178,6 +180,8 @@ def main(argv: list[str]) -> int:
     run.timing["report"] = time.perf_counter() - t0
     run.timing["total"] = time.perf_counter() - started
     atomic_write_text(out / "metrics.json", dumps(metrics_document(run)))
+    # Last, with the results: a run that fails leaves no config beside an earlier run's metrics.
+    atomic_write_text(out / "eval_config.json", dumps(config))
 
     print(report.console_table(run))
     files = (

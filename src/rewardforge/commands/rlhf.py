@@ -40,6 +40,8 @@ def _kv(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rewardforge.commands.checks import integer, number
+
     p = argparse.ArgumentParser(
         prog="rewardforge rlhf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -59,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-size", type=int, default=4, help="rollouts per prompt (default: %(default)s)")
     p.add_argument("--prompts-per-step", type=int, default=2, help="prompts per step (default: %(default)s)")
     p.add_argument("--max-completion-length", type=int, default=128, help="tokens per rollout (default: 128)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--learning-rate", type=float, default=None, help="default: 1e-5, or 1e-4 with --lora")
+    p.add_argument("--temperature", type=number(above=0), default=1.0)
+    p.add_argument(
+        "--learning-rate", type=number(above=0), default=None, help="default: 1e-5, or 1e-4 with --lora"
+    )
     p.add_argument(
         "--env-reward",
         action="append",
@@ -79,15 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-key", default=None, help="API key of the reward server (default: $REWARDFORGE_API_KEY)"
     )
-    p.add_argument("--rm-batch-size", type=int, default=16, help="RM forward batch (in process)")
-    p.add_argument("--max-prompts", type=int, default=None, help="use the first N prompts only")
+    p.add_argument("--rm-batch-size", type=integer(1), default=16, help="RM forward batch (in process)")
+    p.add_argument("--max-prompts", type=integer(1), default=None, help="use the first N prompts only")
     p.add_argument(
         "--save-steps", type=int, default=10, help="checkpoint every N steps (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=42)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for training forward passes")
     p.add_argument("--epsilon-max", type=float, default=5.0, help="scalerl: CISPO importance-weight cap")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=integer(1), default=None, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --output from its last checkpoint"
     )
@@ -97,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=_kv,
         metavar="KEY=VALUE",
-        help="any other GRPOConfig option, e.g. --grpo-arg top_p=0.9 --grpo-arg mask_truncated_completions=true",
+        help="any other GRPOConfig option, e.g. --grpo-arg top_p=0.9 --grpo-arg mask_truncated_completions=true "
+        "(an option rewardforge sets, such as max_steps or learning_rate, is refused: use its own flag)",
     )
     return p
 

@@ -36,6 +36,8 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rewardforge.commands.checks import integer
+
     p = argparse.ArgumentParser(
         prog="rewardforge score",
         description=DESCRIPTION,
@@ -48,9 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--input", required=True, help="items file: .jsonl, .jsonl.gz, .json, .csv, .parquet, ...")
     p.add_argument("--output", required=True, help="scores file (JSONL), written atomically")
-    p.add_argument("--batch-size", type=int, default=16, help="items per forward pass (default: %(default)s)")
     p.add_argument(
-        "--chunk-size", type=int, default=256, help="items read and scored at a time (default: %(default)s)"
+        "--batch-size", type=integer(1), default=16, help="items per forward pass (default: %(default)s)"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=integer(1),
+        default=256,
+        help="items read and scored at a time (default: %(default)s)",
     )
     p.add_argument(
         "--skip-invalid", action="store_true", help="write invalid items to the rejects file and go on"
@@ -59,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rejects", default=None, help="rejects file with --skip-invalid (default: OUTPUT.rejected.jsonl)"
     )
     p.add_argument(
-        "--max-length", type=int, default=None, help="tokens per scored text (default: the model's)"
+        "--max-length", type=integer(1), default=None, help="tokens per scored text (default: the model's)"
     )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
@@ -73,6 +80,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     Prompts follow the training rules (a blank prompt text means no prompt)."""
     from rewardforge.data.errors import RowError
     from rewardforge.data.shapes import messages, prompt_messages, unicode_text
+    from rewardforge.inference import response_problem
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -92,6 +100,9 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
             raise RowError("empty list of messages", "response")
     else:
         raise RowError(f"expected a string or a list of messages, got {type(response).__name__}", "response")
+    problem = response_problem(response_msgs)  # what training refuses is refused here too
+    if problem:
+        raise RowError(problem, "response")
     prompt = record.get("prompt")
     prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
     return prompt_msgs, response_msgs, item_id
@@ -125,21 +136,34 @@ class _AtomicLines:
 
 
 def main(argv: list[str]) -> int:
+    from rewardforge.commands.checks import check_device, check_output_file, same_path, usage_error
     from rewardforge.data.errors import DataError
-    from rewardforge.training.run import UsageError
 
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.chunk_size < 1:
-        raise UsageError("--batch-size and --chunk-size must be at least 1")
     source = args.input
-    if not source.startswith("hf:") and not Path(source).exists():
+    local = not source.startswith("hf:")
+    if local and not Path(source).exists():
         raise DataError(source, "no such file or directory")
     output = Path(args.output)
-    if not source.startswith("hf:") and output.resolve() == Path(source).resolve():
-        raise UsageError("--output is the input file; choose another name")
+    if local and same_path(output, source):
+        raise usage_error("--output is the input file; choose another name")
     rejects = Path(args.rejects) if args.rejects else output.with_name(output.name + ".rejected.jsonl")
     if args.rejects and not args.skip_invalid:
-        raise UsageError("--rejects only applies with --skip-invalid")
+        raise usage_error("--rejects only applies with --skip-invalid")
+    if args.skip_invalid:
+        # the rejects file replaces whatever is at its path: never the input or the scores
+        if local and same_path(rejects, source):
+            raise usage_error(f"--rejects {rejects} is the input file; choose another name")
+        if same_path(rejects, output):
+            raise usage_error(f"--rejects {rejects} is the --output file; choose another name")
+    for path, option in ((output, "--output"), (rejects, "--rejects")):
+        if (option == "--output" or args.skip_invalid) and same_path(path, args.model):
+            raise usage_error(f"{option} {path} is the --model file; choose another name")
+    # before any work: a run must not score everything and then fail to write the result
+    check_output_file(output, "--output")
+    if args.skip_invalid:
+        check_output_file(rejects, "--rejects")
+    check_device(args.device)
 
     from rewardforge.inference import RewardModel
 
@@ -187,7 +211,12 @@ def score_file(
         scores = model.score_token_ids([ids for _, _, ids in chunk], batch_size=args.batch_size)
         for (location, item_id, _), s in zip(chunk, scores):
             if not math.isfinite(s):
-                raise RuntimeError(f"the model returned a non-finite score for {source}:{location}")
+                from rewardforge.modeling import ModelLoadError
+
+                raise ModelLoadError(
+                    f"the model gave a non-finite score ({s}) for {source}:{location}; "
+                    "its weights may be broken or the dtype too narrow (try --dtype fp32)"
+                )
             out.write(
                 {"id": item_id, "score": s} if item_id is not None else {"location": location, "score": s}
             )

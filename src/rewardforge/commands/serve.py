@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import socket
@@ -24,8 +25,23 @@ Examples:
 """
 
 
+GRACEFUL_TIMEOUT_LIMIT = 3600.0  # seconds
+
+# ServeSettings field -> the option that sets it (a settings error names what the user typed)
+OPTION_OF_SETTING = {
+    "max_batch_size": "--max-batch-size",
+    "max_wait_ms": "--max-wait-ms",
+    "max_queue": "--max-queue",
+    "max_items": "--max-items",
+    "max_body_bytes": "--max-body-mb",
+    "max_text_chars": "--max-text-chars",
+    "graceful_timeout_s": "--graceful-timeout",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.serving.settings import MiB, ServeSettings
+    from rewardforge.commands.checks import integer, number
+    from rewardforge.serving.settings import MAX_WAIT_MS_LIMIT, MiB, ServeSettings
 
     d = ServeSettings()
     p = argparse.ArgumentParser(
@@ -41,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)"
     )
-    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=integer(0, 65535), default=8000, help="port (default: %(default)s; 0 picks a free one)"
+    )
     p.add_argument(
         "--api-key",
         default=None,
@@ -49,37 +67,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-batch-size",
-        type=int,
+        type=integer(1),
         default=d.max_batch_size,
         help="items per forward pass (default: %(default)s)",
     )
     p.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=number(0, MAX_WAIT_MS_LIMIT),
         default=d.max_wait_ms,
         help="how long a batch may wait for more requests once the model is free; it stops waiting once as many requests have arrived as the last batch answered (default: %(default)s)",
     )
     p.add_argument(
         "--max-queue",
-        type=int,
+        type=integer(1),
         default=d.max_queue,
         help="requests allowed to wait (tokenizing or queued for the model); more get 503 (default: %(default)s)",
     )
     p.add_argument(
         "--max-items",
-        type=int,
+        type=integer(1),
         default=d.max_items,
         help="items per request; more is 413 (default: %(default)s)",
     )
     p.add_argument(
         "--max-body-mb",
-        type=float,
+        type=number(above=0),
         default=d.max_body_bytes / MiB,
         help="request body limit in MiB; more is 413 (default: %(default)s)",
     )
     p.add_argument(
         "--max-text-chars",
-        type=int,
+        type=integer(1),
         default=d.max_text_chars,
         help="characters in one text field (default: %(default)s)",
     )
@@ -89,19 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="decoders: do not compute a prefix shared inside a micro-batch (system prompt, prompt) once",
     )
     p.add_argument(
-        "--max-length", type=int, default=None, help="tokens per scored text (default: the model's)"
+        "--max-length", type=integer(1), default=None, help="tokens per scored text (default: the model's)"
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument(
         "--dtype", default="fp32", choices=["fp32", "bf16"], help="weights dtype (default: %(default)s)"
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=integer(1), default=None, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument(
         "--name", default=None, help="model name shown by the API and the page (default: folder name)"
     )
     p.add_argument(
         "--graceful-timeout",
-        type=float,
+        type=number(0, GRACEFUL_TIMEOUT_LIMIT),
         default=d.graceful_timeout_s,
         help="seconds in-flight requests get after SIGTERM (default: %(default)s)",
     )
@@ -141,19 +161,25 @@ def settings_from_args(args: argparse.Namespace):
             max_wait_ms=args.max_wait_ms,
             max_queue=args.max_queue,
             max_items=args.max_items,
-            max_body_bytes=int(args.max_body_mb * MiB),
+            max_body_bytes=math.ceil(args.max_body_mb * MiB),
             max_text_chars=args.max_text_chars,
             graceful_timeout_s=args.graceful_timeout,
             share_prefix=not args.no_share_prefix,
             model_name=name,
         )
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        message = str(e)
+        for field, option in OPTION_OF_SETTING.items():
+            message = message.replace(field, option)
+        raise UsageError(message) from None
 
 
 def main(argv: list[str]) -> int:
+    from rewardforge.commands.checks import check_device
+
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
+    check_device(args.device)
     from rewardforge.serving.settings import is_loopback
 
     if not is_loopback(args.host) and not settings.auth_required:

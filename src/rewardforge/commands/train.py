@@ -46,7 +46,14 @@ def build_parser():
     )
     parser.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
     parser.set_defaults(**TRAIN_DEFAULTS)
+    parser.error = _usage_error  # one line, not argparse's usage block of every TrainingArguments option
     return parser
+
+
+def _usage_error(message: str):
+    from rewardforge.training.run import UsageError
+
+    raise UsageError(f"{message} (see rewardforge train --help)")
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -67,16 +74,46 @@ def _config_from_yaml(path: str, parser) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             cfg = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read config {path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"config {path} is not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(cfg, dict):
         raise UsageError(f"{path}: a config file must be a mapping of option names to values")
-    known = {a.dest for a in parser._actions}
-    cfg = {k.replace("-", "_"): v for k, v in cfg.items()}
-    unknown = sorted(set(cfg) - known)
+    actions = {a.dest: a for a in parser._actions}
+    cfg = {str(k).replace("-", "_"): v for k, v in cfg.items()}
+    unknown = sorted(set(cfg) - set(actions))
     if unknown:
         raise UsageError(f"{path}: unknown option(s): {', '.join(unknown)}")
-    return cfg
+    if "config" in cfg:
+        raise UsageError(f"{path}: 'config' cannot be set inside a config file")
+    return {key: _typed(path, key, value, actions[key]) for key, value in cfg.items()}
+
+
+def _typed(path: str, key: str, value: Any, action) -> Any:
+    """A YAML value converted as the flag's own parser would (argparse leaves non-string
+    defaults alone, so `max_length: 2.5` would reach the tokenizer as a float)."""
+    from rewardforge.training.run import UsageError
+
+    if value is None or action.type is None:
+        return value
+    if isinstance(value, list) and action.nargs is None:
+        value = ",".join(map(str, value))  # lora_target_modules: [q_proj, v_proj]
+    values = value if isinstance(value, list) else [value]
+    try:
+        out = [action.type(v if isinstance(v, str) else _flag_text(v)) for v in values]
+    except (TypeError, ValueError, __import__("argparse").ArgumentTypeError) as e:
+        raise UsageError(f"{path}: {key}: {value!r} is not a valid value ({e})") from None
+    if action.choices is not None and any(v not in action.choices for v in out):
+        raise UsageError(f"{path}: {key}: {value!r} is not one of {list(action.choices)}")
+    return out if isinstance(value, list) else out[0]
+
+
+def _flag_text(value: Any) -> str:
+    # 2.0 for an int option is a whole number; 2.5 is not and int("2.5") refuses it.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def parse(argv: list[str]):
@@ -84,11 +121,14 @@ def parse(argv: list[str]):
 
     parser = build_parser()
     argv = _normalise_argv(argv)
+    config = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
     if "--config" in argv:
         i = argv.index("--config")
-        if i + 1 >= len(argv):
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
             raise UsageError("--config needs a file")
-        parser.set_defaults(**_config_from_yaml(argv[i + 1], parser))
+        config = argv[i + 1]
+    if config is not None:
+        parser.set_defaults(**_config_from_yaml(config, parser))
     args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     leftover = rest[0] if rest else []
     if leftover:

@@ -106,6 +106,9 @@ def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> Non
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes 0600; the result should look like any new file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for row in rows:
                 record = asdict(row) | {"row": jsonable(row.row)}

@@ -350,7 +350,7 @@ def load_model(
     exactly the starting point of training (which seeds before building the head) when the
     checkpoint has no head, and an explicit seeded re-initialisation when it has one."""
     from rewardforge.inference import RewardModel
-    from rewardforge.modeling import load_reward_model
+    from rewardforge.modeling import load_reward_model, position_limit
 
     loaded = load_reward_model(spec.path, dtype=dtype, seed=seed)
     saved_head = _has_saved_head(loaded.path)
@@ -363,9 +363,9 @@ def load_model(
         head = f"none saved: fresh (seed {seed})"
     limit = max_length or spec.max_length
     rm = RewardModel(loaded, max_length=limit, device=device)
-    positions = getattr(loaded.model.config, "max_position_embeddings", None)
+    positions = position_limit(loaded.model)
     capped = False
-    if isinstance(positions, int) and 0 < positions < rm.max_length:
+    if positions is not None and positions < rm.max_length:
         rm.max_length, capped = positions, True
     info = {
         "name": spec.name,

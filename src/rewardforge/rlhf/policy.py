@@ -21,8 +21,8 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
     spec = os.fspath(spec)
     is_adapter = os.path.isfile(os.path.join(spec, "adapter_config.json"))
-    path = spec if is_adapter else resolve_model_path(spec)
     try:
+        path = spec if is_adapter else resolve_model_path(spec)
         tokenizer = AutoTokenizer.from_pretrained(path)
         if is_adapter:
             from peft import AutoPeftModelForCausalLM
@@ -31,8 +31,12 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
             model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], is_trainable=True)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"cannot load policy {spec!r}: {e}") from None
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this policy
+        raise ModelLoadError(
+            f"cannot load policy {spec!r}: {' '.join(str(e).split()) or type(e).__name__}"
+        ) from e
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if device:

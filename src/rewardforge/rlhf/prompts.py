@@ -58,6 +58,8 @@ def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[d
     other column kept. A bad line raises DataError naming the file and line."""
     import gzip
 
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
     path = Path(path)
     if not path.is_file():
         raise DataError(str(path), "no such file")
@@ -65,6 +67,8 @@ def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[d
     records: list[dict[str, Any]] = []
     with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
+            if limit is not None and len(records) >= limit:
+                break
             if not line.strip():
                 continue
             where = f"line {lineno}"
@@ -76,8 +80,6 @@ def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[d
                 raise DataError(str(path), "expected a JSON object with a 'prompt' field", location=where)
             rec["prompt"] = prompt_messages(rec["prompt"], str(path), where)
             records.append(rec)
-            if limit is not None and len(records) >= limit:
-                break
     if not records:
         raise DataError(str(path), "no prompts")
     return records

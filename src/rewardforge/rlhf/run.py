@@ -23,6 +23,36 @@ from rewardforge.training.run import UsageError
 
 RESUME_KEYS = ("policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora")
 
+# --grpo-arg keys that rewardforge sets itself, and the option that sets them. Such a key is
+# refused (naming the option) rather than silently beaten by, or beating, that option.
+# use_cpu and disable_tqdm are set too, but have no option: --grpo-arg overrides them.
+OPTION_OF_GRPO_KEY = {
+    "max_steps": "--steps",
+    "num_generations": "--group-size",
+    "group_size": "--group-size",
+    "max_completion_length": "--max-completion-length",
+    "temperature": "--temperature",
+    "learning_rate": "--learning-rate",
+    "save_steps": "--save-steps",
+    "seed": "--seed",
+    "bf16": "--bf16",
+    "use_vllm": "--use-vllm",
+    "beta": "--kl-coeff",
+    "kl_coeff": "--kl-coeff",
+    "reward_weights": "--mode and --rm-coeff",
+    "rm_mode": "--mode",
+    "rm_coeff": "--rm-coeff",
+    "env_rewards": "--env-reward",
+    "prompts_per_step": "--prompts-per-step",
+    "rm_batch_size": "--rm-batch-size",
+    "api_key": "--api-key",
+    "epsilon_max": "--epsilon-max",
+    "output_dir": "--output (checkpoints go to OUTPUT/checkpoints)",
+    "rollouts_path": "--output (rollouts go to OUTPUT/rollouts.jsonl)",
+}
+# files that make a folder a model (what saving a policy into it would overwrite)
+MODEL_FILES = ("config.json", "adapter_config.json", "*.safetensors", "pytorch_model*.bin")
+
 
 @dataclass
 class RLHFOptions:
@@ -77,6 +107,24 @@ class RLHFOptions:
             raise UsageError("--rm-coeff must be a finite number")
         if self.kl_coeff is not None and (not math.isfinite(self.kl_coeff) or self.kl_coeff < 0):
             raise UsageError("--kl-coeff must be a finite number >= 0")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise UsageError(f"--temperature must be a finite number > 0, got {self.temperature}")
+        if self.learning_rate is not None and not (
+            math.isfinite(self.learning_rate) and self.learning_rate > 0
+        ):
+            raise UsageError(f"--learning-rate must be a finite number > 0, got {self.learning_rate}")
+        if self.max_prompts is not None and self.max_prompts < 1:
+            raise UsageError(f"--max-prompts must be at least 1, got {self.max_prompts}")
+        if self.rm_batch_size < 1:
+            raise UsageError(f"--rm-batch-size must be at least 1, got {self.rm_batch_size}")
+        reserved = dict(OPTION_OF_GRPO_KEY)
+        if self.algo == "scalerl":
+            reserved["epsilon_high"] = "--epsilon-max"
+        for key in self.grpo_overrides:
+            if key in reserved:
+                raise UsageError(
+                    f"--grpo-arg {key}: rewardforge sets this from {reserved[key]}; use that instead"
+                )
         if self.use_vllm:
             import importlib.util
 
@@ -160,6 +208,39 @@ def _check_resume(out: Path, opts: RLHFOptions) -> str:
     return last
 
 
+def _is_rlhf_output(out: Path) -> bool:
+    """True if `out` was written by `run_rlhf` (its run_config.json), not by `rewardforge train`
+    (which writes rewardforge.json and a run_config.json of its own) or anything else."""
+    if (out / "rewardforge.json").exists():
+        return False
+    try:
+        config = json.loads((out / "run_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "grpo_config" in config and "options" in config
+
+
+def _check_output(out: Path, opts: RLHFOptions) -> None:
+    """Refuse an --output that would overwrite a model the run did not write (the RM, the policy,
+    any other model folder) or that cannot be written; before any work."""
+    from rewardforge.commands.checks import check_output_dir, same_path
+    from rewardforge.rlhf.remote import is_url
+
+    for option, value in (("--rm", opts.rm), ("--policy", opts.policy)):
+        if isinstance(value, str | Path) and not is_url(str(value)) and same_path(out, value):
+            raise UsageError(
+                f"--output {out} is the {option} model; the run would overwrite it: choose another --output"
+            )
+    if out.is_dir() and not _is_rlhf_output(out):
+        found = next((name for pattern in MODEL_FILES for name in sorted(out.glob(pattern))), None)
+        if found is not None:
+            raise UsageError(
+                f"--output {out} already holds a model ({found.name}) that `rewardforge rlhf` did not "
+                "write; the run would overwrite it: choose another --output"
+            )
+    check_output_dir(out, "--output")
+
+
 def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     """Run the workflow; returns the summary (also written to OUT/summary.json)."""
     import torch
@@ -174,6 +255,7 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
 
     opts.validate()
     out = Path(opts.output)
+    _check_output(out, opts)
     ckpt_dir = out / "checkpoints"
     resume_from = None
     if opts.resume:
@@ -189,7 +271,8 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     dataset = prompts_dataset(records)
 
     use_cpu = (not torch.cuda.is_available()) if opts.use_cpu is None else opts.use_cpu
-    learning_rate = opts.learning_rate or (1e-4 if opts.lora else 1e-5)
+    use_cpu = bool(opts.grpo_overrides.get("use_cpu", use_cpu))  # --grpo-arg use_cpu=... wins
+    learning_rate = opts.learning_rate if opts.learning_rate is not None else (1e-4 if opts.lora else 1e-5)
     common = dict(
         group_size=opts.group_size,
         rm_mode=opts.mode,
@@ -210,8 +293,8 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
         use_cpu=use_cpu,
         use_vllm=opts.use_vllm,
         disable_tqdm=True,
-        **opts.grpo_overrides,
     )
+    common.update(opts.grpo_overrides)  # validate() refused the keys set above from an option
     if opts.kl_coeff is not None:
         common["kl_coeff"] = opts.kl_coeff
     printer(f"rlhf: loading the reward model {opts.rm}", flush=True)

@@ -164,6 +164,13 @@ def _replay(body: bytes, receive):
 def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
     details = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its loc is ("body", position), not a field
+            position = next((p for p in err.get("loc", ()) if isinstance(p, int)), None)
+            cause = (err.get("ctx") or {}).get("error")
+            at = f"at character {position}" if position is not None else ""
+            at = f"{at}: {cause}" if at and cause else at or cause or ""
+            details.append({"field": "(body)", "message": "malformed JSON body" + (f" ({at})" if at else "")})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p != "body" and p not in UNION_TAGS]
         where = ""
         for part in loc:
@@ -172,7 +179,8 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
         details.append({"field": where or "(body)", "message": message})
     first = details[0] if details else {"field": "(body)", "message": "invalid"}
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return f"invalid request: {first['field']}: {first['message']}{more}", details
+    where = "" if first["field"] == "(body)" else f"{first['field']}: "
+    return f"invalid request: {where}{first['message']}{more}", details
 
 
 def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from rewardforge.serving.settings import ServeSettings
 
@@ -44,6 +44,26 @@ def _text_or_list(text_type: Any, list_type: Any, what: str = "a list of chat me
     ]
 
 
+def _reply_text(value: str) -> str:
+    """A response given as text must not be blank (training refuses it too)."""
+    _refuse_bad_response([{"role": "assistant", "content": value}])
+    return value
+
+
+def _reply_messages(value: list[Any]) -> list[Any]:
+    """A response given as messages must end with the assistant's reply (which may be empty)."""
+    _refuse_bad_response([{"role": m.role, "content": m.content} for m in value])
+    return value
+
+
+def _refuse_bad_response(messages: list[dict[str, str]]) -> None:
+    from rewardforge.inference import response_problem
+
+    problem = response_problem(messages, allow_empty=True)
+    if problem:
+        raise ValueError(problem)
+
+
 def build_request_models(settings: ServeSettings) -> RequestModels:
     text_len = settings.max_text_chars
     # Lists have no maxItems here on purpose: the body-size limit bounds them, and the handler
@@ -62,9 +82,16 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         _text_or_list(Text, PromptMessages) | None,
         Field(description="A user message as text, or a list of chat messages; optional."),
     ]
+    # what training refuses (a blank reply, messages that do not end with the assistant's
+    # reply) is refused here too, in the same words: 422 naming the field
     Response = Annotated[
-        _text_or_list(Text, Messages),
-        Field(description="The assistant reply as text, or a list of chat messages."),
+        _text_or_list(
+            Annotated[Text, AfterValidator(_reply_text)], Annotated[Messages, AfterValidator(_reply_messages)]
+        ),
+        Field(
+            description="The assistant reply as text, or a list of chat messages ending with the "
+            "assistant's reply; not blank."
+        ),
     ]
 
     class ScoreItem(BaseModel):
@@ -94,6 +121,8 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
                 raise ValueError("give 'response' (with an optional 'prompt') or a list of 'items'")
             if self.items is not None and (self.response is not None or self.prompt is not None):
                 raise ValueError("give either 'prompt'/'response' or 'items', not both")
+            if self.items is not None and not self.items:
+                raise ValueError("items must not be empty")
             return self
 
     class CompareRequest(BaseModel):

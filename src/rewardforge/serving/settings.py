@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 
 MiB = 1024 * 1024
+MAX_WAIT_MS_LIMIT = 60_000.0  # a batch never waits longer than a minute for company
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,12 @@ class ServeSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {self.max_messages}")
-        if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms cannot be negative, got {self.max_wait_ms}")
+        if not (math.isfinite(self.max_wait_ms) and 0 <= self.max_wait_ms <= MAX_WAIT_MS_LIMIT):
+            raise ValueError(f"max_wait_ms must be from 0 to {MAX_WAIT_MS_LIMIT:g}, got {self.max_wait_ms}")
+        if not (math.isfinite(self.graceful_timeout_s) and self.graceful_timeout_s >= 0):
+            raise ValueError(
+                f"graceful_timeout_s must be a finite number >= 0, got {self.graceful_timeout_s}"
+            )
 
     @property
     def auth_required(self) -> bool:

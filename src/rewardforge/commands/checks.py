@@ -1,0 +1,136 @@
+"""Checks shared by the score, serve, bon and rlhf commands.
+
+- `integer` / `number` build argparse `type=` functions: a value that is not a number, is nan or
+  inf, or is out of range is refused while the arguments are parsed (exit 2, the message names
+  the option), before anything is loaded.
+- `check_output_file` / `check_output_dir` / `same_path` / `check_device` run before the long
+  work starts and raise the CLI's `UsageError` (exit 2, one line), so a run never does all its
+  work and then fails to write the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def usage_error(message: str) -> Exception:
+    """A `rewardforge.training.run.UsageError` (imported lazily: it pulls in transformers)."""
+    from rewardforge.training.run import UsageError
+
+    return UsageError(message)
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _bounds(low: float | None, high: float | None, above: float | None) -> str:
+    if low is not None and high is not None:
+        return f"from {_num(low)} to {_num(high)}"
+    parts = [
+        f"> {_num(above)}" if above is not None else None,
+        f">= {_num(low)}" if low is not None else None,
+    ]
+    parts.append(f"<= {_num(high)}" if high is not None else None)
+    return " and ".join(p for p in parts if p)
+
+
+def integer(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (either bound optional)."""
+    wanted = " ".join(filter(None, ("an integer", _bounds(low, high, None))))
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return parse
+
+
+def number(
+    low: float | None = None, high: float | None = None, *, above: float | None = None
+) -> Callable[[str], float]:
+    """argparse type: a finite number, at least `low` (or greater than `above`), at most `high`."""
+    wanted = " ".join(filter(None, ("a finite number", _bounds(low, high, above))))
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if (
+            not math.isfinite(value)
+            or (above is not None and value <= above)
+            or (low is not None and value < low)
+            or (high is not None and value > high)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+        return value
+
+    return parse
+
+
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True if `a` and `b` name the same file or folder (after resolving links, `..`, and for
+    existing files also hard links)."""
+    pa, pb = Path(a), Path(b)
+    if pa.resolve() == pb.resolve():
+        return True
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def _check_can_write_in(folder: Path, option: str, target: Path) -> None:
+    """`folder` exists and takes a new file, or can be created (its nearest existing ancestor is
+    a folder that takes a new file). Checked by creating and removing a temporary file."""
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise usage_error(f"{option} {target}: {existing} is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".rewardforge-write-check-", dir=existing)
+    except OSError as e:
+        raise usage_error(f"{option} {target}: cannot write in {existing}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--output") -> None:
+    """A file can be written (atomically, via a temporary file beside it) at `path`."""
+    path = Path(path)
+    if path.is_dir():
+        raise usage_error(f"{option} {path} is a folder; give a file name")
+    _check_can_write_in(path.parent, option, path)
+
+
+def check_output_dir(path: str | os.PathLike, option: str = "--output") -> None:
+    """`path` is a folder (or can be created as one) that takes new files."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise usage_error(f"{option} {path} exists and is not a folder")
+    _check_can_write_in(path, option, path)
+
+
+def check_device(device: str | None, option: str = "--device") -> None:
+    """`device` (None: the default) exists on this machine; else a UsageError naming the option
+    and the devices there are."""
+    if device is None:
+        return
+    from rewardforge.inference import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise usage_error(f"{option} {e}") from None

@@ -1,0 +1,213 @@
+"""Option mistakes stop `rewardforge train` with exit 2 and one line naming the option, before any
+data or model is loaded; an existing run is never mixed with a new one.
+
+Each case was found by fuzzing the CLI: before, these crashed deep in torch/peft/numpy, or
+finished with exit 0 and a wrong model (NaN weights, 0 steps, a frozen LoRA, training-set
+"held-out" accuracy, a second run appended to the first one's metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from rewardforge.cli import main
+
+ROWS = [{"prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(6)]
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return path
+
+
+def train(*argv) -> int:
+    return main(["train", "--save_strategy", "no", "--disable_tqdm", "true", *map(str, argv)])
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--learning-rate", "inf"], "--learning-rate must be a positive number"),
+        (["--learning-rate", "-1"], "--learning-rate must be a positive number"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be at least 1"),
+        (["--epochs", "0", "--max-steps", "-1"], "--epochs must be more than 0"),
+        (["--max-steps", "0"], "--max-steps must be at least 1"),
+        (["--max-length", "-1"], "--max-length must be a whole number >= 8"),
+        (["--limit", "0"], "--limit must be at least 1 pair"),
+        (["--beta", "nan"], "--beta must be a positive number"),
+        (["--center-rewards", "-1"], "--center-rewards must be a number >= 0"),
+        (["--loss-label-smoothing", "0.5"], "--loss-label-smoothing must be in [0, 0.5)"),
+        (["--seed", "-1"], "--seed must be a whole number in [0, 2**32)"),
+        (["--lora", "--lora-r", "0"], "--lora-r must be at least 1"),
+        (["--lora", "--lora-alpha", "0"], "--lora-alpha must be more than 0"),
+        (["--lora", "--lora-dropout", "1.5"], "--lora-dropout must be in [0, 1)"),
+        (["--eval-split", "0.2", "--eval-data", "EVAL"], "give --eval-data or --eval-split, not both"),
+        (["--eval-data", "DATA"], "--eval-data is the training file"),
+        (["--max-length", "abc"], "invalid int value: 'abc'"),
+    ],
+)
+def test_a_bad_option_value_is_one_line_before_any_work(
+    tmp_path, data, capsys, tiny_bert_dir, option, message
+):
+    other = tmp_path / "eval.jsonl"
+    other.write_text(data.read_text())
+    option = [str(data) if o == "DATA" else str(other) if o == "EVAL" else o for o in option]
+    out = tmp_path / "out"
+    code = train("--model", tiny_bert_dir, "--data", data, "--output", out, "--max-steps", "1", *option)
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err
+    assert captured.err.startswith("rewardforge train: error:") and message in captured.err
+    assert "train data:" not in captured.out and not (out / "model.safetensors").exists()
+
+
+def test_an_existing_run_is_refused_replaced_with_overwrite_or_continued_with_resume(
+    tmp_path, data, capsys, tiny_bert_dir
+):
+    out = tmp_path / "out"
+    base = [
+        "--model",
+        tiny_bert_dir,
+        "--data",
+        data,
+        "--output",
+        out,
+        "--max-steps",
+        "1",
+        "--logging_steps",
+        "1",
+    ]
+    assert train(*base) == 0
+    first = (out / "train_metrics.jsonl").read_text().splitlines()
+    capsys.readouterr()
+    assert train(*base) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "train_metrics.jsonl").read_text().splitlines() == first  # untouched
+    assert train(*base, "--overwrite") == 0
+    assert len((out / "train_metrics.jsonl").read_text().splitlines()) == len(first)  # replaced, not appended
+
+
+def test_output_that_is_a_file_is_refused(tmp_path, data, capsys, tiny_bert_dir):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert train("--model", tiny_bert_dir, "--data", data, "--output", afile) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err and afile.read_text() == "keep me"
+
+
+def test_config_file_given_as_config_equals_and_yaml_values_typed_like_flags(
+    tmp_path, data, capsys, tiny_bert_dir
+):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"model: {tiny_bert_dir}\ndata: {data}\nmax_length: 64\nlora: true\nlora_target_modules: [query, value]\n"
+    )
+    out = tmp_path / "out"
+    assert train(f"--config={cfg}", "--output", out, "--max-steps", "1") == 0
+    run = json.loads((out / "run_config.json").read_text())["rewardforge"]
+    assert (run["max_length"], run["lora_target_modules"], run["data"]) == (64, "query,value", str(data))
+    cfg.write_text(f"model: {tiny_bert_dir}\ndata: {data}\nmax_length: 2.5\n")
+    capsys.readouterr()
+    assert train("--config", cfg, "--output", tmp_path / "o2") == 2
+    assert f"{cfg}: max_length: 2.5 is not a valid value" in capsys.readouterr().err
+    cfg.write_text("config: other.yaml\n")
+    assert train("--config", cfg, "--output", tmp_path / "o3") == 2
+    assert "'config' cannot be set inside a config file" in capsys.readouterr().err
+
+
+def test_model_mistakes_are_one_line(tmp_path, data, capsys):
+    missing = tmp_path / "no_such_model"
+    assert train("--model", missing, "--data", data, "--output", tmp_path / "o") == 2
+    assert f"no such model folder or file: {missing}" in capsys.readouterr().err
+    fake = tmp_path / "x.gguf"
+    fake.write_bytes(b"not a gguf file at all")
+    assert train("--model", fake, "--data", data, "--output", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert "is not a GGUF model transformers can read" in err and "Traceback" not in err
+
+
+def test_a_classifier_with_two_outputs_trains_a_new_one_output_head(tmp_path, data, capsys, tiny_bert_dir):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    two = tmp_path / "two_labels"
+    config = AutoConfig.from_pretrained(tiny_bert_dir, num_labels=2)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(two)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(two)
+    out = tmp_path / "out"
+    assert train("--model", two, "--data", data, "--output", out, "--max-steps", "1") == 0
+    assert "a new one-output head is trained" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "reward"}
+
+
+def test_max_length_beyond_the_position_embeddings_is_capped_with_a_note(
+    tmp_path, data, capsys, tiny_bert_dir
+):
+    positions = json.loads((tiny_bert_dir / "config.json").read_text())["max_position_embeddings"]
+    out = tmp_path / "out"
+    assert (
+        train(
+            "--model",
+            tiny_bert_dir,
+            "--data",
+            data,
+            "--output",
+            out,
+            "--max-steps",
+            "1",
+            "--max-length",
+            positions + 100,
+        )
+        == 0
+    )
+    assert f"is more than the model's {positions} positions: using {positions}" in capsys.readouterr().out
+    assert json.loads((out / "rewardforge.json").read_text())["max_length"] == positions
+
+
+def test_resume_passes_over_a_damaged_newest_checkpoint_and_refuses_a_named_one(
+    tmp_path, data, capsys, tiny_bert_dir
+):
+    out = tmp_path / "out"
+    base = ["--model", tiny_bert_dir, "--data", data, "--output", out, "--batch-size", "2"]
+    assert (
+        main(["train", *map(str, base), "--max-steps", "2", "--save_steps", "1", "--disable_tqdm", "true"])
+        == 0
+    )
+    (out / "checkpoint-2" / "optimizer.pt").unlink()
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "train",
+                *map(str, base),
+                "--max-steps",
+                "3",
+                "--resume",
+                "--save_strategy",
+                "no",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
+        == 0
+    )
+    said = capsys.readouterr().out
+    assert "skipping checkpoint-2: optimizer.pt missing" in said
+    assert json.loads((out / "metrics.json").read_text())["train"]["total_pairs"] == 4  # steps 2 and 3 only
+    code = main(["train", *map(str, base), "--resume", str(out / "checkpoint-2"), "--disable_tqdm", "true"])
+    assert code == 2 and "cannot resume from it: optimizer.pt missing" in capsys.readouterr().err
+
+
+def test_written_files_are_readable_by_others_like_any_new_file(tmp_path, data, tiny_bert_dir):
+    out = tmp_path / "out"
+    old = os.umask(0o022)
+    try:
+        assert train("--model", tiny_bert_dir, "--data", data, "--output", out, "--max-steps", "1") == 0
+    finally:
+        os.umask(old)
+    for name in ("rewardforge.json", "run_config.json", "metrics.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
