@@ -343,3 +343,14 @@ def test_scorer_max_length_beyond_the_position_embeddings_is_capped(tiny_bert_di
     rm = RewardModel.from_pretrained(str(tiny_bert_dir), max_length=100_000)
     assert rm.max_length == positions
     assert isinstance(rm.score("q " * 50, "word " * (positions * 2)), float)
+
+
+@pytest.mark.parametrize("command", ["score", "serve", "bon", "rlhf", "eval"])
+def test_option_mistakes_are_one_line_without_the_usage_block(capsys, command):
+    from rewardforge import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--no-such-option"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage:" not in err
+    assert err.count("\n") == 1 and err.startswith(f"rewardforge {command}: error: ")

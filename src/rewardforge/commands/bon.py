@@ -23,9 +23,9 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import integer, number
+    from rewardforge.commands.checks import OneLineParser, integer, number
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="rewardforge bon", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")

@@ -18,6 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line on stderr and exit code 2, without
+    argparse's usage block: the line names the option, --help has the rest."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def usage_error(message: str) -> Exception:
     """A `rewardforge.training.run.UsageError` (imported lazily: it pulls in transformers)."""
     from rewardforge.training.run import UsageError

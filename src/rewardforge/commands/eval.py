@@ -34,7 +34,9 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from rewardforge.commands.checks import OneLineParser
+
+    p = OneLineParser(
         prog="rewardforge eval", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
@@ -98,8 +100,8 @@ def parse(argv: list[str]):
     from rewardforge.training.run import UsageError
 
     parser = build_parser()
-    # argparse exits 2 itself with its usage line on unknown or malformed options: keep that
-    # behaviour (it is already one clear line), but turn a missing --model/--data into ours.
+    # The parser exits 2 itself with one line on unknown or malformed options (OneLineParser);
+    # a missing --model/--data becomes our own message.
     args = parser.parse_args(argv)
     if not args.model:
         raise UsageError("give at least one --model (see rewardforge eval --help)")

@@ -36,9 +36,9 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import integer
+    from rewardforge.commands.checks import OneLineParser, integer
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="rewardforge score",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rewardforge.serving.settings import MAX_WAIT_MS_LIMIT, MiB, ServeSettings
 
     d = ServeSettings()
-    p = argparse.ArgumentParser(
+    from rewardforge.commands.checks import OneLineParser
+
+    p = OneLineParser(
         prog="rewardforge serve",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
