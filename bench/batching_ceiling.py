@@ -39,8 +39,8 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
+    from rewardforge.files import atomic_write_text
     from rewardforge.inference import RewardModel
-    from rewardforge.modeling import atomic_write_text
 
     torch.set_num_threads(a.threads)
     rm = RewardModel.from_pretrained(a.model or default_model(), dtype=a.dtype)

@@ -100,7 +100,7 @@ def main() -> int:
         Path(a.worker[1]).write_text(json.dumps(worker(cfg)))
         return 0
 
-    from rewardforge.modeling import atomic_write_text
+    from rewardforge.files import atomic_write_text
 
     work = Path(tempfile.mkdtemp(prefix="rf-heap-"))
     runs = []

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rewardforge.modeling import atomic_write_text
+from rewardforge.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless"

@@ -28,8 +28,8 @@ from hh_accuracy import HH, SETTINGS, minilm  # noqa: E402
 from trl_baseline import load_tokenizer, trl_text  # noqa: E402
 
 from rewardforge.data import load_pairs  # noqa: E402
+from rewardforge.files import atomic_write_text  # noqa: E402
 from rewardforge.inference import RewardModel  # noqa: E402
-from rewardforge.modeling import atomic_write_text  # noqa: E402
 from rewardforge.tokenization import tokenize_pair  # noqa: E402
 
 

@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "rlhf-demo.png"))
     a = ap.parse_args()
 
-    from rewardforge.modeling import atomic_write_text
+    from rewardforge.files import atomic_write_text
     from rewardforge.rlhf import arithmetic_prompts, prompts_from_pairs
 
     policy = a.policy or smollm2_gguf()

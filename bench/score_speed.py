@@ -87,8 +87,8 @@ def main() -> int:
     import torch
     import transformers
 
+    from rewardforge.files import atomic_write_text
     from rewardforge.inference import RewardModel
-    from rewardforge.modeling import atomic_write_text
 
     torch.set_num_threads(a.threads)
     model_dir = Path(tempfile.mkdtemp(prefix="rf-score-bench-")) / "rm"

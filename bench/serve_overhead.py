@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from serve_load import batch_sizes, free_port, load, stop_server, wait_ready  # noqa: E402
 
-from rewardforge.modeling import atomic_write_text  # noqa: E402
+from rewardforge.files import atomic_write_text  # noqa: E402
 from rewardforge.serving import ServeSettings, create_app  # noqa: E402
 
 

@@ -21,7 +21,8 @@ import torch
 
 from rewardforge import attention
 from rewardforge.data import load_pairs
-from rewardforge.modeling import LoraSettings, atomic_write_text, load_reward_model
+from rewardforge.files import atomic_write_text
+from rewardforge.modeling import LoraSettings, load_reward_model
 from rewardforge.packing import pad_multiple
 from rewardforge.rewards import gather_rewards
 from rewardforge.tokenization import tokenize_pair

@@ -308,7 +308,7 @@ def main() -> None:
     import transformers
     import trl
 
-    from rewardforge.modeling import atomic_write_text
+    from rewardforge.files import atomic_write_text
 
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="rf-bench-"))
     work.mkdir(parents=True, exist_ok=True)

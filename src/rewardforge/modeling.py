@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from rewardforge.attention import enable_packed_attention
+from rewardforge.files import atomic_write_text
 from rewardforge.formatting import TextFormat
 
 META_FILE = "rewardforge.json"
@@ -333,30 +334,6 @@ def position_limit(model: nn.Module) -> int | None:
         model.config, "n_positions", None
     )
     return positions if isinstance(positions, int) and positions > 0 else None
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so readers see the old content or the new, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a plain open() would not
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_reward_model(

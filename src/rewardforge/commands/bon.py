@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rewardforge.modeling import atomic_write_text
+    from rewardforge.files import atomic_write_text
     from rewardforge.rlhf.bon import best_of_n, summarise_bon
     from rewardforge.rlhf.env_rewards import load_env_reward
     from rewardforge.rlhf.policy import check_chat_template, load_policy

@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
         prepare,
         score_lines,
     )
-    from rewardforge.modeling import atomic_write_text
+    from rewardforge.files import atomic_write_text
 
     args, options = parse(argv)
     out = Path(args.output)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from rewardforge.files import AtomicFile
 
 DESCRIPTION = """Score (prompt, response) items with a reward model; write one JSON line per item.
 
@@ -108,31 +108,8 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     return prompt_msgs, response_msgs, item_id
 
 
-class _AtomicLines:
-    """A text file written under a temporary name and renamed into place by `commit`."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result should look like any new file
-        self.fh = os.fdopen(fd, "w", encoding="utf-8")
-
-    def write(self, obj: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
-
-    def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        if not self.fh.closed:
-            self.fh.close()
-        Path(self.tmp).unlink(missing_ok=True)
+def _json_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str]) -> int:
@@ -190,8 +167,8 @@ def score_file(
     from rewardforge.data.loader import RejectedRow, jsonable
     from rewardforge.data.readers import ReadProblem, iter_records, read_records
 
-    out = _AtomicLines(output)
-    rej = _AtomicLines(rejects) if rejects is not None else None
+    out = AtomicFile(output)
+    rej = AtomicFile(rejects) if rejects is not None else None
     stats = {"records": 0, "scored": 0, "rejected": 0}
     first_reject: RejectedRow | None = None
     chunk: list[tuple[str, Any, list[int]]] = []  # (location, id, token ids)
@@ -202,7 +179,7 @@ def score_file(
             raise DataError(source, reason, location=location, field=field)
         row = RejectedRow(source, location, field, reason, jsonable(raw))
         first_reject = first_reject or row
-        rej.write(asdict(row))
+        rej.write(_json_line(asdict(row)))
         stats["rejected"] += 1
 
     def flush() -> None:
@@ -218,7 +195,9 @@ def score_file(
                     "its weights may be broken or the dtype too narrow (try --dtype fp32)"
                 )
             out.write(
-                {"id": item_id, "score": s} if item_id is not None else {"location": location, "score": s}
+                _json_line(
+                    {"id": item_id, "score": s} if item_id is not None else {"location": location, "score": s}
+                )
             )
         stats["scored"] += len(chunk)
         bar.update(len(chunk))

@@ -15,10 +15,8 @@ import itertools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rewardforge.data.columns import apply_columns, check_columns, display_field
@@ -27,6 +25,7 @@ from rewardforge.data.processor import PreferenceProcessor, load_processor, over
 from rewardforge.data.readers import ReadProblem, read_records
 from rewardforge.data.shapes import Detected, check_pair, detect_shape, mixture_field, normalise
 from rewardforge.data.types import PreferencePair
+from rewardforge.files import AtomicFile
 
 FINGERPRINT_VERSION = "rewardforge-pairs-v1"
 SHAPE_SAMPLE = 1000  # records read ahead to find the data's shape
@@ -102,23 +101,10 @@ def describe_rejected(rows: list[RejectedRow]) -> str:
 
 def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> None:
     """Write rejected rows as JSONL (source, location, field, reason, row), atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes 0600; the result should look like any new file
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                record = asdict(row) | {"row": jsonable(row.row)}
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as fh:
+        for row in rows:
+            record = asdict(row) | {"row": jsonable(row.row)}
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 @dataclass

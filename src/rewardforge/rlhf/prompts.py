@@ -20,7 +20,7 @@ from typing import Any
 
 from rewardforge.data.errors import DataError
 from rewardforge.data.types import CHAT_ROLES, PreferencePair
-from rewardforge.modeling import atomic_write_text
+from rewardforge.files import atomic_write_text
 
 
 def prompt_messages(value: Any, source: str = "prompt", location: str | None = None) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from rewardforge.modeling import atomic_write_text
+from rewardforge.files import atomic_write_text
 from rewardforge.training.run import UsageError
 
 RESUME_KEYS = ("policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora")

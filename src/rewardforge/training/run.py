@@ -17,11 +17,11 @@ from transformers import TrainerCallback, TrainingArguments
 
 from rewardforge import __version__
 from rewardforge.data.types import PreferencePair
+from rewardforge.files import atomic_write_text
 from rewardforge.losses import LossConfig
 from rewardforge.memory import HeapTrimCallback
 from rewardforge.modeling import (
     LoraSettings,
-    atomic_write_text,
     load_reward_model,
     position_limit,
     resolve_precision,
