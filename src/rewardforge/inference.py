@@ -15,7 +15,7 @@ import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.memory import settle_heap_thresholds
-from rewardforge.modeling import ModelLoadError, load_reward_model, position_limit
+from rewardforge.modeling import ModelLoadError, load_failure, load_reward_model, position_limit
 from rewardforge.packing import (
     Row,
     collate_group,
@@ -56,24 +56,6 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
             raise ValueError(f"message {i} must be {{'role': one of {sorted(CHAT_ROLES)}, 'content': str}}")
         messages.append({"role": m["role"], "content": m["content"]})
     return messages
-
-
-def response_problem(messages: Sequence[Message], *, allow_empty: bool = False) -> str | None:
-    """Why training would refuse `messages` as a response, in training's words
-    (`rewardforge.data.shapes.check_completions`), or None if it is fine: it must end with a
-    visible reply from the assistant. Used by `rewardforge score` and the server. The server
-    passes `allow_empty`: a policy's completion may well be empty, and the RLHF reward (a
-    remote RM) must still score it; so do the scoring methods themselves."""
-    from rewardforge.data.shapes import _blank
-
-    if not messages or (not allow_empty and _blank(messages[-1]["content"])):
-        return "empty response"
-    if messages[-1]["role"] != "assistant":
-        return (
-            f"the response ends with a {messages[-1]['role']!r} message; "
-            "it must end with the assistant's reply"
-        )
-    return None
 
 
 def available_devices() -> list[str]:
@@ -117,17 +99,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             f"{str(device)!r} is not available on this machine; available here: {', '.join(available_devices())}"
         )
     return dev
-
-
-def _load_problem(exc: BaseException) -> str:
-    """One line on why a model failed to load."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if "mismatch" in text.lower():
-        return (
-            "its weights do not fit a reward model with one output (is it a classifier with "
-            f"several labels? a reward model has num_labels=1) ({text})"
-        )
-    return f"{type(exc).__name__}: {text}"
 
 
 def _item(item: Any) -> tuple[list[Message], list[Message]]:
@@ -188,9 +159,7 @@ class RewardModel:
         except ModelLoadError:
             raise
         except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this model
-            raise ModelLoadError(
-                f"cannot load the reward model {path_or_hub_id!r}: {_load_problem(e)}"
-            ) from e
+            raise ModelLoadError(f"cannot load the reward model {path_or_hub_id!r}: {load_failure(e)}") from e
         return cls(loaded, max_length=max_length, device=device)
 
     @staticmethod

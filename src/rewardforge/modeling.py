@@ -84,7 +84,7 @@ def convert_gguf(gguf_path: str | os.PathLike) -> Path:
             model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
         except Exception as e:  # noqa: BLE001 - the gguf reader fails in many ways on a bad file
             raise ModelLoadError(
-                f"{gguf_path} is not a GGUF model transformers can read ({_first_line(e)})"
+                f"{gguf_path} is not a GGUF model transformers can read ({load_failure(e)})"
             ) from None
         model.hf_quantizer = None
         model.is_quantized = False
@@ -103,9 +103,20 @@ def convert_gguf(gguf_path: str | os.PathLike) -> Path:
     return target
 
 
-def _first_line(e: BaseException) -> str:
+def _head_mismatch(e: BaseException) -> bool:
+    return "mismatch" in str(e).lower()  # "size mismatch for ...", "ignore_mismatched_sizes"
+
+
+def load_failure(e: BaseException) -> str:
+    """One line on why loading a model failed (libraries raise multi-line reports)."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
+    text = f"{type(e).__name__}: {lines[0] if lines else ''}"
+    if _head_mismatch(e):
+        return (
+            "its weights do not fit a reward model with one output (is it a classifier with "
+            f"several labels? a reward model has num_labels=1) ({text})"
+        )
+    return text
 
 
 def _looks_local(name: str) -> bool:
@@ -246,6 +257,30 @@ def is_decoder_config(config: Any) -> bool:
     )
 
 
+def _build_classifier(path: str, kwargs: dict[str, Any], name: str, fresh_head_ok: bool) -> nn.Module:
+    """from_pretrained, again without the attention choice if the model refuses it, or (training
+    only) with a new head if the saved one has another number of outputs."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    except (ValueError, TypeError) as e:
+        if "attn_implementation" not in kwargs or "attn" not in str(e).lower():
+            raise
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, **{k: v for k, v in kwargs.items() if k != "attn_implementation"}
+        )
+    except RuntimeError as e:
+        if not (fresh_head_ok and _head_mismatch(e)):
+            raise
+        print(
+            f"[rewardforge] {name}: its classification head has another size; a new one-output head is trained"
+        )
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, ignore_mismatched_sizes=True, **kwargs
+        )
+
+
 def load_reward_model(
     name_or_path: str,
     *,
@@ -260,7 +295,7 @@ def load_reward_model(
     """Build the classifier with one output. The seed is set before any weight is created, so a
     fresh score head is the same on every run with the same seed. `fresh_head_ok` (training)
     replaces a saved head of another size; a scorer must not, as it would score at random."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+    from transformers import AutoConfig, AutoTokenizer, set_seed
 
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
@@ -270,7 +305,7 @@ def load_reward_model(
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError) as e:
         where = "" if os.path.exists(path) else " (not a local folder, and the Hub could not provide it)"
-        raise ModelLoadError(f"cannot load model {name_or_path!r}{where}: {_first_line(e)}") from None
+        raise ModelLoadError(f"cannot load model {name_or_path!r}{where}: {load_failure(e)}") from None
     meta = read_meta(path)
     config.num_labels = 1
     config.problem_type = "regression"
@@ -281,26 +316,10 @@ def load_reward_model(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
-        except (ValueError, TypeError) as e:
-            if not (attn_implementation and "attn" in str(e).lower()):
-                raise
-            kwargs.pop("attn_implementation")
-            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
-        except RuntimeError as e:
-            if not (fresh_head_ok and ("size mismatch" in str(e) or "ignore_mismatched_sizes" in str(e))):
-                raise
-            # A classifier with several outputs as the base: its head is replaced by one output.
-            print(
-                f"[rewardforge] {name_or_path}: its classification head has another size; a new one-output head is trained"
-            )
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, ignore_mismatched_sizes=True, **kwargs
-            )
+        model = _build_classifier(path, kwargs, name_or_path, fresh_head_ok)
     except (OSError, ValueError, TypeError, RuntimeError, KeyError) as e:
         raise ModelLoadError(
-            f"cannot build a one-output classifier from {name_or_path!r}: {_first_line(e)}"
+            f"cannot build a one-output classifier from {name_or_path!r}: {load_failure(e)}"
         ) from None
     text_format = TextFormat.from_dict(meta.get("format")) if meta else TextFormat.for_tokenizer(tokenizer)
     ensure_pad_token(tokenizer, model, text_format)

@@ -79,8 +79,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
 
     Prompts follow the training rules (a blank prompt text means no prompt)."""
     from rewardforge.data.errors import RowError
-    from rewardforge.data.shapes import messages, prompt_messages, unicode_text
-    from rewardforge.inference import response_problem
+    from rewardforge.data.shapes import messages, prompt_messages, response_problem, unicode_text
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__

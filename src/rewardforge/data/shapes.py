@@ -239,17 +239,26 @@ def _blank(text: str) -> bool:
     return not any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
 
 
+def response_problem(msgs: list[Message], *, allow_empty: bool = False) -> str | None:
+    """Why `msgs` cannot be a response, or None: it must end with a visible reply from the
+    assistant. Training, `rewardforge score` and the server all ask here. The server passes
+    `allow_empty`: a policy's completion may be empty, and the RLHF reward must score it."""
+    if not msgs or (not allow_empty and _blank(msgs[-1]["content"])):
+        return "empty response"
+    if msgs[-1]["role"] != "assistant":
+        return (
+            f"the response ends with a {msgs[-1]['role']!r} message; it must end with the assistant's reply"
+        )
+    return None
+
+
 def check_completions(chosen: list[Message], rejected: list[Message], names: tuple[str, str]) -> None:
     """Both sides need a visible final reply from the assistant, and must differ (ignoring
     surrounding whitespace)."""
     for msgs, name in zip((chosen, rejected), names):
-        if not msgs or _blank(msgs[-1]["content"]):
-            raise RowError("empty response", name)
-        if msgs[-1]["role"] != "assistant":
-            raise RowError(
-                f"the response ends with a {msgs[-1]['role']!r} message; it must end with the assistant's reply",
-                name,
-            )
+        problem = response_problem(msgs)
+        if problem:
+            raise RowError(problem, name)
     if _norm(chosen) == _norm(rejected):
         raise RowError(f"identical to '{names[0]}'", names[1])
 

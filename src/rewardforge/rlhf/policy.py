@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from rewardforge.modeling import ModelLoadError, resolve_model_path, save_hf_folder
+from rewardforge.modeling import ModelLoadError, load_failure, resolve_model_path, save_hf_folder
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -34,9 +34,7 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
     except ModelLoadError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this policy
-        raise ModelLoadError(
-            f"cannot load policy {spec!r}: {' '.join(str(e).split()) or type(e).__name__}"
-        ) from e
+        raise ModelLoadError(f"cannot load policy {spec!r}: {load_failure(e)}") from e
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if device:
