@@ -82,21 +82,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(
             f"{device!r} is not a device name; available here: {', '.join(available_devices())}"
         ) from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        ok = mps is not None and mps.is_available() and dev.index in (None, 0)
-    else:
-        backend = getattr(torch, dev.type, None)
-        ok = (
-            callable(getattr(backend, "is_available", None))
-            and backend.is_available()
-            and (dev.index is None or dev.index < backend.device_count())
-        )
-    if not ok:
+    here = available_devices()  # "cpu", "cuda:0", ..., "mps"
+    kinds = {d.split(":")[0] for d in here}
+    exists = dev.type == "cpu" or str(dev) in here or (dev.index in (None, 0) and dev.type in kinds)
+    if not exists:
         raise ValueError(
-            f"{str(device)!r} is not available on this machine; available here: {', '.join(available_devices())}"
+            f"{str(device)!r} is not available on this machine; available here: {', '.join(here)}"
         )
     return dev
 
