@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from hh_accuracy import HH, SETTINGS, minilm  # noqa: E402
-from trl_baseline import load_tokenizer, trl_text  # noqa: E402
+from trl_baseline import load_tokenizer, trl_rewards, trl_text  # noqa: E402
 
 from rewardforge.data import load_pairs  # noqa: E402
 from rewardforge.files import atomic_write_text  # noqa: E402
@@ -37,20 +37,11 @@ def wins(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
     return (chosen > rejected) + 0.5 * (chosen == rejected)
 
 
-@torch.no_grad()
 def trl_scores(model_dir: Path, tok, texts: list[str], max_length: int) -> np.ndarray:
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1).eval()
-    tok.truncation_side, out = "left", []
-    for i in range(0, len(texts), 16):
-        enc = tok(
-            texts[i : i + 16], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        )
-        out.append(
-            model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.squeeze(-1).numpy()
-        )
-    return np.concatenate(out)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
+    return trl_rewards(model, tok, texts, max_length, batch_size=16)
 
 
 def main() -> None:

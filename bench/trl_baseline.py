@@ -116,26 +116,31 @@ def trl_text(text: str, eos_token: str) -> str:
 
 
 @torch.no_grad()
-def score_pairs(model, tokenizer, pairs, max_length: int, batch_size: int, eos_token: str) -> dict:
-    """Reward every pair (none dropped): left truncation keeps the end of the transcript."""
+def trl_rewards(model, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+    """Rewards of whole texts, left-truncated to max_length (keeps the end of a transcript)."""
     model.eval()
     device = next(model.parameters()).device
     tokenizer.truncation_side = "left"
     tokenizer.padding_side = "right"
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            texts[i : i + batch_size],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        ).to(device)
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        out.append(logits.squeeze(-1).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def score_pairs(model, tokenizer, pairs, max_length: int, batch_size: int, eos_token: str) -> dict:
+    """Reward every pair (none dropped): left truncation keeps the end of the transcript."""
 
     def rewards(texts: list[str]) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            enc = tokenizer(
-                texts[i : i + batch_size],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
-            out.append(logits.squeeze(-1).float().cpu().numpy())
-        return np.concatenate(out)
+        return trl_rewards(model, tokenizer, texts, max_length, batch_size)
 
     rc = rewards([trl_text(p["chosen"], eos_token) for p in pairs])
     rr = rewards([trl_text(p["rejected"], eos_token) for p in pairs])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -44,7 +45,7 @@ def build_parser():
     parser = HfArgumentParser(
         (RewardArguments, TrainingArguments), prog="rewardforge train", description=DESCRIPTION
     )
-    parser.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.set_defaults(**TRAIN_DEFAULTS)
     parser.error = _usage_error  # one line, not argparse's usage block of every TrainingArguments option
     return parser
@@ -102,7 +103,7 @@ def _typed(path: str, key: str, value: Any, action) -> Any:
     values = value if isinstance(value, list) else [value]
     try:
         out = [action.type(v if isinstance(v, str) else _flag_text(v)) for v in values]
-    except (TypeError, ValueError, __import__("argparse").ArgumentTypeError) as e:
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
         raise UsageError(f"{path}: {key}: {value!r} is not a valid value ({e})") from None
     if action.choices is not None and any(v not in action.choices for v in out):
         raise UsageError(f"{path}: {key}: {value!r} is not one of {list(action.choices)}")
