@@ -81,13 +81,13 @@ def test_message_without_role_or_content_or_with_non_string_content(tmp_path):
 def test_unknown_chat_role(tmp_path):
     bad = json.dumps(
         {
-            "chosen": [{"role": "human", "content": "Hi"}, {"role": "assistant", "content": "A"}],
+            "chosen": [{"role": "narrator", "content": "Hi"}, {"role": "assistant", "content": "A"}],
             "rejected": [],
         }
     )
     path = tmp_path / "roles.jsonl"
     path.write_text(bad + "\n")
-    raises_at(str(path), "line 1", "chosen[0].role", "unknown chat role 'human'")
+    raises_at(str(path), "line 1", "chosen[0].role", "unknown chat role 'narrator'")
 
 
 def test_empty_response(tmp_path):

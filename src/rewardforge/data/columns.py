@@ -36,7 +36,22 @@ KNOWN_FIELDS = (
     "response_2",
     "preference_strength",
     "domain",
+    "system",
+    "response_0",
+    "better_response_id",
 )
+
+# Other datasets' names for our fields, read without a mapping when unambiguous (and reported):
+# Intel/orca_dpo_pairs (question, system), argilla's UltraFeedback and dpo-mix sets
+# (instruction, chosen_response, chosen-rating, chosen_rating), LLaMA-Factory (conversations).
+ALIASES = {
+    "chosen": ("chosen_response", "response_chosen"),
+    "rejected": ("rejected_response", "response_rejected"),
+    "score_chosen": ("chosen_rating", "chosen-rating", "chosen_score", "rating_chosen"),
+    "score_rejected": ("rejected_rating", "rejected-rating", "rejected_score", "rating_rejected"),
+    "system": ("system_prompt", "system_message"),
+    "prompt": ("question", "instruction", "query", "input", "conversations"),
+}
 
 
 def check_columns(columns: dict[str, str]) -> dict[str, str]:
@@ -73,6 +88,64 @@ def parse_columns(text: str) -> dict[str, str]:
             raise DataOptionError(f"field {ours!r} is mapped twice in {text!r}")
         mapping[ours] = theirs
     return check_columns(mapping)
+
+
+def _majority(records: list[dict], key: str) -> bool:
+    return sum(1 for r in records if r.get(key) is not None) * 2 > len(records)
+
+
+def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
+    """Our fields the data names differently, from the records of `sample` (already mapped by
+    `columns`): {field: column} for each field no record has, whose alias most records have.
+
+    Without this, orca_dpo_pairs-like rows (question, chosen, rejected) would be read as implicit
+    prompts with the question ignored. A prompt is only looked for in chosen/rejected rows (and
+    `input` not beside HelpSteer3's `output`). Two candidate columns for one field is an error:
+    guessing could train on the wrong text."""
+    records = []
+    for record in sample:
+        if isinstance(record, dict):
+            try:
+                records.append(apply_columns(record, columns))
+            except RowError:  # a mapped column missing: that row's error, reported later
+                continue
+    if not records:
+        return {}
+    used = set(columns.values())
+    inferred: dict[str, str] = {}
+    for ours, aliases in ALIASES.items():
+        if ours in columns or any(ours in r for r in records):
+            continue
+        if ours == "prompt":
+            pair_keys = [inferred.get(k, k) for k in ("chosen", "rejected")]
+            if not all(_majority(records, k) for k in pair_keys):
+                continue
+            if _majority(records, "output"):
+                aliases = tuple(a for a in aliases if a != "input")
+        found = [a for a in aliases if a not in used and _majority(records, a)]
+        if len(found) > 1:
+            options = " or ".join(f"--columns {ours}={a}" for a in found)
+            raise DataOptionError(
+                f"the rows have no {ours!r} field and several columns that could be it "
+                f"({', '.join(found)}): say which with {options}"
+            )
+        if found:
+            inferred[ours] = found[0]
+            used.add(found[0])
+    return inferred
+
+
+def suggest_columns(keys: list[str]) -> str:
+    """A --columns mapping for rows with no known preference fields, from their key names
+    ("good_answer" is not guessed; "answer_chosen" is)."""
+    picks = []
+    for ours in ("prompt", "chosen", "rejected"):
+        hits = [k for k in keys if ours in k.lower() and "system" not in k.lower()]
+        if ours == "prompt" and not hits:
+            hits = [k for k in keys if k in ALIASES["prompt"]]
+        if len(hits) == 1:
+            picks.append(f"{ours}={hits[0]}")
+    return f" (maybe --columns {','.join(picks)})" if len(picks) >= 2 else ""
 
 
 def apply_columns(record: Any, columns: dict[str, str]) -> Any:

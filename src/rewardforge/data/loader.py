@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rewardforge.data.columns import apply_columns, check_columns, display_field
+from rewardforge.data.columns import apply_columns, check_columns, display_field, infer_columns
 from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
 from rewardforge.data.readers import ReadProblem, read_records
@@ -52,6 +52,13 @@ class LoadedPairs:
     source: str
     fingerprint: str
     skipped_by_processor: int = 0
+    inferred_columns: dict[str, str] = field(default_factory=dict)
+
+    def describe_columns(self) -> str:
+        """Names the fields found under other names, e.g. ' (columns read as prompt=question)'."""
+        if not self.inferred_columns:
+            return ""
+        return " (columns read as " + ",".join(f"{k}={v}" for k, v in self.inferred_columns.items()) + ")"
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -121,6 +128,7 @@ class _Load:
     skipped: int = 0
     shape: Detected | None = None
     shape_location: str = ""
+    inferred: dict[str, str] = field(default_factory=dict)
 
     def bad(self, location: str, field_name: str | None, reason: str, raw: Any) -> None:
         if not self.skip_invalid:
@@ -173,6 +181,9 @@ class _Load:
         """Fix the shape most records of `sample` have, before any is normalised."""
         if self.processor is not None:
             return
+        records = [record for _, record in sample if not isinstance(record, ReadProblem)]
+        self.inferred = infer_columns(records, self.columns)
+        self.columns = {**self.inferred, **self.columns}
         counts: dict[str, int] = {}
         found: dict[str, Detected] = {}
         for _, record in sample:
@@ -276,6 +287,7 @@ def load_pairs(
         source=spec,
         fingerprint=fingerprint(state.pairs),
         skipped_by_processor=state.skipped,
+        inferred_columns=state.inferred,
     )
 
 

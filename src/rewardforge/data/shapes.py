@@ -10,6 +10,7 @@ record carries `score_chosen`/`score_rejected`):
 - implicit_text: `chosen`/`rejected` plain texts, no prompt; the common prefix is the prompt.
 - helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
+- indexed_pair: PKU-SafeRLHF's `prompt`, `response_0`, `response_1`, `better_response_id` (0 or 1).
 - graded_pair: NVIDIA HelpSteer3's `context`, `response1`, `response2`, `overall_preference`
   (-3..3, negative = response 1 better; 0, no preference, is an invalid row), or HelpSteer2's
   `prompt`, `response_1`, `response_2`, `preference_strength`; margin_from_scores takes |grade|.
@@ -18,7 +19,10 @@ Margins: an explicit `margin` field always wins. With `margin_from_scores=True` 
 shape gets score_chosen - score_rejected (SHP: the winner's score minus the loser's, raw
 upvote counts, not scaled, so they can be large); a row whose scores say the rejected side
 is better is invalid, and a tie gives margin 0. Scores are also kept in `PreferencePair.extra`.
-`id` and `category` (or RewardBench's `subset`) pass through as text.
+`id` and `category` (or RewardBench's `subset`) pass through as text. A `system` string
+becomes the prompt's system turn. Other datasets' names for these fields (question,
+chosen_response, chosen-rating, ...) are found by `columns.infer_columns` and reported.
+Messages may be OpenAI-style (role/content) or ShareGPT-style (from/value).
 
 Every problem raises `RowError(reason, field)`; the loader adds the file and location.
 """
@@ -31,12 +35,21 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardforge.data.columns import suggest_columns
 from rewardforge.data.errors import RowError
 from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared, split_text
 from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
 
 # Roles other chat formats use for ours: OpenAI's "developer" is a system turn, "function" a tool.
-ROLE_ALIASES = {"developer": "system", "function": "tool"}
+# ShareGPT (LLaMA-Factory) names: "human", "gpt", "observation" (a tool result), "function_call".
+ROLE_ALIASES = {
+    "developer": "system",
+    "function": "tool",
+    "human": "user",
+    "gpt": "assistant",
+    "observation": "tool",
+    "function_call": "assistant",
+}
 
 SCORED_SHAPES = ("shp", "graded_pair")  # shapes whose scores are built in; others need "+scores"
 # graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
@@ -73,23 +86,27 @@ def detect_shape(record: Any) -> Detected:
     if not isinstance(record, dict):
         raise RowError(f"record is not a JSON object (got {_type(record)})")
     has_pair = _present(record, "chosen") or _present(record, "rejected")
-    if not has_pair and (_present(record, "output") or _present(record, "input")):
+    if not has_pair and _present(record, "output"):
         return Detected("helpsteer3", {"output": "present"})
     if not has_pair and any(k in record for k in ("history", "human_ref_A", "human_ref_B")):
         return Detected("shp", {"human_ref_A": "present"})
+    if not has_pair and ("response_0" in record or "better_response_id" in record):
+        return Detected("indexed_pair", {"response_0": "present"})
     if not has_pair and any(k in record for k in ("response1", "response_1")):
         return Detected("graded_pair", {"response1": "present"})
     if not has_pair:
-        keys = ", ".join(sorted(map(str, record))[:12]) or "none"
+        keys = sorted(map(str, record))
         raise RowError(
             "no preference fields: expected chosen/rejected, input/output (HelpSteer3-like), "
-            "context/response1/response2/overall_preference (HelpSteer3) or "
-            f"history/human_ref_A/human_ref_B (SHP); found keys: {keys} (map yours with columns)"
+            "context/response1/response2/overall_preference (HelpSteer3), "
+            "prompt/response_0/response_1/better_response_id (PKU-SafeRLHF) or "
+            f"history/human_ref_A/human_ref_B (SHP); found keys: {', '.join(keys[:12]) or 'none'} "
+            f"(map yours with columns){suggest_columns(keys)}"
         )
     key = "chosen" if _present(record, "chosen") else "rejected"
     value = record[key]
     prompt = "present" if _present(record, "prompt") else ("null" if "prompt" in record else "absent")
-    if isinstance(value, list):
+    if isinstance(value, list | dict):  # dict: one message (LLaMA-Factory's ShareGPT pairs)
         kind, shape = "messages", ("conversational" if prompt == "present" else "implicit_conversational")
     elif isinstance(value, str):
         if prompt == "present":
@@ -164,7 +181,10 @@ def _content(value: Any, where: str) -> str:
 
 
 def messages(value: Any, name: str) -> list[Message]:
-    """Validate a message list; keep only role and content."""
+    """Validate a message list (or one message object); keep only role and content. ShareGPT's
+    {"from": "human"|"gpt", "value": ...} messages are read as role and content."""
+    if isinstance(value, dict):
+        value = [value]
     if not isinstance(value, list):
         raise RowError(f"expected a list of messages, got {_type(value)}", name)
     out: list[Message] = []
@@ -172,6 +192,8 @@ def messages(value: Any, name: str) -> list[Message]:
         where = f"{name}[{i}]"
         if not isinstance(msg, dict):
             raise RowError(f"expected a message object, got {_type(msg)}", where)
+        if "role" not in msg and "content" not in msg and "from" in msg:
+            msg = {"role": msg.get("from"), "content": msg.get("value")}
         role, content = msg.get("role"), msg.get("content")
         if role is None:
             raise RowError("missing", f"{where}.role")
@@ -386,6 +408,40 @@ def _shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tup
     return prompt, _assistant(b), _assistant(a), ("B", "A")
 
 
+def _indexed_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """PKU-SafeRLHF: `response_0`, `response_1` and `better_response_id` (0 or 1); a safety RM
+    maps `better_response_id=safer_response_id`."""
+    if not _present(record, "prompt"):
+        raise RowError("missing", "prompt")
+    prompt = prompt_messages(record["prompt"], "prompt")
+    first, second = text(record, "response_0"), text(record, "response_1", like="response_0")
+    better = record.get("better_response_id")
+    if isinstance(better, str) and better.strip() in ("0", "1"):
+        better = int(better)
+    if isinstance(better, bool) or better not in (0, 1):
+        reason = "missing" if better is None else f"expected 0 or 1 (the better response), got {better!r}"
+        raise RowError(reason, "better_response_id")
+    if better == 0:
+        return prompt, _assistant(first), _assistant(second), ("response_0", "response_1")
+    return prompt, _assistant(second), _assistant(first), ("response_1", "response_0")
+
+
+def _with_system(record: dict, prompt: list[Message]) -> list[Message]:
+    """A `system` column (orca_dpo_pairs) is the prompt's system turn; one already in the prompt
+    must agree with it, or which one the model was meant to see is unknowable."""
+    system = record.get("system")
+    if system is None or (isinstance(system, str) and _blank(system)):
+        return prompt
+    if not isinstance(system, str):
+        raise RowError(f"expected a string, got {_type(system)}", "system")
+    system = unicode_text(system, "system")
+    if prompt and prompt[0]["role"] == "system":
+        if prompt[0]["content"].strip() != system.strip():
+            raise RowError("differs from the system message in the prompt", "system")
+        return prompt
+    return [{"role": "system", "content": system}, *prompt]
+
+
 def _graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str], float]:
     """HelpSteer3/HelpSteer2 pairwise grades: prompt, chosen, rejected, their field names, |grade|."""
     ctx, one, two, grade_name = (next((n for n in names if n in record), names[0]) for names in GRADED_FIELDS)
@@ -463,6 +519,10 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         p, c, r, names, strength = _graded_pair(record)
         check_completions(c, r, names)
         triples = [(p, c, r, None)]
+    elif shape == "indexed_pair":
+        p, c, r, names = _indexed_pair(record)
+        check_completions(c, r, names)
+        triples = [(p, c, r, None)]
     else:
         p, c, r = _pair_fields(record, shape)
         check_completions(c, r, ("chosen", "rejected"))
@@ -481,6 +541,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         or _label(record.get("subset"), "subset")
         or (unicode_text(domain, "domain") if isinstance(domain, str) and domain else None)
     )
+    triples = [(_with_system(record, p), c, r, i) for p, c, r, i in triples]
     pairs = []
     for p, c, r, answer_index in triples:
         pair_id = raw_id

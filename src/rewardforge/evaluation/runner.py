@@ -276,7 +276,7 @@ def load_dataset(
         name=name,
         spec=spec,
         pairs=loaded.pairs,
-        shape=loaded.shape,
+        shape=loaded.shape + loaded.describe_columns(),
         source=loaded.source,
         fingerprint=loaded.fingerprint,
         rejected=list(loaded.rejected),

@@ -267,7 +267,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         train = res.pairs
         summary["train"] = {
             "source": res.source,
-            "shape": res.shape,
+            "shape": res.shape + res.describe_columns(),
             "pairs": len(res.pairs),
             "rejected_rows": len(res.rejected),
             "fingerprint": res.fingerprint,
@@ -281,7 +281,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         eval_pairs = res.pairs
         summary["eval"] = {
             "source": res.source,
-            "shape": res.shape,
+            "shape": res.shape + res.describe_columns(),
             "pairs": len(res.pairs),
             "rejected_rows": len(res.rejected),
         }
