@@ -106,6 +106,49 @@ def test_other_input_formats(tiny_bert_dir, model, tmp_path, fmt):
     )
 
 
+def test_trl_and_sharegpt_item_formats_score_like_ours(tiny_bert_dir, model, tmp_path):
+    """TRL's prompt-completion and conversation formats, ShareGPT and an HH transcript give the
+    score of the same conversation written as prompt + response."""
+    user, reply = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}
+    rows = [
+        {"prompt": [user], "completion": [reply]},
+        {"prompt": "Hi", "completion": "Hello!"},
+        {"messages": [user, reply]},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]},
+        {"text": "\n\nHuman: Hi\n\nAssistant: Hello!"},
+    ]
+    src = write_jsonl(tmp_path / "items.jsonl", rows)
+    out = tmp_path / "s.jsonl"
+    argv = [
+        "score",
+        "--model",
+        str(tiny_bert_dir),
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--no-progress",
+    ]
+    assert run_cli(argv) == 0
+    want = model.score([user], [reply])
+    assert [r["score"] for r in read_jsonl(out)] == pytest.approx([want] * len(rows), abs=1e-5)
+
+
+def test_a_pair_file_points_to_eval(tiny_bert_dir, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "Q", "chosen": "a", "rejected": "b"}])
+    argv = [
+        "score",
+        "--model",
+        str(tiny_bert_dir),
+        "--input",
+        str(src),
+        "--output",
+        str(tmp_path / "s.jsonl"),
+    ]
+    assert run_cli(argv) == 2
+    assert "looks like a preference pair; `rewardforge eval" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("row", "where"),
     [
@@ -171,7 +214,7 @@ def test_skip_invalid_writes_rejects(tiny_bert_dir, model, tmp_path, capsys):
     assert [(r["location"], r["field"]) for r in rejects] == [
         ("line 2", "response"),
         ("line 3", None),
-        ("line 5", "response"),
+        ("line 5", "response[0].role"),  # an object is one message; this one has no role
     ]
     assert rejects[0]["row"] == {"id": "bad", "response": None} and rejects[1]["row"] == "{oops"
     assert all(r["source"] == str(src) and r["reason"] for r in rejects)

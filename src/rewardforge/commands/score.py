@@ -1,8 +1,8 @@
 """`rewardforge score`: score a file of (prompt, response) items with a reward model, streaming.
 
 Input: any source `rewardforge.data` reads (.jsonl, .jsonl.gz, .json, .csv, .parquet, ...),
-one item per record: `response` (text or chat messages), optional `prompt` (text or messages),
-optional `id`. Output: JSONL, one line per valid item in input order: {"id": ..., "score": ...}
+one item per record: `response` (text or chat messages; or `completion`, `messages`,
+`conversations`, `text`), optional `prompt` (text or messages), optional `id`. Output: JSONL, one line per valid item in input order: {"id": ..., "score": ...}
 when the item has an id, else {"location": "line 7", "score": ...}.
 
 Records are read and scored in chunks (--chunk-size), so memory stays flat on any file size.
@@ -26,6 +26,8 @@ from rewardforge.files import AtomicFile
 DESCRIPTION = """Score (prompt, response) items with a reward model; write one JSON line per item.
 
 Input records: {"id": optional, "prompt": optional text or chat messages, "response": text or messages}.
+The reply may also be TRL's "completion", a whole conversation in "messages" (or ShareGPT's
+"conversations"), or a "text" (an HH-RLHF transcript is read as its turns).
 An invalid item stops the run with exit code 2, naming the file, line and field; with --skip-invalid
 it is written to the rejects file instead (source, location, field, reason, row) and the run goes on.
 
@@ -74,12 +76,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+RESPONSE_FIELDS = ("response", "completion", "messages", "conversations", "text")
+
+
+def _response_field(record: dict) -> str:
+    """The field that holds the scored reply: ours, or TRL's prompt-completion (`completion`),
+    conversation (`messages`, ShareGPT's `conversations`) and plain-text (`text`) formats."""
+    from rewardforge.data.errors import RowError
+
+    for name in RESPONSE_FIELDS:
+        if record.get(name) is not None:
+            return name
+    if record.get("chosen") is not None or record.get("rejected") is not None:
+        raise RowError(
+            "missing: this looks like a preference pair; `rewardforge eval --model M --data FILE` "
+            "scores both sides of each pair (scores.jsonl in its output)",
+            "response",
+        )
+    keys = ", ".join(sorted(map(str, record))[:12]) or "none"
+    raise RowError(
+        f"missing (found keys: {keys}; the reply can be in {', '.join(RESPONSE_FIELDS)})", "response"
+    )
+
+
 def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     """(prompt messages, response messages, id) of one record; `RowError(reason, field)` if invalid.
 
-    Prompts follow the training rules (a blank prompt text means no prompt)."""
+    Prompts follow the training rules (a blank prompt text means no prompt). A `text` in the
+    HH-RLHF transcript form is read as its turns, as training reads it."""
     from rewardforge.data.errors import RowError
     from rewardforge.data.shapes import messages, prompt_messages, response_problem, unicode_text
+    from rewardforge.data.transcripts import looks_like_hh, parse_hh
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -87,21 +114,21 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     item_id = record.get("id")
     if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
         raise RowError(f"expected a string or an integer, got {type(item_id).__name__}", "id")
-    response = record.get("response")
-    if response is None:
-        keys = ", ".join(sorted(map(str, record))[:12]) or "none"
-        raise RowError(f"missing (found keys: {keys})", "response")
-    if isinstance(response, str):
-        response_msgs = [{"role": "assistant", "content": unicode_text(response, "response")}]
-    elif isinstance(response, list):
-        response_msgs = messages(response, "response")
+    name = _response_field(record)
+    response = record[name]
+    if isinstance(response, str) and name == "text" and looks_like_hh(response):
+        response_msgs = parse_hh(unicode_text(response, name), name)
+    elif isinstance(response, str):
+        response_msgs = [{"role": "assistant", "content": unicode_text(response, name)}]
+    elif isinstance(response, list | dict):
+        response_msgs = messages(response, name)
         if not response_msgs:
-            raise RowError("empty list of messages", "response")
+            raise RowError("empty list of messages", name)
     else:
-        raise RowError(f"expected a string or a list of messages, got {type(response).__name__}", "response")
+        raise RowError(f"expected a string or a list of messages, got {type(response).__name__}", name)
     problem = response_problem(response_msgs)  # what training refuses is refused here too
     if problem:
-        raise RowError(problem, "response")
+        raise RowError(problem, name)
     prompt = record.get("prompt")
     prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
     return prompt_msgs, response_msgs, item_id
