@@ -233,28 +233,39 @@ def disable_dropout(model: nn.Module) -> None:
             module.p = 0.0
 
 
+# Decoders whose rewards we read ourselves (explicit position ids, 4D masks for prefix sharing,
+# the head's output at the last real token), each checked against the model's own forward and
+# `pipeline` (tests/test_architectures.py and session probes). Others, e.g. ALiBi models (bloom,
+# falcon) whose padded batches this reading gets wrong, run their own forward and pooling:
+# correct scores, without prefix sharing.
+READ_AT_LAST_TOKEN = {
+    "llama",
+    "qwen2",
+    "qwen3",
+    "mistral",
+    "mixtral",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "gemma3_text",
+    "phi",
+    "phi3",
+    "gpt2",
+    "gpt_neox",
+    "opt",
+    "olmo",
+    "olmo2",
+    "smollm3",
+    "stablelm",
+    "starcoder2",
+    "granite",
+}
+
+
 def is_decoder_config(config: Any) -> bool:
-    return not bool(getattr(config, "is_encoder_decoder", False)) and (
-        bool(getattr(config, "is_decoder", False))
-        or any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or []))
-        or getattr(config, "model_type", "")
-        in {
-            "llama",
-            "qwen2",
-            "qwen3",
-            "mistral",
-            "gemma",
-            "gemma2",
-            "gemma3",
-            "phi3",
-            "gpt2",
-            "gpt_neox",
-            "olmo",
-            "olmo2",
-            "smollm3",
-            "granite",
-        }
-    )
+    """Whether we read the rewards ourselves. Not "any *ForCausalLM": a Falcon or BLOOM checkpoint
+    says that too, and reading theirs our way gives padded batches other scores."""
+    return getattr(config, "model_type", "") in READ_AT_LAST_TOKEN
 
 
 def _build_classifier(path: str, kwargs: dict[str, Any], name: str, fresh_head_ok: bool) -> nn.Module:

@@ -459,7 +459,7 @@ def train(
     precision = "bf16 autocast (fp32 weights)" if targs.bf16 else ("fp16" if targs.fp16 else args.dtype)
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(
-            f"[rewardforge] model: {'decoder' if loaded.is_decoder else 'encoder'}, precision: {precision}, "
+            f"[rewardforge] model: {'decoder' if loaded.is_decoder else 'encoder or own pooling'}, precision: {precision}, "
             f"prefix sharing: {'on' if share_prefix else 'off'}, format: {loaded.text_format.kind}, "
             f"{'LoRA r=' + str(lora.rank) if lora else 'full fine-tuning'}"
         )

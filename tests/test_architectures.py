@@ -1,0 +1,101 @@
+"""Architectures besides BERT and Llama: train, save, and score the same through our scorer and a
+plain `transformers.pipeline`.
+
+Each model is built from a tiny config (random weights) with a real tokenizer: MiniLM's
+WordPiece for the encoders, SmolLM2's BPE and chat template for the decoders. RoBERTa-style
+encoders number positions from the pad id and OPT offsets them, and ALiBi decoders (Falcon,
+BLOOM; their configs say *ForCausalLM like any decoder's) ignore the positions we pass, so a
+scorer that read their rewards our way would disagree with the pipeline here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+DECODER = {**SMALL, "num_key_value_heads": 1, "max_position_embeddings": 256}
+ARCHITECTURES = {
+    "roberta": ("RobertaConfig", "encoder", {**SMALL, "max_position_embeddings": 130}),
+    "distilbert": (
+        "DistilBertConfig",
+        "encoder",
+        {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64, "max_position_embeddings": 128},
+    ),
+    "deberta-v2": ("DebertaV2Config", "encoder", {**SMALL, "max_position_embeddings": 128}),
+    "gpt2": ("GPT2Config", "decoder", {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256}),
+    "qwen2": ("Qwen2Config", "decoder", DECODER),
+    "gemma": ("GemmaConfig", "decoder", {**DECODER, "head_dim": 16}),
+    # ALiBi decoders: their own forward and pooling (our last-token reading is wrong for them)
+    "falcon": (
+        "FalconConfig",
+        "own pooling",
+        {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2},
+    ),
+    "bloom": ("BloomConfig", "own pooling", {"hidden_size": 32, "n_layer": 2, "n_head": 2}),
+    "opt": (
+        "OPTConfig",
+        "decoder",
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "ffn_dim": 64,
+            "word_embed_proj_dim": 32,
+            "max_position_embeddings": 256,
+        },
+    ),
+}
+ITEMS = [
+    ("What is 3 plus 3?", "It is 6."),
+    ("What is 3 plus 3?", "No idea at all, maybe it is 3, or 33, or something else entirely."),
+]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    rows = [
+        {"prompt": f"What is {i} plus {i}?", "chosen": f"It is {2 * i}.", "rejected": f"No idea, maybe {i}."}
+        for i in range(16)
+    ]
+    path = tmp_path_factory.mktemp("arch_data") / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_train_save_and_score_like_pipeline(name, pairs_file, minilm_dir, smollm2_dir, tmp_path):
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from rewardforge import RewardModel, cli
+
+    config_name, kind, sizes = ARCHITECTURES[name]
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir if kind == "encoder" else smollm2_dir)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    config = getattr(transformers, config_name)(
+        vocab_size=len(tokenizer), num_labels=1, pad_token_id=pad, **sizes
+    )
+    torch.manual_seed(0)
+    base = tmp_path / "base"
+    # decoders as their Hub checkpoints are: a *ForCausalLM, given a fresh score head by training
+    auto = AutoModelForSequenceClassification if kind == "encoder" else AutoModelForCausalLM
+    auto.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(base), "--data", str(pairs_file), "--max-steps", "2", "--batch-size", "4"]
+    assert cli.main([*argv, "--max-length", "64", "--output", str(out), "--disable_tqdm", "true"]) == 0
+
+    rm = RewardModel.from_pretrained(str(out))
+    trained_as = json.loads((out / "rewardforge.json").read_text())["is_decoder"]
+    assert rm.loaded.is_decoder == trained_as == (kind == "decoder")  # one reading, train and score
+    single = [rm.score(p, r) for p, r in ITEMS]
+    batch = rm.score_batch([{"prompt": p, "response": r} for p, r in ITEMS])
+    pipe = pipeline("text-classification", model=str(out), function_to_apply="none", device="cpu")
+    plain = [pipe(rm.format_text(p, r))[0]["score"] for p, r in ITEMS]
+    assert batch == pytest.approx(single, abs=1e-5)
+    assert plain == pytest.approx(single, abs=1e-5)
+    assert single[0] != pytest.approx(single[1], abs=1e-7)  # the two replies are told apart
