@@ -165,3 +165,23 @@ def test_unknown_fields_error_suggests_a_mapping(tmp_path):
         DataError, match=r"maybe --columns prompt=question,chosen=answer_chosen,rejected=answer_rejected"
     ):
         load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_rewardbench2_lists_of_texts_give_one_pair_per_combination(tmp_path):
+    row = {"id": "q1", "prompt": "2+2?", "chosen": ["4"], "rejected": ["5", "6", "22"], "subset": "Math"}
+    res = load_pairs(jsonl(tmp_path, [row]))
+    assert res.shape == "multi_completion"
+    got = [(p.id, p.chosen[0]["content"], p.rejected[0]["content"], p.category) for p in res.pairs]
+    assert got == [("q1#0", "4", "5", "Math"), ("q1#1", "4", "6", "Math"), ("q1#2", "4", "22", "Math")]
+    ties = load_pairs(jsonl(tmp_path, [{**row, "chosen": ["4", "four"], "rejected": ["5"]}]))
+    assert [p.chosen[0]["content"] for p in ties.pairs] == ["4", "four"]
+
+
+@pytest.mark.parametrize(
+    "rejected, where",
+    [([], "field 'rejected'"), (["5", 6], "field 'rejected\\[1\\]': expected a string"), (["4"], "identical")],
+)
+def test_rewardbench2_bad_lists_name_the_item(tmp_path, rejected, where):
+    row = {"prompt": "2+2?", "chosen": ["4"], "rejected": rejected}
+    with pytest.raises(DataError, match=rf"line 1: .*{where}"):
+        load_pairs(jsonl(tmp_path, [row]))

@@ -10,6 +10,8 @@ record carries `score_chosen`/`score_rejected`):
 - implicit_text: `chosen`/`rejected` plain texts, no prompt; the common prefix is the prompt.
 - helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
+- multi_completion: RewardBench 2's `prompt` with `chosen`/`rejected` lists of texts; one pair
+  per (chosen, rejected) combination, ids "ID#k".
 - indexed_pair: PKU-SafeRLHF's `prompt`, `response_0`, `response_1`, `better_response_id` (0 or 1).
 - graded_pair: NVIDIA HelpSteer3's `context`, `response1`, `response2`, `overall_preference`
   (-3..3, negative = response 1 better; 0, no preference, is an invalid row), or HelpSteer2's
@@ -106,7 +108,9 @@ def detect_shape(record: Any) -> Detected:
     key = "chosen" if _present(record, "chosen") else "rejected"
     value = record[key]
     prompt = "present" if _present(record, "prompt") else ("null" if "prompt" in record else "absent")
-    if isinstance(value, list | dict):  # dict: one message (LLaMA-Factory's ShareGPT pairs)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        kind, shape = "texts", "multi_completion"  # RewardBench 2: ["best"] vs ["worse", ...]
+    elif isinstance(value, list | dict):  # dict: one message (LLaMA-Factory's ShareGPT pairs)
         kind, shape = "messages", ("conversational" if prompt == "present" else "implicit_conversational")
     elif isinstance(value, str):
         if prompt == "present":
@@ -426,6 +430,39 @@ def _indexed_pair(record: dict) -> tuple[list[Message], list[Message], list[Mess
     return prompt, _assistant(second), _assistant(first), ("response_1", "response_0")
 
 
+def _texts(record: dict, name: str) -> list[str]:
+    value = record.get(name)
+    if value is None:
+        raise RowError("missing", name)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise RowError(
+            f"expected a non-empty list of texts, got {_type(value) if value != [] else 'an empty list'}",
+            name,
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise RowError(f"expected a string, got {_type(item)}", f"{name}[{i}]")
+        unicode_text(item, f"{name}[{i}]")
+    return value
+
+
+def _multi_completion(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
+    """RewardBench 2: lists of better and worse completions; one pair per (better, worse)."""
+    if not _present(record, "prompt"):
+        raise RowError("missing", "prompt")
+    prompt = prompt_messages(record["prompt"], "prompt")
+    better, worse = _texts(record, "chosen"), _texts(record, "rejected")
+    out = []
+    for i, b in enumerate(better):
+        for j, w in enumerate(worse):
+            chosen, rejected = _assistant(b), _assistant(w)
+            check_completions(chosen, rejected, (f"chosen[{i}]", f"rejected[{j}]"))
+            out.append((prompt, chosen, rejected, len(out)))
+    return out
+
+
 def _with_system(record: dict, prompt: list[Message]) -> list[Message]:
     """A `system` column (orca_dpo_pairs) is the prompt's system turn; one already in the prompt
     must agree with it, or which one the model was meant to see is unknowable."""
@@ -519,6 +556,8 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         p, c, r, names, strength = _graded_pair(record)
         check_completions(c, r, names)
         triples = [(p, c, r, None)]
+    elif shape.removesuffix("+scores") == "multi_completion":
+        triples = _multi_completion(record)
     elif shape == "indexed_pair":
         p, c, r, names = _indexed_pair(record)
         check_completions(c, r, names)
@@ -546,7 +585,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     for p, c, r, answer_index in triples:
         pair_id = raw_id
         if raw_id is not None and answer_index is not None and len(triples) > 1:
-            pair_id = f"{raw_id}#{answer_index}"  # helpsteer3: one id per rejected answer
+            pair_id = f"{raw_id}#{answer_index}"  # helpsteer3, multi_completion: one id per pair
         pairs.append(PreferencePair(p, c, r, margin=margin, id=pair_id, category=category, extra=dict(extra)))
     return pairs
 
