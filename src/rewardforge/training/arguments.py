@@ -22,7 +22,9 @@ class RewardArguments:
     data: str | None = _opt(
         None,
         "Training preferences: .jsonl, .jsonl.gz, .json, .parquet, .csv, a saved `datasets` folder, "
-        "or hf:ORG/NAME[:split]. Default: rewardforge's built-in preference set.",
+        "or hf:ORG/NAME[:split]. Shapes: prompt/chosen/rejected texts or messages, HH-RLHF transcripts, "
+        "HelpSteer2/3, SHP, UltraFeedback scores, PKU-SafeRLHF, RewardBench 2 lists, ShareGPT; the one "
+        "found is printed. Default: rewardforge's built-in preference set.",
     )
     eval_data: str | None = _opt(None, "Held-out preferences, any format --data takes.")
     eval_split: float = _opt(0.0, "Fraction of --data held out for evaluation when --eval-data is not given.")
@@ -34,7 +36,11 @@ class RewardArguments:
     config: str | None = _opt(
         None, "YAML file of options (any name on this page); flags given here override it."
     )
-    columns: str | None = _opt(None, "Rename fields: prompt=question,chosen=good,rejected=bad")
+    columns: str | None = _opt(
+        None,
+        "Rename fields: prompt=question,chosen=good,rejected=bad. Without it, usual other names "
+        "(question, instruction, chosen_response, chosen-rating, ...) are read when unambiguous, and said so.",
+    )
     processor: str | None = _opt(
         None, "Your own record parser: path/to/file.py:ClassName or module:ClassName."
     )
