@@ -64,13 +64,12 @@ def pairs_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("name", list(ARCHITECTURES))
-def test_train_save_and_score_like_pipeline(name, pairs_file, minilm_dir, smollm2_dir, tmp_path):
+def build_base(name: str, folder, minilm_dir, smollm2_dir) -> str:
+    """A tiny random model of this architecture, saved as its Hub checkpoints are: encoders as
+    classifiers, decoders as *ForCausalLM (training gives them a fresh score head)."""
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
-
-    from rewardforge import RewardModel, cli
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     config_name, kind, sizes = ARCHITECTURES[name]
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir if kind == "encoder" else smollm2_dir)
@@ -79,19 +78,25 @@ def test_train_save_and_score_like_pipeline(name, pairs_file, minilm_dir, smollm
         vocab_size=len(tokenizer), num_labels=1, pad_token_id=pad, **sizes
     )
     torch.manual_seed(0)
-    base = tmp_path / "base"
-    # decoders as their Hub checkpoints are: a *ForCausalLM, given a fresh score head by training
     auto = AutoModelForSequenceClassification if kind == "encoder" else AutoModelForCausalLM
-    auto.from_config(config).save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    auto.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
 
-    out = tmp_path / "run"
-    argv = ["train", "--model", str(base), "--data", str(pairs_file), "--max-steps", "2", "--batch-size", "4"]
-    assert cli.main([*argv, "--max-length", "64", "--output", str(out), "--disable_tqdm", "true"]) == 0
+
+def train_briefly(base: str, data, out, *extra: str) -> int:
+    from rewardforge import cli
+
+    argv = ["train", "--model", base, "--data", str(data), "--max-steps", "2", "--batch-size", "4"]
+    return cli.main([*argv, "--max-length", "64", "--output", str(out), "--disable_tqdm", "true", *extra])
+
+
+def assert_scores_like_pipeline(out) -> None:
+    from transformers import pipeline
+
+    from rewardforge import RewardModel
 
     rm = RewardModel.from_pretrained(str(out))
-    trained_as = json.loads((out / "rewardforge.json").read_text())["is_decoder"]
-    assert rm.loaded.is_decoder == trained_as == (kind == "decoder")  # one reading, train and score
     single = [rm.score(p, r) for p, r in ITEMS]
     batch = rm.score_batch([{"prompt": p, "response": r} for p, r in ITEMS])
     pipe = pipeline("text-classification", model=str(out), function_to_apply="none", device="cpu")
@@ -99,3 +104,27 @@ def test_train_save_and_score_like_pipeline(name, pairs_file, minilm_dir, smollm
     assert batch == pytest.approx(single, abs=1e-5)
     assert plain == pytest.approx(single, abs=1e-5)
     assert single[0] != pytest.approx(single[1], abs=1e-7)  # the two replies are told apart
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_train_save_and_score_like_pipeline(name, pairs_file, minilm_dir, smollm2_dir, tmp_path):
+    from rewardforge import RewardModel
+
+    base = build_base(name, tmp_path / "base", minilm_dir, smollm2_dir)
+    out = tmp_path / "run"
+    assert train_briefly(base, pairs_file, out) == 0
+    rm = RewardModel.from_pretrained(str(out))
+    trained_as = json.loads((out / "rewardforge.json").read_text())["is_decoder"]
+    kind = ARCHITECTURES[name][1]
+    assert rm.loaded.is_decoder == trained_as == (kind == "decoder")  # one reading, train and score
+    assert_scores_like_pipeline(out)
+
+
+def test_lora_finds_gpt2_conv1d_layers(pairs_file, minilm_dir, smollm2_dir, tmp_path, capsys):
+    """GPT-2 writes its linear layers as transformers' Conv1D: LoRA found none and PEFT raised."""
+    base = build_base("gpt2", tmp_path / "base", minilm_dir, smollm2_dir)
+    assert train_briefly(base, pairs_file, tmp_path / "lora", "--lora") == 0
+    assert_scores_like_pipeline(tmp_path / "lora")
+    assert train_briefly(base, pairs_file, tmp_path / "bad", "--lora", "--lora-target-modules", "q_proj") == 2
+    err = capsys.readouterr().err
+    assert "its linear layers: c_attn, c_fc, c_proj" in err and "Traceback" not in err

@@ -178,11 +178,14 @@ def head_module_names(model: nn.Module) -> list[str]:
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
-    """Every linear layer of the backbone, by leaf name (per architecture), never the head."""
+    """Every linear layer of the backbone, by leaf name (per architecture), never the head.
+    GPT-2 style models write theirs as transformers' Conv1D, which PEFT adapts too."""
+    from transformers.pytorch_utils import Conv1D
+
     heads = tuple(head_module_names(model))
     names: set[str] = set()
     for full_name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and not full_name.startswith(heads):
+        if isinstance(module, nn.Linear | Conv1D) and not full_name.startswith(heads):
             names.add(full_name.rsplit(".", 1)[-1])
     return sorted(names)
 
@@ -200,7 +203,15 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
         target_modules=settings.target_modules or default_lora_targets(model),
         modules_to_save=heads,
     )
-    peft_model = get_peft_model(model, config)
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:  # PEFT's NoMatchingPeftModuleError and other target mistakes
+        found = ", ".join(default_lora_targets(model)) or "none"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(
+            f"LoRA cannot wrap {type(model).__name__} with target modules {sorted(config.target_modules)}: "
+            f"{first} (its linear layers: {found}; set them with --lora-target-modules)"
+        ) from None
     for name, param in peft_model.named_parameters():
         if any(f".{h}." in f".{name}" for h in heads) and "original_module" not in name:
             param.requires_grad_(True)
