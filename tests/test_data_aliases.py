@@ -179,9 +179,150 @@ def test_rewardbench2_lists_of_texts_give_one_pair_per_combination(tmp_path):
 
 @pytest.mark.parametrize(
     "rejected, where",
-    [([], "field 'rejected'"), (["5", 6], "field 'rejected\\[1\\]': expected a string"), (["4"], "identical")],
+    [
+        ([], "field 'rejected'"),
+        (["5", 6], "field 'rejected\\[1\\]': expected a string"),
+        (["4"], "identical"),
+    ],
 )
 def test_rewardbench2_bad_lists_name_the_item(tmp_path, rejected, where):
     row = {"prompt": "2+2?", "chosen": ["4"], "rejected": rejected}
     with pytest.raises(DataError, match=rf"line 1: .*{where}"):
         load_pairs(jsonl(tmp_path, [row]))
+
+
+# ---- found by fuzzing the features above ------------------------------------------------------
+
+
+def test_sharegpt_cells_in_csv_read_as_in_jsonl(tmp_path):
+    import pandas as pd
+
+    human, gpt = {"from": "human", "value": "q"}, {"from": "gpt", "value": "good"}
+    rows = [
+        {"prompt": "q", "chosen": json.dumps(gpt), "rejected": json.dumps({"from": "gpt", "value": "bad"})},
+    ]
+    transcripts = [
+        {"chosen": json.dumps([human, gpt]), "rejected": json.dumps([human, {"from": "gpt", "value": "b"}])}
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame(transcripts).to_csv(tmp_path / "b.csv", index=False)
+    one = load_pairs(str(tmp_path / "a.csv")).pairs[0]
+    assert one.chosen == [assistant("good")] and one.rejected == [assistant("bad")]
+    two = load_pairs(str(tmp_path / "b.csv")).pairs[0]
+    assert two.prompt == [user("q")] and two.chosen == [assistant("good")]
+
+
+def test_parquet_list_mixing_sharegpt_and_openai_messages(tmp_path):
+    import pandas as pd
+
+    sharegpt = {"chosen": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "g"}]}
+    sharegpt["rejected"] = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "b"}]
+    openai = {"chosen": [user("q"), assistant("g")], "rejected": [user("q"), assistant("b")]}
+    pd.DataFrame([sharegpt, openai]).to_parquet(tmp_path / "m.parquet")  # Arrow: every key, some null
+    pairs = load_pairs(str(tmp_path / "m.parquet")).pairs
+    assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [
+        ([user("q")], [assistant("g")], [assistant("b")])
+    ] * 2
+
+
+def test_an_alias_in_a_few_rows_is_an_error_not_a_lost_prompt(tmp_path):
+    rows = [{"chosen": "a0", "rejected": "b0"}, {"chosen": "a1", "rejected": "b1"}]
+    rows.append({"question": "IMPORTANT", "chosen": "a2", "rejected": "b2"})
+    with pytest.raises(
+        DataError, match=r"line 3: field 'question': this row has no 'prompt'.*--columns prompt=question"
+    ):
+        load_pairs(jsonl(tmp_path, rows))
+
+
+def test_null_fields_do_not_hide_their_aliases(tmp_path):
+    row = {
+        "prompt": None,
+        "system": None,
+        "system_prompt": "SP",
+        "question": "Q",
+        "chosen": "a",
+        "rejected": "b",
+    }
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.prompt == [{"role": "system", "content": "SP"}, user("Q")]
+
+
+def test_a_value_under_both_names_is_an_error(tmp_path, monkeypatch):
+    import rewardforge.data.loader as loader
+
+    monkeypatch.setattr(loader, "SHAPE_SAMPLE", 2)  # the odd row comes after the rows read ahead
+    rows = [{"question": "Q", "chosen": "a", "rejected": "b"}] * 2
+    rows.append({"question": "Q2", "prompt": "P2", "chosen": "a", "rejected": "b"})
+    with pytest.raises(DataError, match=r"line 3: field 'question': both 'prompt' and 'question'"):
+        load_pairs(jsonl(tmp_path, rows))
+
+
+def test_pandas_float_labels_in_csv(tmp_path):
+    import pandas as pd
+
+    pku = [
+        {"prompt": "p", "response_0": "a", "response_1": "b", "better_response_id": v} for v in (1, 0, None)
+    ]
+    pd.DataFrame(pku).to_csv(tmp_path / "pku.csv", index=False)  # the null makes the column float: "1.0"
+    res = load_pairs(str(tmp_path / "pku.csv"), skip_invalid=True)
+    assert [p.chosen[0]["content"] for p in res.pairs] == ["b", "a"] and len(res.rejected) == 1
+    shp = [{"history": "h", "human_ref_A": "a", "human_ref_B": "b", "labels": v} for v in (1, 0, None)]
+    pd.DataFrame(shp).to_csv(tmp_path / "shp.csv", index=False)
+    res = load_pairs(str(tmp_path / "shp.csv"), skip_invalid=True)
+    assert [p.chosen[0]["content"] for p in res.pairs] == ["a", "b"]
+
+
+def test_integer_ids_with_nulls_keep_their_form(tmp_path):
+    import pandas as pd
+
+    rows = [
+        {"id": 5, "prompt": "p", "chosen": "a", "rejected": "b"},
+        {"id": None, "prompt": "p", "chosen": "c", "rejected": "d"},
+    ]
+    pd.DataFrame(rows).to_parquet(tmp_path / "ids.parquet")
+    assert [p.id for p in load_pairs(str(tmp_path / "ids.parquet")).pairs] == ["5", None]
+
+
+@pytest.mark.parametrize("field", ["margin", "chosen_rating"])
+def test_an_integer_beyond_float_range_is_a_row_error(tmp_path, field):
+    path = tmp_path / "big.jsonl"
+    big = "1" + "0" * 400
+    path.write_text(
+        f'{{"prompt": "p", "chosen": "a", "rejected": "b", "{field}": {big}, "rejected_rating": 1}}\n'
+    )
+    with pytest.raises(
+        DataError, match=rf"line 1: field '{field}': expected a finite number, got an integer of 401 digits"
+    ):
+        load_pairs(str(path), margin_from_scores=True)
+
+
+def test_transcripts_that_part_in_a_system_turn_answer_different_prompts(tmp_path):
+    row = {
+        "chosen": [{"role": "system", "content": "S1"}, user("p"), assistant("a")],
+        "rejected": [{"role": "system", "content": "S2"}, user("p"), assistant("b")],
+    }
+    with pytest.raises(DataError, match=r"field 'chosen': the transcripts differ at turn 1, a system turn"):
+        load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_sharegpt_errors_name_from_and_value(tmp_path):
+    row = {
+        "prompt": "q",
+        "chosen": [{"from": "gpt", "value": None}],
+        "rejected": [{"from": "gpt", "value": "b"}],
+    }
+    with pytest.raises(DataError, match=r"field 'chosen\[0\]\.value': missing"):
+        load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_suggestion_skips_model_and_rating_columns(tmp_path):
+    row = {
+        "instruction": "p",
+        "answer_a": "a",
+        "answer_b": "b",
+        "chosen_model": "gpt",
+        "rejected_model": "llama",
+    }
+    with pytest.raises(DataError) as info:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "maybe --columns" not in str(info.value)

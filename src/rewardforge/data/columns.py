@@ -114,7 +114,7 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     used = set(columns.values())
     inferred: dict[str, str] = {}
     for ours, aliases in ALIASES.items():
-        if ours in columns or any(ours in r for r in records):
+        if ours in columns or any(r.get(ours) is not None for r in records):
             continue
         if ours == "prompt":
             pair_keys = [inferred.get(k, k) for k in ("chosen", "rejected")]
@@ -135,12 +135,60 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     return inferred
 
 
+def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
+    """Rename the columns `infer_columns` found. A row without the column is left as it is (its
+    shape then tells); a row with a value under both names is an error, not a silent choice."""
+    if not inferred:
+        return record
+    out = dict(record)
+    for ours, theirs in inferred.items():
+        if record.get(theirs) is None:
+            continue
+        if record.get(ours) is not None:
+            raise RowError(
+                f"both {ours!r} and {theirs!r} have a value, and this data's {ours} is read from "
+                f"{theirs!r}; say which with --columns {ours}=COLUMN",
+                theirs,
+            )
+        out[ours] = out.pop(theirs)
+    return out
+
+
+def check_unread_aliases(record: dict, read: set[str]) -> None:
+    """A prompt or system text under another name that is not being read (it is in a few rows
+    only, or the data also has ours) would be dropped: that row is an error instead."""
+    pair = record.get("chosen") is not None or record.get("rejected") is not None
+    for ours in ("prompt", "system"):
+        if record.get(ours) is not None or (ours == "prompt" and not pair):
+            continue
+        for alias in ALIASES[ours]:
+            if alias in read or record.get(alias) is None:
+                continue
+            if alias == "input" and record.get("output") is not None:
+                continue
+            raise RowError(
+                f"this row has no {ours!r} but has {alias!r}, which is not read for this data; "
+                f"map it with --columns {ours}={alias}",
+                alias,
+            )
+
+
+NOT_TEXT = ("model", "rating", "score", "id", "name", "system")
+
+
 def suggest_columns(keys: list[str]) -> str:
     """A --columns mapping for rows with no known preference fields, from their key names
-    ("good_answer" is not guessed; "answer_chosen" is)."""
+    ("good_answer" is not guessed; "answer_chosen" is; "chosen_model" is not text)."""
     picks = []
     for ours in ("prompt", "chosen", "rejected"):
-        hits = [k for k in keys if ours in k.lower() and "system" not in k.lower()]
+        hits = [
+            k
+            for k in keys
+            if ours in k.lower()
+            and k != ours
+            and k not in KNOWN_FIELDS
+            and not any(w in k.lower() for w in NOT_TEXT)
+        ]
         if ours == "prompt" and not hits:
             hits = [k for k in keys if k in ALIASES["prompt"]]
         if len(hits) == 1:

@@ -19,7 +19,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rewardforge.data.columns import apply_columns, check_columns, display_field, infer_columns
+from rewardforge.data.columns import (
+    apply_columns,
+    apply_inferred,
+    check_columns,
+    check_unread_aliases,
+    display_field,
+    infer_columns,
+)
 from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
 from rewardforge.data.readers import ReadProblem, read_records
@@ -162,7 +169,9 @@ class _Load:
             if isinstance(record, PreferencePair):
                 return [check_pair(record)]
         else:
-            record = apply_columns(record, self.columns)
+            record = self.rename(record)
+            if isinstance(record, dict):
+                check_unread_aliases(record, set(self.columns.values()) | set(self.inferred.values()))
         detected = detect_shape(record)
         if self.shape is not None and detected.shape != self.shape.shape:
             differs = mixture_field(self.shape, detected)
@@ -183,14 +192,13 @@ class _Load:
             return
         records = [record for _, record in sample if not isinstance(record, ReadProblem)]
         self.inferred = infer_columns(records, self.columns)
-        self.columns = {**self.inferred, **self.columns}
         counts: dict[str, int] = {}
         found: dict[str, Detected] = {}
         for _, record in sample:
             if isinstance(record, ReadProblem):
                 continue
             try:
-                detected = detect_shape(apply_columns(record, self.columns))
+                detected = detect_shape(self.rename(record))
             except RowError:
                 continue
             counts[detected.shape] = counts.get(detected.shape, 0) + 1
@@ -198,6 +206,14 @@ class _Load:
         if counts:
             shape = max(counts, key=counts.__getitem__)  # ties: the first seen
             self._lock(found[shape], f"the shape of {counts[shape]} of the first {len(sample)} rows")
+
+    def rename(self, record: Any) -> Any:
+        """The user's column mapping, then the names `infer_columns` found."""
+        record = apply_columns(record, self.columns)
+        return apply_inferred(record, self.inferred) if isinstance(record, dict) else record
+
+    def display(self, field_name: str | None) -> str | None:
+        return display_field(field_name, {**self.inferred, **self.columns})
 
     def _lock(self, detected: Detected, where: str) -> None:
         if self.margin_from_scores and not detected.has_scores:
@@ -271,7 +287,7 @@ def load_pairs(
         try:
             new = state.to_pairs(location, record)
         except RowError as exc:
-            state.bad(location, display_field(exc.field, state.columns), exc.reason, record)
+            state.bad(location, state.display(exc.field), exc.reason, record)
             continue
         for pair in new:
             pair.source = f"{spec}:{location}"

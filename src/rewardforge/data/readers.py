@@ -254,21 +254,31 @@ def _read_parquet(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
         raise DataError(spec, f"unreadable Parquet file ({exc})") from exc
 
 
+MESSAGE_KEYS = (("role", "content"), ("from", "value"))  # OpenAI-style, ShareGPT
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, dict) and any(all(k in value for k in keys) for keys in MESSAGE_KEYS)
+
+
 def _maybe_json_cell(cell: str) -> Any:
-    """A CSV cell holding a JSON chat message list (or HelpSteer3 `output` list) is parsed.
+    """A CSV cell holding a JSON chat message list, one message object, or HelpSteer3's `output`
+    list is parsed, as JSONL would give it.
 
     Anything else stays text, so an answer like `{"a": 1}` reads as it would from JSONL.
     """
     stripped = cell.strip()
-    if not (stripped.startswith("[") and stripped.endswith("]")):
+    if (stripped[:1], stripped[-1:]) not in (("[", "]"), ("{", "}")):
         return cell
     try:
         value = json.loads(stripped)
     except (ValueError, RecursionError):  # also a too long number or too deep nesting
         return cell
+    if _is_message(value):
+        return value
     if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
         return cell
-    if all("role" in v for v in value) or all("answer" in v for v in value):
+    if all(_is_message(v) for v in value) or all("answer" in v for v in value):
         return value
     return cell
 

@@ -83,6 +83,10 @@ def _present(record: dict, key: str) -> bool:
     return record.get(key) is not None
 
 
+def _text_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], str)
+
+
 def detect_shape(record: Any) -> Detected:
     """Decide a record's shape from which fields it has and their types."""
     if not isinstance(record, dict):
@@ -108,7 +112,8 @@ def detect_shape(record: Any) -> Detected:
     key = "chosen" if _present(record, "chosen") else "rejected"
     value = record[key]
     prompt = "present" if _present(record, "prompt") else ("null" if "prompt" in record else "absent")
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    other = record.get("rejected" if key == "chosen" else "chosen")
+    if _text_list(value) or (value == [] and _text_list(other)):
         kind, shape = "texts", "multi_completion"  # RewardBench 2: ["best"] vs ["worse", ...]
     elif isinstance(value, list | dict):  # dict: one message (LLaMA-Factory's ShareGPT pairs)
         kind, shape = "messages", ("conversational" if prompt == "present" else "implicit_conversational")
@@ -151,9 +156,15 @@ def number(value: Any, name: str) -> float | None:
         value = float(value)
     if not isinstance(value, int | float):
         raise RowError(f"expected a number, got {_type(value)}", name)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float range (JSON allows any length)
+        raise RowError(
+            f"expected a finite number, got an integer of {len(str(abs(value)))} digits", name
+        ) from None
     if not math.isfinite(value):
         raise RowError(f"expected a finite number, got {value}", name)
-    return float(value)
+    return value
 
 
 def unicode_text(value: str, name: str) -> str:
@@ -196,21 +207,22 @@ def messages(value: Any, name: str) -> list[Message]:
         where = f"{name}[{i}]"
         if not isinstance(msg, dict):
             raise RowError(f"expected a message object, got {_type(msg)}", where)
-        if "role" not in msg and "content" not in msg and "from" in msg:
-            msg = {"role": msg.get("from"), "content": msg.get("value")}
-        role, content = msg.get("role"), msg.get("content")
+        # ShareGPT; in Parquet a list mixing both kinds has every key, the unused ones null
+        sharegpt = msg.get("role") is None and msg.get("content") is None and "from" in msg
+        role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
+        role, content = msg.get(role_key), msg.get(content_key)
         if role is None:
-            raise RowError("missing", f"{where}.role")
+            raise RowError("missing", f"{where}.{role_key}")
         if not isinstance(role, str):
-            raise RowError(f"expected a role name, got {_type(role)}", f"{where}.role")
+            raise RowError(f"expected a role name, got {_type(role)}", f"{where}.{role_key}")
         role = ROLE_ALIASES.get(role, role)
         if role not in CHAT_ROLES:
             raise RowError(
-                f"unknown chat role {role!r} (expected one of {sorted(CHAT_ROLES)})", f"{where}.role"
+                f"unknown chat role {role!r} (expected one of {sorted(CHAT_ROLES)})", f"{where}.{role_key}"
             )
         if content is None:
-            raise RowError("missing", f"{where}.content")
-        out.append({"role": role, "content": _content(content, f"{where}.content")})
+            raise RowError("missing", f"{where}.{content_key}")
+        out.append({"role": role, "content": _content(content, f"{where}.{content_key}")})
     return out
 
 
@@ -321,10 +333,10 @@ def _split_transcripts(
     turn answer different prompts, which is no preference between replies."""
     prompt, c_rest, r_rest = split_shared(chosen, rejected)
     for rest, name in zip((c_rest, r_rest), names):
-        if rest and rest[0]["role"] == "user":
+        if rest and rest[0]["role"] in ("user", "system"):
             raise RowError(
-                f"the transcripts differ at turn {len(prompt) + 1}, a user turn: they answer different "
-                "prompts, not one prompt with two replies",
+                f"the transcripts differ at turn {len(prompt) + 1}, a {rest[0]['role']} turn: they answer "
+                "different prompts, not one prompt with two replies",
                 name,
             )
     return prompt, c_rest, r_rest
@@ -391,14 +403,23 @@ def _helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[M
     return out
 
 
+def _zero_or_one(value: Any) -> int | None:
+    """0 or 1 from an int, a float (pandas turns an int column with nulls into floats, and CSV
+    then holds "1.0") or such a string; None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value in (0, 1):
+        return int(value)
+    return None
+
+
 def _shp_a_preferred(value: Any) -> bool:
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return value.strip() == "1"
-    if isinstance(value, bool | int | float) and value in (
-        0,
-        1,
-    ):  # 1.0: pandas turns ints with nulls to floats
-        return bool(value)
+    label = 1 if value is True else 0 if value is False else _zero_or_one(value)
+    if label is not None:
+        return label == 1
     reason = "missing" if value is None else f"expected 1 (A preferred) or 0 (B preferred), got {value!r}"
     raise RowError(reason, "labels")
 
@@ -419,11 +440,10 @@ def _indexed_pair(record: dict) -> tuple[list[Message], list[Message], list[Mess
         raise RowError("missing", "prompt")
     prompt = prompt_messages(record["prompt"], "prompt")
     first, second = text(record, "response_0"), text(record, "response_1", like="response_0")
-    better = record.get("better_response_id")
-    if isinstance(better, str) and better.strip() in ("0", "1"):
-        better = int(better)
-    if isinstance(better, bool) or better not in (0, 1):
-        reason = "missing" if better is None else f"expected 0 or 1 (the better response), got {better!r}"
+    raw = record.get("better_response_id")
+    better = _zero_or_one(raw)
+    if better is None:
+        reason = "missing" if raw is None else f"expected 0 or 1 (the better response), got {raw!r}"
         raise RowError(reason, "better_response_id")
     if better == 0:
         return prompt, _assistant(first), _assistant(second), ("response_0", "response_1")
@@ -538,6 +558,8 @@ def _label(value: Any, name: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RowError(f"expected a string or a number, got {_type(value)}", name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # an int column with nulls, read by pandas: 5.0 is id 5
     return unicode_text(value, name) if isinstance(value, str) else str(value)
 
 
@@ -586,7 +608,10 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         pair_id = raw_id
         if raw_id is not None and answer_index is not None and len(triples) > 1:
             pair_id = f"{raw_id}#{answer_index}"  # helpsteer3, multi_completion: one id per pair
-        pairs.append(PreferencePair(p, c, r, margin=margin, id=pair_id, category=category, extra=dict(extra)))
+        prompt = [dict(m) for m in p]  # pairs of one record share no list
+        pairs.append(
+            PreferencePair(prompt, c, r, margin=margin, id=pair_id, category=category, extra=dict(extra))
+        )
     return pairs
 
 
