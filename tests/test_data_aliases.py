@@ -9,25 +9,11 @@ and argilla's rating columns were not read.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from _rows import assistant, jsonl, user
 
 from rewardforge.data import DataError, DataOptionError, load_pairs
-
-
-def jsonl(tmp_path: Path, rows: list, name: str = "d.jsonl") -> str:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> dict:
-    return {"role": "assistant", "content": text}
 
 
 def test_orca_question_and_system_columns_are_the_prompt(tmp_path):

@@ -7,20 +7,13 @@ the pair, or accepted a row that teaches the model nothing.
 from __future__ import annotations
 
 import decimal
-import json
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _rows import jsonl
 
 from rewardforge.data import DataError, load_pairs
-
-
-def jsonl(tmp_path: Path, rows: list, name: str = "d.jsonl") -> str:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
 
 
 def msg(role: str, content) -> dict:

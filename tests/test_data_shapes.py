@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from _rows import assistant, jsonl, user
 
 from rewardforge.data import DataError, load_pairs, parse_columns
 
-
-def jsonl(tmp_path: Path, records: list, name: str = "d.jsonl") -> str:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return str(path)
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
-
-
-def bot(text: str) -> dict:
-    return {"role": "assistant", "content": text}
+bot = assistant
 
 
 def test_explicit_prompt(tmp_path):

@@ -27,6 +27,10 @@ def run_cli(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+def score_argv(model, src, out, *extra: str) -> list[str]:
+    return ["score", "--model", str(model), "--input", str(src), "--output", str(out), *extra]
+
+
 @pytest.fixture(scope="module")
 def model(tiny_bert_dir):
     from rewardforge.inference import RewardModel
@@ -84,21 +88,7 @@ def test_other_input_formats(tiny_bert_dir, model, tmp_path, fmt):
 
         pq.write_table(pa.Table.from_pylist(rows), src)
     out = tmp_path / "s.jsonl"
-    assert (
-        run_cli(
-            [
-                "score",
-                "--model",
-                str(tiny_bert_dir),
-                "--input",
-                str(src),
-                "--output",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert run_cli(score_argv(tiny_bert_dir, src, out, "--no-progress")) == 0
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["r0", "r1", "r2", "r3"]
     assert [r["score"] for r in got] == pytest.approx(
@@ -119,16 +109,7 @@ def test_trl_and_sharegpt_item_formats_score_like_ours(tiny_bert_dir, model, tmp
     ]
     src = write_jsonl(tmp_path / "items.jsonl", rows)
     out = tmp_path / "s.jsonl"
-    argv = [
-        "score",
-        "--model",
-        str(tiny_bert_dir),
-        "--input",
-        str(src),
-        "--output",
-        str(out),
-        "--no-progress",
-    ]
+    argv = score_argv(tiny_bert_dir, src, out, "--no-progress")
     assert run_cli(argv) == 0
     want = model.score([user], [reply])
     assert [r["score"] for r in read_jsonl(out)] == pytest.approx([want] * len(rows), abs=1e-5)
@@ -136,15 +117,7 @@ def test_trl_and_sharegpt_item_formats_score_like_ours(tiny_bert_dir, model, tmp
 
 def test_a_pair_file_points_to_eval(tiny_bert_dir, tmp_path, capsys):
     src = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "Q", "chosen": "a", "rejected": "b"}])
-    argv = [
-        "score",
-        "--model",
-        str(tiny_bert_dir),
-        "--input",
-        str(src),
-        "--output",
-        str(tmp_path / "s.jsonl"),
-    ]
+    argv = score_argv(tiny_bert_dir, src, tmp_path / "s.jsonl")
     assert run_cli(argv) == 2
     assert "looks like a preference pair; `rewardforge eval" in capsys.readouterr().err
 
@@ -194,16 +167,7 @@ def test_skip_invalid_writes_rejects(tiny_bert_dir, model, tmp_path, capsys):
     rows = [ITEMS[0], {"id": "bad", "response": None}, "{oops", ITEMS[4], {"id": "b2", "response": {"x": 1}}]
     src = write_jsonl(tmp_path / "items.jsonl", rows)
     out = tmp_path / "scores.jsonl"
-    argv = [
-        "score",
-        "--model",
-        str(tiny_bert_dir),
-        "--input",
-        str(src),
-        "--output",
-        str(out),
-        "--skip-invalid",
-    ]
+    argv = score_argv(tiny_bert_dir, src, out, "--skip-invalid")
     assert run_cli([*argv, "--no-progress"]) == 0
     got = read_jsonl(out)
     assert [r["id"] for r in got] == ["a", "e"]
@@ -337,15 +301,7 @@ def test_unwritable_output_is_refused_before_scoring(tmp_path, capsys, monkeypat
 @pytest.mark.parametrize("device", ["bogus", "cuda:7"])
 def test_unknown_or_missing_device_is_a_usage_error(tiny_bert_dir, tmp_path, capsys, device):
     src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
-    argv = [
-        "score",
-        "--model",
-        str(tiny_bert_dir),
-        "--input",
-        str(src),
-        "--output",
-        str(tmp_path / "o.jsonl"),
-    ]
+    argv = score_argv(tiny_bert_dir, src, tmp_path / "o.jsonl")
     assert run_cli([*argv, "--device", device]) == 2
     err = capsys.readouterr().err
     assert f"--device {device!r}" in err and "available here: cpu" in err and "Traceback" not in err
