@@ -261,6 +261,7 @@ def test_pairs_made_identical_by_truncation_are_reported_not_trained(tiny_bert_d
         "prompt_truncated": 1,
         "response_truncated": 1,
         "identical_after_truncation": 1,
+        "template_refused": 0,
         "used": 6,
     }
 

@@ -6,7 +6,9 @@ saved in `rewardforge.json`, so a model is always scored on the text it was trai
 Two kinds:
 - `chat_template`: the tokenizer's own chat template (decoders such as SmolLM2, Llama, Qwen).
   If the template already writes the BOS token and the tokenizer adds it again, the
-  template's copy is removed so there is exactly one BOS.
+  template's copy is removed so there is exactly one BOS. If the template refuses a system
+  turn (Gemma's "System role not supported"), system text goes at the head of the next user
+  turn, as Gemma's later templates do themselves (`fold_system`).
 - `plain` (models without a template, e.g. BERT): turns joined by a blank line, each as
   "User: ...", "Assistant: ...", "System: ..." or "Tool: ...".
 """
@@ -21,10 +23,32 @@ from rewardforge.data.types import Message
 PLAIN_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
+class TemplateRefused(ValueError):
+    """The tokenizer's chat template raised on this conversation (its own message kept)."""
+
+
+def fold_system_turns(messages: list[Message]) -> list[Message]:
+    """System text moved to the head of the next user turn (a user turn of its own if none follows)."""
+    out: list[Message] = []
+    pending: list[str] = []
+    for m in messages:
+        if m["role"] == "system":
+            pending.append(m["content"])
+        elif m["role"] == "user" and pending:
+            out.append({"role": "user", "content": "\n\n".join([*pending, m["content"]])})
+            pending = []
+        else:
+            out.append(dict(m))
+    if pending:
+        out.append({"role": "user", "content": "\n\n".join(pending)})
+    return out
+
+
 @dataclass(frozen=True)
 class TextFormat:
     kind: str = "plain"  # "chat_template" | "plain"
     strip_bos: str | None = None  # BOS text removed from the front of templated text
+    fold_system: bool = False  # the template refuses system turns: fold them into user turns
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,7 +57,9 @@ class TextFormat:
     def from_dict(cls, d: dict[str, Any] | None) -> TextFormat:
         if not d:
             return cls()
-        return cls(kind=d.get("kind", "plain"), strip_bos=d.get("strip_bos"))
+        return cls(
+            kind=d.get("kind", "plain"), strip_bos=d.get("strip_bos"), fold_system=bool(d.get("fold_system"))
+        )
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any) -> TextFormat:
@@ -50,16 +76,38 @@ class TextFormat:
             adds_bos = tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
             if adds_bos and rendered.startswith(bos):
                 strip = bos
-        return cls(kind="chat_template", strip_bos=strip)
+        return cls(kind="chat_template", strip_bos=strip, fold_system=_refuses_system(tokenizer))
 
     def render(self, tokenizer: Any, messages: list[Message]) -> str:
         """The full text of a conversation, as the reward model reads it."""
         if self.kind == "plain":
             return render_plain(messages)
-        text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+        if self.fold_system:
+            messages = fold_system_turns(messages)
+        try:
+            text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+        except Exception as exc:  # noqa: BLE001 - jinja's TemplateError, or any error a template raises
+            raise TemplateRefused(
+                f"the model's chat template refuses this conversation: {exc}".rstrip()
+            ) from None
         if self.strip_bos and text.startswith(self.strip_bos):
             text = text[len(self.strip_bos) :]
         return text
+
+
+def _refuses_system(tokenizer: Any) -> bool:
+    """True when the template raises on a system turn but renders the same talk without it."""
+    talk = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    try:
+        tokenizer.apply_chat_template([{"role": "system", "content": "be kind"}, *talk], tokenize=False)
+        return False
+    except Exception:  # noqa: BLE001 - whatever the template raises
+        pass
+    try:
+        tokenizer.apply_chat_template(talk, tokenize=False)
+    except Exception:  # noqa: BLE001 - it refuses more than system turns: nothing to fold
+        return False
+    return True
 
 
 def render_plain(messages: list[Message]) -> str:

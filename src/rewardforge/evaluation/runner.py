@@ -417,13 +417,17 @@ def score_pairs(
     """Tokenize every pair with `tokenize_pair`, then score all of them in length-sorted batches:
     as rows sharing the prompt when `sharer` is given (and its check passed), else as separate
     sequences through `score_token_ids`."""
+    from rewardforge.formatting import TemplateRefused
     from rewardforge.tokenization import tokenize_pair
 
     t0 = time.perf_counter()
     chosen_ids, rejected_ids, prefix_lens = [], [], []
     flags = np.zeros((3, len(pairs)), dtype=bool)
     for i, pair in enumerate(pairs):
-        tok = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
+        try:
+            tok = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
+        except TemplateRefused as exc:
+            raise usage_error(f"{pair.source or f'pair {i + 1}'}: {exc}") from None
         chosen_ids.append(tok.chosen_ids)
         rejected_ids.append(tok.rejected_ids)
         prefix_lens.append(tok.prefix_len)

@@ -199,9 +199,22 @@ class MetricsFileCallback(TrainerCallback):
                 f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
 
-def tokenize_pairs(pairs: list[PreferencePair], loaded, max_length: int, *, desc: str, keep_identical: bool):
-    """Tokenize every pair; count truncation; set aside pairs that truncation made identical."""
+def tokenize_pairs(
+    pairs: list[PreferencePair],
+    loaded,
+    max_length: int,
+    *,
+    desc: str,
+    keep_identical: bool,
+    refused: list | None = None,
+):
+    """Tokenize every pair; count truncation; set aside pairs that truncation made identical.
+    A pair the model's chat template refuses stops the run naming its row, or, given a
+    `refused` list (--skip-invalid), is left out, counted and added to it as a rejected row."""
     from tqdm.auto import tqdm
+
+    from rewardforge.data import RejectedRow
+    from rewardforge.formatting import TemplateRefused
 
     items: list[dict[str, Any]] = []
     counts = {
@@ -209,9 +222,21 @@ def tokenize_pairs(pairs: list[PreferencePair], loaded, max_length: int, *, desc
         "prompt_truncated": 0,
         "response_truncated": 0,
         "identical_after_truncation": 0,
+        "template_refused": 0,
     }
     for i, pair in enumerate(tqdm(pairs, desc=desc, unit="pair", disable=len(pairs) < 200, mininterval=2)):
-        tok = tokenize_pair(loaded.tokenizer, loaded.text_format, pair, max_length)
+        try:
+            tok = tokenize_pair(loaded.tokenizer, loaded.text_format, pair, max_length)
+        except TemplateRefused as exc:
+            source, _, location = (pair.source or "").rpartition(":")
+            if refused is None:
+                where = pair.source or f"pair {i + 1}"
+                raise UsageError(f"{where}: {exc} (--skip-invalid leaves such pairs out)") from None
+            counts["template_refused"] += 1
+            refused.append(
+                RejectedRow(source or desc, location or f"pair {i + 1}", None, str(exc), pair.to_dict())
+            )
+            continue
         counts["prompt_truncated"] += tok.prompt_truncated
         counts["response_truncated"] += tok.response_truncated
         if tok.identical:
@@ -303,21 +328,27 @@ def load_training_data(args: RewardArguments, output_dir: Path):
             print(
                 f"[rewardforge] {name} data: {info['source']}, shape {info.get('shape', 'split')}, {info['pairs']} pairs"
             )
-    if rejected:
-        from rewardforge.data import count_reasons, describe_rejected, write_rejected
+    return train, eval_pairs, summary, rejected
 
-        write_rejected(rejected, output_dir / "rejected_rows.jsonl")
-        summary["skipped_invalid"] = {
-            "count": len(rejected),
-            "reasons": count_reasons(rejected),
-            "file": "rejected_rows.jsonl",
-        }
-        if os.environ.get("LOCAL_RANK", "0") == "0":
-            print(
-                f"[rewardforge] skipped {len(rejected)} invalid row(s) (--skip-invalid): "
-                f"{describe_rejected(rejected)}. Each is listed in {output_dir / 'rejected_rows.jsonl'}"
-            )
-    return train, eval_pairs, summary
+
+def record_rejected(rejected: list, summary: dict[str, Any], output_dir: Path) -> None:
+    """--skip-invalid: every row left out (by the loader or the chat template) is counted in the
+    summary, printed by reason and written to rejected_rows.jsonl."""
+    if not rejected:
+        return
+    from rewardforge.data import count_reasons, describe_rejected, write_rejected
+
+    write_rejected(rejected, output_dir / "rejected_rows.jsonl")
+    summary["skipped_invalid"] = {
+        "count": len(rejected),
+        "reasons": count_reasons(rejected),
+        "file": "rejected_rows.jsonl",
+    }
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(
+            f"[rewardforge] skipped {len(rejected)} invalid row(s) (--skip-invalid): "
+            f"{describe_rejected(rejected)}. Each is listed in {output_dir / 'rejected_rows.jsonl'}"
+        )
 
 
 def eval_metrics_fn(eval_pairs: list[PreferencePair]):
@@ -403,7 +434,7 @@ def train(
     prepare_output(output_dir, args)
     started = time.time()
 
-    train_pairs, eval_pairs, data_summary = load_training_data(args, output_dir)
+    train_pairs, eval_pairs, data_summary, rejected = load_training_data(args, output_dir)
     targs = prepare_training_args(targs, args, has_eval=eval_pairs is not None)
     atomic_write_text(
         output_dir / "run_config.json", json.dumps(resolved_config, indent=2, default=str) + "\n"
@@ -438,15 +469,26 @@ def train(
         targs = dataclasses.replace(targs, gradient_checkpointing=False)
 
     train_ds, train_counts = tokenize_pairs(
-        train_pairs, loaded, args.max_length, desc="tokenize train", keep_identical=False
+        train_pairs,
+        loaded,
+        args.max_length,
+        desc="tokenize train",
+        keep_identical=False,
+        refused=rejected if args.skip_invalid else None,
     )
     if len(train_ds) == 0:
         raise UsageError("no training pairs left after tokenization")
     eval_ds, eval_counts = (None, None)
     if eval_pairs is not None:
         eval_ds, eval_counts = tokenize_pairs(
-            eval_pairs, loaded, args.max_length, desc="tokenize eval", keep_identical=True
+            eval_pairs,
+            loaded,
+            args.max_length,
+            desc="tokenize eval",
+            keep_identical=True,
+            refused=rejected if args.skip_invalid else None,
         )
+    record_rejected(rejected, data_summary, output_dir)
     report_truncation("train", train_counts)
     if eval_counts:
         report_truncation("eval", eval_counts)
@@ -533,6 +575,11 @@ def report_truncation(name: str, counts: dict[str, int]) -> None:
         + (
             " (left out of training: no signal)"
             if name == "train" and counts["identical_after_truncation"]
+            else ""
+        )
+        + (
+            f"; refused by the chat template and left out (--skip-invalid): {counts['template_refused']}"
+            if counts.get("template_refused")
             else ""
         )
     )
