@@ -193,15 +193,21 @@ def default_lora_targets(model: nn.Module) -> list[str]:
 def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     """Wrap in a PEFT LoRA model; the score head stays fully trainable and is always saved."""
     from peft import LoraConfig, TaskType, get_peft_model
+    from transformers.pytorch_utils import Conv1D
 
     heads = head_module_names(model)
+    targets = settings.target_modules or default_lora_targets(model)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
-        target_modules=settings.target_modules or default_lora_targets(model),
+        target_modules=targets,
         modules_to_save=heads,
+        # Conv1D (GPT-2) stores its weight transposed
+        fan_in_fan_out=any(
+            isinstance(m, Conv1D) and n.rsplit(".", 1)[-1] in targets for n, m in model.named_modules()
+        ),
     )
     try:
         peft_model = get_peft_model(model, config)
