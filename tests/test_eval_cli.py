@@ -457,3 +457,31 @@ def test_output_into_a_model_folder_is_refused(tmp_path, tiny_bert_dir, pairs_fi
     assert run_cli(["--model", str(model), "--data", str(pairs_file), "--output", str(model), "--quiet"]) == 2
     assert "holds a model" in capsys.readouterr().err
     assert (model / "metrics.json").read_text() == '{"train": "kept"}'
+
+
+def test_rewardbench2_records_get_the_all_pairs_right_score(tmp_path, tiny_bert_dir, capsys):
+    """Several pairs per record (RewardBench 2): record_acc is the share of records whose every
+    pair is ranked right, recomputed here from the per-pair scores."""
+    rows = [
+        {
+            "id": f"r{i}",
+            "prompt": f"q{i}?",
+            "chosen": [f"a fine answer {i}"],
+            "rejected": ["no", f"meh {i}", "what"],
+        }
+        for i in range(6)
+    ]
+    data = tmp_path / "rb2.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "o"
+    assert (
+        run_cli(["--model", str(tiny_bert_dir), "--data", str(data), "--output", str(out), "--no-report"])
+        == 0
+    )
+    scores = read_jsonl(out / "scores.jsonl")
+    assert len(scores) == 18 and scores[0]["id"] == "r0#0"
+    (by_data,) = json.loads((out / "metrics.json").read_text())["results"].values()
+    record = by_data["rb2"]["record_accuracy"]
+    wins = [all(s["score_chosen"] > s["score_rejected"] for s in scores[3 * i : 3 * i + 3]) for i in range(6)]
+    assert record == {"records": 6, "accuracy": sum(wins) / 6, "records_with_several_pairs": 6}
+    assert "record_acc" in capsys.readouterr().out

@@ -66,6 +66,8 @@ def summary_rows(run: EvalRun) -> list[dict[str, Any]]:
         }
         if "category_weighted_accuracy" in m:
             row["cat_acc"] = m["category_weighted_accuracy"]
+        if "record_accuracy" in m:
+            row["record_acc"] = m["record_accuracy"]["accuracy"]
         if "diagnostics" in m:
             d = m["diagnostics"]
             row["swap_acc"] = d["swap"]["accuracy_swapped"]
@@ -80,6 +82,8 @@ def console_table(run: EvalRun) -> str:
     columns = ["model", "data", "pairs", "accuracy", "ci95", "ties", "auroc", "bt_loss", "ece", "margin"]
     if any("cat_acc" in r for r in rows):
         columns.append("cat_acc")
+    if any("record_acc" in r for r in rows):
+        columns.append("record_acc")
     columns.append("len_base")
     if any("swap_acc" in r for r in rows):
         columns += ["swap_acc", "mirrors", "beats_len"]
@@ -99,6 +103,11 @@ def console_table(run: EvalRun) -> str:
     lines.append(
         "accuracy counts ties as half; ci95 = 95% bootstrap interval; len_base = accuracy of "
         "'the longer response wins'"
+        + (
+            "; record_acc = records whose every pair is right (RewardBench 2's score)"
+            if any("record_acc" in r for r in rows)
+            else ""
+        )
     )
     return "\n".join(lines)
 

@@ -528,7 +528,29 @@ def compute_metrics(
         {"index": i, "id": pairs[i].id, "margin": float(sc[i] - sr[i])}
         for i in most_confidently_wrong(sc, sr, k=WRONG_SHOWN)
     ]
+    per_record = record_accuracy(pairs, sc, sr)
+    if per_record is not None:
+        m["record_accuracy"] = per_record
     return m
+
+
+def record_accuracy(
+    pairs: list[PreferencePair], chosen: np.ndarray, rejected: np.ndarray
+) -> dict[str, Any] | None:
+    """For data whose records give several pairs (RewardBench 2's one chosen vs three rejected,
+    HelpSteer3's answers): the share of records whose every pair is ranked right, ties wrong.
+    That is RewardBench 2's own score. None when every record gave one pair."""
+    groups: dict[str, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(pair.source or f"pair {i}", []).append(i)
+    if all(len(g) == 1 for g in groups.values()):
+        return None
+    right = sum(all(chosen[i] > rejected[i] for i in g) for g in groups.values())
+    return {
+        "records": len(groups),
+        "accuracy": right / len(groups),
+        "records_with_several_pairs": sum(len(g) > 1 for g in groups.values()),
+    }
 
 
 def _counts(chosen: np.ndarray, rejected: np.ndarray) -> tuple[int, int]:
