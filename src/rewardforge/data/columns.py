@@ -6,6 +6,7 @@ written on the command line as "prompt=question,chosen=good".
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rewardforge.data.errors import DataOptionError, RowError
@@ -173,7 +174,7 @@ def check_unread_aliases(record: dict, read: set[str]) -> None:
             )
 
 
-NOT_TEXT = ("model", "rating", "score", "id", "name", "system")
+NOT_TEXT = ("model", "rating", "score", "id", "name", "system")  # words of a key that is not a text
 
 
 def suggest_columns(keys: list[str]) -> str:
@@ -187,7 +188,7 @@ def suggest_columns(keys: list[str]) -> str:
             if ours in k.lower()
             and k != ours
             and k not in KNOWN_FIELDS
-            and not any(w in k.lower() for w in NOT_TEXT)
+            and not set(re.split(r"[^a-z0-9]+", k.lower())) & set(NOT_TEXT)
         ]
         if ours == "prompt" and not hits:
             hits = [k for k in keys if k in ALIASES["prompt"]]
