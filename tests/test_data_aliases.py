@@ -312,3 +312,9 @@ def test_suggestion_skips_model_and_rating_columns(tmp_path):
     with pytest.raises(DataError) as info:
         load_pairs(jsonl(tmp_path, [row]))
     assert "maybe --columns" not in str(info.value)
+
+
+def test_helpsteer2_row_without_prompt_names_prompt(tmp_path):
+    row = {"response_1": "a", "response_2": "b", "preference_strength": 2}
+    with pytest.raises(DataError, match=r"line 1: field 'prompt': missing"):
+        load_pairs(jsonl(tmp_path, [row]))

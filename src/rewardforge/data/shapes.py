@@ -501,7 +501,10 @@ def _with_system(record: dict, prompt: list[Message]) -> list[Message]:
 
 def _graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str], float]:
     """HelpSteer3/HelpSteer2 pairwise grades: prompt, chosen, rejected, their field names, |grade|."""
-    ctx, one, two, grade_name = (next((n for n in names if n in record), names[0]) for names in GRADED_FIELDS)
+    family = 1 if "response_1" in record or "preference_strength" in record else 0  # for "missing"
+    ctx, one, two, grade_name = (
+        next((n for n in names if n in record), names[family]) for names in GRADED_FIELDS
+    )
     if not _present(record, ctx):
         raise RowError("missing", ctx)
     prompt = prompt_messages(record[ctx], ctx)
