@@ -53,7 +53,14 @@ def fitting_pairs(work: Path) -> Path:
 def run_rewardforge(seed: int, out: Path, a, data: Path) -> dict:
     metrics = out / "metrics.json"
     if not metrics.exists():
-        cmd = ["rewardforge", "train", "--model", minilm(), "--data", str(data),
+        train = (
+            [sys.executable, str(ROOT / "bench" / "_trl_text_train.py")]
+            if a.trl_text
+            else ["rewardforge", "train"]
+        )
+        if a.trl_text:
+            os.environ["RF_TRL_TEXT"] = a.trl_text
+        cmd = [*train, "--model", minilm(), "--data", str(data),
                "--eval-data", str(HH / "dev.jsonl.gz"), "--skip-invalid",
                "--max-length", str(SETTINGS["max_length"]), "--batch-size", str(SETTINGS["batch_size"]),
                "--learning-rate", str(SETTINGS["learning_rate"]), "--epochs", str(SETTINGS["epochs"]),
@@ -106,6 +113,14 @@ def main() -> None:
         action="store_true",
         help="train rewardforge only on the pairs TRL keeps (tells the long pairs' effect apart)",
     )
+    ap.add_argument(
+        "--trl-text",
+        nargs="?",
+        const="both",
+        choices=["both", "sep", "human"],
+        help="rewardforge trains and scores on TRL's text ('Human:' turns and a second [SEP]; or only "
+        "one of them; bench/_trl_text_train.py), to tell whether those tokens explain the difference",
+    )
     ap.add_argument("--work", default=str(ROOT / "runs" / "hh-accuracy"))
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "hh_accuracy_minilm.json"))
     a = ap.parse_args()
@@ -116,7 +131,8 @@ def main() -> None:
     seeds = [int(s) for s in a.seeds.split(",")]
     runs = {"rewardforge": {}, "trl": {}}
     data = fitting_pairs(work) if a.fitting_only else HH / "train.jsonl.gz"
-    tag = "fitting-" if a.fitting_only else ""
+    text_tag = {None: "", "both": "trltext-", "sep": "trltext-sep-", "human": "trltext-human-"}[a.trl_text]
+    tag = ("fitting-" if a.fitting_only else "") + text_tag
     for seed in seeds:
         runs["rewardforge"][seed] = run_rewardforge(seed, work / f"rf-{tag}{a.precision}-s{seed}", a, data)
         runs["trl"][seed] = run_trl(seed, work / f"trl-{'bf16-' if a.trl_bf16 else ''}s{seed}", a)
@@ -140,6 +156,12 @@ def main() -> None:
             "precision": a.precision,
             "trl_precision": "bf16" if a.trl_bf16 else "fp32",
             "rewardforge_train_data": "pairs TRL keeps" if a.fitting_only else "all valid pairs",
+            "rewardforge_text": {
+                None: "its plain format",
+                "both": "TRL's ('Human:' turns, a second [SEP])",
+                "sep": "its plain format plus a second [SEP]",
+                "human": "its plain format with 'Human:' for 'User:'",
+            }[a.trl_text],
         },  # fmt: skip
         "runs": {name: {str(s): r for s, r in by_seed.items()} for name, by_seed in runs.items()},
         "summary": summary,
