@@ -404,16 +404,13 @@ def _helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[M
 
 
 def _zero_or_one(value: Any) -> int | None:
-    """0 or 1 from an int, a float (pandas turns an int column with nulls into floats, and CSV
-    then holds "1.0") or such a string; None for anything else."""
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value in (0, 1):
-        return int(value)
-    return None
+    """0 or 1 from what `number` reads (pandas turns an int column with nulls into floats, and
+    CSV then holds "1.0"); None for anything else."""
+    try:
+        read = number(value, "")
+    except RowError:
+        return None
+    return int(read) if read in (0, 1) else None
 
 
 def _shp_a_preferred(value: Any) -> bool:
@@ -456,11 +453,10 @@ def _texts(record: dict, name: str) -> list[str]:
         raise RowError("missing", name)
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value:
-        raise RowError(
-            f"expected a non-empty list of texts, got {_type(value) if value != [] else 'an empty list'}",
-            name,
-        )
+    if not isinstance(value, list):
+        raise RowError(f"expected a non-empty list of texts, got {_type(value)}", name)
+    if not value:
+        raise RowError("expected a non-empty list of texts, got an empty list", name)
     for i, item in enumerate(value):
         if not isinstance(item, str):
             raise RowError(f"expected a string, got {_type(item)}", f"{name}[{i}]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -468,26 +469,18 @@ def train(
     if targs.gradient_checkpointing:
         targs = dataclasses.replace(targs, gradient_checkpointing=False)
 
-    train_ds, train_counts = tokenize_pairs(
-        train_pairs,
-        loaded,
-        args.max_length,
-        desc="tokenize train",
-        keep_identical=False,
+    tokenize = functools.partial(
+        tokenize_pairs,
+        loaded=loaded,
+        max_length=args.max_length,
         refused=rejected if args.skip_invalid else None,
     )
+    train_ds, train_counts = tokenize(train_pairs, desc="tokenize train", keep_identical=False)
     if len(train_ds) == 0:
         raise UsageError("no training pairs left after tokenization")
     eval_ds, eval_counts = (None, None)
     if eval_pairs is not None:
-        eval_ds, eval_counts = tokenize_pairs(
-            eval_pairs,
-            loaded,
-            args.max_length,
-            desc="tokenize eval",
-            keep_identical=True,
-            refused=rejected if args.skip_invalid else None,
-        )
+        eval_ds, eval_counts = tokenize(eval_pairs, desc="tokenize eval", keep_identical=True)
     record_rejected(rejected, data_summary, output_dir)
     report_truncation("train", train_counts)
     if eval_counts:
