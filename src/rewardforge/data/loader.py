@@ -136,6 +136,7 @@ class _Load:
     shape: Detected | None = None
     shape_location: str = ""
     inferred: dict[str, str] = field(default_factory=dict)
+    read_columns: set[str] = field(default_factory=set)  # source columns read under our names
 
     def bad(self, location: str, field_name: str | None, reason: str, raw: Any) -> None:
         if not self.skip_invalid:
@@ -171,7 +172,7 @@ class _Load:
         else:
             record = self.rename(record)
             if isinstance(record, dict):
-                check_unread_aliases(record, set(self.columns.values()) | set(self.inferred.values()))
+                check_unread_aliases(record, self.read_columns)
         detected = detect_shape(record)
         if self.shape is not None and detected.shape != self.shape.shape:
             differs = mixture_field(self.shape, detected)
@@ -192,6 +193,7 @@ class _Load:
             return
         records = [record for _, record in sample if not isinstance(record, ReadProblem)]
         self.inferred = infer_columns(records, self.columns)
+        self.read_columns = set(self.columns.values()) | set(self.inferred.values())
         counts: dict[str, int] = {}
         found: dict[str, Detected] = {}
         for _, record in sample:
