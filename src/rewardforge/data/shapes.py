@@ -365,10 +365,14 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
     return prompt_messages(prompt_text, "prompt"), _assistant(c), _assistant(r)
 
 
+def _required_prompt(record: dict, name: str) -> list[Message]:
+    if not _present(record, name):
+        raise RowError("missing", name)
+    return prompt_messages(record[name], name)
+
+
 def _helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
-    if not _present(record, "input"):
-        raise RowError("missing", "input")
-    prompt = prompt_messages(record["input"], "input")
+    prompt = _required_prompt(record, "input")
     output = record.get("output")
     if not isinstance(output, list):
         raise RowError(
@@ -433,9 +437,7 @@ def _shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tup
 def _indexed_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
     """PKU-SafeRLHF: `response_0`, `response_1` and `better_response_id` (0 or 1); a safety RM
     maps `better_response_id=safer_response_id`."""
-    if not _present(record, "prompt"):
-        raise RowError("missing", "prompt")
-    prompt = prompt_messages(record["prompt"], "prompt")
+    prompt = _required_prompt(record, "prompt")
     first, second = text(record, "response_0"), text(record, "response_1", like="response_0")
     raw = record.get("better_response_id")
     better = _zero_or_one(raw)
@@ -466,9 +468,7 @@ def _texts(record: dict, name: str) -> list[str]:
 
 def _multi_completion(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
     """RewardBench 2: lists of better and worse completions; one pair per (better, worse)."""
-    if not _present(record, "prompt"):
-        raise RowError("missing", "prompt")
-    prompt = prompt_messages(record["prompt"], "prompt")
+    prompt = _required_prompt(record, "prompt")
     better, worse = _texts(record, "chosen"), _texts(record, "rejected")
     out = []
     for i, b in enumerate(better):
@@ -479,20 +479,26 @@ def _multi_completion(record: dict) -> list[tuple[list[Message], list[Message], 
     return out
 
 
-def _with_system(record: dict, prompt: list[Message]) -> list[Message]:
-    """A `system` column (orca_dpo_pairs) is the prompt's system turn; one already in the prompt
-    must agree with it, or which one the model was meant to see is unknowable."""
+def _system_turn(record: dict) -> Message | None:
+    """A `system` column (orca_dpo_pairs) as the prompt's system turn, or None."""
     system = record.get("system")
     if system is None or (isinstance(system, str) and _blank(system)):
-        return prompt
+        return None
     if not isinstance(system, str):
         raise RowError(f"expected a string, got {_type(system)}", "system")
-    system = unicode_text(system, "system")
+    return {"role": "system", "content": unicode_text(system, "system")}
+
+
+def _with_system(system: Message | None, prompt: list[Message]) -> list[Message]:
+    """The prompt led by the column's system turn. One already in the prompt must agree with it,
+    or which one the model was meant to see is unknowable."""
+    if system is None:
+        return prompt
     if prompt and prompt[0]["role"] == "system":
-        if prompt[0]["content"].strip() != system.strip():
+        if prompt[0]["content"].strip() != system["content"].strip():
             raise RowError("differs from the system message in the prompt", "system")
         return prompt
-    return [{"role": "system", "content": system}, *prompt]
+    return [system, *prompt]
 
 
 def _graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str], float]:
@@ -501,9 +507,7 @@ def _graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Messa
     ctx, one, two, grade_name = (
         next((n for n in names if n in record), names[family]) for names in GRADED_FIELDS
     )
-    if not _present(record, ctx):
-        raise RowError("missing", ctx)
-    prompt = prompt_messages(record[ctx], ctx)
+    prompt = _required_prompt(record, ctx)
     first, second = text(record, one), text(record, two, like=one)
     grade = number(record.get(grade_name), grade_name)
     if grade is None:
@@ -601,13 +605,13 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         or _label(record.get("subset"), "subset")
         or (unicode_text(domain, "domain") if isinstance(domain, str) and domain else None)
     )
-    triples = [(_with_system(record, p), c, r, i) for p, c, r, i in triples]
+    system = _system_turn(record)
     pairs = []
     for p, c, r, answer_index in triples:
         pair_id = raw_id
         if raw_id is not None and answer_index is not None and len(triples) > 1:
             pair_id = f"{raw_id}#{answer_index}"  # helpsteer3, multi_completion: one id per pair
-        prompt = [dict(m) for m in p]  # pairs of one record share no list
+        prompt = [dict(m) for m in _with_system(system, p)]  # pairs of one record share no list
         pairs.append(
             PreferencePair(prompt, c, r, margin=margin, id=pair_id, category=category, extra=dict(extra))
         )
