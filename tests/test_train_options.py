@@ -30,6 +30,11 @@ def train(*argv) -> int:
     return main(["train", "--save_strategy", "no", "--disable_tqdm", "true", *map(str, argv)])
 
 
+def one_step(model, data, out, *extra) -> int:
+    """One training step of `model` on `data` into `out`."""
+    return train("--model", model, "--data", data, "--output", out, "--max-steps", "1", *extra)
+
+
 @pytest.mark.parametrize(
     "option, message",
     [
@@ -60,7 +65,7 @@ def test_a_bad_option_value_is_one_line_before_any_work(
     other.write_text(data.read_text())
     option = [str(data) if o == "DATA" else str(other) if o == "EVAL" else o for o in option]
     out = tmp_path / "out"
-    code = train("--model", tiny_bert_dir, "--data", data, "--output", out, "--max-steps", "1", *option)
+    code = one_step(tiny_bert_dir, data, out, *option)
     captured = capsys.readouterr()
     assert code == 2 and "Traceback" not in captured.err
     assert captured.err.startswith("rewardforge train: error:") and message in captured.err
@@ -71,25 +76,13 @@ def test_an_existing_run_is_refused_replaced_with_overwrite_or_continued_with_re
     tmp_path, data, capsys, tiny_bert_dir
 ):
     out = tmp_path / "out"
-    base = [
-        "--model",
-        tiny_bert_dir,
-        "--data",
-        data,
-        "--output",
-        out,
-        "--max-steps",
-        "1",
-        "--logging_steps",
-        "1",
-    ]
-    assert train(*base) == 0
+    assert one_step(tiny_bert_dir, data, out, "--logging_steps", "1") == 0
     first = (out / "train_metrics.jsonl").read_text().splitlines()
     capsys.readouterr()
-    assert train(*base) == 2
+    assert one_step(tiny_bert_dir, data, out, "--logging_steps", "1") == 2
     assert "already holds a run" in capsys.readouterr().err
     assert (out / "train_metrics.jsonl").read_text().splitlines() == first  # untouched
-    assert train(*base, "--overwrite") == 0
+    assert one_step(tiny_bert_dir, data, out, "--logging_steps", "1", "--overwrite") == 0
     assert len((out / "train_metrics.jsonl").read_text().splitlines()) == len(first)  # replaced, not appended
 
 
@@ -139,7 +132,7 @@ def test_a_classifier_with_two_outputs_trains_a_new_one_output_head(tmp_path, da
     AutoModelForSequenceClassification.from_config(config).save_pretrained(two)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(two)
     out = tmp_path / "out"
-    assert train("--model", two, "--data", data, "--output", out, "--max-steps", "1") == 0
+    assert one_step(two, data, out) == 0
     assert "a new one-output head is trained" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "reward"}
 
@@ -149,21 +142,7 @@ def test_max_length_beyond_the_position_embeddings_is_capped_with_a_note(
 ):
     positions = json.loads((tiny_bert_dir / "config.json").read_text())["max_position_embeddings"]
     out = tmp_path / "out"
-    assert (
-        train(
-            "--model",
-            tiny_bert_dir,
-            "--data",
-            data,
-            "--output",
-            out,
-            "--max-steps",
-            "1",
-            "--max-length",
-            positions + 100,
-        )
-        == 0
-    )
+    assert one_step(tiny_bert_dir, data, out, "--max-length", positions + 100) == 0
     assert f"is more than the model's {positions} positions: using {positions}" in capsys.readouterr().out
     assert json.loads((out / "rewardforge.json").read_text())["max_length"] == positions
 
@@ -206,7 +185,7 @@ def test_written_files_are_readable_by_others_like_any_new_file(tmp_path, data, 
     out = tmp_path / "out"
     old = os.umask(0o022)
     try:
-        assert train("--model", tiny_bert_dir, "--data", data, "--output", out, "--max-steps", "1") == 0
+        assert one_step(tiny_bert_dir, data, out) == 0
     finally:
         os.umask(old)
     for name in ("rewardforge.json", "run_config.json", "metrics.json"):
