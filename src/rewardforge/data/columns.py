@@ -40,6 +40,15 @@ KNOWN_FIELDS = (
     "system",
     "response_0",
     "better_response_id",
+    "conversation_a",
+    "conversation_b",
+    "response_a",
+    "response_b",
+    "winner",
+    "winner_model_a",
+    "winner_model_b",
+    "winner_tie",
+    "question_id",
 )
 
 # Other datasets' names for our fields, read without a mapping when unambiguous (and reported):

@@ -13,6 +13,10 @@ record carries `score_chosen`/`score_rejected`):
 - multi_completion: RewardBench 2's `prompt` with `chosen`/`rejected` lists of texts; one pair
   per (chosen, rejected) combination, ids "ID#k".
 - indexed_pair: PKU-SafeRLHF's `prompt`, `response_0`, `response_1`, `better_response_id` (0 or 1).
+- arena: Chatbot Arena battles: `conversation_a`/`conversation_b` (whole conversations) or
+  `prompt` with `response_a`/`response_b` (the Kaggle LMSYS set's JSON lists of turns are read as
+  turns), and `winner` ("model_a", "model_b"; a tie is an invalid row) or one-hot
+  `winner_model_a`/`winner_model_b`/`winner_tie`.
 - graded_pair: NVIDIA HelpSteer3's `context`, `response1`, `response2`, `overall_preference`
   (-3..3, negative = response 1 better; 0, no preference, is an invalid row), or HelpSteer2's
   `prompt`, `response_1`, `response_2`, `preference_strength`; margin_from_scores takes |grade|.
@@ -32,6 +36,7 @@ Every problem raises `RowError(reason, field)`; the loader adds the file and loc
 from __future__ import annotations
 
 import decimal
+import json
 import math
 import unicodedata
 from dataclasses import dataclass, field
@@ -53,6 +58,7 @@ ROLE_ALIASES = {
     "function_call": "assistant",
 }
 
+ARENA_MARKERS = ("conversation_a", "conversation_b", "response_a", "response_b", "winner_model_a")
 SCORED_SHAPES = ("shp", "graded_pair")  # shapes whose scores are built in; others need "+scores"
 # graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
 GRADED_FIELDS = (
@@ -100,12 +106,15 @@ def detect_shape(record: Any) -> Detected:
         return Detected("indexed_pair", {"response_0": "present"})
     if not has_pair and any(k in record for k in ("response1", "response_1")):
         return Detected("graded_pair", {"response1": "present"})
+    if not has_pair and any(k in record for k in ARENA_MARKERS):
+        return Detected("arena", {"winner": "present"})
     if not has_pair:
         keys = sorted(map(str, record))
         raise RowError(
             "no preference fields: expected chosen/rejected, input/output (HelpSteer3-like), "
             "context/response1/response2/overall_preference (HelpSteer3), "
-            "prompt/response_0/response_1/better_response_id (PKU-SafeRLHF) or "
+            "prompt/response_0/response_1/better_response_id (PKU-SafeRLHF), "
+            "conversation_a/conversation_b/winner (Chatbot Arena) or "
             f"history/human_ref_A/human_ref_B (SHP); found keys: {', '.join(keys[:12]) or 'none'} "
             f"(map yours with columns){suggest_columns(keys)}"
         )
@@ -479,6 +488,89 @@ def _multi_completion(record: dict) -> list[tuple[list[Message], list[Message], 
     return out
 
 
+ARENA_WINNERS = {"model_a": "a", "model_b": "b", "tie": None, "tie (bothbad)": None, "both_bad": None}
+
+
+def _arena_winner(record: dict) -> tuple[str, str]:
+    """Which side won, "a" or "b", and the field that says so. A tie is no preference: invalid."""
+    if "winner" not in record and "winner_model_a" in record:  # the Kaggle set's one-hot columns
+        names = ("winner_model_a", "winner_model_b", "winner_tie")
+        flags = [_zero_or_one(record.get(name)) for name in names]
+        for flag, name in zip(flags, names):
+            if flag is None:
+                raw = record.get(name)
+                raise RowError("missing" if raw is None else f"expected 0 or 1, got {raw!r}", name)
+        if sum(flags) != 1:
+            raise RowError(f"expected exactly one of {', '.join(names)} to be 1, got {flags}", names[0])
+        if flags[2]:
+            raise RowError("1: neither response is preferred (a tie; --skip-invalid drops ties)", names[2])
+        return ("a" if flags[0] else "b"), names[flags.index(1)]
+    raw = record.get("winner")
+    if raw is None:
+        raise RowError("missing", "winner")
+    if not isinstance(raw, str) or raw.strip().lower() not in ARENA_WINNERS:
+        raise RowError(f"expected one of {', '.join(map(repr, ARENA_WINNERS))}, got {raw!r}", "winner")
+    side = ARENA_WINNERS[raw.strip().lower()]
+    if side is None:
+        raise RowError(f"{raw!r}: neither response is preferred (a tie; --skip-invalid drops ties)", "winner")
+    return side, "winner"
+
+
+def _json_turns(value: Any) -> list[Any] | None:
+    """The Kaggle LMSYS set writes each turn list as JSON text ('["hi", "and then?"]')."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
+        try:
+            turns = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+        return turns if isinstance(turns, list) else None
+    return None
+
+
+def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
+    """`prompt` + `response_a`/`response_b` as turn lists of one length, as two conversations;
+    None when they are not all lists (then they are one prompt and two replies)."""
+    lists = {name: _json_turns(record.get(name)) for name in ("prompt", "response_a", "response_b")}
+    if any(value is None for value in lists.values()):
+        return None
+    sides = []
+    for side in ("response_a", "response_b"):
+        if len(lists[side]) != len(lists["prompt"]):
+            raise RowError(f"{len(lists[side])} replies for {len(lists['prompt'])} prompt turns", side)
+        conversation: list[Message] = []
+        for i, (question, answer) in enumerate(zip(lists["prompt"], lists[side])):
+            for value, name, role in ((question, "prompt", "user"), (answer, side, "assistant")):
+                if not isinstance(value, str):
+                    raise RowError(f"expected a string, got {_type(value)}", f"{name}[{i}]")
+                conversation.append({"role": role, "content": unicode_text(value, f"{name}[{i}]")})
+        sides.append(conversation)
+    return sides[0], sides[1]
+
+
+def _arena(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """Chatbot Arena: prompt, chosen, rejected and the (chosen, rejected) field names."""
+    winner, _ = _arena_winner(record)
+    if "conversation_a" in record or "conversation_b" in record:
+        names = ("conversation_a", "conversation_b")
+        a, b = (messages(record.get(n), n) if _present(record, n) else None for n in names)
+        if a is None or b is None:
+            raise RowError("missing", names[0] if a is None else names[1])
+        prompt, a_rest, b_rest = _split_transcripts(a, b, names)
+    else:
+        names = ("response_a", "response_b")
+        turns = _arena_turns(record)
+        if turns is None:
+            prompt = _required_prompt(record, "prompt")
+            a_rest, b_rest = _assistant(text(record, names[0])), _assistant(text(record, names[1]))
+        else:
+            prompt, a_rest, b_rest = _split_transcripts(*turns, names)
+    if winner == "a":
+        return prompt, a_rest, b_rest, names
+    return prompt, b_rest, a_rest, (names[1], names[0])
+
+
 def _system_turn(record: dict) -> Message | None:
     """A `system` column (orca_dpo_pairs) as the prompt's system turn, or None."""
     system = record.get("system")
@@ -583,8 +675,8 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         triples = [(p, c, r, None)]
     elif shape.removesuffix("+scores") == "multi_completion":
         triples = _multi_completion(record)
-    elif shape == "indexed_pair":
-        p, c, r, names = _indexed_pair(record)
+    elif shape in ("indexed_pair", "arena"):
+        p, c, r, names = (_indexed_pair if shape == "indexed_pair" else _arena)(record)
         check_completions(c, r, names)
         triples = [(p, c, r, None)]
     else:
@@ -598,7 +690,8 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     else:
         margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
 
-    raw_id = _label(record.get("id"), "id")
+    id_name = "question_id" if shape == "arena" and record.get("id") is None else "id"
+    raw_id = _label(record.get(id_name), id_name)
     domain = record.get("domain")  # HelpSteer3, SHP: only used when it is text
     category = (
         _label(record.get("category"), "category")

@@ -1,0 +1,163 @@
+"""Chatbot Arena battles (lmsys/chatbot_arena_conversations, arena-human-preference-*, the
+Kaggle LMSYS competition's CSV) read as preference pairs, and their ties refused by name."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from _rows import assistant, jsonl, user
+
+from rewardforge.cli import main
+from rewardforge.data import DataError, load_pairs
+
+bot = assistant
+
+
+def battle(winner: str = "model_b", **extra) -> dict:
+    """A lmsys/chatbot_arena_conversations row: two whole conversations and the verdict."""
+    return {
+        "question_id": "q1",
+        "model_a": "alpha",
+        "model_b": "beta",
+        "winner": winner,
+        "conversation_a": [user("Capital of France?"), bot("Paris.")],
+        "conversation_b": [user("Capital of France?"), bot("It is Paris, on the Seine.")],
+        **extra,
+    }
+
+
+def kaggle(winner: tuple[int, int, int] = (1, 0, 0), turns: int = 2, i: int = 0) -> dict:
+    """A Kaggle LMSYS row: prompt and replies are JSON lists of turns, written as text."""
+    return {
+        "id": 100 + i,
+        "model_a": "alpha",
+        "model_b": "beta",
+        "prompt": json.dumps([f"question {i}.{t}" for t in range(turns)]),
+        "response_a": json.dumps([f"answer A {i}.{t}" for t in range(turns)]),
+        "response_b": json.dumps([f"answer B {i}.{t}" for t in range(turns)]),
+        "winner_model_a": winner[0],
+        "winner_model_b": winner[1],
+        "winner_tie": winner[2],
+    }
+
+
+def write_csv(tmp_path, rows: list[dict], name: str = "arena.csv") -> str:
+    path = tmp_path / name
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_conversations_and_winner(tmp_path):
+    loaded = load_pairs(jsonl(tmp_path, [battle("model_b"), battle("model_a", question_id="q2")]))
+    assert loaded.shape == "arena"
+    first, second = loaded.pairs
+    assert first.prompt == [user("Capital of France?")]
+    assert first.chosen == [bot("It is Paris, on the Seine.")] and first.rejected == [bot("Paris.")]
+    assert second.chosen == [bot("Paris.")]
+    assert (first.id, second.id) == ("q1", "q2")  # question_id when there is no id
+
+
+def test_multi_turn_battles_compare_whole_conversations(tmp_path):
+    row = battle(
+        "model_a",
+        conversation_a=[user("Hi"), bot("Hello"), user("A joke?"), bot("Knock knock.")],
+        conversation_b=[user("Hi"), bot("Hey"), user("A joke?"), bot("No.")],
+    )
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    # the replies part at the first answer; the later user turn belongs to both completions
+    assert pair.prompt == [user("Hi")]
+    assert pair.chosen == [bot("Hello"), user("A joke?"), bot("Knock knock.")]
+    assert pair.rejected == [bot("Hey"), user("A joke?"), bot("No.")]
+
+
+def test_kaggle_csv_turn_lists_and_one_hot_winner(tmp_path):
+    rows = [kaggle((0, 1, 0), turns=2, i=0), kaggle((1, 0, 0), turns=1, i=1)]
+    loaded = load_pairs(write_csv(tmp_path, rows))
+    assert loaded.shape == "arena"
+    two_turns, one_turn = loaded.pairs
+    assert two_turns.id == "100"
+    assert two_turns.prompt == [user("question 0.0")]
+    assert two_turns.chosen == [bot("answer B 0.0"), user("question 0.1"), bot("answer B 0.1")]
+    assert two_turns.rejected == [bot("answer A 0.0"), user("question 0.1"), bot("answer A 0.1")]
+    assert (one_turn.prompt, one_turn.chosen) == ([user("question 1.0")], [bot("answer A 1.0")])
+
+
+def test_plain_prompt_and_replies(tmp_path):
+    row = {"prompt": "Hi", "response_a": "Hello!", "response_b": "Go away.", "winner": "model_a"}
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert (pair.prompt, pair.chosen, pair.rejected) == ([user("Hi")], [bot("Hello!")], [bot("Go away.")])
+
+
+def test_a_reply_that_looks_like_a_list_stays_text_when_the_prompt_is_not_one(tmp_path):
+    row = {"prompt": "List two numbers", "response_a": "[1, 2]", "response_b": "[3]", "winner": "model_b"}
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert (pair.chosen, pair.rejected) == ([bot("[3]")], [bot("[1, 2]")])
+
+
+@pytest.mark.parametrize("winner", ["tie", "tie (bothbad)", "both_bad"])
+def test_a_tie_is_an_invalid_row_named_by_its_field(tmp_path, winner):
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [battle(), battle(winner)]))
+    assert "line 2" in str(err.value) and "winner" in str(err.value) and "tie" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"winner": "model_c"}, "winner", "expected one of"),
+        ({"winner": None}, "winner", "missing"),
+        ({"conversation_b": None}, "conversation_b", "missing"),
+        (
+            {"conversation_b": [user("Something else"), bot("Paris.")]},
+            "conversation_a",
+            "answer different prompts",
+        ),
+        ({"conversation_b": [user("Capital of France?"), bot("Paris.")]}, "conversation_a", "identical"),
+        ({"conversation_a": [user("Capital of France?")]}, "conversation_a", "empty response"),
+    ],
+)
+def test_bad_battles_name_the_field(tmp_path, change, field, message):
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [battle(), {**battle(), **change}]))
+    text = str(err.value)
+    assert "line 2" in text and message in text
+    assert field in text or (message == "identical" and "conversation_b" in text)
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"winner_tie": 1, "winner_model_a": 0}, "winner_tie", "a tie"),
+        ({"winner_model_b": 1}, "winner_model_a", "exactly one"),
+        ({"winner_model_b": "yes"}, "winner_model_b", "expected 0 or 1"),
+        ({"response_b": json.dumps(["only one"])}, "response_b", "1 replies for 2 prompt turns"),
+        ({"response_a": json.dumps(["fine", None])}, "response_a[1]", "expected a string, got null"),
+    ],
+)
+def test_bad_kaggle_rows_name_the_field(tmp_path, change, field, message):
+    with pytest.raises(DataError) as err:
+        load_pairs(write_csv(tmp_path, [kaggle(), {**kaggle(), **change}]))
+    text = str(err.value)
+    assert "row 2" in text and field in text and message in text
+
+
+def test_train_stops_on_a_tie_and_skip_invalid_drops_ties(tmp_path, capsys, tiny_llama_dir):
+    rows = [kaggle((i % 2, 1 - i % 2, 0), i=i) for i in range(6)] + [kaggle((0, 0, 1), i=6)]
+    data = write_csv(tmp_path, rows)
+    argv = ["train", "--model", str(tiny_llama_dir), "--data", data, "--max-steps", "1",
+            "--batch-size", "2", "--save_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+    assert main([*argv, "--output", str(tmp_path / "stop")]) == 2
+    err = capsys.readouterr().err
+    assert "arena.csv" in err and "row 7" in err and "winner_tie" in err and "Traceback" not in err
+
+    out = tmp_path / "skip"
+    assert main([*argv, "--skip-invalid", "--output", str(out)]) == 0
+    rejects = [json.loads(line) for line in (out / "rejected_rows.jsonl").read_text().splitlines()]
+    assert [r["location"] for r in rejects] == ["row 7"] and "a tie" in rejects[0]["reason"]
+    meta = json.loads((out / "rewardforge.json").read_text())
+    assert meta["data"]["train"]["pairs"] == 6 and meta["data"]["train"]["shape"] == "arena"
