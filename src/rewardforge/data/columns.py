@@ -49,7 +49,11 @@ KNOWN_FIELDS = (
     "winner_model_b",
     "winner_tie",
     "question_id",
+    "completions",
+    "answers",
 )
+
+RATED_LISTS = ("completions", "answers")  # lists of rated completions: openbmb/UltraFeedback, Nectar
 
 # Other datasets' names for our fields, read without a mapping when unambiguous (and reported):
 # Intel/orca_dpo_pairs (question, system), argilla's UltraFeedback and dpo-mix sets
@@ -128,7 +132,8 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             continue
         if ours == "prompt":
             pair_keys = [inferred.get(k, k) for k in ("chosen", "rejected")]
-            if not all(_majority(records, k) for k in pair_keys):
+            paired = all(_majority(records, k) for k in pair_keys)
+            if not paired and not any(_majority(records, k) for k in RATED_LISTS):
                 continue
             if _majority(records, "output"):
                 aliases = tuple(a for a in aliases if a != "input")
@@ -167,7 +172,7 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
 def check_unread_aliases(record: dict, read: set[str]) -> None:
     """A prompt or system text under another name that is not being read (it is in a few rows
     only, or the data also has ours) would be dropped: that row is an error instead."""
-    pair = record.get("chosen") is not None or record.get("rejected") is not None
+    pair = any(record.get(k) is not None for k in ("chosen", "rejected", *RATED_LISTS))
     for ours in ("prompt", "system"):
         if record.get(ours) is not None or (ours == "prompt" and not pair):
             continue

@@ -12,6 +12,9 @@ record carries `score_chosen`/`score_rejected`):
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
 - multi_completion: RewardBench 2's `prompt` with `chosen`/`rejected` lists of texts; one pair
   per (chosen, rejected) combination, ids "ID#k".
+- ranked / ranked+scores: a `prompt` with a list of rated completions, `completions`
+  (openbmb/UltraFeedback: `response`, `overall_score`) or `answers` (Nectar: `answer`, `rank`, 1 =
+  best); one pair per (better, worse) combination, ids "ID#k"; equal ratings give no pair.
 - indexed_pair: PKU-SafeRLHF's `prompt`, `response_0`, `response_1`, `better_response_id` (0 or 1).
 - arena: Chatbot Arena battles: `conversation_a`/`conversation_b` (whole conversations) or
   `prompt` with `response_a`/`response_b` (the Kaggle LMSYS set's JSON lists of turns are read as
@@ -42,7 +45,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardforge.data.columns import suggest_columns
+from rewardforge.data.columns import RATED_LISTS, suggest_columns
 from rewardforge.data.errors import RowError
 from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared, split_text
 from rewardforge.data.types import CHAT_ROLES, Message, PreferencePair
@@ -59,6 +62,9 @@ ROLE_ALIASES = {
 }
 
 ARENA_MARKERS = ("conversation_a", "conversation_b", "response_a", "response_b", "winner_model_a")
+RANKED_TEXT_KEYS = ("response", "answer", "text", "content")
+RANKED_SCORE_KEYS = ("overall_score", "score", "rating")  # higher is better
+RANKED_RANK_KEYS = ("rank",)  # lower is better
 SCORED_SHAPES = ("shp", "graded_pair")  # shapes whose scores are built in; others need "+scores"
 # graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
 GRADED_FIELDS = (
@@ -100,6 +106,11 @@ def detect_shape(record: Any) -> Detected:
     has_pair = _present(record, "chosen") or _present(record, "rejected")
     if not has_pair and _present(record, "output"):
         return Detected("helpsteer3", {"output": "present"})
+    ranked = _ranked_list(record) if not has_pair else None
+    if ranked is not None:
+        return Detected(
+            "ranked" + ("+scores" if _rating_key(ranked[1][0])[1] == "score" else ""), {ranked[0]: "list"}
+        )
     if not has_pair and any(k in record for k in ("history", "human_ref_A", "human_ref_B")):
         return Detected("shp", {"human_ref_A": "present"})
     if not has_pair and ("response_0" in record or "better_response_id" in record):
@@ -114,7 +125,9 @@ def detect_shape(record: Any) -> Detected:
             "no preference fields: expected chosen/rejected, input/output (HelpSteer3-like), "
             "context/response1/response2/overall_preference (HelpSteer3), "
             "prompt/response_0/response_1/better_response_id (PKU-SafeRLHF), "
-            "conversation_a/conversation_b/winner (Chatbot Arena) or "
+            "conversation_a/conversation_b/winner (Chatbot Arena), "
+            "prompt/completions[{response, overall_score}] (UltraFeedback), "
+            "prompt/answers[{answer, rank}] (Nectar) or "
             f"history/human_ref_A/human_ref_B (SHP); found keys: {', '.join(keys[:12]) or 'none'} "
             f"(map yours with columns){suggest_columns(keys)}"
         )
@@ -571,6 +584,66 @@ def _arena(record: dict) -> tuple[list[Message], list[Message], list[Message], t
     return prompt, b_rest, a_rest, (names[1], names[0])
 
 
+def _ranked_list(record: dict) -> tuple[str, list] | None:
+    """The list of rated completions (its field name and items), or None."""
+    for name in RATED_LISTS:
+        items = record.get(name)
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            return name, items
+    return None
+
+
+def _rating_key(item: Any) -> tuple[str | None, str]:
+    """Which key rates a completion, and whether it is a "score" (higher is better) or a "rank"."""
+    if isinstance(item, dict):
+        for key in RANKED_SCORE_KEYS:
+            if key in item:
+                return key, "score"
+        for key in RANKED_RANK_KEYS:
+            if key in item:
+                return key, "rank"
+    return None, "score"
+
+
+def _ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int, dict[str, float]]]:
+    """Rated completions: one pair per (better, worse) combination, with both ratings."""
+    found = _ranked_list(record)
+    name, items = found if found else (RATED_LISTS[0], record.get(RATED_LISTS[0]))
+    if not isinstance(items, list) or len(items) < 2:
+        raise RowError("expected a list of at least two rated completions", name)
+    prompt = _required_prompt(record, "prompt")
+    rating_key, kind = _rating_key(items[0])
+    rated: list[tuple[int, str, str, float]] = []
+    for i, item in enumerate(items):
+        where = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            raise RowError(f"expected a completion object, got {_type(item)}", where)
+        text_key = next((k for k in RANKED_TEXT_KEYS if k in item), RANKED_TEXT_KEYS[0])
+        try:
+            reply = text(item, text_key)  # "missing" names the first expected key
+        except RowError as exc:
+            raise RowError(exc.reason, f"{where}.{exc.field}") from None
+        if rating_key is None or rating_key not in item:
+            keys = RANKED_SCORE_KEYS + RANKED_RANK_KEYS if rating_key is None else (rating_key,)
+            raise RowError(f"missing (expected one of {', '.join(keys)})", f"{where}.{rating_key or keys[0]}")
+        rating = number(item[rating_key], f"{where}.{rating_key}")
+        if rating is None:
+            raise RowError("missing", f"{where}.{rating_key}")
+        rated.append((i, f"{where}.{text_key}", reply, rating if kind == "score" else -rating))
+    out = []
+    for _, i_name, better, i_rating in sorted(rated, key=lambda r: -r[3]):
+        for _, j_name, worse, j_rating in rated:
+            if j_rating < i_rating:
+                chosen, rejected = _assistant(better), _assistant(worse)
+                check_completions(chosen, rejected, (i_name, j_name))
+                sign = 1 if kind == "score" else -1
+                ratings = {f"{kind}_chosen": sign * i_rating, f"{kind}_rejected": sign * j_rating}
+                out.append((prompt, chosen, rejected, len(out), ratings))
+    if not out:
+        raise RowError(f"every completion has the same {rating_key}: no preference", name)
+    return out
+
+
 def _system_turn(record: dict) -> Message | None:
     """A `system` column (orca_dpo_pairs) as the prompt's system turn, or None."""
     system = record.get("system")
@@ -659,9 +732,11 @@ def _label(value: Any, name: str) -> str | None:
 
 
 def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = False) -> list[PreferencePair]:
-    """Turn one record of a detected shape into one pair (several for helpsteer3)."""
+    """Turn one record of a detected shape into one pair (several for helpsteer3, multi_completion
+    and ranked)."""
     shape = detected.shape
     score_names = ("score_chosen", "score_rejected")
+    ratings: list[dict[str, float]] = []  # ranked: each pair's own two ratings
     if shape == "helpsteer3":
         triples = _helpsteer3(record)
     elif shape == "shp":
@@ -675,6 +750,9 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         triples = [(p, c, r, None)]
     elif shape.removesuffix("+scores") == "multi_completion":
         triples = _multi_completion(record)
+    elif shape.removesuffix("+scores") == "ranked":
+        rated = _ranked(record)
+        triples, ratings = [t[:4] for t in rated], [t[4] for t in rated]
     elif shape in ("indexed_pair", "arena"):
         p, c, r, names = (_indexed_pair if shape == "indexed_pair" else _arena)(record)
         check_completions(c, r, names)
@@ -687,6 +765,8 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         margin = number(record.get("margin"), "margin")
         margin = strength if margin is None and margin_from_scores else margin
         extra: dict[str, Any] = {"preference_strength": strength}
+    elif ratings:
+        margin, extra = number(record.get("margin"), "margin"), {}
     else:
         margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
 
@@ -700,13 +780,18 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     )
     system = _system_turn(record)
     pairs = []
-    for p, c, r, answer_index in triples:
+    for k, (p, c, r, answer_index) in enumerate(triples):
         pair_id = raw_id
         if raw_id is not None and answer_index is not None and len(triples) > 1:
-            pair_id = f"{raw_id}#{answer_index}"  # helpsteer3, multi_completion: one id per pair
+            pair_id = f"{raw_id}#{answer_index}"  # helpsteer3, multi_completion, ranked: one id per pair
+        pair_margin, pair_extra = margin, dict(extra)
+        if ratings:
+            pair_extra = ratings[k]
+            if margin is None and margin_from_scores:
+                pair_margin = pair_extra["score_chosen"] - pair_extra["score_rejected"]
         prompt = [dict(m) for m in _with_system(system, p)]  # pairs of one record share no list
         pairs.append(
-            PreferencePair(prompt, c, r, margin=margin, id=pair_id, category=category, extra=dict(extra))
+            PreferencePair(prompt, c, r, margin=pair_margin, id=pair_id, category=category, extra=pair_extra)
         )
     return pairs
 

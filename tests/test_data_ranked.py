@@ -1,0 +1,135 @@
+"""Rated completion lists (openbmb/UltraFeedback's `completions`, Nectar's ranked `answers`) read
+as one pair per (better, worse) combination."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _rows import assistant, jsonl, user
+
+from rewardforge.data import DataError, load_pairs
+
+bot = assistant
+
+
+def ultrafeedback(scores=(8.5, 3.0, 8.5), **extra) -> dict:
+    """An openbmb/UltraFeedback row: an instruction and completions rated by `overall_score`."""
+    replies = ("Blue", "Seven", "Red", "Green")
+    return {
+        "source": "evol_instruct",
+        "instruction": "Name a colour",
+        "models": ["m0", "m1", "m2"],
+        "completions": [
+            {"model": f"m{i}", "response": replies[i], "overall_score": s, "annotations": {"x": 1}}
+            for i, s in enumerate(scores)
+        ],
+        **extra,
+    }
+
+
+def nectar() -> dict:
+    """A Nectar row: an HH-style prompt and answers ranked 1 (best) to N."""
+    return {
+        "prompt": "\n\nHuman: Hi there\n\nAssistant:",
+        "answers": [
+            {"answer": "Hello! How can I help?", "model": "a", "rank": 1},
+            {"answer": "What.", "model": "b", "rank": 3},
+            {"answer": "Hey.", "model": "c", "rank": 2},
+        ],
+        "turns": 1,
+        "num_responses": 3,
+    }
+
+
+def triples(loaded) -> list[tuple[str, str]]:
+    return [(p.chosen[0]["content"], p.rejected[0]["content"]) for p in loaded.pairs]
+
+
+def test_ultrafeedback_completions_give_every_better_worse_pair(tmp_path):
+    loaded = load_pairs(jsonl(tmp_path, [ultrafeedback(id="u1")]))
+    assert loaded.shape == "ranked+scores" and loaded.inferred_columns == {"prompt": "instruction"}
+    # Blue and Red tie at 8.5: no pair between them; each beats Seven
+    assert triples(loaded) == [("Blue", "Seven"), ("Red", "Seven")]
+    assert all(p.prompt == [user("Name a colour")] for p in loaded.pairs)
+    assert [p.id for p in loaded.pairs] == ["u1#0", "u1#1"]
+    assert loaded.pairs[0].extra == {"score_chosen": 8.5, "score_rejected": 3.0}
+    assert loaded.pairs[0].margin is None
+
+
+def test_margins_from_scores_are_per_pair(tmp_path):
+    loaded = load_pairs(jsonl(tmp_path, [ultrafeedback((9, 3, 6))]), margin_from_scores=True)
+    assert triples(loaded) == [("Blue", "Seven"), ("Blue", "Red"), ("Red", "Seven")]
+    assert [p.margin for p in loaded.pairs] == [6.0, 3.0, 3.0]
+
+
+def test_nectar_ranks_one_is_best(tmp_path):
+    loaded = load_pairs(jsonl(tmp_path, [nectar()]))
+    assert loaded.shape == "ranked"
+    assert loaded.pairs[0].prompt == [user("Hi there")]  # the HH-style prompt is parsed
+    assert triples(loaded) == [
+        ("Hello! How can I help?", "What."),
+        ("Hello! How can I help?", "Hey."),
+        ("Hey.", "What."),
+    ]
+    assert loaded.pairs[2].extra == {"rank_chosen": 2.0, "rank_rejected": 3.0}
+
+
+def test_ranks_give_no_margin(tmp_path):
+    with pytest.raises(DataError, match="no score columns"):
+        load_pairs(jsonl(tmp_path, [nectar()]), margin_from_scores=True)
+
+
+def test_parquet_lists_of_structs_read_like_jsonl(tmp_path):
+    rows = [ultrafeedback((9, 3, 6)), ultrafeedback((1, 2, 3))]
+    path = tmp_path / "uf.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    assert triples(load_pairs(str(path))) == triples(load_pairs(jsonl(tmp_path, rows)))
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        ({"completions": [{"response": "A", "overall_score": 5}]}, "completions", "at least two"),
+        (
+            {"completions": [{"response": "A", "overall_score": 5}, {"response": "B", "overall_score": 5}]},
+            "completions",
+            "same overall_score",
+        ),
+        (
+            {"completions": [{"response": "A", "overall_score": 5}, {"response": "B"}]},
+            "completions[1].overall_score",
+            "missing",
+        ),
+        (
+            {
+                "completions": [
+                    {"response": "A", "overall_score": 5},
+                    {"response": "B", "overall_score": "N/A"},
+                ]
+            },
+            "completions[1].overall_score",
+            "expected a number",
+        ),
+        (
+            {"completions": [{"response": "A", "overall_score": 5}, {"overall_score": 2}]},
+            "completions[1].response",
+            "missing",
+        ),
+        (
+            {"completions": [{"response": "A", "overall_score": 5}, {"response": "A ", "overall_score": 2}]},
+            "completions[1].response",
+            "identical",
+        ),
+        (
+            {"completions": [{"response": "A", "overall_score": 5}, "B"]},
+            "completions[1]",
+            "expected a completion object",
+        ),
+    ],
+)
+def test_bad_rated_lists_name_the_field(tmp_path, change, field, message):
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [ultrafeedback(), {**ultrafeedback(), **change}]))
+    text = str(err.value)
+    assert "line 2" in text and f"'{field}'" in text and message in text
