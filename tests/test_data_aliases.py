@@ -49,9 +49,36 @@ def test_argilla_names_and_ratings_give_a_margin(tmp_path):
 
 
 def test_two_prompt_like_columns_are_an_error_that_names_both(tmp_path):
-    row = {"instruction": "Add.", "input": "2+2", "chosen": "4", "rejected": "5"}
-    with pytest.raises(DataOptionError, match=r"instruction, input.*--columns prompt=instruction"):
+    row = {"instruction": "Add.", "query": "2+2", "chosen": "4", "rejected": "5"}
+    with pytest.raises(DataOptionError, match=r"instruction, query.*--columns prompt=instruction"):
         load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_alpaca_instruction_and_input_are_one_prompt(tmp_path):
+    rows = [
+        {
+            "instruction": "Translate to French.",
+            "input": "Good morning",
+            "chosen": "Bonjour",
+            "rejected": "Hola",
+        },
+        {"instruction": "Say hi.", "input": "", "chosen": "Hi", "rejected": "No"},
+        {"instruction": "Say hi.", "chosen": "Hi", "rejected": "No"},
+    ]
+    res = load_pairs(jsonl(tmp_path, rows))
+    assert res.inferred_columns == {"prompt": "instruction+input"}
+    assert "prompt=instruction+input" in res.describe_columns()
+    prompts = [pair.prompt for pair in res.pairs]
+    assert prompts == [[user("Translate to French.\nGood morning")], [user("Say hi.")], [user("Say hi.")]]
+
+
+def test_alpaca_input_that_is_not_text_is_that_rows_error(tmp_path):
+    rows = [
+        {"instruction": "Say hi.", "input": "", "chosen": "Hi", "rejected": "No"},
+        {"instruction": "Say hi.", "input": 5, "chosen": "Hi", "rejected": "No"},
+    ]
+    with pytest.raises(DataError, match=r"line 2: field 'input': expected a string, got int"):
+        load_pairs(jsonl(tmp_path, rows))
 
 
 def test_a_mapping_wins_over_aliases(tmp_path):

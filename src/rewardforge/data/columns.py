@@ -53,6 +53,8 @@ KNOWN_FIELDS = (
     "answers",
 )
 
+ALPACA_PROMPT = ("instruction", "input")  # read together, as one prompt
+JOIN = "+"  # in an inferred column: the columns joined, "instruction+input"
 RATED_LISTS = ("completions", "answers")  # lists of rated completions: openbmb/UltraFeedback, Nectar
 
 # Other datasets' names for our fields, read without a mapping when unambiguous (and reported):
@@ -138,6 +140,8 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             if _majority(records, "output"):
                 aliases = tuple(a for a in aliases if a != "input")
         found = [a for a in aliases if a not in used and _majority(records, a)]
+        if ours == "prompt" and sorted(found) == sorted(ALPACA_PROMPT):
+            found = [JOIN.join(ALPACA_PROMPT)]  # Alpaca-style rows: the input is the instruction's
         if len(found) > 1:
             options = " or ".join(f"--columns {ours}={a}" for a in found)
             raise DataOptionError(
@@ -146,7 +150,7 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             )
         if found:
             inferred[ours] = found[0]
-            used.add(found[0])
+            used.update(found[0].split(JOIN))
     return inferred
 
 
@@ -157,16 +161,37 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
         return record
     out = dict(record)
     for ours, theirs in inferred.items():
-        if record.get(theirs) is None:
+        parts = theirs.split(JOIN)
+        if all(record.get(part) is None for part in parts):
             continue
         if record.get(ours) is not None:
             raise RowError(
-                f"both {ours!r} and {theirs!r} have a value, and this data's {ours} is read from "
+                f"both {ours!r} and {parts[0]!r} have a value, and this data's {ours} is read from "
                 f"{theirs!r}; say which with --columns {ours}=COLUMN",
-                theirs,
+                parts[0],
             )
-        out[ours] = out.pop(theirs)
+        out[ours] = _joined(record, parts) if len(parts) > 1 else record[theirs]
+        for part in parts:
+            out.pop(part, None)
     return out
+
+
+def _joined(record: dict, parts: list[str]) -> str:
+    """Alpaca's instruction and its optional input as one user turn, one line apart, as
+    LLaMA-Factory joins them."""
+    texts = []
+    for part in parts:
+        value = record.get(part)
+        if value is not None and not isinstance(value, str):
+            raise RowError(f"expected a string, got {type(value).__name__}", part)
+        if value and value.strip():
+            texts.append(value)
+    return "\n".join(texts)
+
+
+def read_from(inferred: dict[str, str]) -> set[str]:
+    """The source columns `inferred` reads (a joined prompt reads two)."""
+    return {part for theirs in inferred.values() for part in theirs.split(JOIN)}
 
 
 def check_unread_aliases(record: dict, read: set[str]) -> None:

@@ -26,6 +26,7 @@ from rewardforge.data.columns import (
     check_unread_aliases,
     display_field,
     infer_columns,
+    read_from,
 )
 from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
@@ -193,7 +194,7 @@ class _Load:
             return
         records = [record for _, record in sample if not isinstance(record, ReadProblem)]
         self.inferred = infer_columns(records, self.columns)
-        self.read_columns = set(self.columns.values()) | set(self.inferred.values())
+        self.read_columns = set(self.columns.values()) | read_from(self.inferred)
         counts: dict[str, int] = {}
         found: dict[str, Detected] = {}
         for _, record in sample:
