@@ -56,6 +56,12 @@ def one_step(model, data, out, *extra) -> int:
         (["--eval-split", "0.2", "--eval-data", "EVAL"], "give --eval-data or --eval-split, not both"),
         (["--eval-data", "DATA"], "--eval-data is the training file"),
         (["--max-length", "abc"], "invalid int value: 'abc'"),
+        (["--epochs", "0"], "--epochs must be more than 0"),  # checked even beside --max-steps
+        (["--epochs", "nan"], "--epochs must be more than 0"),
+        (["--max-tokens-per-batch", "-2"], "--max-tokens-per-batch must be a whole number >= 0"),
+        (["--warmup_steps", "-1"], "warmup_steps >= 0"),  # TrainingArguments' own checks
+        (["--load_best_model_at_end", "--eval_strategy", "steps"], "save and eval strategy to match"),
+        (["--lr_scheduler_kwargs", "{bad"], "an option that takes JSON got invalid JSON"),
     ],
 )
 def test_a_bad_option_value_is_one_line_before_any_work(

@@ -130,7 +130,16 @@ def parse(argv: list[str]):
         config = argv[i + 1]
     if config is not None:
         parser.set_defaults(**_config_from_yaml(config, parser))
-    args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    try:
+        args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except UsageError:
+        raise
+    except json.JSONDecodeError as e:  # --lr_scheduler_kwargs, --optim_args and kin take JSON
+        raise UsageError(
+            f"an option that takes JSON got invalid JSON ({e}) (see rewardforge train --help)"
+        ) from None
+    except ValueError as e:  # TrainingArguments' own checks of its options
+        raise UsageError(f"{' '.join(str(e).split())} (see rewardforge train --help)") from None
     leftover = rest[0] if rest else []
     if leftover:
         raise UsageError(f"unknown option(s): {' '.join(leftover)} (see rewardforge train --help)")

@@ -86,7 +86,8 @@ class RewardArguments:
         1024,
         "Token budget of one chunk: rows of similar length are grouped under it (less padding), and "
         "each chunk is back-propagated before the next runs, so activation memory follows this "
-        "budget, not the batch size. A row longer than the budget is a chunk of its own.",
+        "budget, not the batch size. A row longer than the budget is a chunk of its own; 0 runs the "
+        "whole batch as one chunk.",
     )
     precision: str = _opt(
         "auto", "auto (bf16 autocast with fp32 weights where the hardware supports bf16), fp32 or bf16."

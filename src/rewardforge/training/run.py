@@ -80,9 +80,14 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         f"--gradient_accumulation_steps must be at least 1, got {targs.gradient_accumulation_steps}",
     )
     need(targs.max_steps != 0, "--max-steps must be at least 1 (or -1: train for --epochs)")
-    if targs.max_steps < 0:
+    if targs.max_steps < 0 or args.epochs is not None:  # with --max-steps, a given --epochs is still checked
         epochs = args.epochs if args.epochs is not None else targs.num_train_epochs
         need(finite(epochs) and epochs > 0, f"--epochs must be more than 0, got {epochs!r}")
+    need(
+        args.max_tokens_per_batch is None
+        or (whole(args.max_tokens_per_batch) and args.max_tokens_per_batch >= 0),
+        f"--max-tokens-per-batch must be a whole number >= 0 (0: no chunking), got {args.max_tokens_per_batch!r}",
+    )
     need(
         args.limit is None or (whole(args.limit) and args.limit >= 1),
         f"--limit must be at least 1 pair, got {args.limit!r}",
