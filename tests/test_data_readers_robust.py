@@ -188,3 +188,29 @@ def test_cr_only_jsonl_says_why(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_bytes(b"\r".join(json.dumps(GOOD).encode() for _ in range(3)) + b"\r")
     raises(str(path), "line 1", r"^malformed JSON: Extra data .*CR-only line ends")
+
+
+def test_a_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    import rewardforge.data.readers as readers
+
+    path = tmp_path / "locked.jsonl"
+    path.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+
+    def refuse(file, *args, **kwargs):  # root ignores chmod 000, so refuse the way the OS would
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(readers, "open", refuse, raising=False)
+    with pytest.raises(DataError, match=r"locked\.jsonl: cannot be read \(Permission denied\)"):
+        load_pairs(str(path))
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_an_io_error_while_reading_is_a_read_error_not_a_corrupt_archive(tmp_path, suffix):
+    link = tmp_path / f"eio{suffix}"
+    link.symlink_to("/proc/self/mem")  # opens, then every read at offset 0 fails with EIO
+    with pytest.raises(DataError) as err:
+        load_pairs(str(link))
+    assert "read error" in str(err.value) and "compressed" not in str(err.value)

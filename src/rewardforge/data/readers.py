@@ -61,6 +61,10 @@ def read_records(spec: str, split: str | None = None) -> Iterator[tuple[str, Any
     if path.is_dir():
         yield from _read_saved_dataset(spec, path, split)
         return
+    try:
+        open(path, "rb").close()
+    except OSError as exc:  # permission denied, a broken mount: one line, not a traceback
+        raise DataError(spec, f"cannot be read ({exc.strerror or exc})") from None
     name = path.name.lower()
     if name.endswith(_JSONL_SUFFIXES):
         _no_split(spec, split)
@@ -105,7 +109,10 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
-def _corrupt(exc: BaseException) -> str:
+def _corrupt(exc: BaseException, path: Path) -> str:
+    """A failure while reading: a damaged gzip stream, or (any file) an I/O error."""
+    if not path.name.lower().endswith(".gz") or isinstance(exc, PermissionError):
+        return f"read error ({type(exc).__name__}: {exc})"
     return f"truncated or corrupt compressed file ({type(exc).__name__}: {exc})"
 
 
@@ -173,7 +180,7 @@ def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             except StopIteration:
                 return
             except (EOFError, OSError, zlib.error) as exc:
-                yield f"line {lineno + 1}", ReadProblem(_corrupt(exc), fatal=True)
+                yield f"line {lineno + 1}", ReadProblem(_corrupt(exc, path), fatal=True)
                 return
             lineno += 1
             location = f"line {lineno}"
@@ -202,7 +209,7 @@ def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, 
         with _open_binary(path) as fh:
             data = fh.read()
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(spec, _corrupt(exc)) from exc
+        raise DataError(spec, _corrupt(exc, path)) from exc
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -314,6 +321,8 @@ def _read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
         reader = csv.reader(fh, strict=True)
         try:
             header = next(reader, None)
+        except OSError as exc:
+            raise DataError(spec, _corrupt(exc, path), location="line 1") from exc
         except csv.Error as exc:
             raise DataError(
                 spec, _csv_error(exc, "the header", 1, reader.line_num), location="line 1"
@@ -333,6 +342,9 @@ def _read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             except csv.Error as exc:
                 reason = _csv_error(exc, f"row {index + 1}", start_line, reader.line_num)
                 yield f"row {index + 1}", ReadProblem(reason, fatal=True)
+                return
+            except OSError as exc:
+                yield f"row {index + 1}", ReadProblem(_corrupt(exc, path), fatal=True)
                 return
             if not any(c.strip() for c in cells):
                 continue
