@@ -161,3 +161,56 @@ def test_train_stops_on_a_tie_and_skip_invalid_drops_ties(tmp_path, capsys, tiny
     assert [r["location"] for r in rejects] == ["row 7"] and "a tie" in rejects[0]["reason"]
     meta = json.loads((out / "rewardforge.json").read_text())
     assert meta["data"]["train"]["pairs"] == 6 and meta["data"]["train"]["shape"] == "arena"
+
+
+# Found by fuzzing: each of these was read silently wrong or named the wrong field.
+
+
+def test_a_winner_the_one_hot_columns_contradict_is_invalid_and_a_null_winner_defers_to_them(tmp_path):
+    row = {**kaggle((0, 1, 0), turns=1), "winner": "model_a"}
+    with pytest.raises(DataError, match=r"field 'winner': 'model_a' contradicts winner_model_b = 1"):
+        load_pairs(jsonl(tmp_path, [row]))
+    pair = load_pairs(jsonl(tmp_path, [{**row, "winner": None}])).pairs[0]
+    assert pair.chosen == [bot("answer B 0.0")]
+
+
+def test_one_hot_booleans_as_pandas_get_dummies_writes_them(tmp_path):
+    row = {**kaggle(turns=1), "winner_model_a": False, "winner_model_b": True, "winner_tie": False}
+    assert load_pairs(jsonl(tmp_path, [row])).pairs[0].chosen == [bot("answer B 0.0")]
+
+
+def test_an_empty_id_falls_back_to_question_id(tmp_path):
+    row = {"id": "", **battle()}
+    path = write_csv(tmp_path, [{k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}])
+    assert load_pairs(path).pairs[0].id == "q1"
+
+
+def test_a_prompt_turn_list_needs_reply_lists(tmp_path):
+    row = {"prompt": '["What is 2+2?"]', "response_a": '["4"]', "response_b": "5", "winner": "model_a"}
+    with pytest.raises(DataError, match=r"field 'response_b': expected a list of replies"):
+        load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_an_empty_conversation_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"field 'conversation_a': empty conversation"):
+        load_pairs(jsonl(tmp_path, [battle(conversation_a=[])]))
+
+
+def test_content_parts_without_a_type_read_alike_from_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = {"role": "assistant", "content": [{"text": "It is Paris."}]}  # no "type": Arrow gives null
+    question = {"role": "user", "content": [{"text": "Capital of France?"}]}
+    row = battle(conversation_b=[question, parts])
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    from_parquet, from_jsonl = load_pairs(str(path)).pairs[0], load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert from_parquet.chosen == from_jsonl.chosen == [bot("It is Paris.")]
+
+
+def test_a_csv_conversation_with_one_bad_turn_names_that_turn(tmp_path):
+    row = {**battle(), "conversation_a": json.dumps([user("Capital of France?"), None])}
+    row["conversation_b"] = json.dumps(row["conversation_b"])
+    with pytest.raises(DataError, match=r"field 'conversation_a\[1\]': expected a message object, got null"):
+        load_pairs(write_csv(tmp_path, [row]))

@@ -89,10 +89,17 @@ def test_an_hh_style_prompt_string_is_parsed_into_turns(tmp_path):
         "chosen": "a",
         "rejected": "b",
     }
-    pairs = load_pairs(jsonl(tmp_path, [row, quoting])).pairs
+    # a dialogue the prompt quotes and then asks about: it ends with a reply, not an open turn
+    asking = {
+        "prompt": "Human: what's this?\nAssistant: I don't know\nTranslate the dialogue above to French.",
+        "chosen": "a",
+        "rejected": "b",
+    }
+    pairs = load_pairs(jsonl(tmp_path, [row, quoting, asking])).pairs
     assert pairs[0].prompt == [msg("user", "hi there"), msg("assistant", "hello"), msg("user", "and now?")]
     assert pairs[0].chosen == [msg("assistant", " Now we rest.")]
     assert pairs[1].prompt == [msg("user", quoting["prompt"])]  # text before the first turn: kept whole
+    assert pairs[2].prompt == [msg("user", asking["prompt"])]  # found by fuzzing: was split into turns
 
 
 def test_completions_that_repeat_the_conversation_leave_only_the_replies(tmp_path):

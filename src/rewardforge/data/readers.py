@@ -268,9 +268,14 @@ def _is_message(value: Any) -> bool:
     return isinstance(value, dict) and any(all(k in value for k in keys) for keys in MESSAGE_KEYS)
 
 
+def _is_answer(value: Any) -> bool:
+    """A HelpSteer3 answer or a rated completion (openbmb/UltraFeedback, Nectar)."""
+    return isinstance(value, dict) and any(k in value for k in ("answer", "response"))
+
+
 def _maybe_json_cell(cell: str) -> Any:
-    """A CSV cell holding a JSON chat message list, one message object, or HelpSteer3's `output`
-    list is parsed, as JSONL would give it.
+    """A CSV cell holding a JSON chat message list, one message object, HelpSteer3's `output` or
+    a list of rated completions is parsed, as JSONL would give it.
 
     Anything else stays text, so an answer like `{"a": 1}` reads as it would from JSONL.
     """
@@ -283,9 +288,9 @@ def _maybe_json_cell(cell: str) -> Any:
         return cell
     if _is_message(value):
         return value
-    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
-        return cell
-    if all(_is_message(v) for v in value) or all("answer" in v for v in value):
+    # one whole message or answer is enough: the other items are then checked one by one, as
+    # from JSONL (a message without content, a null), and named in the error
+    if isinstance(value, list) and any(_is_message(v) or _is_answer(v) for v in value):
         return value
     return cell
 

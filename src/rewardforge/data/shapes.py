@@ -204,7 +204,7 @@ def _content(value: Any, where: str) -> str:
     if isinstance(value, list) and value and all(isinstance(part, dict) for part in value):
         texts = []
         for j, part in enumerate(value):
-            if part.get("type", "text") != "text":
+            if (part.get("type") or "text") != "text":  # Arrow gives an absent key as null
                 raise RowError(
                     f"only text content parts are supported, got {part.get('type')!r}", f"{where}[{j}]"
                 )
@@ -267,7 +267,9 @@ def _hh_turns(value: str, name: str) -> list[Message] | None:
         turns = parse_hh(value, name)
     except RowError:  # text before the first turn: a prompt that quotes a dialogue
         return None
-    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+    if turns and turns[-1]["role"] == "assistant":
+        if turns[-1]["content"].strip():  # ends with a reply: text that quotes a dialogue
+            return None
         turns.pop()  # the open "Assistant:" that the replies continue
     return turns
 
@@ -353,6 +355,9 @@ def _split_transcripts(
 ) -> tuple[list[Message], list[Message], list[Message]]:
     """Implicit prompt: shared leading turns are the prompt. Transcripts that part in a user
     turn answer different prompts, which is no preference between replies."""
+    for msgs, name in zip((chosen, rejected), names):
+        if not msgs:
+            raise RowError("empty conversation", name)
     prompt, c_rest, r_rest = split_shared(chosen, rejected)
     for rest, name in zip((c_rest, r_rest), names):
         if rest and rest[0]["role"] in ("user", "system"):
@@ -504,56 +509,84 @@ def _multi_completion(record: dict) -> list[tuple[list[Message], list[Message], 
 ARENA_WINNERS = {"model_a": "a", "model_b": "b", "tie": None, "tie (bothbad)": None, "both_bad": None}
 
 
-def _arena_winner(record: dict) -> tuple[str, str]:
-    """Which side won, "a" or "b", and the field that says so. A tie is no preference: invalid."""
-    if "winner" not in record and "winner_model_a" in record:  # the Kaggle set's one-hot columns
-        names = ("winner_model_a", "winner_model_b", "winner_tie")
-        flags = [_zero_or_one(record.get(name)) for name in names]
-        for flag, name in zip(flags, names):
-            if flag is None:
-                raw = record.get(name)
-                raise RowError("missing" if raw is None else f"expected 0 or 1, got {raw!r}", name)
-        if sum(flags) != 1:
-            raise RowError(f"expected exactly one of {', '.join(names)} to be 1, got {flags}", names[0])
-        if flags[2]:
-            raise RowError("1: neither response is preferred (a tie; --skip-invalid drops ties)", names[2])
-        return ("a" if flags[0] else "b"), names[flags.index(1)]
+def _flag(value: Any) -> int | None:
+    """0 or 1 from a one-hot cell: ints, "1.0" text, or booleans (pandas.get_dummies)."""
+    return 1 if value is True else 0 if value is False else _zero_or_one(value)
+
+
+def _one_hot_winner(record: dict) -> tuple[str | None, str] | None:
+    """The Kaggle set's winner_model_a/winner_model_b/winner_tie: ("a" | "b" | None for a tie,
+    the field that is 1), or None when the row has none of them."""
+    names = ("winner_model_a", "winner_model_b", "winner_tie")
+    if all(record.get(name) is None for name in names):
+        return None
+    flags = []
+    for name in names:
+        raw = record.get(name)
+        flag = _flag(raw)
+        if flag is None:
+            raise RowError("missing" if raw is None else f"expected 0 or 1, got {raw!r}", name)
+        flags.append(flag)
+    if sum(flags) != 1:
+        raise RowError(f"expected exactly one of {', '.join(names)} to be 1, got {flags}", names[0])
+    return ("a", "b", None)[flags.index(1)], names[flags.index(1)]
+
+
+def _named_winner(record: dict) -> tuple[str | None, str] | None:
+    """`winner`: ("a" | "b" | None for a tie, "winner"), or None when the row has no value."""
     raw = record.get("winner")
     if raw is None:
-        raise RowError("missing", "winner")
+        return None
     if not isinstance(raw, str) or raw.strip().lower() not in ARENA_WINNERS:
         raise RowError(f"expected one of {', '.join(map(repr, ARENA_WINNERS))}, got {raw!r}", "winner")
-    side = ARENA_WINNERS[raw.strip().lower()]
+    return ARENA_WINNERS[raw.strip().lower()], "winner"
+
+
+def _arena_winner(record: dict) -> str:
+    """Which side won, "a" or "b". A tie is no preference, and a `winner` that the one-hot
+    columns contradict cannot be trusted: both are invalid rows."""
+    named, one_hot = _named_winner(record), _one_hot_winner(record)
+    if named is None and one_hot is None:
+        raise RowError("missing", "winner_model_a" if "winner_model_a" in record else "winner")
+    if named is not None and one_hot is not None and named[0] != one_hot[0]:
+        raise RowError(f"{record['winner']!r} contradicts {one_hot[1]} = 1", "winner")
+    side, name = named or one_hot
     if side is None:
-        raise RowError(f"{raw!r}: neither response is preferred (a tie; --skip-invalid drops ties)", "winner")
-    return side, "winner"
+        said = record.get(name)
+        raise RowError(f"{said!r}: neither response is preferred (a tie; --skip-invalid drops ties)", name)
+    return side
 
 
-def _json_turns(value: Any) -> list[Any] | None:
-    """The Kaggle LMSYS set writes each turn list as JSON text ('["hi", "and then?"]')."""
-    if isinstance(value, list):
-        return value
+def _json_turns(value: Any) -> list[str | None] | None:
+    """A list of turns (texts; null where a model gave none), also written as JSON text, as the
+    Kaggle LMSYS set writes them ('["hi", "and then?"]'); None for anything else."""
     if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
         try:
-            turns = json.loads(value)
+            value = json.loads(value)
         except (ValueError, RecursionError):
             return None
-        return turns if isinstance(turns, list) else None
+    if isinstance(value, list) and value and all(v is None or isinstance(v, str) for v in value):
+        return value
     return None
 
 
 def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
-    """`prompt` + `response_a`/`response_b` as turn lists of one length, as two conversations;
-    None when they are not all lists (then they are one prompt and two replies)."""
-    lists = {name: _json_turns(record.get(name)) for name in ("prompt", "response_a", "response_b")}
-    if any(value is None for value in lists.values()):
+    """A prompt given as a list of turns, with `response_a`/`response_b` lists of one length,
+    as two conversations; None when the prompt is not a turn list (one prompt, two replies)."""
+    questions = _json_turns(record.get("prompt"))
+    if questions is None:
         return None
     sides = []
     for side in ("response_a", "response_b"):
-        if len(lists[side]) != len(lists["prompt"]):
-            raise RowError(f"{len(lists[side])} replies for {len(lists['prompt'])} prompt turns", side)
+        answers = _json_turns(record.get(side))
+        if answers is None:
+            raw = record.get(side)
+            reason = "missing" if raw is None else "expected a list of replies, one per turn of 'prompt'"
+            raise RowError(reason, side)
+        if len(answers) != len(questions):
+            raise RowError(f"{len(answers)} replies for {len(questions)} prompt turns", side)
         conversation: list[Message] = []
-        for i, (question, answer) in enumerate(zip(lists["prompt"], lists[side])):
+        for i, (question, answer) in enumerate(zip(questions, answers)):
             for value, name, role in ((question, "prompt", "user"), (answer, side, "assistant")):
                 if not isinstance(value, str):
                     raise RowError(f"expected a string, got {_type(value)}", f"{name}[{i}]")
@@ -564,7 +597,7 @@ def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
 
 def _arena(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
     """Chatbot Arena: prompt, chosen, rejected and the (chosen, rejected) field names."""
-    winner, _ = _arena_winner(record)
+    winner = _arena_winner(record)
     if "conversation_a" in record or "conversation_b" in record:
         names = ("conversation_a", "conversation_b")
         a, b = (messages(record.get(n), n) if _present(record, n) else None for n in names)
@@ -770,7 +803,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     else:
         margin, extra = _margin_and_scores(record, detected, score_names, margin_from_scores)
 
-    id_name = "question_id" if shape == "arena" and record.get("id") is None else "id"
+    id_name = "question_id" if shape == "arena" and record.get("id") in (None, "") else "id"
     raw_id = _label(record.get(id_name), id_name)
     domain = record.get("domain")  # HelpSteer3, SHP: only used when it is text
     category = (
