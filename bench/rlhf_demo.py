@@ -13,7 +13,8 @@ then writes `bench/results/rlhf_demo.json` and `docs/img/rlhf-demo.png` from the
    mode on HH prompts (complete_sentence + 0.5 x RM; ScaleRL: "bonus_hh");
 4. after: the same `bon` command with the trained policy (same seed, prompts and lengths).
 
-Example (about an hour on 2 CPU cores, one thread per job)::
+Example (about two hours on 2 CPU cores, one thread per job: bench/results/rlhf_demo.json took
+98 + 6 + 16 minutes of training)::
 
     python bench/rlhf_demo.py --rm runs/hh-minilm --steps 30
 

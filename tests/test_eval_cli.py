@@ -239,6 +239,7 @@ def test_two_models_two_datasets_side_by_side(tmp_path, tiny_bert_dir, pairs_fil
                 [r["score_chosen"] for r in sub], [r["score_rejected"] for r in sub], seed=42
             )
             assert metrics["accuracy"] == expect["accuracy"] and metrics["auroc"] == expect["auroc"]
+            assert "record_accuracy" not in metrics  # one pair per record (built-in pairs were one record)
     trained = [r["score_chosen"] for r in rows if r["model"] == "trained"]
     fresh = [r["score_chosen"] for r in rows if r["model"] == names[1]]
     assert trained != fresh  # the base: head really was re-initialised

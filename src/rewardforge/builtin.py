@@ -162,7 +162,7 @@ def _pair(rng: random.Random, task: tuple[str, str, str], other: tuple[str, str,
         rejected=[{"role": "assistant", "content": rejected}],
         id=f"builtin-{split}-{i}",
         category=kind,
-        source=f"builtin:{split}",
+        source=f"builtin:{split}:pair {i + 1}",  # one record per pair, as a file's line would be
     )
 
 
