@@ -105,8 +105,8 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     Prompts follow the training rules (a blank prompt text means no prompt). A `text` in the
     HH-RLHF transcript form is read as its turns, as training reads it."""
     from rewardforge.data.errors import RowError
-    from rewardforge.data.shapes import messages, prompt_messages, response_problem, unicode_text
     from rewardforge.data.transcripts import looks_like_hh, parse_hh
+    from rewardforge.data.values import messages, prompt_messages, response_problem, unicode_text
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__

@@ -89,3 +89,22 @@ def split_text(chosen: str, rejected: str) -> tuple[str, str, str]:
     else:
         cut = next((i + 1 for i in range(p - 1, -1, -1) if chosen[i].isspace() and both_left(i + 1)), 0)
     return chosen[:cut].strip(), chosen[cut:].strip(), rejected[cut:].strip()
+
+
+def split_transcripts(
+    chosen: list[Message], rejected: list[Message], names: tuple[str, str]
+) -> tuple[list[Message], list[Message], list[Message]]:
+    """Implicit prompt: shared leading turns are the prompt. Transcripts that part in a user
+    turn answer different prompts, which is no preference between replies."""
+    for msgs, name in zip((chosen, rejected), names):
+        if not msgs:
+            raise RowError("empty conversation", name)
+    prompt, c_rest, r_rest = split_shared(chosen, rejected)
+    for rest, name in zip((c_rest, r_rest), names):
+        if rest and rest[0]["role"] in ("user", "system"):
+            raise RowError(
+                f"the transcripts differ at turn {len(prompt) + 1}, a {rest[0]['role']} turn: they answer "
+                "different prompts, not one prompt with two replies",
+                name,
+            )
+    return prompt, c_rest, r_rest

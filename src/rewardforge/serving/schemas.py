@@ -57,7 +57,7 @@ def _reply_messages(value: list[Any]) -> list[Any]:
 
 
 def _refuse_bad_response(messages: list[dict[str, str]]) -> None:
-    from rewardforge.data.shapes import response_problem
+    from rewardforge.data.values import response_problem
 
     problem = response_problem(messages, allow_empty=True)
     if problem:

@@ -1,0 +1,315 @@
+"""Record shapes of particular public datasets, each read into (prompt, chosen, rejected) triples.
+
+HelpSteer3's rated answers, SHP, PKU-SafeRLHF, RewardBench 2's lists, HelpSteer2/3 pairwise
+grades, Chatbot Arena battles and rated completion lists (openbmb/UltraFeedback, Nectar).
+`shapes.detect_shape` decides which one a record is; `shapes.normalise` calls these.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rewardforge.data.columns import RATED_LISTS
+from rewardforge.data.errors import RowError
+from rewardforge.data.transcripts import split_transcripts
+from rewardforge.data.types import Message
+from rewardforge.data.values import (
+    assistant_turn,
+    check_completions,
+    messages,
+    number,
+    present,
+    prompt_messages,
+    required_prompt,
+    text,
+    text_items,
+    type_name,
+    unicode_text,
+    zero_or_one,
+)
+
+ARENA_MARKERS = ("conversation_a", "conversation_b", "response_a", "response_b", "winner_model_a")
+RANKED_TEXT_KEYS = ("response", "answer", "text", "content")
+RANKED_SCORE_KEYS = ("overall_score", "score", "rating")  # higher is better
+RANKED_RANK_KEYS = ("rank",)  # lower is better
+# graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
+GRADED_FIELDS = (
+    ("context", "prompt"),
+    ("response1", "response_1"),
+    ("response2", "response_2"),
+    ("overall_preference", "preference_strength"),
+)
+
+
+def helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
+    """HelpSteer3-like `input` + `output` answers: the preferred one against each other one."""
+    prompt = required_prompt(record, "input")
+    output = record.get("output")
+    if not isinstance(output, list):
+        raise RowError(
+            "missing" if output is None else f"expected a list of answers, got {type_name(output)}", "output"
+        )
+    answers: list[tuple[int, str, bool]] = []
+    for i, item in enumerate(output):
+        if not isinstance(item, dict):
+            raise RowError(f"expected an answer object, got {type_name(item)}", f"output[{i}]")
+        answer, label = item.get("answer"), item.get("label")
+        if not isinstance(answer, str):
+            raise RowError(
+                "missing" if answer is None else f"expected a string, got {type_name(answer)}",
+                f"output[{i}].answer",
+            )
+        preferred = label.get("is_preferred") if isinstance(label, dict) else None
+        if not isinstance(preferred, bool):
+            raise RowError(
+                f"expected true/false, got {type_name(preferred)}", f"output[{i}].label.is_preferred"
+            )
+        answers.append((i, answer, preferred))
+    best = [a for a in answers if a[2]]
+    if len(best) != 1:
+        raise RowError(f"expected exactly one preferred answer, found {len(best)}", "output")
+    others = [a for a in answers if not a[2]]
+    if not others:
+        raise RowError("no non-preferred answer to pair the preferred one with", "output")
+    b_index, b_answer, _ = best[0]
+    out = []
+    for i, answer, _ in others:
+        chosen, rejected = assistant_turn(b_answer), assistant_turn(answer)
+        check_completions(chosen, rejected, (f"output[{b_index}].answer", f"output[{i}].answer"))
+        out.append((prompt, chosen, rejected, i))
+    return out
+
+
+def _shp_a_preferred(value: Any) -> bool:
+    label = 1 if value is True else 0 if value is False else zero_or_one(value)
+    if label is not None:
+        return label == 1
+    reason = "missing" if value is None else f"expected 1 (A preferred) or 0 (B preferred), got {value!r}"
+    raise RowError(reason, "labels")
+
+
+def shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """SHP: returns prompt, chosen, rejected and the (chosen, rejected) suffixes, "A"/"B"."""
+    prompt = prompt_messages(text(record, "history"), "history")
+    a, b = text(record, "human_ref_A"), text(record, "human_ref_B")
+    if _shp_a_preferred(record.get("labels")):
+        return prompt, assistant_turn(a), assistant_turn(b), ("A", "B")
+    return prompt, assistant_turn(b), assistant_turn(a), ("B", "A")
+
+
+def indexed_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """PKU-SafeRLHF: `response_0`, `response_1` and `better_response_id` (0 or 1); a safety RM
+    maps `better_response_id=safer_response_id`."""
+    prompt = required_prompt(record, "prompt")
+    first, second = text(record, "response_0"), text(record, "response_1", like="response_0")
+    raw = record.get("better_response_id")
+    better = zero_or_one(raw)
+    if better is None:
+        reason = "missing" if raw is None else f"expected 0 or 1 (the better response), got {raw!r}"
+        raise RowError(reason, "better_response_id")
+    if better == 0:
+        return prompt, assistant_turn(first), assistant_turn(second), ("response_0", "response_1")
+    return prompt, assistant_turn(second), assistant_turn(first), ("response_1", "response_0")
+
+
+def multi_completion(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
+    """RewardBench 2: lists of better and worse completions; one pair per (better, worse)."""
+    prompt = required_prompt(record, "prompt")
+    better, worse = text_items(record, "chosen"), text_items(record, "rejected")
+    out = []
+    for i, b in enumerate(better):
+        for j, w in enumerate(worse):
+            chosen, rejected = assistant_turn(b), assistant_turn(w)
+            check_completions(chosen, rejected, (f"chosen[{i}]", f"rejected[{j}]"))
+            out.append((prompt, chosen, rejected, len(out)))
+    return out
+
+
+def graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str], float]:
+    """HelpSteer3/HelpSteer2 pairwise grades: prompt, chosen, rejected, their field names, |grade|."""
+    family = 1 if "response_1" in record or "preference_strength" in record else 0  # for "missing"
+    ctx, one, two, grade_name = (
+        next((n for n in names if n in record), names[family]) for names in GRADED_FIELDS
+    )
+    prompt = required_prompt(record, ctx)
+    first, second = text(record, one), text(record, two, like=one)
+    grade = number(record.get(grade_name), grade_name)
+    if grade is None:
+        raise RowError("missing", grade_name)
+    if grade == 0:
+        raise RowError("0: neither response is preferred (a tie; --skip-invalid drops ties)", grade_name)
+    if grade < 0:  # negative: response 1 is better
+        return prompt, assistant_turn(first), assistant_turn(second), (one, two), -grade
+    return prompt, assistant_turn(second), assistant_turn(first), (two, one), grade
+
+
+ARENA_WINNERS = {"model_a": "a", "model_b": "b", "tie": None, "tie (bothbad)": None, "both_bad": None}
+
+
+def _flag(value: Any) -> int | None:
+    """0 or 1 from a one-hot cell: ints, "1.0" text, or booleans (pandas.get_dummies)."""
+    return 1 if value is True else 0 if value is False else zero_or_one(value)
+
+
+def _one_hot_winner(record: dict) -> tuple[str | None, str] | None:
+    """The Kaggle set's winner_model_a/winner_model_b/winner_tie: ("a" | "b" | None for a tie,
+    the field that is 1), or None when the row has none of them."""
+    names = ("winner_model_a", "winner_model_b", "winner_tie")
+    if all(record.get(name) is None for name in names):
+        return None
+    flags = []
+    for name in names:
+        raw = record.get(name)
+        flag = _flag(raw)
+        if flag is None:
+            raise RowError("missing" if raw is None else f"expected 0 or 1, got {raw!r}", name)
+        flags.append(flag)
+    if sum(flags) != 1:
+        raise RowError(f"expected exactly one of {', '.join(names)} to be 1, got {flags}", names[0])
+    return ("a", "b", None)[flags.index(1)], names[flags.index(1)]
+
+
+def _named_winner(record: dict) -> tuple[str | None, str] | None:
+    """`winner`: ("a" | "b" | None for a tie, "winner"), or None when the row has no value."""
+    raw = record.get("winner")
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or raw.strip().lower() not in ARENA_WINNERS:
+        raise RowError(f"expected one of {', '.join(map(repr, ARENA_WINNERS))}, got {raw!r}", "winner")
+    return ARENA_WINNERS[raw.strip().lower()], "winner"
+
+
+def _arena_winner(record: dict) -> str:
+    """Which side won, "a" or "b". A tie is no preference, and a `winner` that the one-hot
+    columns contradict cannot be trusted: both are invalid rows."""
+    named, one_hot = _named_winner(record), _one_hot_winner(record)
+    if named is None and one_hot is None:
+        raise RowError("missing", "winner_model_a" if "winner_model_a" in record else "winner")
+    if named is not None and one_hot is not None and named[0] != one_hot[0]:
+        raise RowError(f"{record['winner']!r} contradicts {one_hot[1]} = 1", "winner")
+    side, name = named or one_hot
+    if side is None:
+        said = record.get(name)
+        raise RowError(f"{said!r}: neither response is preferred (a tie; --skip-invalid drops ties)", name)
+    return side
+
+
+def _json_turns(value: Any) -> list[str | None] | None:
+    """A list of turns (texts; null where a model gave none), also written as JSON text, as the
+    Kaggle LMSYS set writes them ('["hi", "and then?"]'); None for anything else."""
+    if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    if isinstance(value, list) and value and all(v is None or isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
+    """A prompt given as a list of turns, with `response_a`/`response_b` lists of one length,
+    as two conversations; None when the prompt is not a turn list (one prompt, two replies)."""
+    questions = _json_turns(record.get("prompt"))
+    if questions is None:
+        return None
+    sides = []
+    for side in ("response_a", "response_b"):
+        answers = _json_turns(record.get(side))
+        if answers is None:
+            raw = record.get(side)
+            reason = "missing" if raw is None else "expected a list of replies, one per turn of 'prompt'"
+            raise RowError(reason, side)
+        if len(answers) != len(questions):
+            raise RowError(f"{len(answers)} replies for {len(questions)} prompt turns", side)
+        conversation: list[Message] = []
+        for i, (question, answer) in enumerate(zip(questions, answers)):
+            for value, name, role in ((question, "prompt", "user"), (answer, side, "assistant")):
+                if not isinstance(value, str):
+                    raise RowError(f"expected a string, got {type_name(value)}", f"{name}[{i}]")
+                conversation.append({"role": role, "content": unicode_text(value, f"{name}[{i}]")})
+        sides.append(conversation)
+    return sides[0], sides[1]
+
+
+def arena(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """Chatbot Arena: prompt, chosen, rejected and the (chosen, rejected) field names."""
+    winner = _arena_winner(record)
+    if "conversation_a" in record or "conversation_b" in record:
+        names = ("conversation_a", "conversation_b")
+        a, b = (messages(record.get(n), n) if present(record, n) else None for n in names)
+        if a is None or b is None:
+            raise RowError("missing", names[0] if a is None else names[1])
+        prompt, a_rest, b_rest = split_transcripts(a, b, names)
+    else:
+        names = ("response_a", "response_b")
+        turns = _arena_turns(record)
+        if turns is None:
+            prompt = required_prompt(record, "prompt")
+            a_rest, b_rest = assistant_turn(text(record, names[0])), assistant_turn(text(record, names[1]))
+        else:
+            prompt, a_rest, b_rest = split_transcripts(*turns, names)
+    if winner == "a":
+        return prompt, a_rest, b_rest, names
+    return prompt, b_rest, a_rest, (names[1], names[0])
+
+
+def rated_list(record: dict) -> tuple[str, list] | None:
+    """The list of rated completions (its field name and items), or None."""
+    for name in RATED_LISTS:
+        items = record.get(name)
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            return name, items
+    return None
+
+
+def rating_field(item: Any) -> tuple[str | None, str]:
+    """Which key rates a completion, and whether it is a "score" (higher is better) or a "rank"."""
+    if isinstance(item, dict):
+        for key in RANKED_SCORE_KEYS:
+            if key in item:
+                return key, "score"
+        for key in RANKED_RANK_KEYS:
+            if key in item:
+                return key, "rank"
+    return None, "score"
+
+
+def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int, dict[str, float]]]:
+    """Rated completions: one pair per (better, worse) combination, with both ratings."""
+    found = rated_list(record)
+    name, items = found if found else (RATED_LISTS[0], record.get(RATED_LISTS[0]))
+    if not isinstance(items, list) or len(items) < 2:
+        raise RowError("expected a list of at least two rated completions", name)
+    prompt = required_prompt(record, "prompt")
+    rating_key, kind = rating_field(items[0])
+    rated: list[tuple[int, str, str, float]] = []
+    for i, item in enumerate(items):
+        where = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            raise RowError(f"expected a completion object, got {type_name(item)}", where)
+        text_key = next((k for k in RANKED_TEXT_KEYS if k in item), RANKED_TEXT_KEYS[0])
+        try:
+            reply = text(item, text_key)  # "missing" names the first expected key
+        except RowError as exc:
+            raise RowError(exc.reason, f"{where}.{exc.field}") from None
+        if rating_key is None or rating_key not in item:
+            keys = RANKED_SCORE_KEYS + RANKED_RANK_KEYS if rating_key is None else (rating_key,)
+            raise RowError(f"missing (expected one of {', '.join(keys)})", f"{where}.{rating_key or keys[0]}")
+        rating = number(item[rating_key], f"{where}.{rating_key}")
+        if rating is None:
+            raise RowError("missing", f"{where}.{rating_key}")
+        rated.append((i, f"{where}.{text_key}", reply, rating if kind == "score" else -rating))
+    out = []
+    for _, i_name, better, i_rating in sorted(rated, key=lambda r: -r[3]):
+        for _, j_name, worse, j_rating in rated:
+            if j_rating < i_rating:
+                chosen, rejected = assistant_turn(better), assistant_turn(worse)
+                check_completions(chosen, rejected, (i_name, j_name))
+                sign = 1 if kind == "score" else -1
+                ratings = {f"{kind}_chosen": sign * i_rating, f"{kind}_rejected": sign * j_rating}
+                out.append((prompt, chosen, rejected, len(out), ratings))
+    if not out:
+        raise RowError(f"every completion has the same {rating_key}: no preference", name)
+    return out

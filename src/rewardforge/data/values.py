@@ -1,0 +1,241 @@
+"""Field readers: one record's raw values as checked messages, texts and numbers.
+
+Every shape reads its fields through these, so a problem is reported the same way whatever the
+shape: `RowError(reason, field)`, to which the loader adds the file and location.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+import unicodedata
+from typing import Any
+
+from rewardforge.data.errors import RowError
+from rewardforge.data.transcripts import looks_like_hh, parse_hh
+from rewardforge.data.types import CHAT_ROLES, Message
+
+# Roles other chat formats use for ours: OpenAI's "developer" is a system turn, "function" a tool.
+# ShareGPT (LLaMA-Factory) names: "human", "gpt", "observation" (a tool result), "function_call".
+ROLE_ALIASES = {
+    "developer": "system",
+    "function": "tool",
+    "human": "user",
+    "gpt": "assistant",
+    "observation": "tool",
+    "function_call": "assistant",
+}
+
+
+def type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def present(record: dict, key: str) -> bool:
+    return record.get(key) is not None
+
+
+def number(value: Any, name: str) -> float | None:
+    """A finite number, or None for null/empty; numeric strings are accepted (CSV cells)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise RowError(f"expected a number, got {type_name(value)}", name)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise RowError(f"expected a number, got {value[:40]!r}", name) from None
+    if isinstance(value, decimal.Decimal):  # Parquet decimal columns
+        value = float(value)
+    if not isinstance(value, int | float):
+        raise RowError(f"expected a number, got {type_name(value)}", name)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float range (JSON allows any length)
+        raise RowError(
+            f"expected a finite number, got an integer of {len(str(abs(value)))} digits", name
+        ) from None
+    if not math.isfinite(value):
+        raise RowError(f"expected a finite number, got {value}", name)
+    return value
+
+
+def unicode_text(value: str, name: str) -> str:
+    """A string that can be written as UTF-8: a lone surrogate ("\\ud800" in JSON) cannot be
+    tokenized, so it is this row's error here rather than a crash deep in the tokenizer."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RowError(f"not valid Unicode (lone surrogate at character {exc.start})", name) from None
+    return value
+
+
+def _content(value: Any, where: str) -> str:
+    """Message content: a string, or OpenAI-style text parts [{"type": "text", "text": ...}]."""
+    if isinstance(value, list) and value and all(isinstance(part, dict) for part in value):
+        texts = []
+        for j, part in enumerate(value):
+            if (part.get("type") or "text") != "text":  # Arrow gives an absent key as null
+                raise RowError(
+                    f"only text content parts are supported, got {part.get('type')!r}", f"{where}[{j}]"
+                )
+            if not isinstance(part.get("text"), str):
+                raise RowError(f"expected a string, got {type_name(part.get('text'))}", f"{where}[{j}].text")
+            texts.append(part["text"])
+        value = "\n".join(texts)
+    if not isinstance(value, str):
+        raise RowError(f"expected a string, got {type_name(value)}", where)
+    return unicode_text(value, where)
+
+
+def messages(value: Any, name: str) -> list[Message]:
+    """Validate a message list (or one message object); keep only role and content. ShareGPT's
+    {"from": "human"|"gpt", "value": ...} messages are read as role and content."""
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise RowError(f"expected a list of messages, got {type_name(value)}", name)
+    out: list[Message] = []
+    for i, msg in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(msg, dict):
+            raise RowError(f"expected a message object, got {type_name(msg)}", where)
+        # ShareGPT; in Parquet a list mixing both kinds has every key, the unused ones null
+        sharegpt = msg.get("role") is None and msg.get("content") is None and "from" in msg
+        role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
+        role, content = msg.get(role_key), msg.get(content_key)
+        if role is None:
+            raise RowError("missing", f"{where}.{role_key}")
+        if not isinstance(role, str):
+            raise RowError(f"expected a role name, got {type_name(role)}", f"{where}.{role_key}")
+        role = ROLE_ALIASES.get(role, role)
+        if role not in CHAT_ROLES:
+            raise RowError(
+                f"unknown chat role {role!r} (expected one of {sorted(CHAT_ROLES)})", f"{where}.{role_key}"
+            )
+        if content is None:
+            raise RowError("missing", f"{where}.{content_key}")
+        out.append({"role": role, "content": _content(content, f"{where}.{content_key}")})
+    return out
+
+
+def text(record: dict, name: str, like: str | None = None) -> str:
+    """A required string field."""
+    value = record.get(name)
+    if value is None:
+        raise RowError("missing", name)
+    if not isinstance(value, str):
+        hint = f" like '{like}'" if like else ""
+        raise RowError(f"expected a string{hint}, got {type_name(value)}", name)
+    return unicode_text(value, name)
+
+
+def _hh_turns(value: str, name: str) -> list[Message] | None:
+    """The turns of a prompt that is an HH transcript from its first character, else None."""
+    if not looks_like_hh(value):
+        return None
+    try:
+        turns = parse_hh(value, name)
+    except RowError:  # text before the first turn: a prompt that quotes a dialogue
+        return None
+    if turns and turns[-1]["role"] == "assistant":
+        if turns[-1]["content"].strip():  # ends with a reply: text that quotes a dialogue
+            return None
+        turns.pop()  # the open "Assistant:" that the replies continue
+    return turns
+
+
+def prompt_messages(value: Any, name: str) -> list[Message]:
+    """A prompt string is one user message (none if blank), or its turns if it is written in
+    HH-RLHF's "\\n\\nHuman: ...\\n\\nAssistant:" form (as in Dahoas/rm-static); a list is messages."""
+    if isinstance(value, str):
+        value = unicode_text(value, name)
+        turns = _hh_turns(value, name)
+        if turns:
+            return turns
+        return [{"role": "user", "content": value}] if value.strip() else []
+    if isinstance(value, list):
+        return messages(value, name)
+    raise RowError(f"expected a string or a list of messages, got {type_name(value)}", name)
+
+
+def assistant_turn(content: str) -> list[Message]:
+    return [{"role": "assistant", "content": content}]
+
+
+def normalised(msgs: list[Message]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"].strip()) for m in msgs]
+
+
+def blank(text: str) -> bool:
+    """Nothing a reader would see: whitespace, control and format characters only."""
+    return not any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
+def response_problem(msgs: list[Message], *, allow_empty: bool = False) -> str | None:
+    """Why `msgs` cannot be a response, or None: it must end with a visible reply from the
+    assistant. Training, `rewardforge score` and the server all ask here. The server passes
+    `allow_empty`: a policy's completion may be empty, and the RLHF reward must score it."""
+    if not msgs or (not allow_empty and blank(msgs[-1]["content"])):
+        return "empty response"
+    if msgs[-1]["role"] != "assistant":
+        return (
+            f"the response ends with a {msgs[-1]['role']!r} message; it must end with the assistant's reply"
+        )
+    return None
+
+
+def check_completions(chosen: list[Message], rejected: list[Message], names: tuple[str, str]) -> None:
+    """Both sides need a visible final reply from the assistant, and must differ (ignoring
+    surrounding whitespace)."""
+    for msgs, name in zip((chosen, rejected), names):
+        problem = response_problem(msgs)
+        if problem:
+            raise RowError(problem, name)
+    if normalised(chosen) == normalised(rejected):
+        raise RowError(f"identical to '{names[0]}'", names[1])
+
+
+def required_prompt(record: dict, name: str) -> list[Message]:
+    if not present(record, name):
+        raise RowError("missing", name)
+    return prompt_messages(record[name], name)
+
+
+def zero_or_one(value: Any) -> int | None:
+    """0 or 1 from what `number` reads (pandas turns an int column with nulls into floats, and
+    CSV then holds "1.0"); None for anything else."""
+    try:
+        read = number(value, "")
+    except RowError:
+        return None
+    return int(read) if read in (0, 1) else None
+
+
+def text_items(record: dict, name: str) -> list[str]:
+    value = record.get(name)
+    if value is None:
+        raise RowError("missing", name)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise RowError(f"expected a non-empty list of texts, got {type_name(value)}", name)
+    if not value:
+        raise RowError("expected a non-empty list of texts, got an empty list", name)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise RowError(f"expected a string, got {type_name(item)}", f"{name}[{i}]")
+        unicode_text(item, f"{name}[{i}]")
+    return value
+
+
+def label_text(value: Any, name: str) -> str | None:
+    """An id or category as text; null and "" (an empty CSV cell) mean none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RowError(f"expected a string or a number, got {type_name(value)}", name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # an int column with nulls, read by pandas: 5.0 is id 5
+    return unicode_text(value, name) if isinstance(value, str) else str(value)
