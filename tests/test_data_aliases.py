@@ -345,3 +345,37 @@ def test_helpsteer2_row_without_prompt_names_prompt(tmp_path):
     row = {"response_1": "a", "response_2": "b", "preference_strength": 2}
     with pytest.raises(DataError, match=r"line 1: field 'prompt': missing"):
         load_pairs(jsonl(tmp_path, [row]))
+
+
+@pytest.mark.parametrize("others", [{}, {"input": None}, {"input": ""}])
+def test_alpaca_input_is_read_even_when_most_rows_have_none(tmp_path, others):
+    rows = [{"instruction": "Say hi.", "chosen": "Hi", "rejected": "No", **others}] * 3
+    rows.append(
+        {"instruction": "Translate.", "input": "Good morning", "chosen": "Bonjour", "rejected": "Hola"}
+    )
+    res = load_pairs(jsonl(tmp_path, rows))
+    assert res.inferred_columns == {"prompt": "instruction+input"}
+    assert res.pairs[3].prompt == [user("Translate.\nGood morning")]
+
+
+def test_alpaca_input_beside_an_output_column_is_still_read(tmp_path):
+    row = {
+        "instruction": "Translate.",
+        "input": "Good morning",
+        "output": "Bonjour",
+        "chosen": "Bonjour",
+        "rejected": "Hola",
+    }
+    assert load_pairs(jsonl(tmp_path, [row])).pairs[0].prompt == [user("Translate.\nGood morning")]
+
+
+def test_alpaca_input_left_unread_by_a_mapping_or_without_instruction_is_an_error(tmp_path):
+    rows = [{"instruction": "Translate.", "input": "Good morning", "chosen": "Bonjour", "rejected": "Hola"}]
+    with pytest.raises(DataError, match=r"line 1: field 'input': this row's 'input' is not read"):
+        load_pairs(jsonl(tmp_path, rows), columns={"prompt": "instruction"})
+    rows = [{"instruction": "Say hi.", "input": "", "chosen": "Hi", "rejected": "No"}] * 2
+    rows.append({"instruction": " ", "input": "Good morning", "chosen": "Bonjour", "rejected": "Hola"})
+    with pytest.raises(
+        DataError, match=r"line 3: field 'instruction': missing \(this row has 'input' for it\)"
+    ):
+        load_pairs(jsonl(tmp_path, rows))

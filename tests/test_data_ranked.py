@@ -3,6 +3,8 @@ as one pair per (better, worse) combination."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -133,3 +135,83 @@ def test_bad_rated_lists_name_the_field(tmp_path, change, field, message):
         load_pairs(jsonl(tmp_path, [ultrafeedback(), {**ultrafeedback(), **change}]))
     text = str(err.value)
     assert "line 2" in text and f"'{field}'" in text and message in text
+
+
+# Found by fuzzing: each was a traceback, a silent choice or a misleading message before.
+
+
+def test_ranks_through_a_processor_with_margins_are_one_line(tmp_path):
+    proc = tmp_path / "proc.py"
+    proc.write_text(
+        "from rewardforge.data import PreferenceProcessor\n\n"
+        "class Passthrough(PreferenceProcessor):\n"
+        "    def to_pair(self, record):\n"
+        "        return record  # a dict in a built-in shape\n"
+    )
+    with pytest.raises(DataError, match=r"margin_from_scores needs scores, and these completions are ranked"):
+        load_pairs(jsonl(tmp_path, [nectar()]), processor=f"{proc}:Passthrough", margin_from_scores=True)
+
+
+def test_arrow_null_keys_do_not_hide_the_real_ones(tmp_path):
+    rows = [
+        {
+            "prompt": "P1",
+            "completions": [{"response": "x", "overall_score": 5}, {"response": "y", "overall_score": 3}],
+        },
+        {
+            "prompt": "P2",
+            "completions": [{"text": "x", "overall_score": 5}, {"text": "y", "overall_score": 3}],
+        },
+    ]
+    path = tmp_path / "mixed_keys.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)  # row 2's items get "response": null
+    assert triples(load_pairs(str(path))) == [("x", "y"), ("x", "y")]
+
+
+@pytest.mark.parametrize(
+    "record, field, message",
+    [
+        (
+            {
+                "prompt": "P",
+                "answers": [{"answer": "x", "score": 5, "rank": 2}, {"answer": "y", "score": 3, "rank": 1}],
+            },
+            "answers[0]",
+            "rated by both 'score' and 'rank'",
+        ),
+        (
+            {
+                "prompt": "P",
+                "completions": [{"response": "x", "overall_score": 1}, {"response": "y", "overall_score": 2}],
+                "answers": [{"answer": "x", "rank": 1}, {"answer": "y", "rank": 2}],
+            },  # fmt: skip
+            "answers",
+            "both 'completions' and 'answers'",
+        ),
+    ],
+)
+def test_two_sources_of_the_order_are_an_error(tmp_path, record, field, message):
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [record]))
+    assert f"'{field}'" in str(err.value) and message in str(err.value)
+
+
+def test_a_completion_repeated_with_its_rating_counts_once(tmp_path):
+    record = {"id": "q", "prompt": "P", "completions": [
+        {"response": "a", "overall_score": 5}, {"response": "a", "overall_score": 5}, {"response": "b", "overall_score": 1},
+    ]}  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, [record]))
+    assert triples(loaded) == [("a", "b")] and loaded.pairs[0].id == "q"
+
+
+def test_csv_cells_with_text_keyed_rated_completions_read_as_from_jsonl(tmp_path):
+    items = [{"text": "good", "score": 5}, {"text": "bad", "score": 3}]
+    path = tmp_path / "r.csv"
+    path.write_text("prompt,completions\nP," + '"' + json.dumps(items).replace('"', '""') + '"\n')
+    assert triples(load_pairs(str(path))) == [("good", "bad")]
+
+
+def test_a_mixture_with_pair_rows_names_chosen(tmp_path):
+    rows = [{"prompt": "P", "chosen": "a", "rejected": "b"}] * 2 + [ultrafeedback(prompt="P")]
+    with pytest.raises(DataError, match=r"line 3: field 'chosen': mixture of shapes: .*\(chosen: absent\)"):
+        load_pairs(jsonl(tmp_path, rows))

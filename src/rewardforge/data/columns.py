@@ -115,9 +115,9 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     `columns`): {field: column} for each field no record has, whose alias most records have.
 
     Without this, orca_dpo_pairs-like rows (question, chosen, rejected) would be read as implicit
-    prompts with the question ignored. A prompt is only looked for in chosen/rejected rows (and
-    `input` not beside HelpSteer3's `output`). Two candidate columns for one field is an error:
-    guessing could train on the wrong text."""
+    prompts with the question ignored. A prompt is only looked for in chosen/rejected rows or rows
+    with rated completions. Alpaca's `instruction` is read with its `input` when any row has one.
+    Two other candidate columns for one field is an error: guessing could train on the wrong text."""
     records = []
     for record in sample:
         if isinstance(record, dict):
@@ -137,11 +137,11 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             paired = all(_majority(records, k) for k in pair_keys)
             if not paired and not any(_majority(records, k) for k in RATED_LISTS):
                 continue
-            if _majority(records, "output"):
-                aliases = tuple(a for a in aliases if a != "input")
         found = [a for a in aliases if a not in used and _majority(records, a)]
-        if ours == "prompt" and sorted(found) == sorted(ALPACA_PROMPT):
-            found = [JOIN.join(ALPACA_PROMPT)]  # Alpaca-style rows: the input is the instruction's
+        instruction, extra = ALPACA_PROMPT
+        if ours == "prompt" and instruction in found and any(r.get(extra) is not None for r in records):
+            # Alpaca-style rows: the input belongs to the instruction, in every row that has one
+            found = [JOIN.join(ALPACA_PROMPT)] + [a for a in found if a not in ALPACA_PROMPT]
         if len(found) > 1:
             options = " or ".join(f"--columns {ours}={a}" for a in found)
             raise DataOptionError(
@@ -186,6 +186,8 @@ def _joined(record: dict, parts: list[str]) -> str:
             raise RowError(f"expected a string, got {type(value).__name__}", part)
         if value and value.strip():
             texts.append(value)
+        elif part == parts[0] and any(isinstance(record.get(p), str) and record[p].strip() for p in parts):
+            raise RowError(f"missing (this row has {parts[1]!r} for it)", part)
     return "\n".join(texts)
 
 
@@ -204,13 +206,19 @@ def check_unread_aliases(record: dict, read: set[str]) -> None:
         for alias in ALIASES[ours]:
             if alias in read or record.get(alias) is None:
                 continue
-            if alias == "input" and record.get("output") is not None:
-                continue
             raise RowError(
                 f"this row has no {ours!r} but has {alias!r}, which is not read for this data; "
                 f"map it with --columns {ours}={alias}",
                 alias,
             )
+    instruction, extra = ALPACA_PROMPT
+    value = record.get(extra)
+    if instruction in read and extra not in read and pair and isinstance(value, str) and value.strip():
+        raise RowError(
+            f"this row's {extra!r} is not read: the prompt is read from {instruction!r} alone (without "
+            f"--columns prompt={instruction} the two are read together)",
+            extra,
+        )
 
 
 NOT_TEXT = ("model", "rating", "score", "id", "name", "system")  # words of a key that is not a text

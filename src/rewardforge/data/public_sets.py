@@ -256,54 +256,69 @@ def arena(record: dict) -> tuple[list[Message], list[Message], list[Message], tu
 
 
 def rated_list(record: dict) -> tuple[str, list] | None:
-    """The list of rated completions (its field name and items), or None."""
-    for name in RATED_LISTS:
-        items = record.get(name)
-        if isinstance(items, list) and items and isinstance(items[0], dict):
-            return name, items
-    return None
+    """The list of rated completions (its field name and items), or None. Two such lists in one
+    record are an error: which one holds the preferences is unknowable."""
+    found = [
+        (name, items)
+        for name in RATED_LISTS
+        if isinstance(items := record.get(name), list) and items and isinstance(items[0], dict)
+    ]
+    if len(found) > 1:
+        raise RowError(f"both {found[0][0]!r} and {found[1][0]!r} are lists of completions", found[1][0])
+    return found[0] if found else None
+
+
+def _rating_keys(item: dict) -> list[str]:
+    """The rating keys an item has a value under (Arrow gives absent keys as null)."""
+    return [key for key in RANKED_SCORE_KEYS + RANKED_RANK_KEYS if item.get(key) is not None]
 
 
 def rating_field(item: Any) -> tuple[str | None, str]:
     """Which key rates a completion, and whether it is a "score" (higher is better) or a "rank"."""
-    if isinstance(item, dict):
-        for key in RANKED_SCORE_KEYS:
-            if key in item:
-                return key, "score"
-        for key in RANKED_RANK_KEYS:
-            if key in item:
-                return key, "rank"
-    return None, "score"
+    keys = _rating_keys(item) if isinstance(item, dict) else []
+    if not keys:
+        return None, "score"
+    return keys[0], ("rank" if keys[0] in RANKED_RANK_KEYS else "score")
 
 
 def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int, dict[str, float]]]:
-    """Rated completions: one pair per (better, worse) combination, with both ratings."""
+    """Rated completions: one pair per (better, worse) combination, with both ratings. A
+    completion repeated with the same rating counts once (its pairs would be duplicates)."""
     found = rated_list(record)
     name, items = found if found else (RATED_LISTS[0], record.get(RATED_LISTS[0]))
     if not isinstance(items, list) or len(items) < 2:
         raise RowError("expected a list of at least two rated completions", name)
     prompt = required_prompt(record, "prompt")
     rating_key, kind = rating_field(items[0])
-    rated: list[tuple[int, str, str, float]] = []
+    rated: list[tuple[str, str, float]] = []
+    seen: set[tuple[str, float]] = set()
     for i, item in enumerate(items):
         where = f"{name}[{i}]"
         if not isinstance(item, dict):
             raise RowError(f"expected a completion object, got {type_name(item)}", where)
-        text_key = next((k for k in RANKED_TEXT_KEYS if k in item), RANKED_TEXT_KEYS[0])
+        text_key = next((k for k in RANKED_TEXT_KEYS if item.get(k) is not None), RANKED_TEXT_KEYS[0])
         try:
             reply = text(item, text_key)  # "missing" names the first expected key
         except RowError as exc:
             raise RowError(exc.reason, f"{where}.{exc.field}") from None
-        if rating_key is None or rating_key not in item:
-            keys = RANKED_SCORE_KEYS + RANKED_RANK_KEYS if rating_key is None else (rating_key,)
-            raise RowError(f"missing (expected one of {', '.join(keys)})", f"{where}.{rating_key or keys[0]}")
+        keys = _rating_keys(item)
+        if len(keys) > 1:
+            raise RowError(
+                f"rated by both {keys[0]!r} and {keys[1]!r}: which one orders the completions is unknowable",
+                where,
+            )
+        if rating_key is None or item.get(rating_key) is None:
+            expected = RANKED_SCORE_KEYS + RANKED_RANK_KEYS if rating_key is None else (rating_key,)
+            reason = f"missing (expected {'one of ' if len(expected) > 1 else ''}{', '.join(expected)})"
+            raise RowError(reason, f"{where}.{rating_key or expected[0]}")
         rating = number(item[rating_key], f"{where}.{rating_key}")
-        if rating is None:
-            raise RowError("missing", f"{where}.{rating_key}")
-        rated.append((i, f"{where}.{text_key}", reply, rating if kind == "score" else -rating))
+        if (reply.strip(), rating) in seen:
+            continue
+        seen.add((reply.strip(), rating))
+        rated.append((f"{where}.{text_key}", reply, rating if kind == "score" else -rating))
     out = []
-    for _, i_name, better, i_rating in sorted(rated, key=lambda r: -r[3]):
-        for _, j_name, worse, j_rating in rated:
+    for i_name, better, i_rating in sorted(rated, key=lambda r: -r[2]):
+        for j_name, worse, j_rating in rated:
             if j_rating < i_rating:
                 chosen, rejected = assistant_turn(better), assistant_turn(worse)
                 check_completions(chosen, rejected, (i_name, j_name))

@@ -269,8 +269,14 @@ def _is_message(value: Any) -> bool:
 
 
 def _is_answer(value: Any) -> bool:
-    """A HelpSteer3 answer or a rated completion (openbmb/UltraFeedback, Nectar)."""
-    return isinstance(value, dict) and any(k in value for k in ("answer", "response"))
+    """A HelpSteer3 answer or a rated completion (openbmb/UltraFeedback, Nectar; a completion
+    under `text`/`content` counts only with a rating, as those keys are common elsewhere)."""
+    if not isinstance(value, dict):
+        return False
+    rated = any(k in value for k in ("overall_score", "score", "rating", "rank"))
+    return any(k in value for k in ("answer", "response")) or (
+        rated and any(k in value for k in ("text", "content"))
+    )
 
 
 def _maybe_json_cell(cell: str) -> Any:

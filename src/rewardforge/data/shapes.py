@@ -88,20 +88,21 @@ def detect_shape(record: Any) -> Detected:
         raise RowError(f"record is not a JSON object (got {type_name(record)})")
     has_pair = present(record, "chosen") or present(record, "rejected")
     if not has_pair and present(record, "output"):
-        return Detected("helpsteer3", {"output": "present"})
+        return Detected("helpsteer3", {"chosen": "absent", "output": "present"})
     ranked = rated_list(record) if not has_pair else None
     if ranked is not None:
         return Detected(
-            "ranked" + ("+scores" if rating_field(ranked[1][0])[1] == "score" else ""), {ranked[0]: "list"}
+            "ranked" + ("+scores" if rating_field(ranked[1][0])[1] == "score" else ""),
+            {"chosen": "absent", ranked[0]: "list"},
         )
     if not has_pair and any(k in record for k in ("history", "human_ref_A", "human_ref_B")):
-        return Detected("shp", {"human_ref_A": "present"})
+        return Detected("shp", {"chosen": "absent", "human_ref_A": "present"})
     if not has_pair and ("response_0" in record or "better_response_id" in record):
-        return Detected("indexed_pair", {"response_0": "present"})
+        return Detected("indexed_pair", {"chosen": "absent", "response_0": "present"})
     if not has_pair and any(k in record for k in ("response1", "response_1")):
-        return Detected("graded_pair", {"response1": "present"})
+        return Detected("graded_pair", {"chosen": "absent", "response1": "present"})
     if not has_pair and any(k in record for k in ARENA_MARKERS):
-        return Detected("arena", {"winner": "present"})
+        return Detected("arena", {"chosen": "absent", "winner": "present"})
     if not has_pair:
         keys = sorted(map(str, record))
         raise RowError(
@@ -140,7 +141,8 @@ def detect_shape(record: Any) -> Detected:
 
 def mixture_field(first: Detected, now: Detected) -> str | None:
     """The field whose presence or type differs between two detections (for the error message)."""
-    for key in list(first.features) + list(now.features):
+    shared = [key for key in first.features if key in now.features]  # named by both: most telling
+    for key in shared + list(first.features) + list(now.features):
         if first.features.get(key, "absent") != now.features.get(key, "absent"):
             return key
     return None
@@ -313,6 +315,10 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         if ratings:
             pair_extra = ratings[k]
             if margin is None and margin_from_scores:
+                if "score_chosen" not in pair_extra:  # a processor's record skips the shape check
+                    raise RowError(
+                        "margin_from_scores needs scores, and these completions are ranked", "margin"
+                    )
                 pair_margin = pair_extra["score_chosen"] - pair_extra["score_rejected"]
         prompt = [dict(m) for m in _with_system(system, p)]  # pairs of one record share no list
         pairs.append(
