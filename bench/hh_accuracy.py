@@ -77,6 +77,11 @@ def run_rewardforge(seed: int, out: Path, a, data: Path) -> dict:
 
 
 def run_trl(seed: int, out: Path, a) -> dict:
+    if a.trl_from:  # TRL's runs of an earlier invocation (its JSON), instead of training TRL again
+        runs = json.loads(Path(a.trl_from).read_text())["runs"]["trl"]
+        if str(seed) not in runs:
+            sys.exit(f"--trl-from {a.trl_from} has no TRL run for seed {seed}")
+        return runs[str(seed)]
     result = out.with_suffix(".json")
     if not result.exists():
         cmd = [sys.executable, str(ROOT / "bench" / "trl_baseline.py"), "--model", minilm(),
@@ -121,6 +126,11 @@ def main() -> None:
         help="rewardforge trains and scores on TRL's text ('Human:' turns and a second [SEP]; or only "
         "one of them; bench/_trl_text_train.py), to tell whether those tokens explain the difference",
     )
+    ap.add_argument(
+        "--trl-from",
+        help="read TRL's per-seed results from an earlier result JSON of this script (same settings) "
+        "instead of training TRL again",
+    )
     ap.add_argument("--work", default=str(ROOT / "runs" / "hh-accuracy"))
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "hh_accuracy_minilm.json"))
     a = ap.parse_args()
@@ -155,6 +165,7 @@ def main() -> None:
             "seeds": seeds,
             "precision": a.precision,
             "trl_precision": "bf16" if a.trl_bf16 else "fp32",
+            "trl_runs_from": a.trl_from,
             "rewardforge_train_data": "pairs TRL keeps" if a.fitting_only else "all valid pairs",
             "rewardforge_text": {
                 None: "its plain format",
