@@ -379,3 +379,34 @@ def test_alpaca_input_left_unread_by_a_mapping_or_without_instruction_is_an_erro
         DataError, match=r"line 3: field 'instruction': missing \(this row has 'input' for it\)"
     ):
         load_pairs(jsonl(tmp_path, rows))
+
+
+def test_alpaca_farm_numbered_outputs_and_preference(tmp_path):
+    rows = [
+        {
+            "instruction": "Translate.",
+            "input": "Good morning",
+            "output_1": "Bonjour",
+            "output_2": "Hola",
+            "preference": 1,
+        },
+        {"instruction": "Say hi.", "input": "", "output_1": "No.", "output_2": "Hi!", "preference": 2.0},
+    ]
+    res = load_pairs(jsonl(tmp_path, rows))
+    assert res.shape == "alpaca_farm" and res.inferred_columns == {"prompt": "instruction+input"}
+    first, second = res.pairs
+    assert (first.prompt, first.chosen, first.rejected) == (
+        [user("Translate.\nGood morning")],
+        [assistant("Bonjour")],
+        [assistant("Hola")],
+    )
+    assert (second.prompt, second.chosen) == ([user("Say hi.")], [assistant("Hi!")])
+
+
+@pytest.mark.parametrize(
+    "preference, message", [(0, "expected 1 or 2"), (True, "expected 1 or 2"), (None, "missing")]
+)
+def test_alpaca_farm_preference_must_name_an_output(tmp_path, preference, message):
+    row = {"instruction": "Say hi.", "output_1": "No.", "output_2": "Hi!", "preference": preference}
+    with pytest.raises(DataError, match=rf"field 'preference': {message}"):
+        load_pairs(jsonl(tmp_path, [row]))

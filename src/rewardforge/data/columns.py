@@ -51,6 +51,9 @@ KNOWN_FIELDS = (
     "question_id",
     "completions",
     "answers",
+    "output_1",
+    "output_2",
+    "preference",
 )
 
 ALPACA_PROMPT = ("instruction", "input")  # read together, as one prompt
@@ -134,7 +137,7 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             continue
         if ours == "prompt":
             pair_keys = [inferred.get(k, k) for k in ("chosen", "rejected")]
-            paired = all(_majority(records, k) for k in pair_keys)
+            paired = all(_majority(records, k) for k in pair_keys) or _majority(records, "output_1")
             if not paired and not any(_majority(records, k) for k in RATED_LISTS):
                 continue
         found = [a for a in aliases if a not in used and _majority(records, a)]
@@ -199,7 +202,7 @@ def read_from(inferred: dict[str, str]) -> set[str]:
 def check_unread_aliases(record: dict, read: set[str]) -> None:
     """A prompt or system text under another name that is not being read (it is in a few rows
     only, or the data also has ours) would be dropped: that row is an error instead."""
-    pair = any(record.get(k) is not None for k in ("chosen", "rejected", *RATED_LISTS))
+    pair = any(record.get(k) is not None for k in ("chosen", "rejected", "output_1", *RATED_LISTS))
     for ours in ("prompt", "system"):
         if record.get(ours) is not None or (ours == "prompt" and not pair):
             continue

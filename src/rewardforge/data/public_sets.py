@@ -98,19 +98,41 @@ def shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tupl
     return prompt, assistant_turn(b), assistant_turn(a), ("B", "A")
 
 
-def indexed_pair(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
-    """PKU-SafeRLHF: `response_0`, `response_1` and `better_response_id` (0 or 1); a safety RM
-    maps `better_response_id=safer_response_id`."""
+# Two numbered responses and the number of the better one: (first, second, which, its values).
+NUMBERED_PAIRS = {
+    "indexed_pair": ("response_0", "response_1", "better_response_id", (0, 1)),  # PKU-SafeRLHF
+    "alpaca_farm": ("output_1", "output_2", "preference", (1, 2)),  # tatsu-lab/alpaca_farm
+}
+
+
+def numbered_pair(
+    record: dict, shape: str
+) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """PKU-SafeRLHF's `response_0`/`response_1` and `better_response_id` (a safety RM maps
+    `better_response_id=safer_response_id`), or alpaca_farm's `output_1`/`output_2` and
+    `preference` (1 or 2)."""
+    one, two, which, values = NUMBERED_PAIRS[shape]
     prompt = required_prompt(record, "prompt")
-    first, second = text(record, "response_0"), text(record, "response_1", like="response_0")
-    raw = record.get("better_response_id")
-    better = zero_or_one(raw)
-    if better is None:
-        reason = "missing" if raw is None else f"expected 0 or 1 (the better response), got {raw!r}"
-        raise RowError(reason, "better_response_id")
-    if better == 0:
-        return prompt, assistant_turn(first), assistant_turn(second), ("response_0", "response_1")
-    return prompt, assistant_turn(second), assistant_turn(first), ("response_1", "response_0")
+    first, second = text(record, one), text(record, two, like=one)
+    raw = record.get(which)
+    read = None if isinstance(raw, bool) else _number_or_none(raw)
+    if read not in values:
+        reason = (
+            "missing"
+            if raw is None
+            else f"expected {values[0]} or {values[1]} (the better response), got {raw!r}"
+        )
+        raise RowError(reason, which)
+    if read == values[0]:
+        return prompt, assistant_turn(first), assistant_turn(second), (one, two)
+    return prompt, assistant_turn(second), assistant_turn(first), (two, one)
+
+
+def _number_or_none(value: Any) -> float | None:
+    try:
+        return number(value, "")
+    except RowError:
+        return None
 
 
 def multi_completion(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:

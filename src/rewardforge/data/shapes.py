@@ -16,6 +16,7 @@ record carries `score_chosen`/`score_rejected`):
   (openbmb/UltraFeedback: `response`, `overall_score`) or `answers` (Nectar: `answer`, `rank`, 1 =
   best); one pair per (better, worse) combination, ids "ID#k"; equal ratings give no pair.
 - indexed_pair: PKU-SafeRLHF's `prompt`, `response_0`, `response_1`, `better_response_id` (0 or 1).
+- alpaca_farm: `instruction` (+ `input`), `output_1`, `output_2`, `preference` (1 or 2).
 - arena: Chatbot Arena battles: `conversation_a`/`conversation_b` (whole conversations) or
   `prompt` with `response_a`/`response_b` (the Kaggle LMSYS set's JSON lists of turns are read as
   turns), and `winner` ("model_a", "model_b"; a tie is an invalid row) or one-hot
@@ -99,6 +100,8 @@ def detect_shape(record: Any) -> Detected:
         return Detected("shp", {"chosen": "absent", "human_ref_A": "present"})
     if not has_pair and ("response_0" in record or "better_response_id" in record):
         return Detected("indexed_pair", {"chosen": "absent", "response_0": "present"})
+    if not has_pair and "output_1" in record:
+        return Detected("alpaca_farm", {"chosen": "absent", "output_1": "present"})
     if not has_pair and any(k in record for k in ("response1", "response_1")):
         return Detected("graded_pair", {"chosen": "absent", "response1": "present"})
     if not has_pair and any(k in record for k in ARENA_MARKERS):
@@ -109,6 +112,7 @@ def detect_shape(record: Any) -> Detected:
             "no preference fields: expected chosen/rejected, input/output (HelpSteer3-like), "
             "context/response1/response2/overall_preference (HelpSteer3), "
             "prompt/response_0/response_1/better_response_id (PKU-SafeRLHF), "
+            "instruction/output_1/output_2/preference (alpaca_farm), "
             "conversation_a/conversation_b/winner (Chatbot Arena), "
             "prompt/completions[{response, overall_score}] (UltraFeedback), "
             "prompt/answers[{answer, rank}] (Nectar) or "
@@ -280,8 +284,11 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     elif shape.removesuffix("+scores") == "ranked":
         rated = public_sets.ranked(record)
         triples, ratings = [t[:4] for t in rated], [t[4] for t in rated]
-    elif shape in ("indexed_pair", "arena"):
-        p, c, r, names = (public_sets.indexed_pair if shape == "indexed_pair" else public_sets.arena)(record)
+    elif shape in ("indexed_pair", "alpaca_farm", "arena"):
+        if shape == "arena":
+            p, c, r, names = public_sets.arena(record)
+        else:
+            p, c, r, names = public_sets.numbered_pair(record, shape)
         check_completions(c, r, names)
         triples = [(p, c, r, None)]
     else:

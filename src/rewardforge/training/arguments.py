@@ -24,7 +24,7 @@ class RewardArguments:
         "Training preferences: .jsonl, .jsonl.gz, .json, .parquet, .csv, a saved `datasets` folder, "
         "or hf:ORG/NAME[:split]. Shapes: prompt/chosen/rejected texts or messages, HH-RLHF transcripts, "
         "HelpSteer2/3, SHP, UltraFeedback (binarized or rated completions), Nectar ranks, Chatbot Arena, "
-        "PKU-SafeRLHF, RewardBench 2 lists, ShareGPT, Alpaca; the one "
+        "PKU-SafeRLHF, RewardBench 2 lists, ShareGPT, Alpaca, alpaca_farm; the one "
         "found is printed. Default: rewardforge's built-in preference set.",
     )
     eval_data: str | None = _opt(None, "Held-out preferences, any format --data takes.")
