@@ -135,13 +135,25 @@ def test_pku_saferlhf_better_and_safer_response(tmp_path):
     ]
 
 
+PKU_ROW = {"prompt": "Q", "response_0": "a", "response_1": "b"}
+FARM_ROW = {"instruction": "Say hi.", "output_1": "No.", "output_2": "Hi!"}
+
+
 @pytest.mark.parametrize(
-    "value, reason", [(2, "expected 0 or 1"), (None, "missing"), (True, "expected 0 or 1")]
+    "row, field, value, reason",
+    [
+        (PKU_ROW, "better_response_id", 2, "expected 0 or 1"),
+        (PKU_ROW, "better_response_id", None, "missing"),
+        (PKU_ROW, "better_response_id", True, "expected 0 or 1"),
+        (FARM_ROW, "preference", 0, "expected 1 or 2"),
+        (FARM_ROW, "preference", True, "expected 1 or 2"),
+        (FARM_ROW, "preference", None, "missing"),
+    ],
 )
-def test_pku_bad_better_response_id_names_the_field(tmp_path, value, reason):
-    row = {"prompt": "Q", "response_0": "a", "response_1": "b", "better_response_id": value}
-    with pytest.raises(DataError, match=rf"line 1: field 'better_response_id': {reason}"):
-        load_pairs(jsonl(tmp_path, [row]))
+def test_the_better_of_two_numbered_responses_must_be_one_of_them(tmp_path, row, field, value, reason):
+    """PKU-SafeRLHF's better_response_id (0 or 1) and alpaca_farm's preference (1 or 2)."""
+    with pytest.raises(DataError, match=rf"line 1: field '{field}': {reason}"):
+        load_pairs(jsonl(tmp_path, [{**row, field: value}]))
 
 
 def test_sharegpt_messages_and_single_message_completions(tmp_path):
@@ -401,12 +413,3 @@ def test_alpaca_farm_numbered_outputs_and_preference(tmp_path):
         [assistant("Hola")],
     )
     assert (second.prompt, second.chosen) == ([user("Say hi.")], [assistant("Hi!")])
-
-
-@pytest.mark.parametrize(
-    "preference, message", [(0, "expected 1 or 2"), (True, "expected 1 or 2"), (None, "missing")]
-)
-def test_alpaca_farm_preference_must_name_an_output(tmp_path, preference, message):
-    row = {"instruction": "Say hi.", "output_1": "No.", "output_2": "Hi!", "preference": preference}
-    with pytest.raises(DataError, match=rf"field 'preference': {message}"):
-        load_pairs(jsonl(tmp_path, [row]))

@@ -59,6 +59,8 @@ KNOWN_FIELDS = (
 ALPACA_PROMPT = ("instruction", "input")  # read together, as one prompt
 JOIN = "+"  # in an inferred column: the columns joined, "instruction+input"
 RATED_LISTS = ("completions", "answers")  # lists of rated completions: openbmb/UltraFeedback, Nectar
+# where the responses are in rows without chosen/rejected that still take a prompt alias
+RESPONSE_FIELDS = ("output_1", *RATED_LISTS)
 
 # Other datasets' names for our fields, read without a mapping when unambiguous (and reported):
 # Intel/orca_dpo_pairs (question, system), argilla's UltraFeedback and dpo-mix sets
@@ -137,8 +139,8 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             continue
         if ours == "prompt":
             pair_keys = [inferred.get(k, k) for k in ("chosen", "rejected")]
-            paired = all(_majority(records, k) for k in pair_keys) or _majority(records, "output_1")
-            if not paired and not any(_majority(records, k) for k in RATED_LISTS):
+            paired = all(_majority(records, k) for k in pair_keys)
+            if not paired and not any(_majority(records, k) for k in RESPONSE_FIELDS):
                 continue
         found = [a for a in aliases if a not in used and _majority(records, a)]
         instruction, extra = ALPACA_PROMPT
@@ -182,16 +184,13 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
 def _joined(record: dict, parts: list[str]) -> str:
     """Alpaca's instruction and its optional input as one user turn, one line apart, as
     LLaMA-Factory joins them."""
-    texts = []
     for part in parts:
-        value = record.get(part)
-        if value is not None and not isinstance(value, str):
-            raise RowError(f"expected a string, got {type(value).__name__}", part)
-        if value and value.strip():
-            texts.append(value)
-        elif part == parts[0] and any(isinstance(record.get(p), str) and record[p].strip() for p in parts):
-            raise RowError(f"missing (this row has {parts[1]!r} for it)", part)
-    return "\n".join(texts)
+        if record.get(part) is not None and not isinstance(record[part], str):
+            raise RowError(f"expected a string, got {type(record[part]).__name__}", part)
+    texts = [record[part] if (record.get(part) or "").strip() else "" for part in parts]
+    if not texts[0] and any(texts[1:]):
+        raise RowError(f"missing (this row has {parts[1]!r} for it)", parts[0])
+    return "\n".join(t for t in texts if t)
 
 
 def read_from(inferred: dict[str, str]) -> set[str]:
@@ -202,7 +201,7 @@ def read_from(inferred: dict[str, str]) -> set[str]:
 def check_unread_aliases(record: dict, read: set[str]) -> None:
     """A prompt or system text under another name that is not being read (it is in a few rows
     only, or the data also has ours) would be dropped: that row is an error instead."""
-    pair = any(record.get(k) is not None for k in ("chosen", "rejected", "output_1", *RATED_LISTS))
+    pair = any(record.get(k) is not None for k in ("chosen", "rejected", *RESPONSE_FIELDS))
     for ours in ("prompt", "system"):
         if record.get(ours) is not None or (ours == "prompt" and not pair):
             continue

@@ -19,6 +19,7 @@ from rewardforge.data.values import (
     check_completions,
     messages,
     number,
+    one_of,
     present,
     prompt_messages,
     required_prompt,
@@ -26,7 +27,6 @@ from rewardforge.data.values import (
     text_items,
     type_name,
     unicode_text,
-    zero_or_one,
 )
 
 ARENA_MARKERS = ("conversation_a", "conversation_b", "response_a", "response_b", "winner_model_a")
@@ -81,8 +81,13 @@ def helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[Me
     return out
 
 
+def _flag(value: Any) -> int | None:
+    """0 or 1 from a label or one-hot cell: ints, "1.0" text, or booleans (pandas.get_dummies)."""
+    return 1 if value is True else 0 if value is False else one_of(value)
+
+
 def _shp_a_preferred(value: Any) -> bool:
-    label = 1 if value is True else 0 if value is False else zero_or_one(value)
+    label = _flag(value)
     if label is not None:
         return label == 1
     reason = "missing" if value is None else f"expected 1 (A preferred) or 0 (B preferred), got {value!r}"
@@ -115,8 +120,8 @@ def numbered_pair(
     prompt = required_prompt(record, "prompt")
     first, second = text(record, one), text(record, two, like=one)
     raw = record.get(which)
-    read = None if isinstance(raw, bool) else _number_or_none(raw)
-    if read not in values:
+    read = one_of(raw, values)
+    if read is None:
         reason = (
             "missing"
             if raw is None
@@ -126,13 +131,6 @@ def numbered_pair(
     if read == values[0]:
         return prompt, assistant_turn(first), assistant_turn(second), (one, two)
     return prompt, assistant_turn(second), assistant_turn(first), (two, one)
-
-
-def _number_or_none(value: Any) -> float | None:
-    try:
-        return number(value, "")
-    except RowError:
-        return None
 
 
 def multi_completion(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:
@@ -167,11 +165,6 @@ def graded_pair(record: dict) -> tuple[list[Message], list[Message], list[Messag
 
 
 ARENA_WINNERS = {"model_a": "a", "model_b": "b", "tie": None, "tie (bothbad)": None, "both_bad": None}
-
-
-def _flag(value: Any) -> int | None:
-    """0 or 1 from a one-hot cell: ints, "1.0" text, or booleans (pandas.get_dummies)."""
-    return 1 if value is True else 0 if value is False else zero_or_one(value)
 
 
 def _one_hot_winner(record: dict) -> tuple[str | None, str] | None:

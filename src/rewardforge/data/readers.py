@@ -109,11 +109,11 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
-def _corrupt(exc: BaseException, path: Path) -> str:
-    """A failure while reading: a damaged gzip stream, or (any file) an I/O error."""
-    if not path.name.lower().endswith(".gz") or isinstance(exc, PermissionError):
-        return f"read error ({type(exc).__name__}: {exc})"
-    return f"truncated or corrupt compressed file ({type(exc).__name__}: {exc})"
+def _corrupt(exc: BaseException) -> str:
+    """A failure while reading: a damaged gzip stream, or any other I/O error."""
+    if isinstance(exc, EOFError | zlib.error | gzip.BadGzipFile):
+        return f"truncated or corrupt compressed file ({type(exc).__name__}: {exc})"
+    return f"read error ({type(exc).__name__}: {exc})"
 
 
 def _decode_line(data: bytes) -> str:
@@ -180,7 +180,7 @@ def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             except StopIteration:
                 return
             except (EOFError, OSError, zlib.error) as exc:
-                yield f"line {lineno + 1}", ReadProblem(_corrupt(exc, path), fatal=True)
+                yield f"line {lineno + 1}", ReadProblem(_corrupt(exc), fatal=True)
                 return
             lineno += 1
             location = f"line {lineno}"
@@ -209,7 +209,7 @@ def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, 
         with _open_binary(path) as fh:
             data = fh.read()
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(spec, _corrupt(exc, path)) from exc
+        raise DataError(spec, _corrupt(exc)) from exc
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -333,7 +333,7 @@ def _read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
         try:
             header = next(reader, None)
         except OSError as exc:
-            raise DataError(spec, _corrupt(exc, path), location="line 1") from exc
+            raise DataError(spec, _corrupt(exc), location="line 1") from exc
         except csv.Error as exc:
             raise DataError(
                 spec, _csv_error(exc, "the header", 1, reader.line_num), location="line 1"
@@ -355,7 +355,7 @@ def _read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
                 yield f"row {index + 1}", ReadProblem(reason, fatal=True)
                 return
             except OSError as exc:
-                yield f"row {index + 1}", ReadProblem(_corrupt(exc, path), fatal=True)
+                yield f"row {index + 1}", ReadProblem(_corrupt(exc), fatal=True)
                 return
             if not any(c.strip() for c in cells):
                 continue

@@ -203,14 +203,14 @@ def required_prompt(record: dict, name: str) -> list[Message]:
     return prompt_messages(record[name], name)
 
 
-def zero_or_one(value: Any) -> int | None:
-    """0 or 1 from what `number` reads (pandas turns an int column with nulls into floats, and
-    CSV then holds "1.0"); None for anything else."""
+def one_of(value: Any, allowed: tuple[int, ...] = (0, 1)) -> int | None:
+    """One of the `allowed` whole numbers, from what `number` reads (pandas turns an int column
+    with nulls into floats, and CSV then holds "1.0"); None for anything else, booleans too."""
     try:
         read = number(value, "")
     except RowError:
         return None
-    return int(read) if read in (0, 1) else None
+    return int(read) if read in allowed else None
 
 
 def text_items(record: dict, name: str) -> list[str]:
