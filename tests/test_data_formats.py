@@ -74,8 +74,11 @@ def test_json_list_and_object_forms(tmp_path, reference):
     )
     check_same(load_pairs(str(tmp_path / "list.json")), reference)
     check_same(load_pairs(str(tmp_path / "obj.json")), reference)
-    check_same(load_pairs(str(tmp_path / "splits.json")), reference)
+    check_same(load_pairs(str(tmp_path / "splits.json")), reference)  # "train" by default, and said
+    assert load_pairs(str(tmp_path / "splits.json")).split_note == "split 'train' (of test, train)"
+    assert load_pairs(str(tmp_path / "obj.json")).split_note is None  # the only one: nothing to choose
     assert len(load_pairs(str(tmp_path / "splits.json"), split="test")) == 1
+    assert len(load_pairs(str(tmp_path / "splits.json:test"))) == 1
     assert load_pairs(str(tmp_path / "list.json")).pairs[1].source.endswith("list.json:row 2")
 
 
@@ -131,6 +134,7 @@ def test_datasets_save_to_disk(tmp_path, reference):
     ).save_to_disk(str(tmp_path / "dsd"))
     check_same(load_pairs(str(tmp_path / "dsd")), reference)  # "train" by default
     assert len(load_pairs(str(tmp_path / "dsd"), split="test")) == 2
+    assert len(load_pairs(str(tmp_path / "dsd:test"))) == 2
     with pytest.raises(DataError, match=r"no split 'dev'; available: \['test', 'train'\]"):
         load_pairs(str(tmp_path / "dsd"), split="dev")
 

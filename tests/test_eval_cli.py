@@ -486,3 +486,18 @@ def test_rewardbench2_records_get_the_all_pairs_right_score(tmp_path, tiny_bert_
     wins = [all(s["score_chosen"] > s["score_rejected"] for s in scores[3 * i : 3 * i + 3]) for i in range(6)]
     assert record == {"records": 6, "accuracy": sum(wins) / 6, "records_with_several_pairs": 6}
     assert "record_acc" in capsys.readouterr().out
+
+
+def test_a_dataset_with_several_splits_needs_one_named(tmp_path, tiny_bert_dir, capsys):
+    """Evaluating on the 'train' split of a DatasetDict nobody named would mislead: exit 2, name them."""
+    import datasets
+
+    rows = [{"prompt": f"q{i}", "chosen": "a good answer", "rejected": "no"} for i in range(4)]
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows), "test": datasets.Dataset.from_list(rows[:2])}
+    ).save_to_disk(str(tmp_path / "dd"))
+    argv = ["--model", str(tiny_bert_dir), "--output", str(tmp_path / "o"), "--quiet", "--no-report"]
+    assert run_cli([*argv, "--data", str(tmp_path / "dd")]) == 2
+    assert "holds several splits (test, train); name one, e.g." in _one_line_error(capsys)
+    assert run_cli([*argv, "--data", f"{tmp_path / 'dd'}:test"]) == 0
+    assert len(read_jsonl(tmp_path / "o" / "scores.jsonl")) == 2

@@ -172,3 +172,21 @@ def test_a_data_option_mistake_is_one_line_and_exit_2(tmp_path, capsys, option):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and err.startswith("rewardforge train: error:")
     assert any(w in err for w in ("column", "processor", "Hub spec"))  # named before any model loads
+
+
+def test_eval_data_with_several_splits_needs_one_named(tmp_path, capsys):
+    """--data reads 'train' of a DatasetDict (TRL's convention); --eval-data must name its split."""
+    import datasets
+
+    rows = [GOOD | {"id": str(i)} for i in range(3)]
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows), "test": datasets.Dataset.from_list(rows)}
+    ).save_to_disk(str(tmp_path / "dd"))
+    data, held = str(tmp_path / "d.jsonl"), str(tmp_path / "dd")
+    (tmp_path / "d.jsonl").write_text(jsonl([json.dumps(GOOD)]))
+    code = main(
+        ["train", "--model", "none", "--data", data, "--eval-data", held, "--output", str(tmp_path / "o")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "holds several splits (test, train); name one, e.g." in err

@@ -24,7 +24,8 @@ Model specs:
                                  with --seed): the "before training" figure
   NAME=SPEC                      the same, shown as NAME (also for --data)
 Data specs: any file the training data layer reads (.jsonl, .jsonl.gz, .json, .parquet, .csv,
-a saved `datasets` folder, hf:ORG/NAME[:split]) or builtin:test / builtin:train.
+a saved `datasets` folder, hf:ORG/NAME[:split]) or builtin:test / builtin:train. A source with
+several splits (a saved DatasetDict, a JSON object of lists) needs one named: PATH:SPLIT.
 
 Examples:
   rewardforge eval --model runs/rm --data dev.jsonl --output runs/rm/eval

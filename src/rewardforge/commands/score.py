@@ -229,7 +229,9 @@ def score_file(
         bar.update(len(chunk))
         chunk.clear()
 
-    records = read_records(source) if rej is not None else iter_records(source)
+    records = (
+        read_records(source, default_split=None) if rej is not None else iter_records(source, None, None)
+    )
     bar = tqdm(unit=" items", desc="scoring", disable=True if args.no_progress else None, dynamic_ncols=True)
     try:
         for location, record in records:

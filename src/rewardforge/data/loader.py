@@ -61,12 +61,14 @@ class LoadedPairs:
     fingerprint: str
     skipped_by_processor: int = 0
     inferred_columns: dict[str, str] = field(default_factory=dict)
+    split_note: str | None = None  # "split 'train' (of test, train)" when one was picked among several
 
     def describe_columns(self) -> str:
         """Names the fields found under other names, e.g. ' (columns read as prompt=question)'."""
-        if not self.inferred_columns:
-            return ""
-        return " (columns read as " + ",".join(f"{k}={v}" for k, v in self.inferred_columns.items()) + ")"
+        notes = [self.split_note] if self.split_note else []
+        if self.inferred_columns:
+            notes.append("columns read as " + ",".join(f"{k}={v}" for k, v in self.inferred_columns.items()))
+        return "".join(f" ({note})" for note in notes)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -236,10 +238,14 @@ class _Load:
 
 
 def _records(
-    spec: str, split: str | None, processor: PreferenceProcessor | None
+    spec: str,
+    split: str | None,
+    default_split: str | None,
+    processor: PreferenceProcessor | None,
+    notes: list[str],
 ) -> Iterable[tuple[str, Any]]:
     if processor is None or not overrides_read(processor):
-        yield from read_records(spec, split)
+        yield from read_records(spec, split, default_split, notes)
         return
     for item in processor.read(spec):
         if not (isinstance(item, tuple) and len(item) == 2):
@@ -255,6 +261,7 @@ def load_pairs(
     skip_invalid: bool = False,
     margin_from_scores: bool = False,
     split: str | None = None,
+    default_split: str | None = "train",
     limit: int | None = None,
 ) -> LoadedPairs:
     """Load preference pairs from a path or `hf:ORG/NAME[:split]`.
@@ -266,7 +273,8 @@ def load_pairs(
       after a truncated/corrupt gzip the rows before the damage are kept and it is rejected.
     - `margin_from_scores` sets margin = |score_chosen - score_rejected| (SHP: raw upvote
       difference) unless the row has an explicit `margin`; data without scores is an error.
-    - `split` picks a split of a saved DatasetDict, a JSON object or the Hub ("train" by default).
+    - `split` picks a split of a saved DatasetDict, a JSON object or the Hub (or `PATH:SPLIT`).
+      With none named: the only split, else `default_split` (None: several splits are an error).
     - `limit` stops after that many pairs.
     """
     if limit is not None and limit < 1:
@@ -277,7 +285,8 @@ def load_pairs(
     proc = load_processor(processor) if processor else None
     state = _Load(spec, skip_invalid, margin_from_scores, check_columns(columns or {}), proc)
     n_records = 0
-    records = iter(_records(spec, split, proc))
+    notes: list[str] = []
+    records = iter(_records(spec, split, default_split, proc, notes))
     sample = list(itertools.islice(records, SHAPE_SAMPLE))
     state.settle_shape(sample)
     for location, record in itertools.chain(sample, records):
@@ -307,6 +316,7 @@ def load_pairs(
         fingerprint=fingerprint(state.pairs),
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
+        split_note=notes[0] if notes else None,
     )
 
 

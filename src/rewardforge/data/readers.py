@@ -25,6 +25,7 @@ HF_PREFIX = "hf:"
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 _JSON_SUFFIXES = (".json", ".json.gz")
+JSON_SPLIT_KEYS = ("train", "test", "validation", "dev", "eval", "data")
 SUPPORTED = ".jsonl, .jsonl.gz, .json, .json.gz, .parquet, .csv, a datasets.save_to_disk directory, hf:ORG/NAME[:split]"
 
 
@@ -47,19 +48,43 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None]:
     return name, split or None
 
 
-def read_records(spec: str, split: str | None = None) -> Iterator[tuple[str, Any]]:
-    """Lenient reader: yields (location, record or ReadProblem). Whole-source problems raise DataError."""
+def split_local_spec(spec: str) -> tuple[str, str | None]:
+    """`PATH:SPLIT` -> (PATH, SPLIT) when PATH exists and the whole spec does not; else (spec, None)."""
+    if spec.startswith(HF_PREFIX) or ":" not in spec or Path(spec).exists():
+        return spec, None
+    base, _, split = spec.rpartition(":")
+    if base and split and Path(base).exists():
+        return base, split
+    return spec, None
+
+
+def read_records(
+    spec: str, split: str | None = None, default_split: str | None = "train", notes: list[str] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Lenient reader: yields (location, record or ReadProblem). Whole-source problems raise DataError.
+
+    A source with splits (a saved DatasetDict, a JSON object of lists) is read at `split`, or
+    `PATH:SPLIT`; with none named, its only split, or `default_split` among several. With
+    `default_split=None` several splits are an error: evaluating on whichever came first would
+    hide a mistake. The split chosen among several is appended to `notes`.
+    """
     if not spec:
         # Path("") is ".", which would read the working directory as a saved dataset.
         raise DataError(spec, "no data source given (empty path)")
+    picker = _SplitPicker(spec, split, default_split, notes)
     if spec.startswith(HF_PREFIX):
-        yield from _read_hub(spec, split)
+        yield from _read_hub(spec, picker)
         return
-    path = Path(spec)
+    local, spec_split = split_local_spec(spec)
+    if spec_split is not None:
+        if split is not None and split != spec_split:
+            raise DataOptionError(f"{spec!r} names split {spec_split!r} but split={split!r} was also given")
+        picker.split = spec_split
+    path = Path(local)
     if not path.exists():
         raise DataError(spec, "no such file or directory")
     if path.is_dir():
-        yield from _read_saved_dataset(spec, path, split)
+        yield from _read_saved_dataset(spec, path, picker)
         return
     try:
         open(path, "rb").close()
@@ -67,15 +92,15 @@ def read_records(spec: str, split: str | None = None) -> Iterator[tuple[str, Any
         raise DataError(spec, f"cannot be read ({exc.strerror or exc})") from None
     name = path.name.lower()
     if name.endswith(_JSONL_SUFFIXES):
-        _no_split(spec, split)
+        picker.none()
         yield from _read_jsonl(spec, path)
     elif name.endswith(_JSON_SUFFIXES):
-        yield from _read_json(spec, path, split)
+        yield from _read_json(spec, path, picker)
     elif name.endswith(".parquet"):
-        _no_split(spec, split)
+        picker.none()
         yield from _read_parquet(spec, path)
     elif name.endswith(".csv"):
-        _no_split(spec, split)
+        picker.none()
         yield from _read_csv(spec, path)
     else:
         raise DataError(
@@ -83,26 +108,57 @@ def read_records(spec: str, split: str | None = None) -> Iterator[tuple[str, Any
         )
 
 
-def iter_records(spec: str, split: str | None = None) -> Iterator[tuple[str, Any]]:
+@dataclass
+class _SplitPicker:
+    """Which split of a source to read: the one named, the only one, or the default among several."""
+
+    spec: str
+    split: str | None
+    default: str | None
+    notes: list[str] | None
+
+    def none(self) -> None:
+        # Silently reading everything when a split was asked for would hide a mistake.
+        if self.split is not None:
+            raise DataError(self.spec, f"split {self.split!r} was given but this file type has no splits")
+
+    def pick(self, available: list[str]) -> str:
+        if self.split is not None:
+            if self.split not in available:
+                raise DataError(self.spec, f"no split {self.split!r}; available: {sorted(available)}")
+            return self.split
+        if len(available) == 1:
+            return available[0]
+        if self.default is not None and self.default in available:
+            if self.notes is not None:
+                self.notes.append(f"split {self.default!r} (of {', '.join(sorted(available))})")
+            return self.default
+        if not available:
+            raise DataError(self.spec, "holds no splits")
+        base = self.spec.split(":", 1)[1] if self.spec.startswith(HF_PREFIX) else self.spec
+        raise DataError(
+            self.spec,
+            f"holds several splits ({', '.join(sorted(available))}); name one, e.g. "
+            f"{base}:{sorted(available)[0]}",
+        )
+
+
+def iter_records(
+    spec: str, split: str | None = None, default_split: str | None = "train"
+) -> Iterator[tuple[str, Any]]:
     """Stream (location, raw record) from any supported source; the first unreadable record raises.
 
     Locations are "line N" (JSONL, 1-based, blank lines counted) or "row N" (every other
     format, 1-based over data records; a CSV header is not a row). An empty source raises.
     """
     count = 0
-    for location, record in read_records(spec, split):
+    for location, record in read_records(spec, split, default_split):
         if isinstance(record, ReadProblem):
             raise DataError(spec, record.reason, location=location)
         count += 1
         yield location, record
     if count == 0:
         raise DataError(spec, "empty: no records at all")
-
-
-def _no_split(spec: str, split: str | None) -> None:
-    # Silently reading everything when a split was asked for would hide a mistake.
-    if split is not None:
-        raise DataError(spec, f"split {split!r} was given but this file type has no splits")
 
 
 def _open_binary(path: Path):
@@ -203,8 +259,8 @@ def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             yield location, record
 
 
-def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, Any]]:
-    """A whole JSON document: a list of records, or an object holding one (`split`, "data", "train")."""
+def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[str, Any]]:
+    """A whole JSON document: a list of records, or an object holding lists by split ("train", "data", ...)."""
     try:
         with _open_binary(path) as fh:
             data = fh.read()
@@ -220,7 +276,7 @@ def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, 
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" and split is None and text.lstrip().startswith("{"):
+        if exc.msg == "Extra data" and picker.split is None and text.lstrip().startswith("{"):
             # Many ".json" files are really JSON Lines; read them as such, with line numbers.
             yield from _read_jsonl(spec, path)
             return
@@ -228,21 +284,26 @@ def _read_json(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, 
     except (ValueError, RecursionError) as exc:  # a too long number or too deep nesting
         reason, line = _json_failure(exc, text)
         raise DataError(spec, reason, location=None if line is None else f"line {line}") from exc
-    for index, record in enumerate(_json_records(spec, doc, split), start=1):
+    for index, record in enumerate(_json_records(spec, doc, picker), start=1):
         yield f"row {index}", record
 
 
-def _json_records(spec: str, doc: Any, split: str | None) -> list[Any]:
+def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
     if isinstance(doc, list):
-        _no_split(spec, split)
+        picker.none()
         return doc
     if isinstance(doc, dict):
-        keys = [split] if split is not None else ["data", "train"]
-        for key in keys:
-            if isinstance(doc.get(key), list):
-                return doc[key]
-        want = " or ".join(repr(k) for k in keys)
-        raise DataError(spec, f"JSON object has no {want} list of records (keys: {sorted(doc)[:10]})")
+        if picker.split is not None:
+            lists = [k for k, v in doc.items() if isinstance(v, list)]
+        else:  # only the usual names: a single record's message lists are not splits
+            lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
+            if not lists:
+                raise DataError(
+                    spec,
+                    f"JSON object has no list of records under {', '.join(JSON_SPLIT_KEYS)} "
+                    f"(keys: {sorted(doc)[:10]}); name the key holding them as {spec}:KEY",
+                )
+        return doc[picker.pick(lists)]
     raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
 
 
@@ -386,27 +447,20 @@ def _iter_dataset(ds: Any) -> Iterator[tuple[str, Any]]:
         yield f"row {index}", record
 
 
-def _pick_split(spec: str, dsd: Any, split: str | None) -> Any:
-    want = split or "train"
-    if want not in dsd:
-        raise DataError(spec, f"no split {want!r}; available: {sorted(dsd)}")
-    return dsd[want]
-
-
-def _read_saved_dataset(spec: str, path: Path, split: str | None) -> Iterator[tuple[str, Any]]:
+def _read_saved_dataset(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[str, Any]]:
     import datasets
 
     try:
         ds = datasets.load_from_disk(str(path))
     except IndexError as exc:  # datasets cannot load a saved split with no rows (it has no Arrow file)
-        ds = _load_split_alone(spec, path, split, exc)
+        ds = _load_split_alone(spec, path, picker, exc)
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataError(spec, f"directory is not a dataset saved with save_to_disk ({exc})") from exc
     else:
         if isinstance(ds, datasets.DatasetDict):
-            ds = _pick_split(spec, ds, split)
+            ds = ds[picker.pick(list(ds))]
         else:
-            _no_split(spec, split)
+            picker.none()
     yield from _iter_dataset(ds)
 
 
@@ -418,12 +472,12 @@ def _no_rows(path: Path) -> bool:
     return isinstance(state, dict) and state.get("_data_files") == []
 
 
-def _load_split_alone(spec: str, path: Path, split: str | None, exc: IndexError) -> Any:
+def _load_split_alone(spec: str, path: Path, picker: _SplitPicker, exc: IndexError) -> Any:
     """After `load_from_disk` failed on an empty split: say so, or load the wanted split by itself."""
     import datasets
 
     if not (path / "dataset_dict.json").is_file():
-        _no_split(spec, split)
+        picker.none()
         if _no_rows(path):
             raise DataError(spec, "empty: the saved dataset has no rows") from exc
         raise DataError(spec, f"unreadable saved dataset (IndexError: {exc})") from exc
@@ -433,9 +487,7 @@ def _load_split_alone(spec: str, path: Path, split: str | None, exc: IndexError)
         raise DataError(spec, f"unreadable dataset_dict.json ({err})") from err
     if not isinstance(splits, list):
         raise DataError(spec, f"unreadable dataset_dict.json (splits is {type(splits).__name__})")
-    want = split or "train"
-    if want not in splits:
-        raise DataError(spec, f"no split {want!r}; available: {sorted(splits)}")
+    want = picker.pick([str(s) for s in splits])
     if _no_rows(path / want):
         raise DataError(spec, f"empty: split {want!r} of the saved dataset has no rows") from exc
     try:
@@ -444,13 +496,17 @@ def _load_split_alone(spec: str, path: Path, split: str | None, exc: IndexError)
         raise DataError(spec, f"unreadable split {want!r} of the saved dataset ({err})") from err
 
 
-def _read_hub(spec: str, split: str | None) -> Iterator[tuple[str, Any]]:
+def _read_hub(spec: str, picker: _SplitPicker) -> Iterator[tuple[str, Any]]:
     name, spec_split = parse_hf_spec(spec)
-    if split is not None and spec_split is not None and split != spec_split:
-        raise DataOptionError(f"{spec!r} names split {spec_split!r} but split={split!r} was also given")
+    if picker.split is not None and spec_split is not None and picker.split != spec_split:
+        raise DataOptionError(
+            f"{spec!r} names split {spec_split!r} but split={picker.split!r} was also given"
+        )
+    want = picker.split or spec_split or picker.default
+    if want is None:  # listing a Hub dataset's splits needs the network; the user knows them
+        raise DataError(spec, f"name the split to read, e.g. {spec}:test")
     import datasets
 
-    want = split or spec_split or "train"
     try:
         ds = datasets.load_dataset(name, split=want)
     except Exception as exc:  # noqa: BLE001 - the Hub fails in many ways; all mean "could not load"

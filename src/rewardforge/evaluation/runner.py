@@ -266,7 +266,12 @@ def load_dataset(
     try:
         mapping = parse_columns(columns) if columns else None
         loaded = load_pairs(
-            spec, columns=mapping, processor=processor, skip_invalid=skip_invalid, limit=limit
+            spec,
+            columns=mapping,
+            processor=processor,
+            skip_invalid=skip_invalid,
+            limit=limit,
+            default_split=None,  # evaluating on a 'train' split nobody named would mislead
         )
     except DataError:
         raise

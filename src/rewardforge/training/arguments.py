@@ -22,12 +22,15 @@ class RewardArguments:
     data: str | None = _opt(
         None,
         "Training preferences: .jsonl, .jsonl.gz, .json, .parquet, .csv, a saved `datasets` folder, "
-        "or hf:ORG/NAME[:split]. Shapes: prompt/chosen/rejected texts or messages, HH-RLHF transcripts, "
+        "or hf:ORG/NAME[:split] (PATH:SPLIT for a saved DatasetDict or a JSON object of splits; "
+        "'train' when several and none named). Shapes: prompt/chosen/rejected texts or messages, HH-RLHF transcripts, "
         "HelpSteer2/3, SHP, UltraFeedback (binarized or rated completions), Nectar ranks, Chatbot Arena, "
         "PKU-SafeRLHF, RewardBench 2 lists, ShareGPT, Alpaca, alpaca_farm; the one "
         "found is printed. Default: rewardforge's built-in preference set.",
     )
-    eval_data: str | None = _opt(None, "Held-out preferences, any format --data takes.")
+    eval_data: str | None = _opt(
+        None, "Held-out preferences, any format --data takes; a source with several splits needs PATH:SPLIT."
+    )
     eval_split: float = _opt(0.0, "Fraction of --data held out for evaluation when --eval-data is not given.")
     output: str | None = _opt(None, "Output folder (same as --output_dir). Default: runs/default.")
     overwrite: bool = _opt(

@@ -274,11 +274,12 @@ def load_training_data(args: RewardArguments, output_dir: Path):
     summary: dict[str, Any] = {}
     rejected: list = []
 
-    def load(spec: str):
+    def load(spec: str, default_split: str | None):
         from rewardforge.data import load_pairs
 
         result = load_pairs(
             spec,
+            default_split=default_split,
             columns=columns,
             processor=args.processor,
             skip_invalid=args.skip_invalid,
@@ -294,7 +295,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         if eval_pairs is not None:
             summary["eval"] = {"source": "builtin:test", "pairs": len(eval_pairs)}
     else:
-        res = load(args.data)
+        res = load(args.data, "train")  # TRL's convention for a dataset with splits
         train = res.pairs
         summary["train"] = {
             "source": res.source,
@@ -308,7 +309,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         train = train[: args.limit]
         summary["train"]["limit"] = args.limit
     if args.eval_data:
-        res = load(args.eval_data)
+        res = load(args.eval_data, None)  # several splits: the user names one
         eval_pairs = res.pairs
         summary["eval"] = {
             "source": res.source,

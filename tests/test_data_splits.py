@@ -1,0 +1,73 @@
+"""Which split of a source with several is read: named, the only one, or refused when unclear."""
+
+import json
+
+import pytest
+from _rows import jsonl
+
+from rewardforge.data import DataError, load_pairs
+
+ROW = {"prompt": "Q?", "chosen": "Good answer.", "rejected": "Bad answer."}
+
+
+def rows(n: int) -> list[dict]:
+    return [ROW | {"id": f"r{i}"} for i in range(n)]
+
+
+@pytest.fixture
+def sources(tmp_path):
+    import datasets
+
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows(3)), "test": datasets.Dataset.from_list(rows(2))}
+    ).save_to_disk(str(tmp_path / "dd"))
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows(2))}).save_to_disk(str(tmp_path / "only"))
+    (tmp_path / "s.json").write_text(json.dumps({"train": rows(3), "test": rows(2)}), encoding="utf-8")
+    (tmp_path / "both.json").write_text(json.dumps({"data": rows(4), "train": rows(3)}), encoding="utf-8")
+    (tmp_path / "odd.json").write_text(json.dumps({"meta": {}, "items": rows(5)}), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["dd", "s.json", "both.json"])
+def test_several_splits_without_a_default_are_refused_with_the_names(sources, name):
+    with pytest.raises(DataError, match=r"holds several splits \((.+), (.+)\); name one, e.g. .+:"):
+        load_pairs(str(sources / name), default_split=None)
+
+
+def test_the_named_split_is_read_in_either_syntax(sources):
+    for name in ("dd", "s.json"):
+        assert len(load_pairs(str(sources / f"{name}:test"), default_split=None)) == 2
+        assert len(load_pairs(str(sources / name), split="test", default_split=None)) == 2
+    assert len(load_pairs(str(sources / "both.json:data"))) == 4
+    assert len(load_pairs(str(sources / "odd.json:items"))) == 5  # any key, when named
+
+
+def test_a_single_split_is_read_whatever_its_name(sources):
+    loaded = load_pairs(str(sources / "only"), default_split=None)
+    assert len(loaded) == 2 and loaded.split_note is None
+    assert len(load_pairs(str(sources / "only"))) == 2  # no 'train': the only split, not an error
+
+
+def test_the_default_among_several_is_reported(sources):
+    assert load_pairs(str(sources / "both.json")).split_note == "split 'train' (of data, train)"
+    assert "split 'train' (of test, train)" in load_pairs(str(sources / "dd")).describe_columns()
+
+
+def test_bad_split_names(sources):
+    with pytest.raises(DataError, match=r"no split 'dev'; available: \['test', 'train'\]"):
+        load_pairs(str(sources / "dd:dev"))
+    with pytest.raises(ValueError, match="names split 'test' but split='train'"):
+        load_pairs(str(sources / "dd:test"), split="train")
+    with pytest.raises(DataError, match="no list of records under .*name the key holding them"):
+        load_pairs(str(sources / "odd.json"))
+    with pytest.raises(DataError, match="this file type has no splits"):
+        load_pairs(jsonl(sources, rows(2)) + ":test")
+
+
+def test_a_path_with_a_colon_that_exists_is_a_path(tmp_path):
+    assert len(load_pairs(jsonl(tmp_path, rows(2), "a:b.jsonl"))) == 2
+
+
+def test_hub_without_a_split_and_no_default_asks_for_one():
+    with pytest.raises(DataError, match=r"name the split to read, e.g. hf:org/prefs:test"):
+        load_pairs("hf:org/prefs", default_split=None)
