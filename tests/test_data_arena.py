@@ -137,6 +137,8 @@ def test_bad_battles_name_the_field(tmp_path, change, field, message):
         ({"winner_model_b": "yes"}, "winner_model_b", "expected 0 or 1"),
         ({"response_b": json.dumps(["only one"])}, "response_b", "1 replies for 2 prompt turns"),
         ({"response_a": json.dumps(["fine", None])}, "response_a[1]", "expected a string, got null"),
+        ({"prompt": '["hi"'}, "prompt", "expected a list of turns as JSON text"),
+        ({"prompt": "[]"}, "prompt", "expected a list of turns as JSON text"),
     ],
 )
 def test_bad_kaggle_rows_name_the_field(tmp_path, change, field, message):

@@ -215,3 +215,22 @@ def test_a_mixture_with_pair_rows_names_chosen(tmp_path):
     rows = [{"prompt": "P", "chosen": "a", "rejected": "b"}] * 2 + [ultrafeedback(prompt="P")]
     with pytest.raises(DataError, match=r"line 3: field 'chosen': mixture of shapes: .*\(chosen: absent\)"):
         load_pairs(jsonl(tmp_path, rows))
+
+
+@pytest.mark.parametrize("limit, expect", [(1, 3), (3, 3), (4, 3), (5, 3), (6, 6), (7, 6)])
+def test_limit_never_cuts_a_record(tmp_path, limit, expect):
+    """Record accuracy counts a record's pairs together, so --limit stops at a record's end."""
+    rows = [nectar() | {"id": "a"}, nectar() | {"id": "b"}, nectar() | {"id": "c"}]
+    loaded = load_pairs(jsonl(tmp_path, rows), limit=limit)
+    assert len(loaded) == expect  # each Nectar row above gives 3 pairs
+
+
+@pytest.mark.parametrize(
+    "value, got",
+    [([], "an empty list"), (["Blue", "Red"], "a list of str"), ("Blue", "str"), ({"a": 1}, "dict")],
+)
+def test_a_completions_field_that_is_not_a_rated_list_is_named(tmp_path, value, got):
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [ultrafeedback(), ultrafeedback() | {"completions": value}]))
+    text = str(err.value)
+    assert "line 2" in text and "completions" in text and "rated completions" in text and got in text

@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Drop invalid rows (counted, written to rejected_rows.jsonl) instead of stopping.",
     )
-    p.add_argument("--limit", type=int, default=None, help="Use only the first N pairs of each data set.")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="Use only the first N pairs of each data set (whole records: a record giving several "
+        "pairs, e.g. RewardBench 2's, is never cut).",
+    )
     p.add_argument(
         "--diagnostics",
         action="store_true",

@@ -275,7 +275,8 @@ def load_pairs(
       difference) unless the row has an explicit `margin`; data without scores is an error.
     - `split` picks a split of a saved DatasetDict, a JSON object or the Hub (or `PATH:SPLIT`).
       With none named: the only split, else `default_split` (None: several splits are an error).
-    - `limit` stops after that many pairs.
+    - `limit` stops after that many pairs, at a record's end: a record giving several pairs is
+      kept whole or left out (whole, if it is the first).
     """
     if limit is not None and limit < 1:
         raise DataOptionError(f"limit must be a positive number of pairs, got {limit}")
@@ -303,9 +304,10 @@ def load_pairs(
             continue
         for pair in new:
             pair.source = f"{spec}:{location}"
+        if limit is not None and state.pairs and len(state.pairs) + len(new) > limit:
+            break  # a record is never cut: its pairs are scored together (record accuracy)
         state.pairs.extend(new)
         if limit is not None and len(state.pairs) >= limit:
-            del state.pairs[limit:]
             break
     _check_result(state, n_records)
     return LoadedPairs(

@@ -228,6 +228,9 @@ def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
     as two conversations; None when the prompt is not a turn list (one prompt, two replies)."""
     questions = _json_turns(record.get("prompt"))
     if questions is None:
+        replies = [_json_turns(record.get(side)) for side in ("response_a", "response_b")]
+        if all(replies):  # Kaggle's turn lists: a prompt that is not one is broken, not plain text
+            raise RowError("expected a list of turns as JSON text, like the replies ('[\"...\"]')", "prompt")
         return None
     sides = []
     for side in ("response_a", "response_b"):

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardforge.data import public_sets
-from rewardforge.data.columns import suggest_columns
+from rewardforge.data.columns import RATED_LISTS, suggest_columns
 from rewardforge.data.errors import RowError
 from rewardforge.data.public_sets import ARENA_MARKERS, rated_list, rating_field
 from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared, split_text, split_transcripts
@@ -83,6 +83,12 @@ def _text_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and isinstance(value[0], str)
 
 
+def _described(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list of {type_name(value[0])}" if value else "an empty list"
+    return type_name(value)
+
+
 def detect_shape(record: Any) -> Detected:
     """Decide a record's shape from which fields it has and their types."""
     if not isinstance(record, dict):
@@ -106,6 +112,13 @@ def detect_shape(record: Any) -> Detected:
         return Detected("graded_pair", {"chosen": "absent", "response1": "present"})
     if not has_pair and any(k in record for k in ARENA_MARKERS):
         return Detected("arena", {"chosen": "absent", "winner": "present"})
+    listed = next((name for name in RATED_LISTS if present(record, name)), None)
+    if not has_pair and listed is not None:  # there, but not a list of rated completions
+        raise RowError(
+            "expected a list of at least two rated completions, e.g. [{response, overall_score}] "
+            f"or [{{answer, rank}}]; got {_described(record[listed])}",
+            listed,
+        )
     if not has_pair:
         keys = sorted(map(str, record))
         raise RowError(
