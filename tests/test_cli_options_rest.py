@@ -204,6 +204,21 @@ def test_bon_output_checked_before_generation(tmp_path, prompts, capsys, monkeyp
     argv = ["bon", "--policy", str(policy), "--rm", "r", "--prompts", str(prompts), "--output", str(policy)]
     assert run_cli(*argv) == 2
     assert "is the --policy file" in capsys.readouterr().err and policy.read_bytes() == b"GGUF"
+    rm = tmp_path / "rm"  # nor among a model folder's files
+    rm.mkdir()
+    argv = [
+        "bon",
+        "--policy",
+        "p",
+        "--rm",
+        str(rm),
+        "--prompts",
+        str(prompts),
+        "--output",
+        str(rm / "b.jsonl"),
+    ]
+    assert run_cli(*argv) == 2
+    assert "would write among the files of the --rm folder" in capsys.readouterr().err
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")

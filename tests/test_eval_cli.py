@@ -19,6 +19,7 @@ N_PAIRS = 24
 SCORE_KEYS = {
     "index",
     "id",
+    "source",
     "category",
     "prompt",
     "score_chosen",
@@ -125,6 +126,7 @@ def test_single_run_writes_every_file(single_run):
         assert row["correct"] == (row["score_chosen"] > row["score_rejected"])
     assert [r["index"] for r in lines] == list(range(N_PAIRS))
     assert lines[0]["id"] == "builtin-test-0" and lines[0]["category"] == "rude"
+    assert [r["source"].rsplit(":", 1)[1] for r in lines[:2]] == ["line 1", "line 2"]  # found without an id
 
     doc = json.loads((out / "metrics.json").read_text())
     assert set(doc) >= {"models", "data", "results", "diagnostics", "timing_seconds"}
@@ -335,10 +337,12 @@ def test_columns_option_uses_the_data_layer(tmp_path, tiny_bert_dir):
         (["--model", "TINY", "--untrained"], "no rewardforge.json"),
         (["--model", "TINY", "--batch-size", "0"], "--batch-size"),
         (["--model", "TINY", "--columns", "prompt"], "column mapping"),
+        (["--model", "a=TINY", "--model", "a=TINY"], "the name 'a' is given to two specs"),
+        (["--model", "TINY", "--data", "d=builtin:test", "--data", "d=builtin:train"], "the name 'd'"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, tiny_bert_dir, pairs_file, capsys, extra, expect):
-    extra = [str(tiny_bert_dir) if a == "TINY" else a for a in extra]
+    extra = [a.replace("TINY", str(tiny_bert_dir)) for a in extra]
     argv = [*extra, "--data", str(pairs_file), "--output", str(tmp_path / "o"), "--quiet"]
     assert run_cli(argv) == 2
     assert expect in _one_line_error(capsys)
@@ -496,8 +500,19 @@ def test_a_dataset_with_several_splits_needs_one_named(tmp_path, tiny_bert_dir, 
     datasets.DatasetDict(
         {"train": datasets.Dataset.from_list(rows), "test": datasets.Dataset.from_list(rows[:2])}
     ).save_to_disk(str(tmp_path / "dd"))
+    capsys.readouterr()  # datasets' progress bars
     argv = ["--model", str(tiny_bert_dir), "--output", str(tmp_path / "o"), "--quiet", "--no-report"]
     assert run_cli([*argv, "--data", str(tmp_path / "dd")]) == 2
     assert "holds several splits (test, train); name one, e.g." in _one_line_error(capsys)
     assert run_cli([*argv, "--data", f"{tmp_path / 'dd'}:test"]) == 0
     assert len(read_jsonl(tmp_path / "o" / "scores.jsonl")) == 2
+
+
+def test_an_empty_output_is_refused_not_the_working_directory(tmp_path, tiny_bert_dir, pairs_file, capsys):
+    argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", "", "--quiet"]
+    try:
+        code = run_cli(argv)
+    except SystemExit as e:  # refused while parsing the arguments
+        code = e.code
+    assert code == 2
+    assert "argument --output: expected a path, got an empty string" in capsys.readouterr().err

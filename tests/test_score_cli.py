@@ -106,6 +106,8 @@ def test_trl_and_sharegpt_item_formats_score_like_ours(tiny_bert_dir, model, tmp
         {"messages": [user, reply]},
         {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]},
         {"text": "\n\nHuman: Hi\n\nAssistant: Hello!"},
+        {"prompt": "Hi", "messages": [user, reply]},  # the prompt is already the first turn: once
+        {"prompt": [user], "text": "\n\nHuman: Hi\n\nAssistant: Hello!"},
     ]
     src = write_jsonl(tmp_path / "items.jsonl", rows)
     out = tmp_path / "s.jsonl"
@@ -326,3 +328,39 @@ def test_non_finite_scores_are_a_clean_error(tiny_bert_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"non-finite score (nan) for {src}:line 1" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_prompt_a_whole_conversation_does_not_start_with_is_invalid(tiny_bert_dir, tmp_path, capsys):
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    src = write_jsonl(tmp_path / "items.jsonl", [{"prompt": "Bye", "messages": conversation}])
+    assert run_cli(score_argv(tiny_bert_dir, src, tmp_path / "s.jsonl")) == 2
+    err = capsys.readouterr().err
+    assert "line 1" in err and "prompt" in err and "does not start with 'prompt'" in err
+
+
+def test_output_never_writes_among_the_model_files(tiny_bert_dir, tmp_path, capsys):
+    """--output MODEL/config.json used to replace the model's own config."""
+    import shutil
+
+    model = tmp_path / "rm"
+    shutil.copytree(tiny_bert_dir, model)
+    before = (model / "config.json").read_bytes()
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    for target in (model / "config.json", model / "scores.jsonl", model / "." / "config.json"):
+        assert run_cli(score_argv(model, src, target)) == 2
+        assert "would write among the files of the --model folder" in capsys.readouterr().err
+    assert (model / "config.json").read_bytes() == before
+    assert (
+        run_cli(score_argv(model, src, model / "scored" / "s.jsonl", "--no-progress")) == 0
+    )  # a new subfolder
+
+
+@pytest.mark.parametrize("option", ["--output", "--input", "--model", "--rejects"])
+def test_an_empty_path_is_a_usage_error(tmp_path, capsys, option):
+    argv = {"--model": "m", "--input": "i.jsonl", "--output": "o.jsonl", "--rejects": "r.jsonl"} | {
+        option: ""
+    }
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["score", *[x for kv in argv.items() for x in kv], "--skip-invalid"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: expected a path, got an empty string" in capsys.readouterr().err

@@ -23,7 +23,7 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser, integer, number
+    from rewardforge.commands.checks import OneLineParser, integer, number, path_text
 
     p = OneLineParser(
         prog="rewardforge bon", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
     p.add_argument("--prompts", required=True, help='prompts JSONL: {"prompt": text or messages, ...}')
-    p.add_argument("--output", required=True, help="results JSONL (summary beside it: .summary.json)")
+    p.add_argument(
+        "--output", required=True, type=path_text, help="results JSONL (summary beside it: .summary.json)"
+    )
     p.add_argument("--n", type=integer(1), default=8, help="candidates per prompt (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=integer(1), default=128)
     p.add_argument("--temperature", type=number(above=0), default=1.0)
@@ -65,7 +67,7 @@ def summary_path(output: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    from rewardforge.commands.checks import check_device, check_output_file, same_path
+    from rewardforge.commands.checks import check_device, check_not_inside, check_output_file, same_path
     from rewardforge.training.run import UsageError
 
     args = build_parser().parse_args(argv)
@@ -75,6 +77,8 @@ def main(argv: list[str]) -> int:
         for option in ("--prompts", "--policy", "--rm"):
             if same_path(path, getattr(args, option[2:])):
                 raise UsageError(f"{what} {path} is the {option} file; choose another --output")
+        for option in ("--policy", "--rm"):
+            check_not_inside(path, getattr(args, option[2:]), what, option)
         check_output_file(path, what)
     check_device(args.device)
     if args.greedy:

@@ -87,6 +87,23 @@ def number(
     return parse
 
 
+def path_text(text: str) -> str:
+    """argparse type for a path: an empty one would silently mean the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+def check_not_inside(path: str | os.PathLike, folder: str | os.PathLike, option: str, what: str) -> None:
+    """`path` does not write among a model folder's files: not in the folder itself, and no
+    existing file below it (a new file in a subfolder, like eval's `MODEL/eval/`, is fine)."""
+    target, home = Path(path).resolve(), Path(folder).resolve()
+    if not home.is_dir() or not (target == home or home in target.parents):
+        return
+    if target == home or target.parent == home or target.exists():
+        raise usage_error(f"{option} {path} would write among the files of the {what} folder {folder}")
+
+
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if `a` and `b` name the same file or folder (after resolving links, `..`, and for
     existing files also hard links)."""

@@ -35,7 +35,7 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser
+    from rewardforge.commands.checks import OneLineParser, path_text
 
     p = OneLineParser(
         prog="rewardforge eval", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", action="append", default=[], metavar="SPEC", help="Preference data (repeat for several)."
     )
-    p.add_argument("--output", required=True, metavar="DIR", help="Folder for the outputs (created).")
+    p.add_argument(
+        "--output", required=True, type=path_text, metavar="DIR", help="Folder for the outputs (created)."
+    )
     p.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass (default 16).")
     p.add_argument(
         "--max-length",

@@ -40,7 +40,7 @@ def _kv(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser, integer, number
+    from rewardforge.commands.checks import OneLineParser, integer, number, path_text
 
     p = OneLineParser(
         prog="rewardforge rlhf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
     p.add_argument("--prompts", required=True, help="prompts JSONL (.jsonl or .jsonl.gz)")
-    p.add_argument("--output", required=True, help="run folder: policy, summary.json, checkpoints/")
+    p.add_argument(
+        "--output", required=True, type=path_text, help="run folder: policy, summary.json, checkpoints/"
+    )
     p.add_argument("--mode", choices=["replace", "bonus"], default="replace")
     p.add_argument(
         "--rm-coeff", type=float, default=0.5, help="RM weight in bonus mode (default: %(default)s)"

@@ -38,7 +38,7 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser, integer
+    from rewardforge.commands.checks import OneLineParser, integer, path_text
 
     p = OneLineParser(
         prog="rewardforge score",
@@ -48,10 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         required=True,
+        type=path_text,
         help="reward model folder (saved by rewardforge or any one-output classifier)",
     )
-    p.add_argument("--input", required=True, help="items file: .jsonl, .jsonl.gz, .json, .csv, .parquet, ...")
-    p.add_argument("--output", required=True, help="scores file (JSONL), written atomically")
+    p.add_argument(
+        "--input",
+        required=True,
+        type=path_text,
+        help="items file: .jsonl, .jsonl.gz, .json, .csv, .parquet, ...",
+    )
+    p.add_argument("--output", required=True, type=path_text, help="scores file (JSONL), written atomically")
     p.add_argument(
         "--batch-size", type=integer(1), default=16, help="items per forward pass (default: %(default)s)"
     )
@@ -65,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-invalid", action="store_true", help="write invalid items to the rejects file and go on"
     )
     p.add_argument(
-        "--rejects", default=None, help="rejects file with --skip-invalid (default: OUTPUT.rejected.jsonl)"
+        "--rejects",
+        default=None,
+        type=path_text,
+        help="rejects file with --skip-invalid (default: OUTPUT.rejected.jsonl)",
     )
     p.add_argument(
         "--max-length", type=integer(1), default=None, help="tokens per scored text (default: the model's)"
@@ -131,6 +140,13 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
         raise RowError(problem, name)
     prompt = record.get("prompt")
     prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
+    if prompt_msgs and response_msgs[0]["role"] != "assistant":  # a whole conversation
+        if response_msgs[: len(prompt_msgs)] != prompt_msgs:
+            raise RowError(
+                f"'{name}' is a whole conversation that does not start with 'prompt'; give one or the other",
+                "prompt",
+            )
+        prompt_msgs = []  # already its first turns: scoring it twice would change the score
     return prompt_msgs, response_msgs, item_id
 
 
@@ -139,13 +155,20 @@ def _json_line(obj: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from rewardforge.commands.checks import check_device, check_output_file, same_path, usage_error
+    from rewardforge.commands.checks import (
+        check_device,
+        check_not_inside,
+        check_output_file,
+        same_path,
+        usage_error,
+    )
     from rewardforge.data.errors import DataError
+    from rewardforge.data.readers import split_local_spec
 
     args = build_parser().parse_args(argv)
     source = args.input
     local = not source.startswith("hf:")
-    if local and not Path(source).exists():
+    if local and not Path(split_local_spec(source)[0]).exists():
         raise DataError(source, "no such file or directory")
     output = Path(args.output)
     if local and same_path(output, source):
@@ -160,8 +183,10 @@ def main(argv: list[str]) -> int:
         if same_path(rejects, output):
             raise usage_error(f"--rejects {rejects} is the --output file; choose another name")
     for path, option in ((output, "--output"), (rejects, "--rejects")):
-        if (option == "--output" or args.skip_invalid) and same_path(path, args.model):
-            raise usage_error(f"{option} {path} is the --model file; choose another name")
+        if option == "--output" or args.skip_invalid:
+            if same_path(path, args.model):
+                raise usage_error(f"{option} {path} is the --model file; choose another name")
+            check_not_inside(path, args.model, option, "--model")
     # before any work: a run must not score everything and then fail to write the result
     check_output_file(output, "--output")
     if args.skip_invalid:

@@ -143,6 +143,11 @@ def _base_name(spec: str) -> str:
 def unique_names(specs: list[str], explicit: list[str | None]) -> list[str]:
     """Short display names: the explicit one, else the base name, widened with parent folders
     (then numbered) until every name is distinct."""
+    given = [e for e in explicit if e]
+    if twice := sorted({e for e in given if given.count(e) > 1}):
+        raise usage_error(
+            f"the name {twice[0]!r} is given to two specs; names label results, so each must differ"
+        )
     names = [e or _base_name(s) for e, s in zip(explicit, specs)]
     for depth in (2, 3):
         dupes = {n for n in names if names.count(n) > 1}
@@ -827,6 +832,7 @@ def score_lines(run: EvalRun) -> list[str]:
             row |= {
                 "index": i,
                 "id": pair.id,
+                "source": pair.source,  # file and line/row: finds a pair that has no id
                 "category": pair.category,
                 "prompt": excerpt(prompt_text(pair)),
                 "score_chosen": c,
