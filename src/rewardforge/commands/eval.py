@@ -34,6 +34,17 @@ Examples:
 """
 
 
+def _resamples(text: str) -> int:
+    """--bootstrap: a 95% interval from a handful of resamples would be noise presented as a range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value != 0 and value < 100:
+        raise argparse.ArgumentTypeError(f"expected 0 (no interval) or at least 100 resamples, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rewardforge.commands.checks import OneLineParser, path_text
 
@@ -90,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=42, help="Seed of fresh score heads and of the bootstrap (42)."
     )
-    p.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples for the CI (0: none).")
+    p.add_argument(
+        "--bootstrap",
+        type=_resamples,
+        default=1000,
+        help="Bootstrap resamples for the 95%% CI: 0 (none) or at least 100 (default: %(default)s).",
+    )
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="Weight dtype (fp32).")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
     p.add_argument(
