@@ -216,3 +216,29 @@ def test_a_csv_conversation_with_one_bad_turn_names_that_turn(tmp_path):
     row["conversation_b"] = json.dumps(row["conversation_b"])
     with pytest.raises(DataError, match=r"field 'conversation_a\[1\]': expected a message object, got null"):
         load_pairs(write_csv(tmp_path, [row]))
+
+
+def test_a_prompt_is_read_the_way_most_rows_write_it(tmp_path):
+    """The WSDM Cup's battles are text; a reply (or prompt) that happens to be a JSON list of
+    strings stays text there, while in LMSYS's turn-list set a prompt that is not one is broken."""
+    plain = [
+        {"id": str(i), "prompt": f"Say {i}", "response_a": f"{i}", "response_b": "no", "winner": "model_a"}
+        for i in range(3)
+    ]
+    listy = {
+        "id": "x",
+        "prompt": '["a", "b"]',
+        "response_a": '["c"]',
+        "response_b": '["d"]',
+        "winner": "model_b",
+    }
+    pairs = load_pairs(jsonl(tmp_path, [*plain, listy])).pairs
+    assert (pairs[3].prompt, pairs[3].chosen, pairs[3].rejected) == (
+        [user('["a", "b"]')],
+        [bot('["d"]')],
+        [bot('["c"]')],
+    )
+    turn_lists = [kaggle(), kaggle(), {**kaggle(), "prompt": "plain text"}]
+    with pytest.raises(DataError) as err:
+        load_pairs(write_csv(tmp_path, turn_lists))
+    assert "row 3" in str(err.value) and "prompt" in str(err.value) and "as the other rows" in str(err.value)

@@ -137,6 +137,52 @@ def test_completions_that_repeat_the_conversation_leave_only_the_replies(tmp_pat
     assert (pairs[2].chosen, pairs[2].rejected) == ([msg("assistant", "hello")], [msg("assistant", "go")])
 
 
+def test_a_prompt_and_conversations_that_overlap_keep_each_turn_once(tmp_path):
+    """A prompt [system, user] with completions repeating only the user turn lost the system
+    turn; a prompt whose user turn differs from the conversations' was read as two user turns."""
+    pirate = {
+        "prompt": [msg("system", "You are a pirate."), msg("user", "Hi")],
+        "chosen": [msg("user", "Hi"), msg("assistant", "Arr!")],
+        "rejected": [msg("user", "Hi"), msg("assistant", "Hello.")],
+    }
+    follow_up = {  # a prompt the conversations continue: both kept, in order
+        "prompt": [msg("user", "Hi")],
+        "chosen": [msg("assistant", "Hey"), msg("user", "More?"), msg("assistant", "Sure")],
+        "rejected": [msg("assistant", "Hey"), msg("user", "More?"), msg("assistant", "No")],
+    }
+    pairs = load_pairs(jsonl(tmp_path, [pirate, follow_up])).pairs
+    assert pairs[0].prompt == pirate["prompt"] and pairs[0].chosen == [msg("assistant", "Arr!")]
+    assert pairs[1].prompt == [msg("user", "Hi"), msg("assistant", "Hey"), msg("user", "More?")]
+    differs = {
+        "prompt": "Hi there",
+        "chosen": [msg("user", "Hi there!"), msg("assistant", "Arr!")],
+        "rejected": [msg("user", "Hi there!"), msg("assistant", "Hello.")],
+    }
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [pirate, differs]))
+    assert "line 2" in str(err.value) and "'prompt'" in str(err.value)
+    assert "do not start with ('Hi there!')" in str(err.value)
+
+
+def test_text_replies_that_repeat_their_prompt_read_it_once(tmp_path):
+    hh = "\n\nHuman: hi\n\nAssistant:"
+    question = "Question: what is 2+2?\nAnswer:"
+    short = "Hi"  # too short to tell a copy from a reply's own words: kept as written
+    rows = [
+        {"prompt": hh, "chosen": hh + " hello there", "rejected": hh + " go away"},
+        {"prompt": question, "chosen": question + " 4", "rejected": question + " 5"},
+        {"prompt": short, "chosen": "Hi there, friend.", "rejected": "Hi. Go away."},
+    ]
+    pairs = load_pairs(jsonl(tmp_path, rows)).pairs
+    assert (pairs[0].prompt, pairs[0].chosen_text, pairs[0].rejected_text) == (
+        [msg("user", "hi")],
+        "hello there",
+        "go away",
+    )
+    assert (pairs[1].chosen_text, pairs[1].rejected_text) == ("4", "5")
+    assert (pairs[2].chosen_text, pairs[2].rejected_text) == ("Hi there, friend.", "Hi. Go away.")
+
+
 def test_a_response_must_end_with_the_assistants_reply(tmp_path):
     row = {
         "prompt": [msg("user", "hi")],

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -185,10 +186,12 @@ class _Load:
                 f"'{self.shape.shape}' ({self.shape_location})",
                 differs,
             )
-        pairs = normalise(record, detected, margin_from_scores=self.margin_from_scores)
         if self.shape is None:
+            pairs = normalise(record, detected, margin_from_scores=self.margin_from_scores)
             self._lock(detected, f"first valid row at {location}")
-        return pairs
+            return pairs
+        # the source's detection: how its rows write a field is decided once (arena prompts)
+        return normalise(record, self.shape, margin_from_scores=self.margin_from_scores)
 
     def settle_shape(self, sample: list[tuple[str, Any]]) -> None:
         """Fix the shape most records of `sample` have, before any is normalised."""
@@ -197,8 +200,7 @@ class _Load:
         records = [record for _, record in sample if not isinstance(record, ReadProblem)]
         self.inferred = infer_columns(records, self.columns)
         self.read_columns = set(self.columns.values()) | read_from(self.inferred)
-        counts: dict[str, int] = {}
-        found: dict[str, Detected] = {}
+        found: dict[str, list[Detected]] = {}
         for _, record in sample:
             if isinstance(record, ReadProblem):
                 continue
@@ -206,11 +208,13 @@ class _Load:
                 detected = detect_shape(self.rename(record))
             except RowError:
                 continue
-            counts[detected.shape] = counts.get(detected.shape, 0) + 1
-            found.setdefault(detected.shape, detected)
-        if counts:
-            shape = max(counts, key=counts.__getitem__)  # ties: the first seen
-            self._lock(found[shape], f"the shape of {counts[shape]} of the first {len(sample)} rows")
+            found.setdefault(detected.shape, []).append(detected)
+        if found:
+            shape = max(found, key=lambda name: len(found[name]))  # ties: the first seen
+            kinds = [tuple(sorted(d.features.items())) for d in found[shape]]
+            common = Counter(kinds).most_common(1)[0][0]  # ties: the first seen
+            typical = found[shape][kinds.index(common)]
+            self._lock(typical, f"the shape of {len(found[shape])} of the first {len(sample)} rows")
 
     def rename(self, record: Any) -> Any:
         """The user's column mapping, then the names `infer_columns` found."""

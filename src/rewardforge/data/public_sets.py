@@ -228,9 +228,6 @@ def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
     as two conversations; None when the prompt is not a turn list (one prompt, two replies)."""
     questions = _json_turns(record.get("prompt"))
     if questions is None:
-        replies = [_json_turns(record.get(side)) for side in ("response_a", "response_b")]
-        if all(replies):  # Kaggle's turn lists: a prompt that is not one is broken, not plain text
-            raise RowError("expected a list of turns as JSON text, like the replies ('[\"...\"]')", "prompt")
         return None
     sides = []
     for side in ("response_a", "response_b"):
@@ -251,8 +248,19 @@ def _arena_turns(record: dict) -> tuple[list[Message], list[Message]] | None:
     return sides[0], sides[1]
 
 
-def arena(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
-    """Chatbot Arena: prompt, chosen, rejected and the (chosen, rejected) field names."""
+def arena_turn_lists(record: dict) -> bool:
+    """Whether a battle's prompt is a list of turns (LMSYS's Kaggle set) rather than text."""
+    return "conversation_a" not in record and _json_turns(record.get("prompt")) is not None
+
+
+def arena(
+    record: dict, turn_lists: bool | None = None
+) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """Chatbot Arena: prompt, chosen, rejected and the (chosen, rejected) field names.
+
+    `turn_lists` is the source's way of writing prompts, decided by most of its rows: in a set
+    of turn lists a prompt that is not one is broken; in a set of texts (the WSDM Cup's) a
+    prompt that looks like a JSON list is text. None decides per row."""
     winner = _arena_winner(record)
     if "conversation_a" in record or "conversation_b" in record:
         names = ("conversation_a", "conversation_b")
@@ -262,7 +270,9 @@ def arena(record: dict) -> tuple[list[Message], list[Message], list[Message], tu
         prompt, a_rest, b_rest = split_transcripts(a, b, names)
     else:
         names = ("response_a", "response_b")
-        turns = _arena_turns(record)
+        turns = None if turn_lists is False else _arena_turns(record)
+        if turns is None and turn_lists:
+            raise RowError("expected a list of turns as JSON text ('[\"...\"]'), as the other rows", "prompt")
         if turns is None:
             prompt = required_prompt(record, "prompt")
             a_rest, b_rest = assistant_turn(text(record, names[0])), assistant_turn(text(record, names[1]))

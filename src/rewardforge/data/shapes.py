@@ -111,7 +111,8 @@ def detect_shape(record: Any) -> Detected:
     if not has_pair and any(k in record for k in ("response1", "response_1")):
         return Detected("graded_pair", {"chosen": "absent", "response1": "present"})
     if not has_pair and any(k in record for k in ARENA_MARKERS):
-        return Detected("arena", {"chosen": "absent", "winner": "present"})
+        prompt_kind = "turn list" if public_sets.arena_turn_lists(record) else "text"
+        return Detected("arena", {"chosen": "absent", "winner": "present", "prompt": prompt_kind})
     listed = next((name for name in RATED_LISTS if present(record, name)), None)
     if not has_pair and listed is not None:  # there, but not a list of rated completions
         raise RowError(
@@ -179,15 +180,48 @@ def _with_prompt(
     prompt: list[Message], chosen: list[Message], rejected: list[Message]
 ) -> tuple[list[Message], list[Message], list[Message]]:
     """Completions that repeat the conversation (UltraFeedback-binarized and kin): turns both
-    sides share move to the prompt. They replace the given prompt when they end with its last
-    user turn (the shared turns then hold it, with any system turn or earlier history)."""
+    sides share join the prompt, each turn once. The shared turns replace the prompt when they
+    hold it (its tail, or its last user turn); they continue it where they overlap its end.
+    A prompt ending in a user turn the conversations do not start with is ambiguous: an error."""
     chosen, rejected = _drop_prompt(prompt, chosen), _drop_prompt(prompt, rejected)
     shared, c_rest, r_rest = split_shared(chosen, rejected)
     if not shared:
         return prompt, chosen, rejected
-    if not prompt or _last_user(shared) == _last_user(prompt):
+    have, both = normalised(prompt), normalised(shared)
+    if not prompt or both[-len(have) :] == have:
         return shared, c_rest, r_rest
+    overlap = next((k for k in range(min(len(have), len(both)), 0, -1) if have[-k:] == both[:k]), 0)
+    if overlap:
+        return prompt + shared[overlap:], c_rest, r_rest
+    if _last_user(shared) == _last_user(prompt):
+        return shared, c_rest, r_rest
+    if prompt[-1]["role"] == "user" and shared[0]["role"] == "user":
+        raise RowError(
+            f"ends with a user turn ({_excerpt(prompt[-1]['content'])!r}) that the conversations in "
+            f"chosen/rejected do not start with ({_excerpt(shared[0]['content'])!r}): which one was "
+            "answered is unknowable",
+            "prompt",
+        )
     return prompt + shared, c_rest, r_rest
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+REPEATED_PROMPT_CHARS = 20  # a shorter prompt may be a reply's own first words ("Hi there")
+
+
+def _without_repeated_prompt(prompt: str, chosen: str, rejected: str) -> tuple[str, str]:
+    """Replies that both open with the whole prompt (then a space or line break) lose that copy:
+    the model would otherwise read the prompt twice."""
+    if len(prompt) < REPEATED_PROMPT_CHARS:
+        return chosen, rejected
+    rest = [t.lstrip()[len(prompt) :] for t in (chosen, rejected) if t.lstrip().startswith(prompt)]
+    if len(rest) == 2 and all(r[:1].isspace() and r.strip() for r in rest):
+        return rest[0].strip(), rest[1].strip()
+    return chosen, rejected
 
 
 def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message], list[Message]]:
@@ -195,11 +229,14 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
     base = shape.removesuffix("+scores")
     if base == "explicit_prompt":
         prompt = prompt_messages(record["prompt"], "prompt")
-        return (
-            prompt,
-            assistant_turn(text(record, "chosen")),
-            assistant_turn(text(record, "rejected", like="chosen")),
-        )
+        chosen_text, rejected_text = text(record, "chosen"), text(record, "rejected", like="chosen")
+        said = record["prompt"].strip() if isinstance(record["prompt"], str) else ""
+        if said and looks_like_hh(said) and all(looks_like_hh(t) for t in (chosen_text, rejected_text)):
+            # whole transcripts beside their prompt: read as turns, each turn once
+            chosen = parse_hh(chosen_text, "chosen")
+            return _with_prompt(prompt, chosen, parse_hh(rejected_text, "rejected"))
+        chosen_text, rejected_text = _without_repeated_prompt(said, chosen_text, rejected_text)
+        return prompt, assistant_turn(chosen_text), assistant_turn(rejected_text)
     if base in ("conversational", "implicit_conversational"):
         chosen = messages(record.get("chosen"), "chosen") if present(record, "chosen") else None
         rejected = messages(record.get("rejected"), "rejected") if present(record, "rejected") else None
@@ -275,6 +312,11 @@ def _margin_and_scores(
     return (sc - sr if margin is None else margin), {"score_chosen": sc, "score_rejected": sr}
 
 
+def _turn_lists(detected: Detected) -> bool | None:
+    kind = detected.features.get("prompt")
+    return None if kind not in ("turn list", "text") else kind == "turn list"
+
+
 def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = False) -> list[PreferencePair]:
     """Turn one record of a detected shape into one pair (several for helpsteer3, multi_completion
     and ranked)."""
@@ -299,7 +341,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         triples, ratings = [t[:4] for t in rated], [t[4] for t in rated]
     elif shape in ("indexed_pair", "alpaca_farm", "arena"):
         if shape == "arena":
-            p, c, r, names = public_sets.arena(record)
+            p, c, r, names = public_sets.arena(record, _turn_lists(detected))
         else:
             p, c, r, names = public_sets.numbered_pair(record, shape)
         check_completions(c, r, names)
