@@ -71,3 +71,17 @@ def test_a_path_with_a_colon_that_exists_is_a_path(tmp_path):
 def test_hub_without_a_split_and_no_default_asks_for_one():
     with pytest.raises(DataError, match=r"name the split to read, e.g. hf:org/prefs:test"):
         load_pairs("hf:org/prefs", default_split=None)
+
+
+def test_a_json_file_of_one_record_is_that_record(tmp_path):
+    """SHP ships JSON Lines as .json; one with a single line is a JSON object: one record."""
+    conversation = {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    conversation["rejected"] = [conversation["chosen"][0], {"role": "assistant", "content": "Go away."}]
+    rated = {
+        "instruction": "Name a colour",
+        "completions": [{"response": "Blue", "overall_score": 8}, {"response": "Seven", "overall_score": 2}],
+    }
+    for name, record in (("plain", ROW), ("conversation", conversation), ("rated", rated)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
+        loaded = load_pairs(str(tmp_path / f"{name}.json"))
+        assert len(loaded) == 1 and loaded.pairs[0].source.endswith(f"{name}.json:row 1")

@@ -297,6 +297,8 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
             lists = [k for k, v in doc.items() if isinstance(v, list)]
         else:  # only the usual names: a single record's message lists are not splits
             lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
+            if not lists and not _holds_records(doc):
+                return [doc]  # one record (a JSON Lines file of one line is also this)
             if not lists:
                 raise DataError(
                     spec,
@@ -305,6 +307,14 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
                 )
         return doc[picker.pick(lists)]
     raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
+
+
+def _holds_records(doc: dict) -> bool:
+    """A value that is a list of objects other than chat messages or rated answers: records."""
+    return any(
+        isinstance(v, list) and any(isinstance(x, dict) and not (_is_message(x) or _is_answer(x)) for x in v)
+        for v in doc.values()
+    )
 
 
 def _read_parquet(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
