@@ -413,3 +413,46 @@ def test_alpaca_farm_numbered_outputs_and_preference(tmp_path):
         [assistant("Hola")],
     )
     assert (second.prompt, second.chosen) == ([user("Say hi.")], [assistant("Hi!")])
+
+
+def test_ultrainteract_trajectory_and_a_context_column_are_the_prompt(tmp_path):
+    """openbmb/UltraInteract_pair keeps its prompt in a ShareGPT `trajectory`: it was dropped and
+    the solutions' shared first step ("Step 1:") made the prompt."""
+    row = {
+        "task": "Math_CoT",
+        "trajectory": [{"from": "user", "value": "What is 12*12?"}],
+        "chosen": "Step 1: 12*12 = 144. Answer: 144",
+        "rejected": "Step 1: 12*12 = 124. Answer: 124",
+    }
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.prompt == [user("What is 12*12?")] and pair.chosen_text == row["chosen"]
+    context = {"context": "Capital of France?", "chosen": "The capital is Paris.", "rejected": "It is Lyon."}
+    loaded = load_pairs(jsonl(tmp_path, [context], "c.jsonl"))
+    assert (
+        loaded.pairs[0].prompt == [user("Capital of France?")]
+        and "prompt=context" in loaded.describe_columns()
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"messages": [{"role": "user", "content": "Capital of France?"}]}, {"dialogue": "Capital of France?"}],
+)
+def test_prompt_less_texts_beside_an_unread_conversation_are_refused(tmp_path, extra):
+    row = {"chosen": "The capital is Paris.", "rejected": "The capital is Lyon."} | extra
+    (key,) = extra
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert f"--columns prompt={key}" in str(err.value) and f"field '{key}'" in str(err.value)
+    assert load_pairs(jsonl(tmp_path, [row]), columns={"prompt": key}).pairs[0].prompt == [
+        user("Capital of France?")
+    ]
+
+
+def test_llama_factory_alpaca_history_and_system_lead_the_prompt(tmp_path):
+    row = {"instruction": "Q2", "input": "", "chosen": "good", "rejected": "bad", "system": "sys"}
+    row["history"] = [["Q1", "A1"]]
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.prompt == [{"role": "system", "content": "sys"}, user("Q1"), assistant("A1"), user("Q2")]
+    with pytest.raises(DataError, match=r"field 'history\[0\]': expected a \[question, answer\] pair"):
+        load_pairs(jsonl(tmp_path, [row | {"history": [["Q1"]]}], "bad.jsonl"))

@@ -64,15 +64,18 @@ RESPONSE_FIELDS = ("output_1", *RATED_LISTS)
 
 # Other datasets' names for our fields, read without a mapping when unambiguous (and reported):
 # Intel/orca_dpo_pairs (question, system), argilla's UltraFeedback and dpo-mix sets
-# (instruction, chosen_response, chosen-rating, chosen_rating), LLaMA-Factory (conversations).
+# (instruction, chosen_response, chosen-rating, chosen_rating), LLaMA-Factory (conversations),
+# openbmb/UltraInteract_pair (trajectory).
 ALIASES = {
     "chosen": ("chosen_response", "response_chosen"),
     "rejected": ("rejected_response", "response_rejected"),
     "score_chosen": ("chosen_rating", "chosen-rating", "chosen_score", "rating_chosen"),
     "score_rejected": ("rejected_rating", "rejected-rating", "rejected_score", "rating_rejected"),
     "system": ("system_prompt", "system_message"),
-    "prompt": ("question", "instruction", "query", "input", "conversations"),
+    "prompt": ("question", "instruction", "query", "input", "conversations", "trajectory", "context"),
 }
+# Where a prompt may hide under a name that is no alias: refused, not ignored, beside prompt-less texts.
+PROMPT_LIKE = ("messages", "history", "dialogue", "dialog", "conversation", "post", "prompt_text")
 
 
 def check_columns(columns: dict[str, str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardforge.data.errors import DataError, DataOptionError
+from rewardforge.data.values import is_message
 
 HF_PREFIX = "hf:"
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -312,7 +313,7 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
 def _holds_records(doc: dict) -> bool:
     """A value that is a list of objects other than chat messages or rated answers: records."""
     return any(
-        isinstance(v, list) and any(isinstance(x, dict) and not (_is_message(x) or _is_answer(x)) for x in v)
+        isinstance(v, list) and any(isinstance(x, dict) and not (is_message(x) or _is_answer(x)) for x in v)
         for v in doc.values()
     )
 
@@ -330,13 +331,6 @@ def _read_parquet(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
                 yield f"row {index}", record
     except (pa.ArrowException, OSError) as exc:
         raise DataError(spec, f"unreadable Parquet file ({exc})") from exc
-
-
-MESSAGE_KEYS = (("role", "content"), ("from", "value"))  # OpenAI-style, ShareGPT
-
-
-def _is_message(value: Any) -> bool:
-    return isinstance(value, dict) and any(all(k in value for k in keys) for keys in MESSAGE_KEYS)
 
 
 def _is_answer(value: Any) -> bool:
@@ -363,11 +357,11 @@ def _maybe_json_cell(cell: str) -> Any:
         value = json.loads(stripped)
     except (ValueError, RecursionError):  # also a too long number or too deep nesting
         return cell
-    if _is_message(value):
+    if is_message(value):
         return value
     # one whole message or answer is enough: the other items are then checked one by one, as
     # from JSONL (a message without content, a null), and named in the error
-    if isinstance(value, list) and any(_is_message(v) or _is_answer(v) for v in value):
+    if isinstance(value, list) and any(is_message(v) or _is_answer(v) for v in value):
         return value
     return cell
 

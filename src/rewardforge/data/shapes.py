@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardforge.data import public_sets
-from rewardforge.data.columns import RATED_LISTS, suggest_columns
+from rewardforge.data.columns import PROMPT_LIKE, RATED_LISTS, suggest_columns
 from rewardforge.data.errors import RowError
 from rewardforge.data.public_sets import ARENA_MARKERS, rated_list, rating_field
 from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared, split_text, split_transcripts
@@ -53,6 +53,7 @@ from rewardforge.data.values import (
     assistant_turn,
     blank,
     check_completions,
+    is_message,
     label_text,
     messages,
     normalised,
@@ -250,8 +251,23 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
         return split_transcripts(
             parse_hh(chosen_text, "chosen"), parse_hh(rejected_text, "rejected"), ("chosen", "rejected")
         )
+    _refuse_unread_prompt(record)
     prompt_text, c, r = split_text(chosen_text, rejected_text)
     return prompt_messages(prompt_text, "prompt"), assistant_turn(c), assistant_turn(r)
+
+
+def _refuse_unread_prompt(record: dict) -> None:
+    """Prompt-less texts beside a conversation, or a column named like a prompt, would train on
+    replies to a question the model never sees: say which column to map instead."""
+    for key, value in record.items():
+        conversation = isinstance(value, list) and bool(value) and all(is_message(v) for v in value)
+        named = key in PROMPT_LIKE and isinstance(value, str | list) and bool(value)
+        if conversation or named:
+            raise RowError(
+                f"chosen/rejected have no prompt, but {key!r} looks like one: read it with "
+                f"--columns prompt={key}",
+                key,
+            )
 
 
 def _system_turn(record: dict) -> Message | None:
@@ -262,6 +278,22 @@ def _system_turn(record: dict) -> Message | None:
     if not isinstance(system, str):
         raise RowError(f"expected a string, got {type_name(system)}", "system")
     return {"role": "system", "content": unicode_text(system, "system")}
+
+
+def _history_turns(record: dict) -> list[Message]:
+    """LLaMA-Factory's `history`, [[question, answer], ...]: the turns before the prompt."""
+    history = record.get("history")
+    if history is None or history == []:
+        return []
+    if not isinstance(history, list):
+        raise RowError(f"expected a list of [question, answer] pairs, got {type_name(history)}", "history")
+    turns: list[Message] = []
+    for i, item in enumerate(history):
+        if not (isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(t, str) for t in item)):
+            raise RowError("expected a [question, answer] pair of strings", f"history[{i}]")
+        for role, content in zip(("user", "assistant"), item):
+            turns.append({"role": role, "content": unicode_text(content, f"history[{i}]")})
+    return turns
 
 
 def _with_system(system: Message | None, prompt: list[Message]) -> list[Message]:
@@ -368,6 +400,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         or (unicode_text(domain, "domain") if isinstance(domain, str) and domain else None)
     )
     system = _system_turn(record)
+    history = _history_turns(record) if shape != "shp" else []  # SHP's `history` is its prompt
     pairs = []
     for k, (p, c, r, answer_index) in enumerate(triples):
         pair_id = raw_id
@@ -382,7 +415,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
                         "margin_from_scores needs scores, and these completions are ranked", "margin"
                     )
                 pair_margin = pair_extra["score_chosen"] - pair_extra["score_rejected"]
-        prompt = [dict(m) for m in _with_system(system, p)]  # pairs of one record share no list
+        prompt = [dict(m) for m in _with_system(system, history + p)]  # pairs of one record share no list
         pairs.append(
             PreferencePair(prompt, c, r, margin=pair_margin, id=pair_id, category=category, extra=pair_extra)
         )

@@ -27,6 +27,13 @@ ROLE_ALIASES = {
 }
 
 
+MESSAGE_KEYS = (("role", "content"), ("from", "value"))  # OpenAI-style, ShareGPT
+
+
+def is_message(value: Any) -> bool:
+    return isinstance(value, dict) and any(all(k in value for k in keys) for keys in MESSAGE_KEYS)
+
+
 def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
