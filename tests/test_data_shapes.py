@@ -315,3 +315,24 @@ def test_helpsteer2_names_and_a_tie(tmp_path):
     assert [(p.chosen_text, p.rejected_text) for p in got.pairs] == [("two", "one")] and len(
         got.rejected
     ) == 1
+
+
+def test_helpsteer2_multi_turn_prompts_with_nemo_markers_are_read_as_turns(tmp_path):
+    """HelpSteer2's preference set writes earlier turns with <extra_id_1> markers inside the
+    prompt text: they were one user message holding the markers and the assistant's reply."""
+    prompt = "What is X?\n<extra_id_1>Assistant\nX is a letter.\n<extra_id_1>User\nAnd Y?"
+    row = {"prompt": prompt, "response_1": "Y is too.", "response_2": "No idea", "preference_strength": -1}
+    system = {
+        **row,
+        "prompt": "<extra_id_0>System\nBe brief.\n\n<extra_id_1>User\nAnd Y?\n<extra_id_1>Assistant\n",
+    }
+    quoted = {**row, "prompt": "What does <extra_id_1> mean in NeMo prompts?"}
+    pairs = load_pairs(jsonl(tmp_path, [row, system, quoted])).pairs
+    assert [(m["role"], m["content"]) for m in pairs[0].prompt] == [
+        ("user", "What is X?"),
+        ("assistant", "X is a letter."),
+        ("user", "And Y?"),
+    ]
+    assert pairs[0].chosen_text == "Y is too."  # preference_strength < 0: response 1 is better
+    assert [m["role"] for m in pairs[1].prompt] == ["system", "user"]
+    assert pairs[2].prompt == [{"role": "user", "content": quoted["prompt"]}]

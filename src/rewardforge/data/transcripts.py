@@ -51,6 +51,35 @@ def parse_hh(text: str, field: str) -> list[Message]:
     ]
 
 
+# NeMo's turn markers, as HelpSteer2's multi-turn prompts write them: the first user turn has
+# none, later turns open with "\n<extra_id_1>User\n" or "\n<extra_id_1>Assistant\n"; a
+# system turn, if any, opens the text with "<extra_id_0>System\n".
+_NEMO_MARKER = re.compile(r"\n?<extra_id_1>(User|Assistant)\n")
+_NEMO_SYSTEM = "<extra_id_0>System\n"
+
+
+def parse_nemo(text: str) -> list[Message] | None:
+    """The turns of a prompt written with NeMo's <extra_id_1> markers, else None."""
+    if "<extra_id_1>" not in text or not _NEMO_MARKER.search(text):
+        return None
+    turns: list[Message] = []
+    if text.startswith(_NEMO_SYSTEM):
+        first = _NEMO_MARKER.search(text)
+        assert first is not None
+        turns.append({"role": "system", "content": text[len(_NEMO_SYSTEM) : first.start()].strip()})
+        text = text[first.start() :]
+    pieces = _NEMO_MARKER.split(text)  # [before, role, content, role, content, ...]
+    if pieces[0].strip():
+        turns.append({"role": "user", "content": pieces[0].strip()})
+    for role, content in zip(pieces[1::2], pieces[2::2]):
+        turns.append({"role": role.lower(), "content": content.strip()})
+    if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+        turns.pop()  # the open assistant turn the replies continue
+    if any(not t["content"] for t in turns) or not turns or turns[-1]["role"] != "user":
+        return None  # not a prompt in this form: kept as the text it is
+    return turns
+
+
 def _same(a: Message, b: Message) -> bool:
     return a["role"] == b["role"] and a["content"].strip() == b["content"].strip()
 

@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any
 
 from rewardforge.data.errors import RowError
-from rewardforge.data.transcripts import looks_like_hh, parse_hh
+from rewardforge.data.transcripts import looks_like_hh, parse_hh, parse_nemo
 from rewardforge.data.types import CHAT_ROLES, Message
 
 # Roles other chat formats use for ours: OpenAI's "developer" is a system turn, "function" a tool.
@@ -155,10 +155,11 @@ def _hh_turns(value: str, name: str) -> list[Message] | None:
 
 def prompt_messages(value: Any, name: str) -> list[Message]:
     """A prompt string is one user message (none if blank), or its turns if it is written in
-    HH-RLHF's "\\n\\nHuman: ...\\n\\nAssistant:" form (as in Dahoas/rm-static); a list is messages."""
+    HH-RLHF's "\\n\\nHuman: ...\\n\\nAssistant:" form (as in Dahoas/rm-static) or with NeMo's
+    <extra_id_1> markers (HelpSteer2's multi-turn prompts); a list is messages."""
     if isinstance(value, str):
         value = unicode_text(value, name)
-        turns = _hh_turns(value, name)
+        turns = _hh_turns(value, name) or parse_nemo(value)
         if turns:
             return turns
         return [{"role": "user", "content": value}] if value.strip() else []
