@@ -234,3 +234,14 @@ def test_a_completions_field_that_is_not_a_rated_list_is_named(tmp_path, value, 
         load_pairs(jsonl(tmp_path, [ultrafeedback(), ultrafeedback() | {"completions": value}]))
     text = str(err.value)
     assert "line 2" in text and "completions" in text and "rated completions" in text and got in text
+
+
+def test_stack_exchange_answers_rated_by_pm_score(tmp_path):
+    """HuggingFaceH4/stack-exchange-preferences: every row failed with 'overall_score: missing'."""
+    answer = {"answer_id": 10, "author": "a", "selected": True, "pm_score": 4, "text": "Use reversed()."}
+    other = {"answer_id": 11, "author": "b", "selected": False, "pm_score": 1, "text": "Loop backwards."}
+    row = {"qid": 1, "question": "How do I reverse a list?", "answers": [other, answer], "date": "2008/07/31"}
+    path = tmp_path / "se.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    pair = load_pairs(str(path), margin_from_scores=True).pairs[0]
+    assert (pair.chosen_text, pair.rejected_text, pair.margin) == ("Use reversed().", "Loop backwards.", 3.0)

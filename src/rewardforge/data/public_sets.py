@@ -31,7 +31,12 @@ from rewardforge.data.values import (
 
 ARENA_MARKERS = ("conversation_a", "conversation_b", "response_a", "response_b", "winner_model_a")
 RANKED_TEXT_KEYS = ("response", "answer", "text", "content")
-RANKED_SCORE_KEYS = ("overall_score", "score", "rating")  # higher is better
+RANKED_SCORE_KEYS = (
+    "overall_score",
+    "score",
+    "rating",
+    "pm_score",
+)  # higher is better; pm_score: StackExchange
 RANKED_RANK_KEYS = ("rank",)  # lower is better
 # graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
 GRADED_FIELDS = (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardforge.data.errors import DataError, DataOptionError
+from rewardforge.data.public_sets import RANKED_RANK_KEYS, RANKED_SCORE_KEYS
 from rewardforge.data.values import is_message
 
 HF_PREFIX = "hf:"
@@ -338,7 +339,7 @@ def _is_answer(value: Any) -> bool:
     under `text`/`content` counts only with a rating, as those keys are common elsewhere)."""
     if not isinstance(value, dict):
         return False
-    rated = any(k in value for k in ("overall_score", "score", "rating", "rank"))
+    rated = any(k in value for k in RANKED_SCORE_KEYS + RANKED_RANK_KEYS)
     return any(k in value for k in ("answer", "response")) or (
         rated and any(k in value for k in ("text", "content"))
     )
