@@ -121,7 +121,7 @@ def test_parquet_lists_of_structs_read_like_jsonl(tmp_path):
         (
             {"completions": [{"response": "A", "overall_score": 5}, {"response": "A ", "overall_score": 2}]},
             "completions[1].response",
-            "identical",
+            "the same text as completions[0] with another overall_score (5 there, 2 here)",
         ),
         (
             {"completions": [{"response": "A", "overall_score": 5}, "B"]},
@@ -202,6 +202,11 @@ def test_a_completion_repeated_with_its_rating_counts_once(tmp_path):
     ]}  # fmt: skip
     loaded = load_pairs(jsonl(tmp_path, [record]))
     assert triples(loaded) == [("a", "b")] and loaded.pairs[0].id == "q"
+    record["completions"][1]["overall_score"] = 2  # the same text rated twice, differently
+    with pytest.raises(
+        DataError, match=r"'completions\[1\].response': the same text as completions\[0\] with another"
+    ):
+        load_pairs(jsonl(tmp_path, [record], "twice.jsonl"))
 
 
 def test_csv_cells_with_text_keyed_rated_completions_read_as_from_jsonl(tmp_path):

@@ -314,6 +314,10 @@ def rating_field(item: Any) -> tuple[str | None, str]:
     return keys[0], ("rank" if keys[0] in RANKED_RANK_KEYS else "score")
 
 
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
 def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int, dict[str, float]]]:
     """Rated completions: one pair per (better, worse) combination, with both ratings. A
     completion repeated with the same rating counts once (its pairs would be duplicates)."""
@@ -324,7 +328,7 @@ def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Messag
     prompt = required_prompt(record, "prompt")
     rating_key, kind = rating_field(items[0])
     rated: list[tuple[str, str, float]] = []
-    seen: set[tuple[str, float]] = set()
+    seen: dict[str, tuple[str, float]] = {}  # text -> where it came first, its rating
     for i, item in enumerate(items):
         where = f"{name}[{i}]"
         if not isinstance(item, dict):
@@ -345,9 +349,16 @@ def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Messag
             reason = f"missing (expected {'one of ' if len(expected) > 1 else ''}{', '.join(expected)})"
             raise RowError(reason, f"{where}.{rating_key or expected[0]}")
         rating = number(item[rating_key], f"{where}.{rating_key}")
-        if (reply.strip(), rating) in seen:
-            continue
-        seen.add((reply.strip(), rating))
+        if reply.strip() in seen:
+            first, first_rating = seen[reply.strip()]
+            if first_rating == rating:
+                continue
+            raise RowError(
+                f"the same text as {first} with another {rating_key} ({_num(first_rating)} there, "
+                f"{_num(rating)} here): which is better is unknowable",
+                f"{where}.{text_key}",
+            )
+        seen[reply.strip()] = (where, rating)
         rated.append((f"{where}.{text_key}", reply, rating if kind == "score" else -rating))
     out = []
     for i_name, better, i_rating in sorted(rated, key=lambda r: -r[2]):
