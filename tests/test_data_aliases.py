@@ -456,3 +456,19 @@ def test_llama_factory_alpaca_history_and_system_lead_the_prompt(tmp_path):
     assert pair.prompt == [{"role": "system", "content": "sys"}, user("Q1"), assistant("A1"), user("Q2")]
     with pytest.raises(DataError, match=r"field 'history\[0\]': expected a \[question, answer\] pair"):
         load_pairs(jsonl(tmp_path, [row | {"history": [["Q1"]]}], "bad.jsonl"))
+
+
+def test_one_score_column_and_margin_from_scores_names_the_column_to_map(tmp_path):
+    """argilla/distilabel-intel-orca-dpo-pairs has `chosen_score` alone: the error named a field
+    the data does not have, with no way out."""
+    row = {
+        "input": "What is 2+2?",
+        "chosen": "4",
+        "rejected": "5",
+        "chosen_score": 9.0,
+        "status": "unchanged",
+    }
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]), margin_from_scores=True)
+    assert "field 'score_rejected': no such column" in str(err.value)
+    assert "--columns score_rejected=COLUMN" in str(err.value)

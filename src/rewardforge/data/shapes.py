@@ -333,6 +333,11 @@ def _margin_and_scores(
         return margin, _readable_scores(raw, score_names)
     values = [number(value, name) for value, name in zip(raw, score_names)]
     for value, name in zip(values, score_names):
+        if value is None and name not in record:  # the data has one score column, not both
+            raise RowError(
+                f"no such column: margin_from_scores needs both scores; name yours with --columns {name}=COLUMN",
+                name,
+            )
         if value is None:
             raise RowError("missing (needed for margin_from_scores)", name)
     sc, sr = values
