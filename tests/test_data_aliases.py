@@ -472,3 +472,25 @@ def test_one_score_column_and_margin_from_scores_names_the_column_to_map(tmp_pat
         load_pairs(jsonl(tmp_path, [row]), margin_from_scores=True)
     assert "field 'score_rejected': no such column" in str(err.value)
     assert "--columns score_rejected=COLUMN" in str(err.value)
+
+
+def test_step_dpo_whole_solutions_replace_the_last_step(tmp_path):
+    """xinlai/Math-Step-DPO-10K: chosen/rejected are the last step; the shared earlier steps were
+    dropped without a word. A reward model scores whole solutions: full_chosen/full_rejected."""
+    steps = "Step 1: Let the number be x.\nStep 2: 3x + 5 = 20.\n"
+    row = {
+        "prompt": "Three times a number plus five is 20. Find it.",
+        "initial_reason_steps": steps,
+        "chosen": "Step 3: x = 5.",
+        "rejected": "Step 3: x = 25/3.",
+        "full_chosen": steps + "Step 3: x = 5.",
+        "full_rejected": steps + "Step 3: x = 25/3.",
+    }
+    loaded = load_pairs(jsonl(tmp_path, [row]))
+    assert (loaded.pairs[0].chosen_text, loaded.pairs[0].rejected_text) == (
+        row["full_chosen"],
+        row["full_rejected"],
+    )
+    assert "chosen=full_chosen,rejected=full_rejected" in loaded.describe_columns()
+    mapped = load_pairs(jsonl(tmp_path, [row]), columns={"chosen": "chosen", "rejected": "rejected"})
+    assert mapped.pairs[0].chosen_text == "Step 3: x = 5."  # the user's mapping wins

@@ -74,6 +74,9 @@ ALIASES = {
     "system": ("system_prompt", "system_message"),
     "prompt": ("question", "instruction", "query", "input", "conversations", "trajectory", "context"),
 }
+# Step-level DPO sets (xinlai/Math-Step-DPO-10K) give the last step as chosen/rejected and the
+# whole solutions beside them: a reward model scores whole responses, so these replace them.
+WHOLE_RESPONSES = {"chosen": "full_chosen", "rejected": "full_rejected"}
 # Where a prompt may hide under a name that is no alias: refused, not ignored, beside prompt-less texts.
 PROMPT_LIKE = ("messages", "history", "dialogue", "dialog", "conversation", "post", "prompt_text")
 
@@ -137,6 +140,11 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
         return {}
     used = set(columns.values())
     inferred: dict[str, str] = {}
+    if not any(ours in columns for ours in WHOLE_RESPONSES) and all(
+        _majority(records, theirs) for theirs in WHOLE_RESPONSES.values()
+    ):
+        inferred.update(WHOLE_RESPONSES)
+        used.update(WHOLE_RESPONSES.values())
     for ours, aliases in ALIASES.items():
         if ours in columns or any(r.get(ours) is not None for r in records):
             continue
@@ -172,7 +180,7 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
         parts = theirs.split(JOIN)
         if all(record.get(part) is None for part in parts):
             continue
-        if record.get(ours) is not None:
+        if record.get(ours) is not None and WHOLE_RESPONSES.get(ours) != theirs:
             raise RowError(
                 f"both {ours!r} and {parts[0]!r} have a value, and this data's {ours} is read from "
                 f"{theirs!r}; say which with --columns {ours}=COLUMN",
