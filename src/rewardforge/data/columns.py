@@ -54,6 +54,17 @@ KNOWN_FIELDS = (
     "output_1",
     "output_2",
     "preference",
+    "answer_0",
+    "answer_1",
+    "score_0",
+    "score_1",
+    "conv_A",
+    "conv_B",
+    "conv_A_rating",
+    "conv_B_rating",
+    "info",
+    "summaries",
+    "choice",
 )
 
 ALPACA_PROMPT = ("instruction", "input")  # read together, as one prompt
@@ -67,8 +78,8 @@ RESPONSE_FIELDS = ("output_1", *RATED_LISTS)
 # (instruction, chosen_response, chosen-rating, chosen_rating), LLaMA-Factory (conversations),
 # openbmb/UltraInteract_pair (trajectory).
 ALIASES = {
-    "chosen": ("chosen_response", "response_chosen"),
-    "rejected": ("rejected_response", "response_rejected"),
+    "chosen": ("chosen_response", "response_chosen", "response_j"),  # lvwerra/stack-exchange-paired: j
+    "rejected": ("rejected_response", "response_rejected", "response_k"),
     "score_chosen": ("chosen_rating", "chosen-rating", "chosen_score", "rating_chosen"),
     "score_rejected": ("rejected_rating", "rejected-rating", "rejected_score", "rating_rejected"),
     "system": ("system_prompt", "system_message"),

@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardforge.data import public_sets
+from rewardforge.data import comparisons, public_sets
 from rewardforge.data.columns import PROMPT_LIKE, RATED_LISTS, suggest_columns
 from rewardforge.data.errors import RowError
 from rewardforge.data.public_sets import ARENA_MARKERS, rated_list, rating_field
@@ -65,7 +65,11 @@ from rewardforge.data.values import (
     unicode_text,
 )
 
-SCORED_SHAPES = ("shp", "graded_pair")  # shapes whose scores are built in; others need "+scores"
+SCORED_SHAPES = (
+    "shp",
+    "graded_pair",
+    *comparisons.SCORED,
+)  # shapes whose scores are built in; others need "+scores"
 
 
 @dataclass
@@ -111,6 +115,9 @@ def detect_shape(record: Any) -> Detected:
         return Detected("alpaca_farm", {"chosen": "absent", "output_1": "present"})
     if not has_pair and any(k in record for k in ("response1", "response_1")):
         return Detected("graded_pair", {"chosen": "absent", "response1": "present"})
+    compared = comparisons.detect(record) if not has_pair else None
+    if compared is not None:
+        return Detected(compared, {"chosen": "absent", compared: "present"})
     if not has_pair and any(k in record for k in ARENA_MARKERS):
         prompt_kind = "turn list" if public_sets.arena_turn_lists(record) else "text"
         return Detected("arena", {"chosen": "absent", "winner": "present", "prompt": prompt_kind})
@@ -129,6 +136,8 @@ def detect_shape(record: Any) -> Detected:
             "prompt/response_0/response_1/better_response_id (PKU-SafeRLHF), "
             "instruction/output_1/output_2/preference (alpaca_farm), "
             "conversation_a/conversation_b/winner (Chatbot Arena), "
+            "answer_0/answer_1/score_0/score_1 (WebGPT), conv_A/conv_B/conv_A_rating/conv_B_rating "
+            "(Unified-Feedback), info/summaries/choice (summarize_from_feedback), "
             "prompt/completions[{response, overall_score}] (UltraFeedback), "
             "prompt/answers[{answer, rank}] (Nectar) or "
             f"history/human_ref_A/human_ref_B (SHP); found keys: {', '.join(keys[:12]) or 'none'} "
@@ -376,6 +385,14 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
     elif shape.removesuffix("+scores") == "ranked":
         rated = public_sets.ranked(record)
         triples, ratings = [t[:4] for t in rated], [t[4] for t in rated]
+    elif shape in comparisons.SCORED:
+        (p, c, r), names, score_names = comparisons.scored(record, shape)
+        check_completions(c, r, names)
+        triples = [(p, c, r, None)]
+    elif shape == "summary_comparison":
+        (p, c, r), names = comparisons.summary_comparison(record)
+        check_completions(c, r, names)
+        triples = [(p, c, r, None)]
     elif shape in ("indexed_pair", "alpaca_farm", "arena"):
         if shape == "arena":
             p, c, r, names = public_sets.arena(record, _turn_lists(detected))
