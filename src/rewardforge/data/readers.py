@@ -137,11 +137,10 @@ class _SplitPicker:
             return self.default
         if not available:
             raise DataError(self.spec, "holds no splits")
-        base = self.spec.split(":", 1)[1] if self.spec.startswith(HF_PREFIX) else self.spec
         raise DataError(
             self.spec,
             f"holds several splits ({', '.join(sorted(available))}); name one, e.g. "
-            f"{base}:{sorted(available)[0]}",
+            f"{self.spec}:{sorted(available)[0]}",
         )
 
 
