@@ -183,6 +183,73 @@ def test_text_replies_that_repeat_their_prompt_read_it_once(tmp_path):
     assert (pairs[2].chosen_text, pairs[2].rejected_text) == ("Hi there, friend.", "Hi. Go away.")
 
 
+def test_a_repeated_user_turn_keeps_the_history_before_it(tmp_path):
+    """'Continue' twice in one chat: the first copy was taken for the prompt and cut away, so the
+    prompt began with the assistant's turn and lost the first question (and any system turn)."""
+    chat = [
+        msg("system", "sys"),
+        msg("user", "Continue"),
+        msg("assistant", "part 1"),
+        msg("user", "Continue"),
+    ]
+    row = {
+        "prompt": "Continue",
+        "chosen": chat + [msg("assistant", "x")],
+        "rejected": chat + [msg("assistant", "y")],
+    }
+    hh = "\n\nHuman: Continue\n\nAssistant: part 1\n\nHuman: Continue\n\nAssistant:"
+    text_row = {"prompt": "\n\nHuman: Continue\n\nAssistant:", "chosen": hh + " x", "rejected": hh + " y"}
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.prompt == chat and pair.chosen == [msg("assistant", "x")]
+    pair = load_pairs(jsonl(tmp_path, [text_row], "hh.jsonl")).pairs[0]
+    assert pair.prompt == chat[1:] and pair.rejected == [msg("assistant", "y")]
+
+
+@pytest.mark.parametrize(
+    "rejected",
+    [
+        [msg("user", "What is the capital of Spain?"), msg("assistant", "Madrid.")],
+        [msg("assistant", "Hm."), msg("user", "And Spain?"), msg("assistant", "Madrid.")],
+    ],
+)
+def test_a_completion_holding_another_question_is_invalid(tmp_path, rejected):
+    row = {
+        "prompt": "What is the capital of France?",
+        "chosen": [msg("user", "What is the capital of France?"), msg("assistant", "Paris.")],
+        "rejected": rejected,
+    }
+    if rejected[0]["role"] == "assistant":  # a continuation both sides share the start of is fine
+        row["chosen"] = [msg("assistant", "Hm."), msg("user", "And Spain?"), msg("assistant", "Spain?")]
+        assert load_pairs(jsonl(tmp_path, [row])).pairs[0].prompt[-1] == msg("user", "And Spain?")
+        return
+    with pytest.raises(
+        DataError, match=r"field 'rejected': holds a user turn \('What is the capital of Spain\?'\)"
+    ):
+        load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_one_side_an_hh_transcript_and_a_list_prompt_are_read_once(tmp_path):
+    question = "How do I boil an egg without cracking it?"
+    rows = [
+        {
+            "prompt": question,
+            "chosen": f"\n\nHuman: {question}\n\nAssistant: Cold water.",
+            "rejected": "Drop it.",
+        },
+        {
+            "prompt": [msg("user", question)],
+            "chosen": f"{question} Cold water.",
+            "rejected": f"{question} Drop it.",
+        },
+    ]
+    for pair in load_pairs(jsonl(tmp_path, rows)).pairs:
+        assert (pair.prompt, pair.chosen_text, pair.rejected_text) == (
+            [msg("user", question)],
+            "Cold water.",
+            "Drop it.",
+        )
+
+
 def test_a_response_must_end_with_the_assistants_reply(tmp_path):
     row = {
         "prompt": [msg("user", "hi")],

@@ -176,35 +176,27 @@ def mixture_field(first: Detected, now: Detected) -> str | None:
     return None
 
 
-def _drop_prompt(prompt: list[Message], msgs: list[Message]) -> list[Message]:
-    """`msgs` without the prompt turns it repeats at its start (if it does)."""
-    n = len(prompt)
-    return msgs[n:] if n and len(msgs) > n and normalised(msgs[:n]) == normalised(prompt) else msgs
+def _overlap(have: list[tuple[str, str]], then: list[tuple[str, str]]) -> int:
+    """The most turns that end `have` and start `then` (a prompt and what repeats it)."""
+    return next((k for k in range(min(len(have), len(then)), 0, -1) if have[-k:] == then[:k]), 0)
 
 
 def _last_user(msgs: list[Message]) -> str | None:
     return next((m["content"].strip() for m in reversed(msgs) if m["role"] == "user"), None)
 
 
-def _with_prompt(
-    prompt: list[Message], chosen: list[Message], rejected: list[Message]
-) -> tuple[list[Message], list[Message], list[Message]]:
-    """Completions that repeat the conversation (UltraFeedback-binarized and kin): turns both
-    sides share join the prompt, each turn once. The shared turns replace the prompt when they
-    hold it (its tail, or its last user turn); they continue it where they overlap its end.
-    A prompt ending in a user turn the conversations do not start with is ambiguous: an error."""
-    chosen, rejected = _drop_prompt(prompt, chosen), _drop_prompt(prompt, rejected)
-    shared, c_rest, r_rest = split_shared(chosen, rejected)
-    if not shared:
-        return prompt, chosen, rejected
+def _joined_prompt(prompt: list[Message], shared: list[Message]) -> list[Message]:
+    """The prompt and the turns both completions share, each turn once. The shared turns replace
+    the prompt when they hold it (as their tail, or its last user turn); they continue it where
+    they overlap its end. A prompt ending in a user turn they do not start with is ambiguous."""
     have, both = normalised(prompt), normalised(shared)
     if not prompt or both[-len(have) :] == have:
-        return shared, c_rest, r_rest
-    overlap = next((k for k in range(min(len(have), len(both)), 0, -1) if have[-k:] == both[:k]), 0)
+        return shared
+    overlap = _overlap(have, both)
     if overlap:
-        return prompt + shared[overlap:], c_rest, r_rest
+        return prompt + shared[overlap:]
     if _last_user(shared) == _last_user(prompt):
-        return shared, c_rest, r_rest
+        return shared
     if prompt[-1]["role"] == "user" and shared[0]["role"] == "user":
         raise RowError(
             f"ends with a user turn ({_excerpt(prompt[-1]['content'])!r}) that the conversations in "
@@ -212,12 +204,47 @@ def _with_prompt(
             "answered is unknowable",
             "prompt",
         )
-    return prompt + shared, c_rest, r_rest
+    return prompt + shared
+
+
+def _with_prompt(
+    prompt: list[Message], chosen: list[Message], rejected: list[Message]
+) -> tuple[list[Message], list[Message], list[Message]]:
+    """Completions that repeat the conversation (UltraFeedback-binarized and kin), on both sides
+    or one: every turn once, in the prompt; each completion is left with its own replies. A
+    completion still holding a user turn answers another prompt: an invalid row."""
+    shared, c_rest, r_rest = split_shared(chosen, rejected)
+    if shared:
+        prompt = _joined_prompt(prompt, shared)
+    else:  # at most one side repeats the prompt, or part of its end
+        have = normalised(prompt)
+        c_rest, r_rest = (
+            side[min(_overlap(have, normalised(side)), len(side) - 1) :] for side in (chosen, rejected)
+        )
+    for rest, name in ((c_rest, "chosen"), (r_rest, "rejected")):
+        if rest and rest[0]["role"] in ("user", "system"):
+            raise RowError(
+                f"holds a {rest[0]['role']} turn ({_excerpt(rest[0]['content'])!r}) after what it shares "
+                "with the prompt and the other side: it answers another prompt",
+                name,
+            )
+    return prompt, c_rest, r_rest
 
 
 def _excerpt(text: str, limit: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _transcript(reply: str) -> list[Message] | None:
+    """A reply that is a whole HH transcript from a Human turn, as turns; None for a reply."""
+    if not looks_like_hh(reply):
+        return None
+    try:
+        turns = parse_hh(reply, "")
+    except RowError:  # text before the first turn: a reply that quotes a dialogue
+        return None
+    return turns if turns[0]["role"] == "user" else None
 
 
 REPEATED_PROMPT_CHARS = 20  # a shorter prompt may be a reply's own first words ("Hi there")
@@ -240,12 +267,12 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
     if base == "explicit_prompt":
         prompt = prompt_messages(record["prompt"], "prompt")
         chosen_text, rejected_text = text(record, "chosen"), text(record, "rejected", like="chosen")
-        said = record["prompt"].strip() if isinstance(record["prompt"], str) else ""
-        if said and looks_like_hh(said) and all(looks_like_hh(t) for t in (chosen_text, rejected_text)):
-            # whole transcripts beside their prompt: read as turns, each turn once
-            chosen = parse_hh(chosen_text, "chosen")
-            return _with_prompt(prompt, chosen, parse_hh(rejected_text, "rejected"))
-        chosen_text, rejected_text = _without_repeated_prompt(said, chosen_text, rejected_text)
+        transcripts = [_transcript(chosen_text), _transcript(rejected_text)]
+        if any(transcripts):  # whole HH transcripts beside their prompt: read as turns, each turn once
+            sides = [t or assistant_turn(raw) for t, raw in zip(transcripts, (chosen_text, rejected_text))]
+            return _with_prompt(prompt, *sides)
+        said = record["prompt"] if isinstance(record["prompt"], str) else _last_user(prompt[-1:]) or ""
+        chosen_text, rejected_text = _without_repeated_prompt(said.strip(), chosen_text, rejected_text)
         return prompt, assistant_turn(chosen_text), assistant_turn(rejected_text)
     if base in ("conversational", "implicit_conversational"):
         chosen = messages(record.get("chosen"), "chosen") if present(record, "chosen") else None
