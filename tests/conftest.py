@@ -67,7 +67,9 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, smollm2_dir) -> Path:
-    """A 2-layer Llama with random weights and SmolLM2's real tokenizer and chat template."""
+    """A 2-layer Llama with random weights and SmolLM2's real tokenizer and chat template. It is a
+    policy (tied LM head) and, with a random `score` head saved beside, a reward model: scorers
+    refuse a checkpoint without a head."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -89,6 +91,11 @@ def tiny_llama_dir(tmp_path_factory, smollm2_dir) -> Path:
     )
     LlamaForCausalLM(config).save_pretrained(out)
     tok.save_pretrained(out)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(out / "model.safetensors")
+    weights["score.weight"] = torch.randn(1, config.hidden_size) * 0.02
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
     return out
 
 

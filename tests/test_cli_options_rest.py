@@ -369,3 +369,21 @@ def test_option_mistakes_are_one_line_without_the_usage_block(capsys, command):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "usage:" not in err
     assert err.count("\n") == 1 and err.startswith(f"rewardforge {command}: error: ")
+
+
+def test_a_policy_without_a_language_model_head_is_refused(tmp_path, smollm2_dir):
+    """A reward model passed as --policy generated from a random LM head."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from rewardforge.modeling import ModelLoadError
+    from rewardforge.rlhf.policy import load_policy
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, num_labels=1, tie_word_embeddings=False,
+    )  # fmt: skip
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    with pytest.raises(ModelLoadError, match="has no language-model head"):
+        load_policy(str(tmp_path / "rm"))

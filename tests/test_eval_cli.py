@@ -521,3 +521,11 @@ def test_an_empty_output_is_refused_not_the_working_directory(tmp_path, tiny_ber
         code = e.code
     assert code == 2
     assert "argument --output: expected a path, got an empty string" in capsys.readouterr().err
+
+
+def test_a_model_without_a_reward_head_needs_base(tmp_path, minilm_dir, pairs_file, capsys):
+    argv = ["--data", str(pairs_file), "--output", str(tmp_path / "o"), "--quiet", "--no-report"]
+    assert run_cli(["--model", str(minilm_dir), *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"give --model base:{minilm_dir}" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert run_cli(["--model", f"base:{minilm_dir}", *argv]) == 0  # the fresh head, said as such

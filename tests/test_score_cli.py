@@ -364,3 +364,12 @@ def test_an_empty_path_is_a_usage_error(tmp_path, capsys, option):
         run_cli(["score", *[x for kv in argv.items() for x in kv], "--skip-invalid"])
     assert exit_info.value.code == 2
     assert f"argument {option}: expected a path, got an empty string" in capsys.readouterr().err
+
+
+def test_a_model_without_a_reward_head_is_refused_not_scored_at_random(minilm_dir, tmp_path, capsys):
+    """all-MiniLM-L6-v2 as published has no score head: it was scored with a fresh random one."""
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    assert run_cli(score_argv(minilm_dir, src, tmp_path / "s.jsonl")) == 2
+    err = capsys.readouterr().err
+    assert "has no trained reward head" in err and "Traceback" not in err
+    assert not (tmp_path / "s.jsonl").exists()

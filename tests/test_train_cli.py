@@ -164,14 +164,23 @@ def test_batch_scores_equal_single_scores(tiny_llama_dir):
     assert batched == pytest.approx(single, abs=1e-5)
 
 
-def test_seeded_head_initialisation(tiny_llama_dir):
+def test_seeded_head_initialisation(tiny_llama_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
     from rewardforge.modeling import load_reward_model
 
-    a = load_reward_model(str(tiny_llama_dir), seed=3).model.score.weight
-    b = load_reward_model(str(tiny_llama_dir), seed=3).model.score.weight
-    c = load_reward_model(str(tiny_llama_dir), seed=4).model.score.weight
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert a.shape[0] == 1  # one output, never two
+    base = tmp_path / "base"  # the policy alone: no saved score head
+    shutil.copytree(tiny_llama_dir, base)
+    weights = load_file(base / "model.safetensors")
+    del weights["score.weight"]
+    save_file(weights, base / "model.safetensors", metadata={"format": "pt"})
+    a, b, c = (load_reward_model(str(base), seed=seed) for seed in (3, 3, 4))
+    assert a.fresh_head and torch.equal(a.model.score.weight, b.model.score.weight)
+    assert not torch.equal(a.model.score.weight, c.model.score.weight)
+    assert a.model.score.weight.shape[0] == 1  # one output, never two
+    assert not load_reward_model(str(tiny_llama_dir)).fresh_head
 
 
 def test_non_finite_loss_stops_with_exit_3_and_keeps_checkpoint(

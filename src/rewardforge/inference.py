@@ -15,7 +15,13 @@ import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
 from rewardforge.memory import settle_heap_thresholds
-from rewardforge.modeling import ModelLoadError, load_failure, load_reward_model, position_limit
+from rewardforge.modeling import (
+    ModelLoadError,
+    load_failure,
+    load_reward_model,
+    no_reward_head,
+    position_limit,
+)
 from rewardforge.packing import (
     Row,
     collate_group,
@@ -151,6 +157,8 @@ class RewardModel:
             raise
         except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this model
             raise ModelLoadError(f"cannot load the reward model {path_or_hub_id!r}: {load_failure(e)}") from e
+        if loaded.fresh_head:
+            raise ModelLoadError(no_reward_head(path_or_hub_id))
         return cls(loaded, max_length=max_length, device=device)
 
     @staticmethod

@@ -7,11 +7,13 @@ folder with no rewardforge import and returns raw rewards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ class LoadedModel:
     is_decoder: bool
     meta: dict[str, Any] = field(default_factory=dict)  # rewardforge.json of a saved RM, if any
     packed: bool = False  # decoder attention reads packed spans (rewardforge.attention)
+    fresh_head: bool = False  # the checkpoint had no score head: it was newly initialised
 
 
 def cache_dir() -> Path:
@@ -117,6 +120,14 @@ def load_failure(e: BaseException) -> str:
             f"several labels? a reward model has num_labels=1) ({text})"
         )
     return text
+
+
+def no_reward_head(name: str) -> str:
+    """Why a model without a trained score head cannot score: its head would be random."""
+    return (
+        f"{name!r} has no trained reward head (its checkpoint holds no score/classifier weights, so "
+        "its scores would be random): train one with `rewardforge train --model ...`, or pass a reward model"
+    )
 
 
 def _looks_local(name: str) -> bool:
@@ -285,28 +296,49 @@ def is_decoder_config(config: Any) -> bool:
     return getattr(config, "model_type", "") in READ_AT_LAST_TOKEN
 
 
-def _build_classifier(path: str, kwargs: dict[str, Any], name: str, fresh_head_ok: bool) -> nn.Module:
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
+def _build_classifier(
+    path: str, kwargs: dict[str, Any], name: str, fresh_head_ok: bool
+) -> tuple[nn.Module, bool]:
     """from_pretrained, again without the attention choice if the model refuses it, or (training
-    only) with a new head if the saved one has another number of outputs."""
+    only) with a new head if the saved one has another number of outputs. Also says whether the
+    head was newly initialised (missing from the checkpoint, or replaced)."""
     from transformers import AutoModelForSequenceClassification
 
+    def build(**extra: Any) -> tuple[nn.Module, bool]:
+        # transformers' load report would list the missing head; the callers say what it means
+        with quiet_transformers():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, output_loading_info=True, **extra
+            )
+        base = f"{model.base_model_prefix}."
+        missing = [k for k in info.get("missing_keys", ()) if not k.startswith(base)]
+        return model, bool(missing) or bool(info.get("mismatched_keys"))
+
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        return build(**kwargs)
     except (ValueError, TypeError) as e:
         if "attn_implementation" not in kwargs or "attn" not in str(e).lower():
             raise
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, **{k: v for k, v in kwargs.items() if k != "attn_implementation"}
-        )
+        return build(**{k: v for k, v in kwargs.items() if k != "attn_implementation"})
     except RuntimeError as e:
         if not (fresh_head_ok and _head_mismatch(e)):
             raise
         print(
             f"[rewardforge] {name}: its classification head has another size; a new one-output head is trained"
         )
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, ignore_mismatched_sizes=True, **kwargs
-        )
+        return build(ignore_mismatched_sizes=True, **kwargs)
 
 
 def load_reward_model(
@@ -344,7 +376,7 @@ def load_reward_model(
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model = _build_classifier(path, kwargs, name_or_path, fresh_head_ok)
+        model, fresh_head = _build_classifier(path, kwargs, name_or_path, fresh_head_ok)
     except (OSError, ValueError, TypeError, RuntimeError, KeyError) as e:
         raise ModelLoadError(
             f"cannot build a one-output classifier from {name_or_path!r}: {load_failure(e)}"
@@ -372,6 +404,7 @@ def load_reward_model(
         is_decoder=is_decoder,
         meta=meta,
         packed=packed,
+        fresh_head=fresh_head,
     )
 
 

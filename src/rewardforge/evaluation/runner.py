@@ -303,31 +303,6 @@ def load_datasets(data_args: list[str], **kwargs: Any) -> list[DataSet]:
 # --------------------------------------------------------------------------- models
 
 
-def _checkpoint_keys(path: str) -> list[str] | None:
-    """Weight names saved in a local folder (safetensors only); None when unknown."""
-    folder = Path(path)
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        with open(index, encoding="utf-8") as f:
-            return list(json.load(f).get("weight_map", {}))
-    single = folder / "model.safetensors"
-    if single.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(single), framework="pt") as f:
-            return list(f.keys())
-    return None
-
-
-def _has_saved_head(path: str) -> bool | None:
-    from rewardforge.modeling import HEAD_NAMES
-
-    keys = _checkpoint_keys(path)
-    if keys is None:
-        return None
-    return any(k.split(".", 1)[0] in HEAD_NAMES for k in keys)
-
-
 def reinit_head(model: Any, seed: int) -> None:
     """A fresh score head: normal(0, initializer_range) weights, zero bias, from `seed`."""
     import torch
@@ -360,17 +335,18 @@ def load_model(
     exactly the starting point of training (which seeds before building the head) when the
     checkpoint has no head, and an explicit seeded re-initialisation when it has one."""
     from rewardforge.inference import RewardModel
-    from rewardforge.modeling import load_reward_model, position_limit
+    from rewardforge.modeling import load_reward_model, no_reward_head, position_limit
 
     loaded = load_reward_model(spec.path, dtype=dtype, seed=seed)
-    saved_head = _has_saved_head(loaded.path)
     head = "trained"
     if spec.untrained:
         head = f"fresh (seed {seed})"
-        if saved_head is not False:
+        if not loaded.fresh_head:
             reinit_head(loaded.model, seed)
-    elif saved_head is False:
-        head = f"none saved: fresh (seed {seed})"
+    elif loaded.fresh_head:  # its scores would be random, and reported as a trained model's
+        raise usage_error(
+            f"{no_reward_head(spec.spec)}; to evaluate it untrained, give --model base:{spec.path}"
+        )
     limit = max_length or spec.max_length
     rm = RewardModel(loaded, max_length=limit, device=device)
     positions = position_limit(loaded.model)

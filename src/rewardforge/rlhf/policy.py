@@ -8,7 +8,13 @@ from typing import Any
 
 import torch
 
-from rewardforge.modeling import ModelLoadError, load_failure, resolve_model_path, save_hf_folder
+from rewardforge.modeling import (
+    ModelLoadError,
+    load_failure,
+    quiet_transformers,
+    resolve_model_path,
+    save_hf_folder,
+)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -30,7 +36,16 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
             # trainable, so `rewardforge rlhf --policy ADAPTER` goes on training the adapter
             model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], is_trainable=True)
         else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+            with quiet_transformers():  # its load report; a missing head is said below
+                model, info = AutoModelForCausalLM.from_pretrained(
+                    path, dtype=DTYPES[dtype], output_loading_info=True
+                )
+            base = f"{model.base_model_prefix}."
+            if any(not k.startswith(base) for k in info.get("missing_keys", ())):
+                raise ModelLoadError(
+                    f"policy {spec!r} has no language-model head in its checkpoint (a reward model or an "
+                    "encoder?): it would generate from random weights; pass a causal LM"
+                )
     except ModelLoadError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this policy
