@@ -373,3 +373,19 @@ def test_a_model_without_a_reward_head_is_refused_not_scored_at_random(minilm_di
     err = capsys.readouterr().err
     assert "has no trained reward head" in err and "Traceback" not in err
     assert not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "prompt, same_as",
+    [("   ", None), ("\n\nHuman: hi\n\nAssistant:", [{"role": "user", "content": "hi"}])],
+)
+def test_python_and_server_read_prompt_strings_as_score_does(model, prompt, same_as):
+    """A blank prompt or an HH transcript: `score` read them as training does, while
+    RewardModel.score (and so the server) wrapped the raw string as one user turn."""
+    from rewardforge.commands.score import parse_item
+
+    item = {"prompt": prompt, "response": "hello there"}
+    want = model.score(same_as, "hello there")
+    assert model.score(prompt, "hello there") == pytest.approx(want, abs=1e-6)
+    assert expected(model, item) == pytest.approx(want, abs=1e-6)
+    assert parse_item(item)[0] == (same_as or [])

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
+from rewardforge.data.values import prompt_text_turns
 from rewardforge.memory import settle_heap_thresholds
 from rewardforge.modeling import (
     ModelLoadError,
@@ -46,10 +47,13 @@ ResponseLike = str | Sequence[Message]
 
 
 def as_messages(value: PromptLike, default_role: str) -> list[Message]:
-    """A string becomes one message of `default_role`; a message list is checked and copied."""
+    """A string becomes one message of `default_role` (a prompt string is read as training reads
+    it: a transcript as its turns, a blank one as no prompt); a message list is checked and copied."""
     if value is None:
         return []
     if isinstance(value, str):
+        if default_role == "user":
+            return prompt_text_turns(value)
         return [{"role": default_role, "content": value}]
     messages = []
     for i, m in enumerate(value):

@@ -153,16 +153,21 @@ def _hh_turns(value: str, name: str) -> list[Message] | None:
     return turns
 
 
+def prompt_text_turns(value: str) -> list[Message]:
+    """A prompt string as training reads it: its turns when it is a transcript, else one user
+    message, or none when blank. Scoring and serving read prompt strings here too."""
+    turns = _hh_turns(value, "prompt") or parse_nemo(value)
+    if turns:
+        return turns
+    return [{"role": "user", "content": value}] if value.strip() else []
+
+
 def prompt_messages(value: Any, name: str) -> list[Message]:
     """A prompt string is one user message (none if blank), or its turns if it is written in
     HH-RLHF's "\\n\\nHuman: ...\\n\\nAssistant:" form (as in Dahoas/rm-static) or with NeMo's
     <extra_id_1> markers (HelpSteer2's multi-turn prompts); a list is messages."""
     if isinstance(value, str):
-        value = unicode_text(value, name)
-        turns = _hh_turns(value, name) or parse_nemo(value)
-        if turns:
-            return turns
-        return [{"role": "user", "content": value}] if value.strip() else []
+        return prompt_text_turns(unicode_text(value, name))
     if isinstance(value, list):
         return messages(value, name)
     raise RowError(f"expected a string or a list of messages, got {type_name(value)}", name)
