@@ -389,3 +389,14 @@ def test_python_and_server_read_prompt_strings_as_score_does(model, prompt, same
     assert model.score(prompt, "hello there") == pytest.approx(want, abs=1e-6)
     assert expected(model, item) == pytest.approx(want, abs=1e-6)
     assert parse_item(item)[0] == (same_as or [])
+
+
+def test_empty_csv_ids_are_located_and_float_ids_read_as_integers(tiny_bert_dir, tmp_path):
+    src = tmp_path / "items.csv"
+    src.write_text("id,prompt,response\n,Hi,Hello!\nx,Hi,Hm.\n", encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    assert run_cli(score_argv(tiny_bert_dir, src, out, "--no-progress")) == 0
+    assert [r.get("id", r.get("location")) for r in read_jsonl(out)] == ["row 1", "x"]
+    floats = write_jsonl(tmp_path / "f.jsonl", [{"id": 5.0, "response": "a"}, {"id": None, "response": "b"}])
+    assert run_cli(score_argv(tiny_bert_dir, floats, out, "--no-progress")) == 0  # Parquet int ids with nulls
+    assert [r.get("id", r.get("location")) for r in read_jsonl(out)] == [5, "line 2"]

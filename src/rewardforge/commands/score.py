@@ -121,6 +121,10 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
         kind = "null" if record is None else type(record).__name__
         raise RowError(f"record is not a JSON object (got {kind})")
     item_id = record.get("id")
+    if item_id == "":  # an empty CSV cell: no id, so the line is located instead
+        item_id = None
+    elif isinstance(item_id, float) and item_id.is_integer():  # an int column with nulls, via pandas
+        item_id = int(item_id)
     if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
         raise RowError(f"expected a string or an integer, got {type(item_id).__name__}", "id")
     name = _response_field(record)
