@@ -46,9 +46,11 @@ def test_read_prompts_text_messages_and_extra_columns(tmp_path):
     [
         ("{not json", "line 1: not valid JSON"),
         ({"question": "x"}, "'prompt' field"),
-        ({"prompt": ""}, "field 'prompt': empty text"),
-        ({"prompt": [{"role": "robot", "content": "x"}]}, r"field 'prompt\[0\]'"),
-        ({"prompt": 3}, "expected a string or a non-empty list"),
+        ({"prompt": ""}, "field 'prompt': empty prompt"),
+        ({"prompt": []}, "field 'prompt': empty prompt"),
+        ({"prompt": [{"role": "robot", "content": "x"}]}, r"field 'prompt\[0\]"),
+        ({"prompt": 3}, "expected a string or a list of messages"),
+        ({"prompt": "\ud800"}, "field 'prompt': not valid Unicode"),  # bon: a tokenizer traceback
     ],
 )
 def test_read_prompts_bad_lines_name_the_place(tmp_path, line, message):

@@ -18,39 +18,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rewardforge.data.errors import DataError
-from rewardforge.data.types import CHAT_ROLES, PreferencePair
+from rewardforge.data.errors import DataError, RowError
+from rewardforge.data.types import PreferencePair
 from rewardforge.files import atomic_write_text
 
 
 def prompt_messages(value: Any, source: str = "prompt", location: str | None = None) -> list[dict[str, str]]:
-    """A prompt as a non-empty list of role/content messages; DataError naming where if not."""
-    if isinstance(value, str):
-        if not value.strip():
-            raise DataError(source, "empty text", location=location, field="prompt")
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list) or not value:
-        raise DataError(
-            source,
-            "expected a string or a non-empty list of chat messages",
-            location=location,
-            field="prompt",
-        )
-    out = []
-    for i, m in enumerate(value):
-        if (
-            not isinstance(m, dict)
-            or m.get("role") not in CHAT_ROLES
-            or not isinstance(m.get("content"), str)
-        ):
-            raise DataError(
-                source,
-                f"expected {{'role': one of {sorted(CHAT_ROLES)}, 'content': str}}",
-                location=location,
-                field=f"prompt[{i}]",
-            )
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
+    """A prompt as a non-empty list of messages, read as training reads prompts (a transcript
+    string as its turns, ShareGPT messages, valid Unicode); DataError naming where if not."""
+    from rewardforge.data.values import prompt_messages as read_prompt
+
+    try:
+        messages = read_prompt(value, "prompt")
+    except RowError as e:
+        raise DataError(source, e.reason, location=location, field=e.field) from None
+    if not messages:
+        raise DataError(source, "empty prompt", location=location, field="prompt")
+    return messages
 
 
 def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[dict[str, Any]]:
