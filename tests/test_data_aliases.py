@@ -438,8 +438,11 @@ def test_ultrainteract_trajectory_and_a_context_column_are_the_prompt(tmp_path):
     "extra",
     [{"messages": [{"role": "user", "content": "Capital of France?"}]}, {"dialogue": "Capital of France?"}],
 )
-def test_prompt_less_texts_beside_an_unread_conversation_are_refused(tmp_path, extra):
+@pytest.mark.parametrize("as_messages", [False, True])
+def test_prompt_less_texts_beside_an_unread_conversation_are_refused(tmp_path, extra, as_messages):
     row = {"chosen": "The capital is Paris.", "rejected": "The capital is Lyon."} | extra
+    if as_messages:  # one assistant message each: the same, written as lists
+        row |= {side: [assistant(row[side])] for side in ("chosen", "rejected")}
     (key,) = extra
     with pytest.raises(DataError) as err:
         load_pairs(jsonl(tmp_path, [row]))
@@ -492,5 +495,7 @@ def test_step_dpo_whole_solutions_replace_the_last_step(tmp_path):
         row["full_rejected"],
     )
     assert "chosen=full_chosen,rejected=full_rejected" in loaded.describe_columns()
+    with pytest.raises(DataError, match=r"line 2: field 'full_chosen': missing \(this data's chosen is"):
+        load_pairs(jsonl(tmp_path, [row, row | {"full_chosen": None}, row], "null.jsonl"))
     mapped = load_pairs(jsonl(tmp_path, [row]), columns={"chosen": "chosen", "rejected": "rejected"})
     assert mapped.pairs[0].chosen_text == "Step 3: x = 5."  # the user's mapping wins

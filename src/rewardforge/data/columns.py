@@ -188,6 +188,9 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
         return record
     out = dict(record)
     for ours, theirs in inferred.items():
+        if WHOLE_RESPONSES.get(ours) == theirs and record.get(theirs) is None:
+            # the last step alone against a whole solution would be no fair comparison
+            raise RowError(f"missing (this data's {ours} is the whole solution in {theirs!r})", theirs)
         parts = theirs.split(JOIN)
         if all(record.get(part) is None for part in parts):
             continue

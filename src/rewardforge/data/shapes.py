@@ -280,7 +280,10 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
         if chosen is None or rejected is None:
             raise RowError("missing", "chosen" if chosen is None else "rejected")
         if base == "implicit_conversational":
-            return split_transcripts(chosen, rejected, ("chosen", "rejected"))
+            prompt, c_rest, r_rest = split_transcripts(chosen, rejected, ("chosen", "rejected"))
+            if not prompt:
+                _refuse_unread_prompt(record)
+            return prompt, c_rest, r_rest
         return _with_prompt(prompt_messages(record["prompt"], "prompt"), chosen, rejected)
     chosen_text, rejected_text = text(record, "chosen"), text(record, "rejected", like="chosen")
     if base == "hh_rlhf":
@@ -296,6 +299,8 @@ def _refuse_unread_prompt(record: dict) -> None:
     """Prompt-less texts beside a conversation, or a column named like a prompt, would train on
     replies to a question the model never sees: say which column to map instead."""
     for key, value in record.items():
+        if key in ("chosen", "rejected"):
+            continue
         conversation = isinstance(value, list) and bool(value) and all(is_message(v) for v in value)
         named = key in PROMPT_LIKE and isinstance(value, str | list) and bool(value)
         if conversation or named:
