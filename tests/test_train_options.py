@@ -196,3 +196,23 @@ def test_written_files_are_readable_by_others_like_any_new_file(tmp_path, data, 
         os.umask(old)
     for name in ("rewardforge.json", "run_config.json", "metrics.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+
+
+def test_limit_and_eval_split_keep_records_whole(tmp_path):
+    """`--limit 4` trained on one Nectar record and a third of the next; `--eval-split` could put
+    one record's pairs on both sides of the split."""
+    from _rows import jsonl
+
+    from rewardforge.training.arguments import RewardArguments
+    from rewardforge.training.run import load_training_data
+
+    def nectar(i: int) -> dict:
+        answers = [{"answer": f"Answer {k} to {i}.", "rank": k + 1} for k in range(3)]
+        return {"id": f"r{i}", "prompt": f"Question {i}?", "answers": answers}
+
+    data = jsonl(tmp_path, [nectar(i) for i in range(10)])  # 3 pairs per record
+    train, _, summary, _ = load_training_data(RewardArguments(data=data, limit=4), tmp_path)
+    assert len(train) == 3 and summary["train"]["pairs"] == 3
+    train, held, _, _ = load_training_data(RewardArguments(data=data, eval_split=0.2), tmp_path)
+    assert (len(train), len(held)) == (24, 6)
+    assert not {p.source for p in train} & {p.source for p in held}

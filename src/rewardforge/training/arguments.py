@@ -96,4 +96,6 @@ class RewardArguments:
     precision: str = _opt(
         "auto", "auto (bf16 autocast with fp32 weights where the hardware supports bf16), fp32 or bf16."
     )
-    limit: int | None = _opt(None, "Use only the first N training pairs (quick experiments).")
+    limit: int | None = _opt(
+        None, "Use only the first N training pairs, in whole records (quick experiments)."
+    )

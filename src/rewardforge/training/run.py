@@ -274,12 +274,13 @@ def load_training_data(args: RewardArguments, output_dir: Path):
     summary: dict[str, Any] = {}
     rejected: list = []
 
-    def load(spec: str, default_split: str | None):
+    def load(spec: str, default_split: str | None, limit: int | None = None):
         from rewardforge.data import load_pairs
 
         result = load_pairs(
             spec,
             default_split=default_split,
+            limit=limit,
             columns=columns,
             processor=args.processor,
             skip_invalid=args.skip_invalid,
@@ -295,7 +296,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         if eval_pairs is not None:
             summary["eval"] = {"source": "builtin:test", "pairs": len(eval_pairs)}
     else:
-        res = load(args.data, "train")  # TRL's convention for a dataset with splits
+        res = load(args.data, "train", args.limit or None)  # "train" among splits: TRL's convention
         train = res.pairs
         summary["train"] = {
             "source": res.source,
@@ -305,8 +306,8 @@ def load_training_data(args: RewardArguments, output_dir: Path):
             "fingerprint": res.fingerprint,
         }
         eval_pairs = None
-    if args.limit:
-        train = train[: args.limit]
+    if args.limit:  # whole records: the loader stops at a record's end
+        train = train[: args.limit] if args.data is None else train
         summary["train"]["limit"] = args.limit
     if args.eval_data:
         res = load(args.eval_data, None)  # several splits: the user names one
@@ -320,12 +321,12 @@ def load_training_data(args: RewardArguments, output_dir: Path):
     elif args.eval_split:
         if not 0 < args.eval_split < 1:
             raise UsageError("--eval-split must be a fraction between 0 and 1")
-        order = list(range(len(train)))
-        random.Random(1234).shuffle(order)
-        n_eval = max(1, int(round(len(train) * args.eval_split)))
-        held = set(order[:n_eval])
-        eval_pairs = [p for i, p in enumerate(train) if i in held]
-        train = [p for i, p in enumerate(train) if i not in held]
+        # whole records: a record's pairs share a prompt, and held-out pairs must be unseen
+        records = list(dict.fromkeys(p.source or f"pair {i}" for i, p in enumerate(train)))
+        random.Random(1234).shuffle(records)
+        held = set(records[: max(1, int(round(len(records) * args.eval_split)))])
+        eval_pairs = [p for i, p in enumerate(train) if (p.source or f"pair {i}") in held]
+        train = [p for i, p in enumerate(train) if (p.source or f"pair {i}") not in held]
         summary["eval"] = {
             "source": f"{summary['train']['source']} (eval split {args.eval_split})",
             "pairs": len(eval_pairs),
