@@ -81,7 +81,13 @@ def test_a_json_file_of_one_record_is_that_record(tmp_path):
         "instruction": "Name a colour",
         "completions": [{"response": "Blue", "overall_score": 8}, {"response": "Seven", "overall_score": 2}],
     }
-    for name, record in (("plain", ROW), ("conversation", conversation), ("rated", rated)):
+    summaries = {  # openai/summarize_from_feedback: a list of objects that are part of the record
+        "info": {"post": "A long post.", "title": "T", "subreddit": "tifu"},
+        "summaries": [{"text": "short"}, {"text": "shorter"}],
+        "choice": 0,
+    }
+    cases = (("plain", ROW), ("conversation", conversation), ("rated", rated), ("summaries", summaries))
+    for name, record in cases:
         (tmp_path / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
         loaded = load_pairs(str(tmp_path / f"{name}.json"))
         assert len(loaded) == 1 and loaded.pairs[0].source.endswith(f"{name}.json:row 1")

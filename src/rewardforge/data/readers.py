@@ -298,7 +298,7 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
             lists = [k for k, v in doc.items() if isinstance(v, list)]
         else:  # only the usual names: a single record's message lists are not splits
             lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
-            if not lists and not _holds_records(doc):
+            if not lists and (_is_one_record(doc) or not _holds_records(doc)):
                 return [doc]  # one record (a JSON Lines file of one line is also this)
             if not lists:
                 raise DataError(
@@ -308,6 +308,18 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
                 )
         return doc[picker.pick(lists)]
     raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
+
+
+def _is_one_record(doc: dict) -> bool:
+    """The object is a preference record of a known shape (its lists are part of it)."""
+    from rewardforge.data.errors import RowError
+    from rewardforge.data.shapes import detect_shape
+
+    try:
+        detect_shape(doc)
+    except RowError:
+        return False
+    return True
 
 
 def _holds_records(doc: dict) -> bool:
