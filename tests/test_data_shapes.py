@@ -327,6 +327,13 @@ def test_helpsteer2_multi_turn_prompts_with_nemo_markers_are_read_as_turns(tmp_p
         "prompt": "<extra_id_0>System\nBe brief.\n\n<extra_id_1>User\nAnd Y?\n<extra_id_1>Assistant\n",
     }
     quoted = {**row, "prompt": "What does <extra_id_1> mean in NeMo prompts?"}
+    variants = [  # the template's empty system turn, CRLF line ends, a space after the role
+        {**row, "prompt": "<extra_id_0>System\n\n<extra_id_1>User\n" + prompt + "\n<extra_id_1>Assistant\n"},
+        {**row, "prompt": prompt.replace("\n", "\r\n")},
+        {**row, "prompt": prompt.replace("<extra_id_1>Assistant\n", "<extra_id_1>Assistant \n")},
+    ]
+    for pair in load_pairs(jsonl(tmp_path, variants, "variants.jsonl")).pairs:
+        assert [m["content"] for m in pair.prompt] == ["What is X?", "X is a letter.", "And Y?"]
     pairs = load_pairs(jsonl(tmp_path, [row, system, quoted])).pairs
     assert [(m["role"], m["content"]) for m in pairs[0].prompt] == [
         ("user", "What is X?"),

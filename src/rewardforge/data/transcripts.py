@@ -54,19 +54,26 @@ def parse_hh(text: str, field: str) -> list[Message]:
 # NeMo's turn markers, as HelpSteer2's multi-turn prompts write them: the first user turn has
 # none, later turns open with "\n<extra_id_1>User\n" or "\n<extra_id_1>Assistant\n"; a
 # system turn, if any, opens the text with "<extra_id_0>System\n".
-_NEMO_MARKER = re.compile(r"\n?<extra_id_1>(User|Assistant)\n")
-_NEMO_SYSTEM = "<extra_id_0>System\n"
+_NEMO_MARKER = re.compile(r"\n?<extra_id_1>(User|Assistant)[ \t]*\n")
+_NEMO_SYSTEM = re.compile(r"\A<extra_id_0>System[ \t]*\n")
 
 
 def parse_nemo(text: str) -> list[Message] | None:
-    """The turns of a prompt written with NeMo's <extra_id_1> markers, else None."""
-    if "<extra_id_1>" not in text or not _NEMO_MARKER.search(text):
+    """The turns of a prompt written with NeMo's <extra_id_1> markers, else None. An empty
+    system turn (the template's default) is no turn."""
+    if "<extra_id_1>" not in text:
+        return None
+    text = text.replace("\r\n", "\n")
+    if not _NEMO_MARKER.search(text):
         return None
     turns: list[Message] = []
-    if text.startswith(_NEMO_SYSTEM):
-        first = _NEMO_MARKER.search(text)
-        assert first is not None
-        turns.append({"role": "system", "content": text[len(_NEMO_SYSTEM) : first.start()].strip()})
+    system = _NEMO_SYSTEM.match(text)
+    if system:
+        first = _NEMO_MARKER.search(text, system.end())
+        if first is None:
+            return None
+        if text[system.end() : first.start()].strip():
+            turns.append({"role": "system", "content": text[system.end() : first.start()].strip()})
         text = text[first.start() :]
     pieces = _NEMO_MARKER.split(text)  # [before, role, content, role, content, ...]
     if pieces[0].strip():
