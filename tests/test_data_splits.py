@@ -91,3 +91,15 @@ def test_a_json_file_of_one_record_is_that_record(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
         loaded = load_pairs(str(tmp_path / f"{name}.json"))
         assert len(loaded) == 1 and loaded.pairs[0].source.endswith(f"{name}.json:row 1")
+
+
+def test_eval_reads_a_path_with_an_equals_sign_and_a_split_as_a_path(tmp_path, monkeypatch):
+    """`eval --data run=2.json:test` was read as NAME=SPEC ('run' named '2.json:test')."""
+    from rewardforge.evaluation.runner import split_name
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run=2.json").write_text(json.dumps({"train": rows(2), "test": rows(1)}), encoding="utf-8")
+    assert split_name("run=2.json:test") == (None, "run=2.json:test")
+    assert split_name("run=2.json") == (None, "run=2.json")
+    assert split_name("dev=other.json:test") == ("dev", "other.json:test")  # no such path: a name
+    assert len(load_pairs("run=2.json:test", default_split=None)) == 1

@@ -121,9 +121,12 @@ _NAME_RE = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
 
 
 def split_name(spec: str) -> tuple[str | None, str]:
-    """`NAME=SPEC` gives an explicit display name, unless the whole string is an existing path."""
+    """`NAME=SPEC` gives an explicit display name, unless the whole string is an existing path
+    (or an existing path with a `:SPLIT`)."""
+    from rewardforge.data.readers import split_local_spec
+
     m = _NAME_RE.match(spec)
-    if m and not os.path.exists(spec):
+    if m and not os.path.exists(split_local_spec(spec)[0]):
         return m.group(1), m.group(2)
     return None, spec
 
