@@ -1,6 +1,7 @@
 """Which split of a source with several is read: named, the only one, or refused when unclear."""
 
 import json
+import re
 
 import pytest
 from _rows import jsonl
@@ -103,3 +104,18 @@ def test_eval_reads_a_path_with_an_equals_sign_and_a_split_as_a_path(tmp_path, m
     assert split_name("run=2.json") == (None, "run=2.json")
     assert split_name("dev=other.json:test") == ("dev", "other.json:test")  # no such path: a name
     assert len(load_pairs("run=2.json:test", default_split=None)) == 1
+
+
+def test_unclear_split_errors_say_what_is_wrong(tmp_path):
+    (tmp_path / "nested.json").write_text(json.dumps({"train": {"data": rows(2)}}), encoding="utf-8")
+    (tmp_path / "hollow.json").write_text(json.dumps({"train": [], "test": rows(1)}), encoding="utf-8")
+    (tmp_path / "lines.json").write_text(json.dumps(ROW) + "\n" + json.dumps(ROW) + "\n", encoding="utf-8")
+    (tmp_path / "sft.jsonl").write_text(json.dumps({"instruction": "Hi", "output": "Hello"}) + "\n")
+    for spec, message in (
+        ("nested.json:train", "'train' holds dict, not a list of records"),
+        ("hollow.json", "empty: split 'train' has no records"),
+        ("lines.json:train", "split 'train' was given but this file type has no splits"),
+        ("sft.jsonl", "field 'output': is one text: a single response is no preference"),
+    ):
+        with pytest.raises(DataError, match=re.escape(message)):
+            load_pairs(str(tmp_path / spec))

@@ -21,7 +21,7 @@ from typing import Any
 
 from rewardforge.data.errors import DataError, DataOptionError
 from rewardforge.data.public_sets import RANKED_RANK_KEYS, RANKED_SCORE_KEYS
-from rewardforge.data.values import is_message
+from rewardforge.data.values import is_message, type_name
 
 HF_PREFIX = "hf:"
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -277,8 +277,9 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" and picker.split is None and text.lstrip().startswith("{"):
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             # Many ".json" files are really JSON Lines; read them as such, with line numbers.
+            picker.none()  # which has no splits
             yield from _read_jsonl(spec, path)
             return
         raise DataError(spec, _json_failure(exc, text)[0], location=f"line {exc.lineno}") from exc
@@ -306,7 +307,13 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
                     f"JSON object has no list of records under {', '.join(JSON_SPLIT_KEYS)} "
                     f"(keys: {sorted(doc)[:10]}); name the key holding them as {spec}:KEY",
                 )
-        return doc[picker.pick(lists)]
+        if picker.split is not None and picker.split in doc and picker.split not in lists:
+            got = type_name(doc[picker.split])
+            raise DataError(spec, f"{picker.split!r} holds {got}, not a list of records")
+        name = picker.pick(lists)
+        if not doc[name]:
+            raise DataError(spec, f"empty: split {name!r} has no records")
+        return doc[name]
     raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
 
 

@@ -99,7 +99,7 @@ def detect_shape(record: Any) -> Detected:
     if not isinstance(record, dict):
         raise RowError(f"record is not a JSON object (got {type_name(record)})")
     has_pair = present(record, "chosen") or present(record, "rejected")
-    if not has_pair and present(record, "output"):
+    if not has_pair and present(record, "output") and not isinstance(record["output"], str):
         return Detected("helpsteer3", {"chosen": "absent", "output": "present"})
     ranked = rated_list(record) if not has_pair else None
     if ranked is not None:
@@ -127,6 +127,12 @@ def detect_shape(record: Any) -> Detected:
             "expected a list of at least two rated completions, e.g. [{response, overall_score}] "
             f"or [{{answer, rank}}]; got {_described(record[listed])}",
             listed,
+        )
+    if not has_pair and isinstance(record.get("output"), str):
+        raise RowError(
+            "is one text: a single response is no preference (instruction-tuning data?); preference "
+            "rows need chosen/rejected, or a list of answers with is_preferred labels (HelpSteer3)",
+            "output",
         )
     if not has_pair:
         keys = sorted(map(str, record))
