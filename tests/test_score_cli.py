@@ -400,3 +400,11 @@ def test_empty_csv_ids_are_located_and_float_ids_read_as_integers(tiny_bert_dir,
     floats = write_jsonl(tmp_path / "f.jsonl", [{"id": 5.0, "response": "a"}, {"id": None, "response": "b"}])
     assert run_cli(score_argv(tiny_bert_dir, floats, out, "--no-progress")) == 0  # Parquet int ids with nulls
     assert [r.get("id", r.get("location")) for r in read_jsonl(out)] == [5, "line 2"]
+
+
+def test_a_max_length_with_no_room_for_a_reply_is_refused(tiny_bert_dir, tmp_path, capsys):
+    """--max-length below the format's own tokens kept them and cut every reply away: all items
+    got one score, exit 0."""
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    assert run_cli(score_argv(tiny_bert_dir, src, tmp_path / "s.jsonl", "--max-length", "3")) == 2
+    assert "leaves no room for a reply" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from rewardforge.packing import (
     shared_prefix_row,
 )
 from rewardforge.rewards import gather_rewards
-from rewardforge.tokenization import common_prefix_len, tokenize_group
+from rewardforge.tokenization import common_prefix_len, room_problem, tokenize_group
 
 MAX_COMPLETIONS_PER_ROW = 16
 # Tokens per forward pass when scoring. On CPU, 2048 rather than 8192: 64 best-of-8 responses
@@ -132,6 +132,9 @@ class RewardModel:
         positions = position_limit(loaded.model)
         if positions is not None and self.max_length > positions:
             self.max_length = positions  # beyond its position embeddings a model cannot read
+        problem = room_problem(self.tokenizer, self.text_format, self.max_length)
+        if problem:
+            raise ModelLoadError(f"{problem} (--max-length)")
         self.device = resolve_device(device)
         self.share_prefix = share_prefix
         default_tokens = CPU_TOKENS_PER_BATCH if self.device.type == "cpu" else GPU_TOKENS_PER_BATCH

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardforge.data.types import Message, PreferencePair
-from rewardforge.formatting import TextFormat
+from rewardforge.formatting import TemplateRefused, TextFormat
 
 
 @dataclass
@@ -54,6 +54,26 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
 def _encode(tokenizer: Any, fmt: TextFormat, prompt: list[Message], completions: list[list[Message]]):
     # verbose=False: texts longer than the model's limit are expected here; they are cut below.
     return [tokenizer(fmt.render(tokenizer, prompt + c), verbose=False)["input_ids"] for c in completions]
+
+
+def room_problem(tokenizer: Any, fmt: TextFormat, max_length: int) -> str | None:
+    """Why `max_length` leaves no room for a reply, or None. The format's own tokens (a chat
+    template's default system turn, CLS/SEP) come first, so a cut would keep them and drop
+    every reply: all items would get one score."""
+    reply = [{"role": "assistant", "content": "x"}]
+    try:
+        overhead = len(_encode(tokenizer, fmt, [], [reply])[0])
+    except TemplateRefused:  # a template that wants a user turn first: the shortest it takes
+        try:
+            overhead = len(_encode(tokenizer, fmt, [{"role": "user", "content": "x"}], [reply])[0])
+        except TemplateRefused:
+            return None
+    if max_length <= overhead:
+        return (
+            f"max length {max_length} leaves no room for a reply: this model's text format alone takes "
+            f"{overhead} tokens with a one-token reply"
+        )
+    return None
 
 
 def tokenize_group(

@@ -29,7 +29,7 @@ from rewardforge.modeling import (
     save_reward_model,
 )
 from rewardforge.packing import pad_multiple
-from rewardforge.tokenization import tokenize_pair
+from rewardforge.tokenization import room_problem, tokenize_pair
 from rewardforge.training.arguments import RewardArguments
 from rewardforge.training.collator import PairCollator, PairDataset
 from rewardforge.training.trainer import RewardTrainer
@@ -472,6 +472,9 @@ def train(
             f"[rewardforge] --max-length {args.max_length} is more than the model's {positions} positions: using {positions}"
         )
         args = dataclasses.replace(args, max_length=positions)
+    problem = room_problem(loaded.tokenizer, loaded.text_format, args.max_length)
+    if problem:
+        raise UsageError(f"--max-length: {problem}")
     # The Trainer would enable checkpointing again on a PEFT model; it is already configured.
     if targs.gradient_checkpointing:
         targs = dataclasses.replace(targs, gradient_checkpointing=False)
