@@ -102,7 +102,11 @@ def main(argv: list[str]) -> int:
     records = read_prompts(args.prompts, limit=args.max_prompts)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     api_key = args.api_key or os.environ.get("REWARDFORGE_API_KEY") or None
-    rm = load_rm(args.rm, api_key=api_key, device=device)
+    try:
+        rm = load_rm(args.rm, api_key=api_key, device=device)  # a server: its limits, before generating
+    except RemoteRMError as e:
+        print(f"rewardforge bon: reward server error: {e}", file=sys.stderr)
+        return 1
     model, tokenizer = load_policy(args.policy, device=device)
     check_chat_template(tokenizer, args.policy)
     set_seed(args.seed)

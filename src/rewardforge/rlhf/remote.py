@@ -186,13 +186,16 @@ def load_rm(
     dtype: str = "fp32",
     max_length: int | None = None,
 ) -> Any:
-    """A reward model from a folder path (`RewardModel`), an http(s) URL (`RemoteRewardModel`),
-    or an object that already has `score_batch` (returned as is)."""
+    """A reward model from a folder path (`RewardModel`), an http(s) URL (`RemoteRewardModel`,
+    asked for its limits at once: a server that is down or refuses big requests is found before
+    any generation), or an object that already has `score_batch` (returned as is)."""
     if hasattr(spec, "score_batch"):
         return spec
     spec = os.fspath(spec)
     if is_url(spec):
-        return RemoteRewardModel(spec, api_key=api_key)
+        remote = RemoteRewardModel(spec, api_key=api_key)
+        remote.health()
+        return remote
     from rewardforge.inference import RewardModel
 
     return RewardModel.from_pretrained(spec, device=device, dtype=dtype, max_length=max_length)
