@@ -255,14 +255,18 @@ def test_auth_on(auth_server, reward_model):
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
 
 
-def test_sigterm_finishes_in_flight_requests_and_exits_0(tiny_bert_dir, tmp_path, reward_model):
+@pytest.mark.parametrize("graceful", [None, "0.2"])
+def test_sigterm_finishes_in_flight_requests_and_exits_0(tiny_bert_dir, tmp_path, reward_model, graceful):
     # A slow request (1024 long items) keeps the model busy while 12 more arrive. They are then
     # gathered into one batch that waits (up to 4 s) for the blocker's client to come back,
-    # which it never does; SIGTERM comes while all 13 are in flight.
+    # which it never does; SIGTERM comes while all 13 are in flight. With a graceful timeout
+    # shorter than that wait, the 12 are cancelled: they must get the JSON 503, not a plain 500.
+    extra = ("--graceful-timeout", graceful) if graceful else ()
     server = ServerProcess(
         tiny_bert_dir,
         tmp_path / "term.log",
         *("--max-wait-ms", "4000", "--max-batch-size", "64", "--max-items", "1024", "--max-body-mb", "16"),
+        *extra,
     )
     texts = [f"answer number {i}" for i in range(12)]
     long_text = " ".join(f"word{i}" for i in range(600))
@@ -292,7 +296,12 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(tiny_bert_dir, tmp_path
             assert not any(f.done() for f in futures)
             server.proc.send_signal(signal.SIGTERM)
             responses = [f.result() for f in futures]
-            assert blocker.result().status_code == 200
+            assert blocker.result().status_code in ((200,) if graceful is None else (200, 503))
+        if graceful:
+            assert [r.status_code for r in responses] == [503] * len(texts)
+            assert {r.json()["error"] for r in responses} == {"the server is shutting down"}
+            assert server.proc.wait(60) == 0, server.output()
+            return
         assert [r.status_code for r in responses] == [200] * len(texts)
         for text, r in zip(texts, responses):
             assert r.json()["score"] == pytest.approx(reward_model.score("Q?", text), abs=1e-5)

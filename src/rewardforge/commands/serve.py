@@ -217,7 +217,7 @@ def _serve(args: argparse.Namespace, settings, sock: socket.socket) -> int:
         app,
         log_level=args.log_level,
         access_log=args.access_log,
-        timeout_graceful_shutdown=max(1, int(round(settings.graceful_timeout_s))),
+        timeout_graceful_shutdown=settings.graceful_timeout_s,  # seconds; a fraction is kept
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -267,6 +267,8 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
                 prepared = await loop.run_in_executor(prep_pool["pool"], prepare)
             except UnpreparableItem as exc:
                 raise HTTPException(422, f"invalid request: {exc}") from None
+            except asyncio.CancelledError:  # cancelled by a shutdown that ran out of time, as below
+                raise HTTPException(503, "the server is shutting down", {"Retry-After": "5"}) from None
             try:
                 future = batcher.submit(prepared)
             except QueueFullError:
@@ -279,7 +281,9 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
             admission["preparing"] -= 1
         try:
             scores = await future
-        except StoppingError:
+        except (StoppingError, asyncio.CancelledError):
+            # CancelledError: uvicorn's graceful shutdown ran out of time and cancels the requests
+            # still waiting; they get the documented 503, not its plain-text 500
             raise HTTPException(503, "the server is shutting down", {"Retry-After": "5"}) from None
         except Exception as exc:  # noqa: BLE001 - a scorer failure is the server's fault: 500
             log.error("scoring failed: %s: %s", type(exc).__name__, exc)
