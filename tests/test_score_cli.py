@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -408,3 +409,28 @@ def test_a_max_length_with_no_room_for_a_reply_is_refused(tiny_bert_dir, tmp_pat
     src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
     assert run_cli(score_argv(tiny_bert_dir, src, tmp_path / "s.jsonl", "--max-length", "3")) == 2
     assert "leaves no room for a reply" in capsys.readouterr().err
+
+
+def test_sigterm_leaves_no_temporary_file(tiny_bert_dir, tmp_path):
+    """SIGTERM used to kill `score` before it removed its hidden temporary output."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = write_jsonl(
+        tmp_path / "items.jsonl", [{"response": f"reply number {i} " * 20} for i in range(50000)]
+    )
+    out = tmp_path / "o.jsonl"
+    cmd = [sys.executable, "-m", "rewardforge.cli", *score_argv(tiny_bert_dir, src, out, "--no-progress")]
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".o.jsonl*")):  # scoring has begun: the temporary file exists
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 128 + signal.SIGTERM
+    assert "terminated" in proc.stderr.read()
+    assert not out.exists() and not list(tmp_path.glob(".o.jsonl*"))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:function, one-line summary)
@@ -76,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     command = _load(COMMANDS[name][0])
+    previous = _terminate_cleanly() if name in CLEAN_ON_SIGTERM else None
     try:
         return int(command(rest) or 0)
     except KeyboardInterrupt:
         print("rewardforge: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("rewardforge: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as e:  # noqa: BLE001 - only known kinds are turned into clean messages
         from rewardforge.training.trainer import NonFiniteLossError
 
@@ -94,6 +101,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             return EXIT_TRAINING_FAILED
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+# Commands that write files through temporary names: on SIGTERM they unwind (removing the
+# temporary files) as on Ctrl-C. Not serve (uvicorn handles the signal) nor the trainers.
+CLEAN_ON_SIGTERM = {"score", "eval", "bon"}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so `finally` blocks and context managers run."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _terminate_cleanly() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":
