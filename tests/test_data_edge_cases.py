@@ -250,6 +250,50 @@ def test_one_side_an_hh_transcript_and_a_list_prompt_are_read_once(tmp_path):
         )
 
 
+def test_uneven_repetition_and_one_sided_text_copies_are_read_once(tmp_path):
+    story = [msg("user", "Tell me a story"), msg("assistant", "Once..."), msg("user", "Go on")]
+    story += [msg("assistant", "A dragon came."), msg("user", "Go on")]
+    uneven = {  # chosen repeats the last turn, rejected the last three
+        "prompt": story,
+        "chosen": [msg("user", "Go on"), msg("assistant", "The knight won.")],
+        "rejected": story[-3:] + [msg("assistant", "Nothing.")],
+    }
+    question = "Please explain photosynthesis in one sentence."
+    one_side = {"prompt": question, "chosen": f"{question}\nPlants make sugar.", "rejected": "Magic."}
+    hh_prompt = {  # the copy is of the prompt's last user turn, the prompt an HH transcript
+        "prompt": f"\n\nHuman: hi\n\nAssistant: hello\n\nHuman: {question}\n\nAssistant:",
+        "chosen": f"{question} Plants make sugar.",
+        "rejected": f"{question} Magic.",
+    }
+    dialogue = {  # a reply that is a dialogue the prompt asked for stays a reply
+        "prompt": "Write a two-line dialogue between a Human and an Assistant about rain.",
+        "chosen": "Human: Is it going to rain today?\n\nAssistant: Yes, bring an umbrella.",
+        "rejected": "No.",
+    }
+    pairs = (
+        load_pairs(jsonl(tmp_path, [uneven])).pairs
+        + load_pairs(jsonl(tmp_path, [one_side, hh_prompt, dialogue], "texts.jsonl")).pairs
+    )
+    assert pairs[0].prompt == story and pairs[0].rejected == [msg("assistant", "Nothing.")]
+    assert (pairs[1].chosen_text, pairs[1].rejected_text) == ("Plants make sugar.", "Magic.")
+    assert (pairs[2].chosen_text, pairs[2].rejected_text) == ("Plants make sugar.", "Magic.")
+    assert len(pairs[2].prompt) == 3 and pairs[3].chosen_text == dialogue["chosen"]
+
+
+def test_a_prompt_ending_with_a_sides_own_reply_is_invalid(tmp_path):
+    """`--columns prompt=messages` on UltraFeedback-binarized-like rows put the chosen reply in
+    the prompt: the model saw the answer."""
+    conversation = [msg("user", "Capital of France?"), msg("assistant", "Paris.")]
+    row = {"chosen": "Paris.", "rejected": "Lyon.", "messages": conversation}
+    with pytest.raises(DataError, match="it ends with a reply, so its turns before that are the prompt"):
+        load_pairs(jsonl(tmp_path, [row]))
+    with pytest.raises(DataError, match="field 'chosen': the prompt ends with this side's own reply"):
+        load_pairs(jsonl(tmp_path, [row]), columns={"prompt": "messages"})
+    as_lists = {"prompt": conversation, "chosen": conversation, "rejected": [msg("assistant", "Lyon.")]}
+    with pytest.raises(DataError, match="the prompt ends with this side's own reply"):
+        load_pairs(jsonl(tmp_path, [as_lists], "lists.jsonl"))
+
+
 def test_a_response_must_end_with_the_assistants_reply(tmp_path):
     row = {
         "prompt": [msg("user", "hi")],

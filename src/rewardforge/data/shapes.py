@@ -217,24 +217,38 @@ def _with_prompt(
     prompt: list[Message], chosen: list[Message], rejected: list[Message]
 ) -> tuple[list[Message], list[Message], list[Message]]:
     """Completions that repeat the conversation (UltraFeedback-binarized and kin), on both sides
-    or one: every turn once, in the prompt; each completion is left with its own replies. A
-    completion still holding a user turn answers another prompt: an invalid row."""
-    shared, c_rest, r_rest = split_shared(chosen, rejected)
+    or one, wholly or in part: every turn once, in the prompt; each completion keeps only what
+    follows the prompt. A completion still holding a user turn answers another prompt, and a
+    prompt ending in one side's reply has leaked it: both are invalid rows."""
+    shared, _, _ = split_shared(chosen, rejected)
     if shared:
         prompt = _joined_prompt(prompt, shared)
-    else:  # at most one side repeats the prompt, or part of its end
-        have = normalised(prompt)
-        c_rest, r_rest = (
-            side[min(_overlap(have, normalised(side)), len(side) - 1) :] for side in (chosen, rejected)
-        )
-    for rest, name in ((c_rest, "chosen"), (r_rest, "rejected")):
+    have = normalised(prompt)
+    rests = [side[min(_overlap(have, normalised(side)), len(side) - 1) :] for side in (chosen, rejected)]
+    for rest, name in zip(rests, ("chosen", "rejected")):
         if rest and rest[0]["role"] in ("user", "system"):
             raise RowError(
                 f"holds a {rest[0]['role']} turn ({_excerpt(rest[0]['content'])!r}) after what it shares "
                 "with the prompt and the other side: it answers another prompt",
                 name,
             )
-    return prompt, c_rest, r_rest
+    _refuse_leaked_reply(prompt, rests)
+    return prompt, rests[0], rests[1]
+
+
+def _refuse_leaked_reply(prompt: list[Message], sides: list[list[Message]]) -> None:
+    """A prompt ending with the very reply one side gives (a `messages` column holding prompt and
+    chosen, read as the prompt) would show the model the answer."""
+    if not prompt or prompt[-1]["role"] != "assistant":
+        return
+    last = normalised(prompt[-1:])
+    for side, name in zip(sides, ("chosen", "rejected")):
+        if normalised(side[-1:]) == last:
+            raise RowError(
+                f"the prompt ends with this side's own reply ({_excerpt(side[-1]['content'])!r}): it "
+                f"holds the answer; the prompt must stop before the replies",
+                name,
+            )
 
 
 def _excerpt(text: str, limit: int = 40) -> str:
@@ -242,29 +256,30 @@ def _excerpt(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _transcript(reply: str) -> list[Message] | None:
-    """A reply that is a whole HH transcript from a Human turn, as turns; None for a reply."""
+def _transcript(reply: str, prompt: list[Message]) -> list[Message] | None:
+    """A reply that is a whole HH transcript repeating one of the prompt's user turns, as turns;
+    None for a reply (a reply may well be a dialogue the prompt asked for)."""
     if not looks_like_hh(reply):
         return None
     try:
         turns = parse_hh(reply, "")
     except RowError:  # text before the first turn: a reply that quotes a dialogue
         return None
-    return turns if turns[0]["role"] == "user" else None
+    asked = {content for role, content in normalised(prompt) if role == "user"}
+    return turns if turns[0]["role"] == "user" and normalised(turns[:1])[0][1] in asked else None
 
 
+REPLY_ROLES = ("assistant", "gpt", "bot", "model")  # OpenAI and ShareGPT names of the replying side
 REPEATED_PROMPT_CHARS = 20  # a shorter prompt may be a reply's own first words ("Hi there")
 
 
-def _without_repeated_prompt(prompt: str, chosen: str, rejected: str) -> tuple[str, str]:
-    """Replies that both open with the whole prompt (then a space or line break) lose that copy:
-    the model would otherwise read the prompt twice."""
-    if len(prompt) < REPEATED_PROMPT_CHARS:
-        return chosen, rejected
-    rest = [t.lstrip()[len(prompt) :] for t in (chosen, rejected) if t.lstrip().startswith(prompt)]
-    if len(rest) == 2 and all(r[:1].isspace() and r.strip() for r in rest):
-        return rest[0].strip(), rest[1].strip()
-    return chosen, rejected
+def _without_repeated_prompt(prompt: str, reply: str) -> str:
+    """A reply that opens with the whole prompt (then a space or line break) loses that copy:
+    the model would read the prompt twice, and on one side only it is a shortcut to learn."""
+    if len(prompt) < REPEATED_PROMPT_CHARS or not reply.lstrip().startswith(prompt):
+        return reply
+    rest = reply.lstrip()[len(prompt) :]
+    return rest.strip() if rest[:1].isspace() and rest.strip() else reply
 
 
 def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message], list[Message]]:
@@ -273,13 +288,14 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
     if base == "explicit_prompt":
         prompt = prompt_messages(record["prompt"], "prompt")
         chosen_text, rejected_text = text(record, "chosen"), text(record, "rejected", like="chosen")
-        transcripts = [_transcript(chosen_text), _transcript(rejected_text)]
+        transcripts = [_transcript(chosen_text, prompt), _transcript(rejected_text, prompt)]
         if any(transcripts):  # whole HH transcripts beside their prompt: read as turns, each turn once
             sides = [t or assistant_turn(raw) for t, raw in zip(transcripts, (chosen_text, rejected_text))]
             return _with_prompt(prompt, *sides)
-        said = record["prompt"] if isinstance(record["prompt"], str) else _last_user(prompt[-1:]) or ""
-        chosen_text, rejected_text = _without_repeated_prompt(said.strip(), chosen_text, rejected_text)
-        return prompt, assistant_turn(chosen_text), assistant_turn(rejected_text)
+        said = prompt[-1]["content"].strip() if prompt and prompt[-1]["role"] == "user" else ""
+        sides = [assistant_turn(_without_repeated_prompt(said, t)) for t in (chosen_text, rejected_text)]
+        _refuse_leaked_reply(prompt, sides)
+        return prompt, sides[0], sides[1]
     if base in ("conversational", "implicit_conversational"):
         chosen = messages(record.get("chosen"), "chosen") if present(record, "chosen") else None
         rejected = messages(record.get("rejected"), "rejected") if present(record, "rejected") else None
@@ -310,11 +326,14 @@ def _refuse_unread_prompt(record: dict) -> None:
         conversation = isinstance(value, list) and bool(value) and all(is_message(v) for v in value)
         named = key in PROMPT_LIKE and isinstance(value, str | list) and bool(value)
         if conversation or named:
-            raise RowError(
-                f"chosen/rejected have no prompt, but {key!r} looks like one: read it with "
-                f"--columns prompt={key}",
-                key,
-            )
+            advice = f"read it with --columns prompt={key}"
+            if conversation and str(value[-1].get("role", value[-1].get("from", ""))).lower() in REPLY_ROLES:
+                advice = "it ends with a reply, so its turns before that are the prompt: a --processor can take them"
+            elif key == "history" and isinstance(value, list) and all(isinstance(v, list) for v in value):
+                advice = (
+                    "it holds earlier [question, answer] turns; the question answered needs its own column"
+                )
+            raise RowError(f"chosen/rejected have no prompt, but {key!r} looks like one: {advice}", key)
 
 
 def _system_turn(record: dict) -> Message | None:
