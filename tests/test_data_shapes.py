@@ -326,7 +326,7 @@ def test_helpsteer2_multi_turn_prompts_with_nemo_markers_are_read_as_turns(tmp_p
         **row,
         "prompt": "<extra_id_0>System\nBe brief.\n\n<extra_id_1>User\nAnd Y?\n<extra_id_1>Assistant\n",
     }
-    quoted = {**row, "prompt": "What does <extra_id_1> mean in NeMo prompts?"}
+    quoted = {**row, "prompt": "What does <extra_id_1>User\nmean in NeMo prompts?"}  # no alternating turns
     variants = [  # the template's empty system turn, CRLF line ends, a space after the role
         {**row, "prompt": "<extra_id_0>System\n\n<extra_id_1>User\n" + prompt + "\n<extra_id_1>Assistant\n"},
         {**row, "prompt": prompt.replace("\n", "\r\n")},

@@ -82,8 +82,10 @@ def parse_nemo(text: str) -> list[Message] | None:
         turns.append({"role": role.lower(), "content": content.strip()})
     if turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
         turns.pop()  # the open assistant turn the replies continue
-    if any(not t["content"] for t in turns) or not turns or turns[-1]["role"] != "user":
-        return None  # not a prompt in this form: kept as the text it is
+    roles = [t["role"] for t in turns if t["role"] != "system"]
+    alternating = all(a != b for a, b in zip(roles, roles[1:]))
+    if any(not t["content"] for t in turns) or not roles or roles[-1] != "user" or not alternating:
+        return None  # not a prompt in this form (a text that mentions the markers): kept as written
     return turns
 
 
