@@ -97,3 +97,29 @@ def test_stack_exchange_paired_j_is_chosen(tmp_path):
     pair = loaded.pairs[0]
     assert (pair.prompt, pair.chosen_text, pair.rejected_text) == ([user("How?")], "good", "bad")
     assert "chosen=response_j" in loaded.describe_columns() and "prompt=question" in loaded.describe_columns()
+
+
+def test_nested_columns_written_to_csv_by_pandas_are_read(tmp_path):
+    """pandas.to_csv writes a nested column as its Python repr: WebGPT's question became the
+    prompt "{'dataset': 'eli5', ...}"."""
+    import pandas as pd
+
+    summary = {
+        "info": {"post": "Long post", "title": "Title", "subreddit": "tifu"},
+        "summaries": [{"text": "a"}, {"text": "b"}],
+        "choice": 1,
+    }
+    unified = {
+        "conv_A": [user("Q"), assistant("bad")],
+        "conv_B": [user("Q"), assistant("good")],
+        "conv_A_rating": 0,
+        "conv_B_rating": 1,
+    }
+    for name, row in (("webgpt", webgpt()), ("summary", summary), ("unified", unified)):
+        pd.DataFrame([row]).to_csv(tmp_path / f"{name}.csv", index=False)
+        pair = load_pairs(str(tmp_path / f"{name}.csv")).pairs[0]
+        assert "{" not in pair.prompt[0]["content"] and pair.chosen_text in (
+            "Rayleigh scattering.",
+            "b",
+            "good",
+        )

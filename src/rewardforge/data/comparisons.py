@@ -12,6 +12,8 @@ Equal scores are a tie: no preference, an invalid row (as Arena ties are).
 
 from __future__ import annotations
 
+import ast
+import json
 from typing import Any
 
 from rewardforge.data.errors import RowError
@@ -48,8 +50,22 @@ def detect(record: dict) -> str | None:
     return None
 
 
+def _object_cell(value: Any) -> Any:
+    """An object or list written as text by a CSV export (JSON, or pandas' Python repr)."""
+    if not (isinstance(value, str) and value.lstrip().startswith(("{", "["))):
+        return value
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(value)
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            continue
+        if isinstance(parsed, dict | list):
+            return parsed
+    return value
+
+
 def _webgpt_prompt(record: dict) -> list[Message]:
-    question = record.get("question")
+    question = _object_cell(record.get("question"))
     if isinstance(question, dict):
         if not present(question, "full_text"):
             raise RowError("missing", "question.full_text")
@@ -73,7 +89,7 @@ def scored(record: dict, shape: str) -> tuple[Triple, tuple[str, str], tuple[str
         for name in names:
             if not present(record, name):
                 raise RowError("missing", name)
-            convs.append(messages(record[name], name))
+            convs.append(messages(_object_cell(record[name]), name))
         prompt, a_rest, b_rest = split_transcripts(convs[0], convs[1], names)
         sides = [a_rest, b_rest]
     scores = []
@@ -110,8 +126,8 @@ def _post_prompt(info: Any) -> list[Message]:
 
 
 def summary_comparison(record: dict) -> tuple[Triple, tuple[str, str]]:
-    prompt = _post_prompt(record.get("info"))
-    summaries = record.get("summaries")
+    prompt = _post_prompt(_object_cell(record.get("info")))
+    summaries = _object_cell(record.get("summaries"))
     if not isinstance(summaries, list) or len(summaries) != 2:
         got = "missing" if summaries is None else f"got {type_name(summaries)}"
         if isinstance(summaries, list):
