@@ -13,7 +13,7 @@ import json
 import pytest
 from _rows import assistant, jsonl, user
 
-from rewardforge.data import DataError, DataOptionError, load_pairs
+from rewardforge.data import DataError, DataOptionError, load_pairs, parse_columns
 
 
 def test_orca_question_and_system_columns_are_the_prompt(tmp_path):
@@ -499,3 +499,21 @@ def test_step_dpo_whole_solutions_replace_the_last_step(tmp_path):
         load_pairs(jsonl(tmp_path, [row, row | {"full_chosen": None}, row], "null.jsonl"))
     mapped = load_pairs(jsonl(tmp_path, [row]), columns={"chosen": "chosen", "rejected": "rejected"})
     assert mapped.pairs[0].chosen_text == "Step 3: x = 5."  # the user's mapping wins
+
+
+def test_two_prompt_columns_are_refused_and_can_be_read_as_one(tmp_path):
+    """QA rows (context + question): the refusal's only advice was to pick one and lose the other."""
+    row = {
+        "context": "The tower is 330 m tall.",
+        "question": "How tall is it?",
+        "chosen": "330 m.",
+        "rejected": "Tall.",
+    }
+    with pytest.raises(
+        DataOptionError, match=r"or read them as one, a line apart, with --columns prompt=question\+context"
+    ):
+        load_pairs(jsonl(tmp_path, [row]))
+    pair = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=context+question")).pairs[0]
+    assert pair.prompt == [user("The tower is 330 m tall.\nHow tall is it?")]
+    with pytest.raises(DataOptionError, match="mapped to more than one field"):
+        parse_columns("prompt=context+question,system=context")

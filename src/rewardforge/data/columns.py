@@ -1,7 +1,8 @@
 """Column mapping: rename a user's fields to ours before shape detection.
 
 A mapping is `{our_field: their_column}`, e.g. `{"prompt": "question", "chosen": "good"}`,
-written on the command line as "prompt=question,chosen=good".
+written on the command line as "prompt=question,chosen=good"; "prompt=context+question" reads
+two text columns as one, a line apart.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def check_columns(columns: dict[str, str]) -> dict[str, str]:
             raise DataOptionError(
                 f"column mapping for {ours!r} must be a non-empty column name, got {theirs!r}"
             )
-    values = list(columns.values())
+    values = [part for theirs in columns.values() for part in theirs.split(JOIN)]
     dupes = sorted({v for v in values if values.count(v) > 1})
     if dupes:
         raise DataOptionError(f"column(s) {dupes} mapped to more than one field")
@@ -173,7 +174,8 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             options = " or ".join(f"--columns {ours}={a}" for a in found)
             raise DataOptionError(
                 f"the rows have no {ours!r} field and several columns that could be it "
-                f"({', '.join(found)}): say which with {options}"
+                f"({', '.join(found)}): say which with {options} (the other is then not read), "
+                f"or read them as one, a line apart, with --columns {ours}={JOIN.join(found[:2])}"
             )
         if found:
             inferred[ours] = found[0]
@@ -206,14 +208,14 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
     return out
 
 
-def _joined(record: dict, parts: list[str]) -> str:
-    """Alpaca's instruction and its optional input as one user turn, one line apart, as
-    LLaMA-Factory joins them."""
+def _joined(record: dict, parts: list[str], *, first_required: bool = True) -> str:
+    """Columns read as one text, one line apart: Alpaca's instruction and its optional input, as
+    LLaMA-Factory joins them, or the user's `--columns prompt=context+question`."""
     for part in parts:
         if record.get(part) is not None and not isinstance(record[part], str):
             raise RowError(f"expected a string, got {type(record[part]).__name__}", part)
     texts = [record[part] if (record.get(part) or "").strip() else "" for part in parts]
-    if not texts[0] and any(texts[1:]):
+    if first_required and not texts[0] and any(texts[1:]):
         raise RowError(f"missing (this row has {parts[1]!r} for it)", parts[0])
     return "\n".join(t for t in texts if t)
 
@@ -277,11 +279,13 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
         return record
     out = dict(record)
     for ours, theirs in columns.items():
-        if theirs not in record:
-            raise RowError(f"column {theirs!r} (mapped to {ours!r}) is not in the record", theirs)
-        out.pop(theirs)
+        for part in theirs.split(JOIN):
+            if part not in record:
+                raise RowError(f"column {part!r} (mapped to {ours!r}) is not in the record", part)
+            out.pop(part)
     for ours, theirs in columns.items():
-        out[ours] = record[theirs]
+        parts = theirs.split(JOIN)
+        out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
     return out
 
 
