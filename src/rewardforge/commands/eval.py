@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Token budget per sequence (default: the one the model was trained with, else the "
         "tokenizer's limit, at most 4096). Prompts lose their oldest turns first.",
     )
-    p.add_argument("--columns", default=None, help="Rename fields: prompt=question,chosen=good,rejected=bad")
+    p.add_argument(
+        "--columns",
+        default=None,
+        help="Rename fields: prompt=question,chosen=good,rejected=bad (prompt=context+question reads two columns as one)",
+    )
     p.add_argument(
         "--processor",
         default=None,

@@ -43,7 +43,8 @@ class RewardArguments:
     )
     columns: str | None = _opt(
         None,
-        "Rename fields: prompt=question,chosen=good,rejected=bad. Without it, usual other names "
+        "Rename fields: prompt=question,chosen=good,rejected=bad (prompt=context+question reads two "
+        "columns as one). Without it, usual other names "
         "(question, instruction, chosen_response, chosen-rating, ...) are read when unambiguous, and said so.",
     )
     processor: str | None = _opt(
