@@ -87,7 +87,12 @@ def test_a_json_file_of_one_record_is_that_record(tmp_path):
         "summaries": [{"text": "short"}, {"text": "shorter"}],
         "choice": 0,
     }
+    tagged = ROW | {
+        "data": ["tag1", "tag2"],
+        "eval": [{"judge": "gpt-4", "score": 9}],
+    }  # split names as fields
     cases = (("plain", ROW), ("conversation", conversation), ("rated", rated), ("summaries", summaries))
+    cases += (("tagged", tagged),)
     for name, record in cases:
         (tmp_path / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
         loaded = load_pairs(str(tmp_path / f"{name}.json"))

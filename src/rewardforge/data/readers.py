@@ -298,9 +298,11 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
         if picker.split is not None:
             lists = [k for k, v in doc.items() if isinstance(v, list)]
         else:  # only the usual names: a single record's message lists are not splits
+            if _is_one_record(doc):  # a record, whatever its other fields hold ("data": tags, ...)
+                return [doc]  # (a JSON Lines file of one line is also this)
             lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
-            if not lists and (_is_one_record(doc) or not _holds_records(doc)):
-                return [doc]  # one record (a JSON Lines file of one line is also this)
+            if not lists and not _holds_records(doc):
+                return [doc]  # let the shape check say what is wrong with it
             if not lists:
                 raise DataError(
                     spec,
