@@ -128,3 +128,44 @@ def test_lora_finds_gpt2_conv1d_layers(pairs_file, minilm_dir, smollm2_dir, tmp_
     assert train_briefly(base, pairs_file, tmp_path / "bad", "--lora", "--lora-target-modules", "q_proj") == 2
     err = capsys.readouterr().err
     assert "its linear layers: c_attn, c_fc, c_proj" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["distilbert", "deberta-v2"])
+def test_lora_keeps_multi_part_heads_whole(name, pairs_file, minilm_dir, smollm2_dir, tmp_path):
+    """DistilBERT's pre_classifier was both a LoRA target and (by PEFT's suffix match of
+    'classifier') a saved module: a TypeError traceback."""
+    base = build_base(name, tmp_path / "base", minilm_dir, smollm2_dir)
+    assert train_briefly(base, pairs_file, tmp_path / "lora", "--lora") == 0
+    assert_scores_like_pipeline(tmp_path / "lora")
+
+
+def test_head_modules_are_every_part_outside_the_backbone():
+    """`base:PATH` re-initialises the head and LoRA trains it whole: BART's and T5's
+    classification_head, DistilBERT's pre_classifier and DeBERTa's pooler were missed."""
+    import transformers
+
+    from rewardforge.modeling import head_module_names
+
+    tiny = {"vocab_size": 64, "num_labels": 1}
+    cases = {
+        "BartForSequenceClassification": (
+            transformers.BartConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                                    decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, **tiny),
+            ["classification_head"],
+        ),
+        "T5ForSequenceClassification": (
+            transformers.T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8, **tiny),
+            ["classification_head"],
+        ),
+        "DistilBertForSequenceClassification": (
+            transformers.DistilBertConfig(dim=16, n_layers=1, n_heads=2, hidden_dim=32, **tiny),
+            ["pre_classifier", "classifier"],
+        ),
+        "DebertaV2ForSequenceClassification": (
+            transformers.DebertaV2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=32, **tiny),
+            ["pooler", "classifier"],
+        ),
+    }  # fmt: skip
+    for cls, (config, heads) in cases.items():
+        assert head_module_names(getattr(transformers, cls)(config)) == heads, cls

@@ -185,20 +185,32 @@ def ensure_pad_token(tokenizer: Any, model: nn.Module | None, text_format: TextF
 
 
 def head_module_names(model: nn.Module) -> list[str]:
-    return [name for name in HEAD_NAMES if isinstance(getattr(model, name, None), nn.Module)]
+    """The classifier's own modules: every child with weights besides the backbone (`score`,
+    `classifier`, DistilBERT's `pre_classifier`, DeBERTa's `pooler`, BART's `classification_head`)."""
+    backbone = getattr(model, "base_model_prefix", "")
+    return [
+        name
+        for name, child in model.named_children()
+        if name != backbone and next(child.parameters(), None) is not None
+    ]
+
+
+def _backbone_linears(model: nn.Module) -> list[str]:
+    """Full names of the backbone's linear layers. GPT-2 style models write theirs as
+    transformers' Conv1D, which PEFT adapts too."""
+    from transformers.pytorch_utils import Conv1D
+
+    heads = tuple(f"{h}." for h in head_module_names(model))
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear | Conv1D) and not f"{name}.".startswith(heads)
+    ]
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
-    """Every linear layer of the backbone, by leaf name (per architecture), never the head.
-    GPT-2 style models write theirs as transformers' Conv1D, which PEFT adapts too."""
-    from transformers.pytorch_utils import Conv1D
-
-    heads = tuple(head_module_names(model))
-    names: set[str] = set()
-    for full_name, module in model.named_modules():
-        if isinstance(module, nn.Linear | Conv1D) and not full_name.startswith(heads):
-            names.add(full_name.rsplit(".", 1)[-1])
-    return sorted(names)
+    """Every linear layer of the backbone, by leaf name (per architecture), never the head."""
+    return sorted({name.rsplit(".", 1)[-1] for name in _backbone_linears(model)})
 
 
 def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
@@ -207,7 +219,8 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     from transformers.pytorch_utils import Conv1D
 
     heads = head_module_names(model)
-    targets = settings.target_modules or default_lora_targets(model)
+    # full names by default: a leaf name such as "out_proj" or "dense" would also match the head's
+    targets = settings.target_modules or _backbone_linears(model)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=settings.rank,
@@ -217,16 +230,18 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
         modules_to_save=heads,
         # Conv1D (GPT-2) stores its weight transposed
         fan_in_fan_out=any(
-            isinstance(m, Conv1D) and n.rsplit(".", 1)[-1] in targets for n, m in model.named_modules()
+            isinstance(m, Conv1D) and (n in targets or n.rsplit(".", 1)[-1] in targets)
+            for n, m in model.named_modules()
         ),
     )
     try:
         peft_model = get_peft_model(model, config)
-    except ValueError as exc:  # PEFT's NoMatchingPeftModuleError and other target mistakes
+    except (ValueError, TypeError) as exc:  # PEFT's NoMatchingPeftModuleError and other target mistakes
         found = ", ".join(default_lora_targets(model)) or "none"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        asked = settings.target_modules or default_lora_targets(model)
         raise ModelLoadError(
-            f"LoRA cannot wrap {type(model).__name__} with target modules {sorted(config.target_modules)}: "
+            f"LoRA cannot wrap {type(model).__name__} with target modules {sorted(asked)}: "
             f"{first} (its linear layers: {found}; set them with --lora-target-modules)"
         ) from None
     for name, param in peft_model.named_parameters():
