@@ -434,3 +434,14 @@ def test_sigterm_leaves_no_temporary_file(tiny_bert_dir, tmp_path):
     assert proc.wait(60) == 128 + signal.SIGTERM
     assert "terminated" in proc.stderr.read()
     assert not out.exists() and not list(tmp_path.glob(".o.jsonl*"))
+
+
+def test_a_prompt_beside_a_whole_conversation_is_read_once_everywhere(model):
+    """score read it once; RewardModel.score (and so the server) put it in twice."""
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    alone = model.score(None, conversation)
+    for prompt in ("Hi", " Hi ", [{"role": "user", "content": "Hi"}]):
+        assert model.score(prompt, conversation) == pytest.approx(alone, abs=1e-6)
+        assert expected(model, {"prompt": prompt, "response": conversation}) == pytest.approx(alone, abs=1e-6)
+    with pytest.raises(ValueError, match="does not start with the prompt"):
+        model.score("Bye", conversation)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from rewardforge.data.types import CHAT_ROLES, Message
-from rewardforge.data.values import prompt_text_turns
+from rewardforge.data.values import normalised, prompt_text_turns
 from rewardforge.memory import settle_heap_thresholds
 from rewardforge.modeling import (
     ModelLoadError,
@@ -102,11 +102,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def prompt_and_response(prompt: PromptLike, response: ResponseLike) -> tuple[list[Message], list[Message]]:
+    """The messages of a scored item. A response that is a whole conversation (it opens with a
+    user or system turn) already holds its prompt: a prompt given too must be how it starts,
+    and is then read once; one it does not start with is a ValueError."""
+    p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
+    if p and r and r[0]["role"] != "assistant":
+        if normalised(r[: len(p)]) != normalised(p):
+            raise ValueError("the response is a whole conversation that does not start with the prompt")
+        p = []
+    return p, r
+
+
 def _item(item: Any) -> tuple[list[Message], list[Message]]:
     if isinstance(item, dict):
-        return as_messages(item.get("prompt"), "user"), as_messages(item["response"], "assistant")
+        return prompt_and_response(item.get("prompt"), item["response"])
     prompt, response = item
-    return as_messages(prompt, "user"), as_messages(response, "assistant")
+    return prompt_and_response(prompt, response)
 
 
 class RewardModel:
@@ -177,8 +189,8 @@ class RewardModel:
     # ---- text ---------------------------------------------------------------------------
     def format_text(self, prompt: PromptLike, response: ResponseLike) -> str:
         """The exact text the model scores (what to pass to transformers.pipeline)."""
-        messages = as_messages(prompt, "user") + as_messages(response, "assistant")
-        return self.text_format.render(self.tokenizer, messages)
+        p, r = prompt_and_response(prompt, response)
+        return self.text_format.render(self.tokenizer, p + r)
 
     # ---- scoring ------------------------------------------------------------------------
     def score(self, prompt: PromptLike, response: ResponseLike) -> float:
@@ -228,7 +240,7 @@ class RewardModel:
     # ---- token ids, for callers that batch work themselves (the server) -------------------
     def encode(self, prompt: PromptLike, response: ResponseLike) -> list[int]:
         """The token ids `score(prompt, response)` runs (validated, cut to max_length the same way)."""
-        p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
+        p, r = prompt_and_response(prompt, response)
         return tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
 
     def encode_text(self, text: str) -> list[int]:

@@ -116,6 +116,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     from rewardforge.data.errors import RowError
     from rewardforge.data.transcripts import looks_like_hh, parse_hh
     from rewardforge.data.values import messages, prompt_messages, response_problem, unicode_text
+    from rewardforge.inference import prompt_and_response
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -144,13 +145,13 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
         raise RowError(problem, name)
     prompt = record.get("prompt")
     prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
-    if prompt_msgs and response_msgs[0]["role"] != "assistant":  # a whole conversation
-        if response_msgs[: len(prompt_msgs)] != prompt_msgs:
-            raise RowError(
-                f"'{name}' is a whole conversation that does not start with 'prompt'; give one or the other",
-                "prompt",
-            )
-        prompt_msgs = []  # already its first turns: scoring it twice would change the score
+    try:  # a whole conversation holds its prompt: read once, as RewardModel and the server do
+        prompt_msgs, response_msgs = prompt_and_response(prompt_msgs, response_msgs)
+    except ValueError:
+        raise RowError(
+            f"'{name}' is a whole conversation that does not start with 'prompt'; give one or the other",
+            "prompt",
+        ) from None
     return prompt_msgs, response_msgs, item_id
 
 
