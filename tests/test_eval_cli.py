@@ -529,3 +529,24 @@ def test_a_model_without_a_reward_head_needs_base(tmp_path, minilm_dir, pairs_fi
     err = capsys.readouterr().err
     assert f"give --model base:{minilm_dir}" in err.strip().splitlines()[-1] and "Traceback" not in err
     assert run_cli(["--model", f"base:{minilm_dir}", *argv]) == 0  # the fresh head, said as such
+
+
+def test_held_signals_arrive_after_the_block(tmp_path):
+    """eval writes its four files with SIGTERM held: a stop between two of them left new scores
+    beside an earlier run's metrics."""
+    import os
+    import signal
+
+    from rewardforge.files import atomic_write_text, held_signals
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append(len(list(tmp_path.iterdir()))))
+    try:
+        with held_signals():
+            atomic_write_text(tmp_path / "a", "1")
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == []  # held
+            atomic_write_text(tmp_path / "b", "2")
+        assert seen == [2]  # delivered once both files were written
+    finally:
+        signal.signal(signal.SIGTERM, previous)

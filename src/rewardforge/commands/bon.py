@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rewardforge.files import atomic_write_text
+    from rewardforge.files import atomic_write_text, held_signals
     from rewardforge.rlhf.bon import best_of_n, summarise_bon
     from rewardforge.rlhf.env_rewards import load_env_reward
     from rewardforge.rlhf.policy import check_chat_template, load_policy
@@ -135,7 +135,6 @@ def main(argv: list[str]) -> int:
     except RemoteRMError as e:
         print(f"rewardforge bon: reward server error: {e}", file=sys.stderr)
         return 1
-    atomic_write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
     summary = summarise_bon(
         results,
         policy=args.policy,
@@ -148,7 +147,9 @@ def main(argv: list[str]) -> int:
         seed=args.seed,
         seconds=round(time.monotonic() - started, 1),
     )
-    atomic_write_text(summary_path(output), json.dumps(summary, indent=2) + "\n")
+    with held_signals():  # the results and their summary: both new, or both as they were
+        atomic_write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+        atomic_write_text(summary_path(output), json.dumps(summary, indent=2) + "\n")
     env = "".join(
         f", {name} {_fmt(v['mean'])} (best {_fmt(v['mean_of_best'])})"
         for name, v in summary.get("env", {}).items()

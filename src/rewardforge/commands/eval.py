@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
         prepare,
         score_lines,
     )
-    from rewardforge.files import atomic_write_text
+    from rewardforge.files import atomic_write_text, held_signals
 
     args, options = parse(argv)
     out = Path(args.output)
@@ -190,10 +190,6 @@ def main(argv: list[str]) -> int:
             extra = f", {len(ds.rejected)} invalid rows skipped ({describe_rejected(ds.rejected)})"
         print(f"[rewardforge] data {ds.name}: {len(ds.pairs)} pairs ({ds.shape}){extra}", file=sys.stderr)
     rejected = [row for ds in datasets for row in ds.rejected]
-    if rejected:
-        from rewardforge.data import write_rejected
-
-        write_rejected(rejected, out / "rejected_rows.jsonl")
 
     def loaded(info):
         print(
@@ -204,15 +200,22 @@ def main(argv: list[str]) -> int:
 
     run = evaluate(options, specs, datasets, on_model_loaded=loaded)
     run.timing["load_data"] = load_seconds
-    atomic_write_text(out / "scores.jsonl", "\n".join(score_lines(run)) + "\n")
     t0 = time.perf_counter()
-    if not args.no_report:
-        atomic_write_text(out / "report.html", report.build_html(run, config["command"]))
+    page = None if args.no_report else report.build_html(run, config["command"])
     run.timing["report"] = time.perf_counter() - t0
     run.timing["total"] = time.perf_counter() - started
-    atomic_write_text(out / "metrics.json", dumps(metrics_document(run)))
-    # Last, with the results: a run that fails leaves no config beside an earlier run's metrics.
-    atomic_write_text(out / "eval_config.json", dumps(config))
+    # Every document is built first and written together, with Ctrl-C/SIGTERM held: a run that
+    # stops leaves an earlier run's files as they were, never half of each.
+    with held_signals():
+        atomic_write_text(out / "scores.jsonl", "\n".join(score_lines(run)) + "\n")
+        if page is not None:
+            atomic_write_text(out / "report.html", page)
+        atomic_write_text(out / "metrics.json", dumps(metrics_document(run)))
+        if rejected:
+            from rewardforge.data import write_rejected
+
+            write_rejected(rejected, out / "rejected_rows.jsonl")
+        atomic_write_text(out / "eval_config.json", dumps(config))
 
     print(report.console_table(run))
     files = (
