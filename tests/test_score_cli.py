@@ -351,9 +351,11 @@ def test_output_never_writes_among_the_model_files(tiny_bert_dir, tmp_path, caps
         assert run_cli(score_argv(model, src, target)) == 2
         assert "would write among the files of the --model folder" in capsys.readouterr().err
     assert (model / "config.json").read_bytes() == before
-    assert (
-        run_cli(score_argv(model, src, model / "scored" / "s.jsonl", "--no-progress")) == 0
-    )  # a new subfolder
+    for _ in range(2):  # a plain subfolder, and again into it (the rerun was refused)
+        assert run_cli(score_argv(model, src, model / "scored" / "s.jsonl", "--no-progress")) == 0
+    checkpoint = model / "checkpoint-3"
+    shutil.copytree(tiny_bert_dir, checkpoint)  # a model folder too
+    assert run_cli(score_argv(model, src, checkpoint / "s.jsonl")) == 2
 
 
 @pytest.mark.parametrize("option", ["--output", "--input", "--model", "--rejects"])
