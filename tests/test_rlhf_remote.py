@@ -79,3 +79,27 @@ def test_remote_unreachable_server():
     rm = RemoteRewardModel("http://127.0.0.1:9", retries=0, timeout=2)
     with pytest.raises(RemoteRMError, match="cannot reach"):
         rm.score_batch([("Hi", "Hello")])
+
+
+def test_a_server_that_is_not_a_reward_server_is_a_clean_error():
+    """A plain web server at --rm: a JSONDecodeError traceback from bon and rlhf."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>hello</html>")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(RemoteRMError, match="is not a JSON object .*is this `rewardforge serve`"):
+            load_rm(f"http://127.0.0.1:{httpd.server_port}")
+    finally:
+        httpd.shutdown()

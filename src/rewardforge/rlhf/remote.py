@@ -166,11 +166,20 @@ class RemoteRewardModel:
                 )
             if resp.status_code >= 400:
                 try:
-                    message = resp.json().get("error", resp.text)
+                    body = resp.json()
+                    message = body.get("error", resp.text) if isinstance(body, dict) else resp.text
                 except ValueError:
                     message = resp.text
                 raise RemoteRMError(f"{url}: HTTP {resp.status_code}: {str(message)[:500]}")
-            return resp.json()
+            try:
+                data = resp.json()
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise RemoteRMError(
+                    f"{url}: the answer is not a JSON object ({resp.text[:80]!r}): is this `rewardforge serve`?"
+                )
+            return data
         raise RemoteRMError(f"{url}: the server stayed busy (503) after {self.retries} retries")
 
 
