@@ -68,7 +68,7 @@ def room_problem(tokenizer: Any, fmt: TextFormat, max_length: int) -> str | None
             overhead = len(_encode(tokenizer, fmt, [{"role": "user", "content": "x"}], [reply])[0])
         except TemplateRefused:
             return None
-    if max_length <= overhead:
+    if max_length < overhead:  # a one-token reply fits exactly at `overhead`
         return (
             f"max length {max_length} leaves no room for a reply: this model's text format alone takes "
             f"{overhead} tokens with a one-token reply"
