@@ -294,6 +294,29 @@ def test_a_prompt_ending_with_a_sides_own_reply_is_invalid(tmp_path):
         load_pairs(jsonl(tmp_path, [as_lists], "lists.jsonl"))
 
 
+def test_a_continuation_ending_with_the_prompts_last_question_extends_the_prompt(tmp_path):
+    """Completions that continue the prompt and end with its last user text ('Continue' again)
+    replaced the whole prompt: the first request and reply were lost."""
+    prompt = [msg("user", "Write a story."), msg("assistant", "Once upon"), msg("user", "Continue")]
+    more = [msg("assistant", "a time"), msg("user", "Continue")]
+    row = {
+        "prompt": prompt,
+        "chosen": more + [msg("assistant", "The end A")],
+        "rejected": more + [msg("assistant", "B")],
+    }
+    hh = "\n\nHuman: How do I bake bread?\n\nAssistant: flour\n\nHuman: thanks\n\nAssistant:"
+    later = {
+        "prompt": "thanks",
+        "chosen": hh + " welcome",
+        "rejected": hh + " go away",
+    }  # the prompt: its last turn
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.prompt == prompt + more and pair.chosen == [msg("assistant", "The end A")]
+    pair = load_pairs(jsonl(tmp_path, [later], "hh.jsonl")).pairs[0]
+    assert [m["content"] for m in pair.prompt] == ["How do I bake bread?", "flour", "thanks"]
+    assert (pair.chosen_text, pair.rejected_text) == ("welcome", "go away")
+
+
 def test_a_response_must_end_with_the_assistants_reply(tmp_path):
     row = {
         "prompt": [msg("user", "hi")],

@@ -550,3 +550,15 @@ def test_held_signals_arrive_after_the_block(tmp_path):
         assert seen == [2]  # delivered once both files were written
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_rerun_into_the_same_folder_leaves_no_file_of_the_earlier_run(tmp_path, tiny_bert_dir, pairs_file):
+    """An earlier run's report.html and rejected_rows.jsonl stayed beside the new metrics."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(pairs_file.read_text() + "{not json\n", encoding="utf-8")
+    out = tmp_path / "o"
+    argv = ["--model", str(tiny_bert_dir), "--output", str(out), "--quiet"]
+    assert run_cli([*argv, "--data", str(bad), "--skip-invalid"]) == 0
+    assert (out / "report.html").is_file() and (out / "rejected_rows.jsonl").is_file()
+    assert run_cli([*argv, "--data", str(pairs_file), "--no-report"]) == 0
+    assert not (out / "report.html").exists() and not (out / "rejected_rows.jsonl").exists()

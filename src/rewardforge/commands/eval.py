@@ -210,11 +210,15 @@ def main(argv: list[str]) -> int:
         atomic_write_text(out / "scores.jsonl", "\n".join(score_lines(run)) + "\n")
         if page is not None:
             atomic_write_text(out / "report.html", page)
+        else:  # an earlier run's report would describe other results
+            (out / "report.html").unlink(missing_ok=True)
         atomic_write_text(out / "metrics.json", dumps(metrics_document(run)))
         if rejected:
             from rewardforge.data import write_rejected
 
             write_rejected(rejected, out / "rejected_rows.jsonl")
+        else:
+            (out / "rejected_rows.jsonl").unlink(missing_ok=True)
         atomic_write_text(out / "eval_config.json", dumps(config))
 
     print(report.console_table(run))

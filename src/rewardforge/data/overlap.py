@@ -29,11 +29,13 @@ def _joined_prompt(prompt: list[Message], shared: list[Message]) -> list[Message
     the prompt when they hold it (as their tail, or its last user turn); they continue it where
     they overlap its end. A prompt ending in a user turn they do not start with is ambiguous."""
     have, both = normalised(prompt), normalised(shared)
-    if not prompt or both[-len(have) :] == have:
+    if not prompt:
         return shared
     overlap = _overlap(have, both)
-    if overlap:
+    if overlap or shared[0]["role"] == "assistant":  # a continuation of the prompt: never a copy of it
         return prompt + shared[overlap:]
+    if both[-len(have) :] == have:
+        return shared
     if _last_user(shared) == _last_user(prompt):
         return shared
     if prompt[-1]["role"] == "user" and shared[0]["role"] == "user":
@@ -90,7 +92,7 @@ def _excerpt(text: str, limit: int = 40) -> str:
 
 
 def transcript(reply: str, prompt: list[Message]) -> list[Message] | None:
-    """A reply that is a whole HH transcript repeating one of the prompt's user turns, as turns;
+    """A reply that is a whole HH transcript holding one of the prompt's user turns, as turns;
     None for a reply (a reply may well be a dialogue the prompt asked for)."""
     if not looks_like_hh(reply):
         return None
@@ -99,7 +101,8 @@ def transcript(reply: str, prompt: list[Message]) -> list[Message] | None:
     except RowError:  # text before the first turn: a reply that quotes a dialogue
         return None
     asked = {content for role, content in normalised(prompt) if role == "user"}
-    return turns if turns[0]["role"] == "user" and normalised(turns[:1])[0][1] in asked else None
+    repeats = any(role == "user" and content in asked for role, content in normalised(turns))
+    return turns if turns[0]["role"] == "user" and repeats else None
 
 
 REPEATED_PROMPT_CHARS = 20  # a shorter prompt may be a reply's own first words ("Hi there")
