@@ -148,6 +148,13 @@ def test_save_adapter_keeps_peft_adapter(tiny_llama_dir, small_data, tmp_path):
         == 0
     )
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    from rewardforge import RewardModel
+
+    merged = tmp_path / "merged"  # the same run, saved merged
+    assert main(train_args(tiny_llama_dir, small_data, merged, "--lora", "--save_strategy", "no")) == 0
+    items = [("What is 2+2?", "4"), ("Hi", "Go away.")]
+    scores = RewardModel.from_pretrained(str(out)).score_batch(items)  # the adapter folder scores too
+    assert scores == pytest.approx(RewardModel.from_pretrained(str(merged)).score_batch(items), abs=1e-4)
 
 
 def test_batch_scores_equal_single_scores(tiny_llama_dir):

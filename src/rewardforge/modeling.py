@@ -8,6 +8,7 @@ folder with no rewardforge import and returns raw rewards.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -374,6 +375,8 @@ def load_reward_model(
 
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
+    if _is_adapter_folder(name_or_path):
+        return _load_adapter(name_or_path, dtype=dtype, attn_implementation=attn_implementation)
     path = resolve_model_path(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -421,6 +424,39 @@ def load_reward_model(
         packed=packed,
         fresh_head=fresh_head,
     )
+
+
+def _is_adapter_folder(path: str) -> bool:
+    folder = Path(path)
+    return (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
+
+
+def _load_adapter(path: str, *, dtype: str, attn_implementation: str | None) -> LoadedModel:
+    """A `train --lora --save-adapter` folder: its base model with the adapter (and the trained
+    head it saves) merged in, scored as the merged save would be."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    try:
+        base = json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))[
+            "base_model_name_or_path"
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{path}: unreadable adapter_config.json ({e})") from None
+    loaded = load_reward_model(base, dtype=dtype, attn_implementation=attn_implementation, fresh_head_ok=True)
+    try:
+        model = PeftModel.from_pretrained(loaded.model, path).merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise ModelLoadError(f"cannot apply the LoRA adapter {path} to {base!r}: {load_failure(e)}") from None
+    meta = read_meta(path)
+    text_format = TextFormat.from_dict(meta.get("format")) if meta else loaded.text_format
+    ensure_pad_token(tokenizer, model, text_format)
+    tokenizer.padding_side = "right"
+    return dataclasses.replace(
+        loaded, model=model, tokenizer=tokenizer, text_format=text_format, source=path, path=path, meta=meta,
+        fresh_head=False,  # the adapter saves the trained head (modules_to_save)
+    )  # fmt: skip
 
 
 def position_limit(model: nn.Module) -> int | None:
