@@ -124,3 +124,16 @@ def test_unclear_split_errors_say_what_is_wrong(tmp_path):
     ):
         with pytest.raises(DataError, match=re.escape(message)):
             load_pairs(str(tmp_path / spec))
+
+
+def test_small_wordings_and_a_given_name_kept(tmp_path):
+    from rewardforge.evaluation.runner import unique_names
+
+    assert unique_names(["flat.json", "p.jsonl"], ["p", None]) == ["p", "p#1"]  # the given name stays
+    (tmp_path / "one.json").write_text(json.dumps(ROW), encoding="utf-8")
+    with pytest.raises(DataError, match="no split 'train': it holds no list of records"):
+        load_pairs(str(tmp_path / "one.json") + ":train")
+    answers = [{"text": "a", "pm_score": None}, {"text": "b", "pm_score": 1}]
+    (tmp_path / "se.jsonl").write_text(json.dumps({"question": "Q?", "answers": answers}) + "\n")
+    with pytest.raises(DataError, match=r"field 'answers\[0\]\.pm_score': missing"):
+        load_pairs(str(tmp_path / "se.jsonl"))

@@ -347,7 +347,8 @@ def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Messag
         if rating_key is None or item.get(rating_key) is None:
             expected = RANKED_SCORE_KEYS + RANKED_RANK_KEYS if rating_key is None else (rating_key,)
             reason = f"missing (expected {'one of ' if len(expected) > 1 else ''}{', '.join(expected)})"
-            raise RowError(reason, f"{where}.{rating_key or expected[0]}")
+            named = rating_key or next((k for k in expected if k in item), expected[0])  # a null one: it
+            raise RowError(reason, f"{where}.{named}")
         rating = number(item[rating_key], f"{where}.{rating_key}")
         if reply.strip() in seen:
             first, first_rating = seen[reply.strip()]

@@ -126,6 +126,8 @@ class _SplitPicker:
 
     def pick(self, available: list[str]) -> str:
         if self.split is not None:
+            if not available:
+                raise DataError(self.spec, f"no split {self.split!r}: it holds no list of records")
             if self.split not in available:
                 raise DataError(self.spec, f"no split {self.split!r}; available: {sorted(available)}")
             return self.split

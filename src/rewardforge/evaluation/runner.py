@@ -162,8 +162,8 @@ def unique_names(specs: list[str], explicit: list[str | None]) -> list[str]:
                 names[i] = "/".join(parts[-depth:]) if len(parts) >= depth else n
     seen: dict[str, int] = {}
     out = []
-    for n in names:
-        if names.count(n) > 1:
+    for n, given in zip(names, explicit):
+        if names.count(n) > 1 and not given:  # a name the user gave is kept; derived ones are numbered
             seen[n] = seen.get(n, 0) + 1
             out.append(f"{n}#{seen[n]}")
         else:
