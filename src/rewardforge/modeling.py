@@ -185,6 +185,13 @@ def ensure_pad_token(tokenizer: Any, model: nn.Module | None, text_format: TextF
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
+def made_afresh(model: nn.Module, loading_info: dict[str, Any]) -> bool:
+    """Whether from_pretrained (`output_loading_info=True`) initialised weights outside the
+    backbone: a head the checkpoint does not hold (a score head, or an LM head)."""
+    backbone = f"{model.base_model_prefix}."
+    return any(not key.startswith(backbone) for key in loading_info.get("missing_keys", ()))
+
+
 def head_module_names(model: nn.Module) -> list[str]:
     """The classifier's own modules: every child with weights besides the backbone (`score`,
     `classifier`, DistilBERT's `pre_classifier`, DeBERTa's `pooler`, BART's `classification_head`)."""
@@ -338,9 +345,7 @@ def _build_classifier(
             model, info = AutoModelForSequenceClassification.from_pretrained(
                 path, output_loading_info=True, **extra
             )
-        base = f"{model.base_model_prefix}."
-        missing = [k for k in info.get("missing_keys", ()) if not k.startswith(base)]
-        return model, bool(missing) or bool(info.get("mismatched_keys"))
+        return model, made_afresh(model, info) or bool(info.get("mismatched_keys"))
 
     try:
         return build(**kwargs)

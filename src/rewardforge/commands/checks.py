@@ -97,14 +97,18 @@ def path_text(text: str) -> str:
 MODEL_MARKERS = ("config.json", "rewardforge.json", "adapter_config.json")
 
 
+def holds_model(folder: Path) -> bool:
+    """A folder with a model's files (a saved model, a checkpoint or an adapter)."""
+    return any((folder / marker).is_file() for marker in MODEL_MARKERS)
+
+
 def check_not_inside(path: str | os.PathLike, folder: str | os.PathLike, option: str, what: str) -> None:
     """`path` does not write among a model's files: not into `folder` itself nor into any folder
     below it that holds a model (a checkpoint); a plain subfolder, like eval's `MODEL/eval/`, is fine."""
     target, home = Path(path).resolve(), Path(folder).resolve()
     if not home.is_dir() or not (target == home or home in target.parents):
         return
-    parent = target.parent
-    if target == home or parent == home or any((parent / marker).is_file() for marker in MODEL_MARKERS):
+    if target == home or target.parent == home or holds_model(target.parent):
         raise usage_error(f"{option} {path} would write among the files of the {what} folder {folder}")
 
 

@@ -175,7 +175,9 @@ def main(argv: list[str]) -> int:
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--output {out} exists and is not a folder")
-    if (out / "config.json").is_file() or (out / "rewardforge.json").is_file():
+    from rewardforge.commands.checks import holds_model
+
+    if holds_model(out):
         # A model folder: its metrics.json (training) would be overwritten by eval's.
         raise UsageError(f"--output {out} holds a model; write the evaluation to another folder")
     started = time.perf_counter()

@@ -31,12 +31,8 @@ from rewardforge.data.values import (
 
 ARENA_MARKERS = ("conversation_a", "conversation_b", "response_a", "response_b", "winner_model_a")
 RANKED_TEXT_KEYS = ("response", "answer", "text", "content")
-RANKED_SCORE_KEYS = (
-    "overall_score",
-    "score",
-    "rating",
-    "pm_score",
-)  # higher is better; pm_score: StackExchange
+# higher is better; pm_score: HuggingFaceH4/stack-exchange-preferences
+RANKED_SCORE_KEYS = ("overall_score", "score", "rating", "pm_score")
 RANKED_RANK_KEYS = ("rank",)  # lower is better
 # graded_pair field names: HelpSteer3's first, HelpSteer2-preference's second.
 GRADED_FIELDS = (
@@ -314,10 +310,6 @@ def rating_field(item: Any) -> tuple[str | None, str]:
     return keys[0], ("rank" if keys[0] in RANKED_RANK_KEYS else "score")
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
 def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int, dict[str, float]]]:
     """Rated completions: one pair per (better, worse) combination, with both ratings. A
     completion repeated with the same rating counts once (its pairs would be duplicates)."""
@@ -355,8 +347,8 @@ def ranked(record: dict) -> list[tuple[list[Message], list[Message], list[Messag
             if first_rating == rating:
                 continue
             raise RowError(
-                f"the same text as {first} with another {rating_key} ({_num(first_rating)} there, "
-                f"{_num(rating)} here): which is better is unknowable",
+                f"the same text as {first} with another {rating_key} ({first_rating:g} there, "
+                f"{rating:g} here): which is better is unknowable",
                 f"{where}.{text_key}",
             )
         seen[reply.strip()] = (where, rating)

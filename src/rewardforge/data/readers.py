@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardforge.data.errors import DataError, DataOptionError
+from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.public_sets import RANKED_RANK_KEYS, RANKED_SCORE_KEYS
+from rewardforge.data.shapes import detect_shape
 from rewardforge.data.values import is_message, type_name
 
 HF_PREFIX = "hf:"
@@ -296,35 +297,34 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
     if isinstance(doc, list):
         picker.none()
         return doc
-    if isinstance(doc, dict):
-        if picker.split is not None:
-            lists = [k for k, v in doc.items() if isinstance(v, list)]
-        else:  # only the usual names: a single record's message lists are not splits
-            if _is_one_record(doc):  # a record, whatever its other fields hold ("data": tags, ...)
-                return [doc]  # (a JSON Lines file of one line is also this)
-            lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
-            if not lists and not _holds_records(doc):
-                return [doc]  # let the shape check say what is wrong with it
-            if not lists:
-                raise DataError(
-                    spec,
-                    f"JSON object has no list of records under {', '.join(JSON_SPLIT_KEYS)} "
-                    f"(keys: {sorted(doc)[:10]}); name the key holding them as {spec}:KEY",
-                )
-        if picker.split is not None and picker.split in doc and picker.split not in lists:
-            got = type_name(doc[picker.split])
-            raise DataError(spec, f"{picker.split!r} holds {got}, not a list of records")
-        name = picker.pick(lists)
-        if not doc[name]:
-            raise DataError(spec, f"empty: split {name!r} has no records")
-        return doc[name]
-    raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
+    if not isinstance(doc, dict):
+        raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
+    if picker.split is not None:
+        lists = [k for k, v in doc.items() if isinstance(v, list)]
+        if picker.split in doc and picker.split not in lists:
+            raise DataError(
+                spec, f"{picker.split!r} holds {type_name(doc[picker.split])}, not a list of records"
+            )
+    elif _is_one_record(doc):  # a record, whatever its other fields hold ("data": tags, ...)
+        return [doc]  # (a JSON Lines file of one line is also this)
+    else:  # only the usual names: a single record's message lists are not splits
+        lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
+        if not lists and not _holds_records(doc):
+            return [doc]  # let the shape check say what is wrong with it
+        if not lists:
+            raise DataError(
+                spec,
+                f"JSON object has no list of records under {', '.join(JSON_SPLIT_KEYS)} "
+                f"(keys: {sorted(doc)[:10]}); name the key holding them as {spec}:KEY",
+            )
+    name = picker.pick(lists)
+    if not doc[name]:
+        raise DataError(spec, f"empty: split {name!r} has no records")
+    return doc[name]
 
 
 def _is_one_record(doc: dict) -> bool:
     """The object is a preference record of a known shape (its lists are part of it)."""
-    from rewardforge.data.errors import RowError
-    from rewardforge.data.shapes import detect_shape
 
     try:
         detect_shape(doc)

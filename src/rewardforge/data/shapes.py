@@ -56,6 +56,7 @@ from rewardforge.data.values import (
     check_completions,
     is_message,
     label_text,
+    message_role,
     messages,
     number,
     present,
@@ -182,9 +183,6 @@ def mixture_field(first: Detected, now: Detected) -> str | None:
     return None
 
 
-REPLY_ROLES = ("assistant", "gpt", "bot", "model")  # OpenAI and ShareGPT names of the replying side
-
-
 def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message], list[Message]]:
     """Prompt, chosen, rejected for the shapes built on `chosen`/`rejected`."""
     base = shape.removesuffix("+scores")
@@ -230,7 +228,7 @@ def _refuse_unread_prompt(record: dict) -> None:
         named = key in PROMPT_LIKE and isinstance(value, str | list) and bool(value)
         if conversation or named:
             advice = f"read it with --columns prompt={key}"
-            if conversation and str(value[-1].get("role", value[-1].get("from", ""))).lower() in REPLY_ROLES:
+            if conversation and message_role(value[-1]) == "assistant":
                 advice = "it ends with a reply, so its turns before that are the prompt: a --processor can take them"
             elif key == "history" and isinstance(value, list) and all(isinstance(v, list) for v in value):
                 advice = (

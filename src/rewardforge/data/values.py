@@ -34,6 +34,12 @@ def is_message(value: Any) -> bool:
     return isinstance(value, dict) and any(all(k in value for k in keys) for keys in MESSAGE_KEYS)
 
 
+def message_role(message: dict) -> str:
+    """Our name of a message's role, OpenAI-style or ShareGPT ("gpt" is "assistant")."""
+    role = str(message.get("role", message.get("from", ""))).lower()
+    return ROLE_ALIASES.get(role, role)
+
+
 def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 

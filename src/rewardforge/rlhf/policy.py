@@ -11,6 +11,7 @@ import torch
 from rewardforge.modeling import (
     ModelLoadError,
     load_failure,
+    made_afresh,
     quiet_transformers,
     resolve_model_path,
     save_hf_folder,
@@ -40,8 +41,7 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
                 model, info = AutoModelForCausalLM.from_pretrained(
                     path, dtype=DTYPES[dtype], output_loading_info=True
                 )
-            base = f"{model.base_model_prefix}."
-            if any(not k.startswith(base) for k in info.get("missing_keys", ())):
+            if made_afresh(model, info):
                 raise ModelLoadError(
                     f"policy {spec!r} has no language-model head in its checkpoint (a reward model or an "
                     "encoder?): it would generate from random weights; pass a causal LM"

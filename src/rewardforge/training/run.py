@@ -322,11 +322,12 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         if not 0 < args.eval_split < 1:
             raise UsageError("--eval-split must be a fraction between 0 and 1")
         # whole records: a record's pairs share a prompt, and held-out pairs must be unseen
-        records = list(dict.fromkeys(p.source or f"pair {i}" for i, p in enumerate(train)))
+        keys = [p.source or f"pair {i}" for i, p in enumerate(train)]
+        records = list(dict.fromkeys(keys))
         random.Random(1234).shuffle(records)
         held = set(records[: max(1, int(round(len(records) * args.eval_split)))])
-        eval_pairs = [p for i, p in enumerate(train) if (p.source or f"pair {i}") in held]
-        train = [p for i, p in enumerate(train) if (p.source or f"pair {i}") not in held]
+        eval_pairs = [p for p, key in zip(train, keys) if key in held]
+        train = [p for p, key in zip(train, keys) if key not in held]
         summary["eval"] = {
             "source": f"{summary['train']['source']} (eval split {args.eval_split})",
             "pairs": len(eval_pairs),
