@@ -192,6 +192,9 @@ def test_resume_from_a_checkpoint_at_max_steps_trains_no_extra_step(tmp_path, da
     assert not (out / "checkpoint-3").exists()
     assert again["total_pairs"] == first["total_pairs"] == 8
     assert again["train_loss"] == pytest.approx(first["train_loss"], abs=1e-6)
+    logged = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
+    summaries = [r for r in logged if "train_loss" in r]  # the Trainer's end-of-training record
+    assert len(summaries) == 1 and summaries[0]["train_loss"] == pytest.approx(first["train_loss"], abs=1e-6)
 
 
 def test_resume_with_nothing_to_continue_does_not_replace_a_model(tmp_path, data, capsys, tiny_bert_dir):

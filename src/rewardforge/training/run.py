@@ -424,7 +424,8 @@ def train(
     )
     restored = trainer.restore_totals(resume) if resume is not None else True
     resumed_at = int(resumed.get("global_step", 0))
-    if resume is not None and resumed_at >= planned_steps(trainer):
+    finishing = resume is not None and resumed_at >= planned_steps(trainer)
+    if finishing:
         # the Trainer would run one step past the end from a checkpoint already there
         print(f"[rewardforge] {Path(resume).name} is the run's last step: finishing from it")
         finish_from_checkpoint(trainer, resume)
@@ -434,6 +435,14 @@ def train(
     # the Trainer's train_loss forgets the steps before a resume; ours is kept in each checkpoint
     counted = trainer.state.global_step - (0 if restored else resumed_at)
     train_metrics["train_loss"] = trainer.run_loss_sum() / counted if counted else None
+    if finishing:  # the summary record the Trainer logs at the end of training (no step ran here)
+        trainer.log(
+            {
+                "train_runtime": 0.0,
+                "total_flos": trainer.state.total_flos,
+                "train_loss": train_metrics["train_loss"],
+            }
+        )
     metrics: dict[str, Any] = {
         "train": {**train_metrics, **{f"total_{k}": v for k, v in trainer.run_totals().items()}}
     }
