@@ -339,3 +339,121 @@ def test_train_and_eval_on_agent_pairs(tmp_path, tiny_llama_dir):
         text = rm.format_text(rows[0]["prompt"], rows[0][side])
         assert "Tool call: get_" in text
         assert pipe(text)[0]["score"] == pytest.approx(line[f"score_{side}"], abs=1e-4)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+TOOLS_TEXT = "Available tools:\n" + json.dumps(WEATHER_TOOL)
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [[WEATHER_TOOL], json.dumps([WEATHER_TOOL]), [json.dumps(WEATHER_TOOL)], WEATHER_TOOL],
+    ids=["objects", "json-text", "json-texts", "one-object"],
+)
+def test_a_tools_column_joins_the_system_turn(tmp_path, tools):
+    """Before, a `tools` column was ignored: the model never saw which functions existed."""
+    rows = [
+        {"prompt": ASK, "chosen": [calling(call("get_weather", {"city": "Paris"}))],
+         "rejected": [calling(call("get_wether", {"city": "Paris"}))], "tools": tools},
+        {"prompt": ASK, "chosen": [assistant("18C.")], "rejected": [assistant("Hot.")], "tools": tools,
+         "system": "Be brief."},
+        {"prompt": [{"role": "system", "content": "Be brief."}, *ASK], "chosen": [assistant("18C.")],
+         "rejected": [assistant("Hot.")], "tools": tools},
+        {"prompt": ASK, "chosen": [assistant("18C.")], "rejected": [assistant("Hot.")], "tools": []},
+    ]  # fmt: skip
+    first, second, third, none = pairs_of(tmp_path, rows)
+    assert first.prompt == [{"role": "system", "content": TOOLS_TEXT}, *ASK]
+    assert second.prompt == [{"role": "system", "content": "Be brief.\n\n" + TOOLS_TEXT}, *ASK]
+    assert third.prompt == second.prompt
+    assert none.prompt == ASK
+
+
+@pytest.mark.parametrize(
+    "tools, field, reason",
+    [
+        ("not json", "tools", "not"),
+        ([{"description": "no name"}], "tools[0]", "name"),
+        ([{"type": "function", "function": {"name": " "}}], "tools[0]", "name"),
+        ([3], "tools[0]", "object"),
+        (7, "tools", "list"),
+        ([{"name": "f", "x": float("nan")}], "tools[0]", "JSON"),
+    ],
+)
+def test_bad_tool_definitions_name_the_field(tmp_path, tools, field, reason):
+    path = tmp_path / "d.jsonl"
+    row = {"prompt": "Hi", "chosen": "a", "rejected": "b", "tools": tools}
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError) as err:
+        load_pairs(str(path))
+    assert err.value.field == field and reason in str(err.value) and "line 1" in str(err.value)
+
+
+def test_parquet_tool_definitions_with_null_keys(tmp_path):
+    """Arrow gives each definition the other definitions' keys, as nulls: they are left out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    other = {"type": "function", "function": {"name": "get_time", "description": "Local time."}}
+    rows = [{"prompt": "Time?", "chosen": "Noon.", "rejected": "Late.", "tools": [WEATHER_TOOL, other]}]
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    (pair,) = load_pairs(str(path)).pairs
+    assert pair.prompt[0]["content"] == "\n".join(
+        ["Available tools:", json.dumps(WEATHER_TOOL), json.dumps(other)]
+    )
+
+
+def test_tools_score_alike_in_training_data_score_cli_server_and_rlhf_prompts(tmp_path, tiny_llama_dir):
+    """One text for a prompt with tools, wherever it is scored."""
+    from rewardforge.data.context import with_tools
+    from rewardforge.inference import RewardModel
+    from rewardforge.rlhf.prompts import read_prompts
+    from rewardforge.serving import ServeSettings, create_app
+    from rewardforge.serving.testing import ServerThread
+
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    reply = [calling(call("get_weather", {"city": "Paris"}))]
+    (pair,) = pairs_of(
+        tmp_path, [{"prompt": ASK, "chosen": reply, "rejected": [assistant("No.")], "tools": [WEATHER_TOOL]}]
+    )
+    expected = rm.score(pair.prompt, reply)
+    assert expected == pytest.approx(rm.score(with_tools(ASK, [WEATHER_TOOL]), reply), abs=1e-6)
+    assert expected != pytest.approx(rm.score(ASK, reply), abs=1e-6)  # the tools are seen
+    assert rm.score_batch([{"prompt": ASK, "response": reply, "tools": [WEATHER_TOOL]}]) == pytest.approx(
+        [expected], abs=1e-5
+    )
+
+    rows = jsonl(tmp_path, [{"prompt": "What's the weather in Paris?", "response": reply, "tools": [WEATHER_TOOL]},
+                            {"response": [*ASK, *reply], "tools": json.dumps([WEATHER_TOOL])}], "items.jsonl")  # fmt: skip
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", "--model", str(tiny_llama_dir), "--input", rows, "--output", str(out)]) == 0
+    assert [json.loads(line)["score"] for line in out.read_text().splitlines()] == pytest.approx(
+        [expected, expected], abs=1e-5
+    )
+
+    with ServerThread(create_app(rm, ServeSettings())) as server:
+        body = {"prompt": ASK, "response": reply, "tools": [WEATHER_TOOL]}
+        r = httpx.post(server.url + "/v1/score", json=body)
+        assert r.status_code == 200 and r.json()["score"] == pytest.approx(expected, abs=1e-5)
+        r = httpx.post(server.url + "/v1/score", json={"items": [body]})
+        assert r.status_code == 200 and r.json()["scores"] == pytest.approx([expected], abs=1e-5)
+        r = httpx.post(
+            server.url + "/v1/compare",
+            json={"prompt": ASK, "responses": [reply, "No."], "tools": [WEATHER_TOOL]},
+        )
+        assert r.status_code == 200 and r.json()["scores"][0] == pytest.approx(expected, abs=1e-5)
+        bad = httpx.post(server.url + "/v1/score", json={**body, "tools": [{"description": "x"}]})
+        assert bad.status_code == 422 and "name" in bad.text
+
+    prompts = jsonl(
+        tmp_path, [{"prompt": ASK, "tools": [WEATHER_TOOL], "system": "Be brief.", "answer": "18"}], "p.jsonl"
+    )
+    (record,) = read_prompts(prompts)
+    assert record["prompt"][0] == {"role": "system", "content": "Be brief.\n\n" + TOOLS_TEXT}
+    assert "tools" not in record and "system" not in record and record["answer"] == "18"

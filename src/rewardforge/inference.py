@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 
+from rewardforge.data.context import with_tools
 from rewardforge.data.errors import RowError
 from rewardforge.data.types import Message
 from rewardforge.data.values import messages as checked_messages
@@ -97,21 +98,38 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def prompt_and_response(prompt: PromptLike, response: ResponseLike) -> tuple[list[Message], list[Message]]:
+def prompt_and_response(
+    prompt: PromptLike, response: ResponseLike, tools: Any = None
+) -> tuple[list[Message], list[Message]]:
     """The messages of a scored item. A response that is a whole conversation (it opens with a
     user or system turn) already holds its prompt: a prompt given too must be how it starts,
-    and is then read once; one it does not start with is a ValueError."""
+    and is then read once; one it does not start with is a ValueError. `tools` (definitions, as
+    a `tools` column in training gives them) go into the conversation's system turn."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
     if p and r and r[0]["role"] != "assistant":
         if normalised(r[: len(p)]) != normalised(p):
             raise ValueError("the response is a whole conversation that does not start with the prompt")
         p = []
+    if tools is not None:
+        try:
+            return at_start(p, r, lambda conversation: with_tools(conversation, tools))
+        except RowError as exc:
+            raise ValueError(str(exc)) from None
     return p, r
+
+
+def at_start(
+    prompt: list[Message], response: list[Message], add: Callable[[list[Message]], list[Message]]
+) -> tuple[list[Message], list[Message]]:
+    """`add` applied to where the conversation starts: the prompt, or a response that holds it."""
+    if prompt or not response or response[0]["role"] == "assistant":
+        return add(prompt), response
+    return prompt, add(response)
 
 
 def _item(item: Any) -> tuple[list[Message], list[Message]]:
     if isinstance(item, dict):
-        return prompt_and_response(item.get("prompt"), item["response"])
+        return prompt_and_response(item.get("prompt"), item["response"], item.get("tools"))
     prompt, response = item
     return prompt_and_response(prompt, response)
 

@@ -111,12 +111,14 @@ def _response_field(record: dict) -> str:
 def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     """(prompt messages, response messages, id) of one record; `RowError(reason, field)` if invalid.
 
-    Prompts follow the training rules (a blank prompt text means no prompt). A `text` in the
-    HH-RLHF transcript form is read as its turns, as training reads it."""
+    Prompts follow the training rules (a blank prompt text means no prompt; `system` and `tools`
+    columns join the system turn). A `text` in the HH-RLHF transcript form is read as its
+    turns, as training reads it."""
+    from rewardforge.data.context import with_context
     from rewardforge.data.errors import RowError
     from rewardforge.data.transcripts import looks_like_hh, parse_hh
     from rewardforge.data.values import messages, prompt_messages, response_problem, unicode_text
-    from rewardforge.inference import prompt_and_response
+    from rewardforge.inference import at_start, prompt_and_response
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -152,6 +154,8 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
             f"'{name}' is a whole conversation that does not start with 'prompt'; give one or the other",
             "prompt",
         ) from None
+    # the `system` and `tools` columns, as training reads them
+    prompt_msgs, response_msgs = at_start(prompt_msgs, response_msgs, lambda c: with_context(record, c))
     return prompt_msgs, response_msgs, item_id
 
 

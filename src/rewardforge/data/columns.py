@@ -39,6 +39,7 @@ KNOWN_FIELDS = (
     "preference_strength",
     "domain",
     "system",
+    "tools",
     "response_0",
     "better_response_id",
     "conversation_a",

@@ -29,8 +29,8 @@ Margins: an explicit `margin` field always wins. With `margin_from_scores=True` 
 shape gets score_chosen - score_rejected (SHP: the winner's score minus the loser's, raw
 upvote counts, not scaled, so they can be large); a row whose scores say the rejected side
 is better is invalid, and a tie gives margin 0. Scores are also kept in `PreferencePair.extra`.
-`id` and `category` (or RewardBench's `subset`) pass through as text. A `system` string
-becomes the prompt's system turn. Other datasets' names for these fields (question,
+`id` and `category` (or RewardBench's `subset`) pass through as text. A `system` string and
+`tools` definitions become the prompt's system turn (`context`). Other datasets' names for these fields (question,
 chosen_response, chosen-rating, ...) are found by `columns.infer_columns` and reported.
 Messages may be OpenAI-style (role/content) or ShareGPT-style (from/value).
 
@@ -45,6 +45,7 @@ from typing import Any
 
 from rewardforge.data import comparisons, public_sets
 from rewardforge.data.columns import RATED_LISTS, prompt_like, suggest_columns
+from rewardforge.data.context import with_context
 from rewardforge.data.errors import RowError
 from rewardforge.data.overlap import refuse_leaked_reply, transcript, with_prompt, without_repeated_prompt
 from rewardforge.data.public_sets import ARENA_MARKERS, rated_list, rating_field
@@ -52,7 +53,6 @@ from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_text, sp
 from rewardforge.data.types import Message, PreferencePair
 from rewardforge.data.values import (
     assistant_turn,
-    blank,
     check_completions,
     is_message,
     label_text,
@@ -239,16 +239,6 @@ def _refuse_unread_prompt(record: dict) -> None:
             raise RowError(f"chosen/rejected have no prompt, but {key!r} looks like one: {advice}", key)
 
 
-def _system_turn(record: dict) -> Message | None:
-    """A `system` column (orca_dpo_pairs) as the prompt's system turn, or None."""
-    system = record.get("system")
-    if system is None or (isinstance(system, str) and blank(system)):
-        return None
-    if not isinstance(system, str):
-        raise RowError(f"expected a string, got {type_name(system)}", "system")
-    return {"role": "system", "content": unicode_text(system, "system")}
-
-
 def _history_turns(record: dict) -> list[Message]:
     """LLaMA-Factory's `history`, [[question, answer], ...]: the turns before the prompt."""
     history = record.get("history")
@@ -263,18 +253,6 @@ def _history_turns(record: dict) -> list[Message]:
         for role, content in zip(("user", "assistant"), item):
             turns.append({"role": role, "content": unicode_text(content, f"history[{i}]")})
     return turns
-
-
-def _with_system(system: Message | None, prompt: list[Message]) -> list[Message]:
-    """The prompt led by the column's system turn. One already in the prompt must agree with it,
-    or which one the model was meant to see is unknowable."""
-    if system is None:
-        return prompt
-    if prompt and prompt[0]["role"] == "system":
-        if prompt[0]["content"].strip() != system["content"].strip():
-            raise RowError("differs from the system message in the prompt", "system")
-        return prompt
-    return [system, *prompt]
 
 
 def _readable_scores(raw: list[Any], score_names: tuple[str, str]) -> dict[str, float]:
@@ -381,7 +359,6 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         or label_text(record.get("subset"), "subset")
         or (unicode_text(domain, "domain") if isinstance(domain, str) and domain else None)
     )
-    system = _system_turn(record)
     history = _history_turns(record) if shape != "shp" else []  # SHP's `history` is its prompt
     pairs = []
     for k, (p, c, r, answer_index) in enumerate(triples):
@@ -397,7 +374,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
                         "margin_from_scores needs scores, and these completions are ranked", "margin"
                     )
                 pair_margin = pair_extra["score_chosen"] - pair_extra["score_rejected"]
-        prompt = [dict(m) for m in _with_system(system, history + p)]  # pairs of one record share no list
+        prompt = [dict(m) for m in with_context(record, history + p)]  # pairs of one record share no list
         pairs.append(
             PreferencePair(prompt, c, r, margin=pair_margin, id=pair_id, category=category, extra=pair_extra)
         )

@@ -195,8 +195,7 @@ def _tool_calls(value: Any, where: str) -> list[dict[str, Any]]:
 def _arguments(value: Any, where: str) -> dict[str, Any] | str:
     """A call's arguments as an object (templates write them with `tojson`); OpenAI sends them
     as JSON text. Text that is not a JSON object stays text: a malformed call may well be the
-    rejected side, and it must read as written. Null members are left out: Arrow gives every
-    call of a Parquet column every other call's argument names, as nulls."""
+    rejected side, and it must read as written."""
     if value is None:
         return {}
     if isinstance(value, str):
@@ -209,6 +208,12 @@ def _arguments(value: Any, where: str) -> dict[str, Any] | str:
         value = parsed
     if not isinstance(value, dict):
         raise RowError(f"expected an object or JSON text, got {type_name(value)}", where)
+    return json_object(value, where)
+
+
+def json_object(value: dict[str, Any], where: str) -> dict[str, Any]:
+    """`value` without its null members (Arrow gives every object of a Parquet column every
+    other object's keys, as nulls), checked to be writable as JSON text."""
     try:
         value = _without_nulls(value)
         json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")

@@ -3,7 +3,8 @@
     {"prompt": "What is 2+2?", "answer": "4"}
     {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
 
-`prompt` is a string (one user message) or a list of chat messages; any other column (e.g.
+`prompt` is a string (one user message) or a list of chat messages; `system` and `tools`
+(tool definitions) columns join its system turn, as in training data. Any other column (e.g.
 `answer` for an environment reward, `id`) is kept and handed to the reward functions, repeated
 per generation. Prompts are always passed on as message lists, so the policy's chat template is
 applied by the trainer and the RM applies its own format.
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rewardforge.data.context import with_context
 from rewardforge.data.errors import DataError, RowError
 from rewardforge.data.types import PreferencePair, turn_text
 from rewardforge.files import atomic_write_text
@@ -63,6 +65,11 @@ def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[d
             if not isinstance(rec, dict) or "prompt" not in rec:
                 raise DataError(str(path), "expected a JSON object with a 'prompt' field", location=where)
             rec["prompt"] = prompt_messages(rec["prompt"], str(path), where)
+            try:  # `system` and `tools` columns join the system turn, as in training data
+                rec["prompt"] = with_context(rec, rec["prompt"])
+            except RowError as e:
+                raise DataError(str(path), e.reason, location=where, field=e.field) from None
+            rec.pop("system", None), rec.pop("tools", None)
             records.append(rec)
     if not records:
         raise DataError(str(path), "no prompts")

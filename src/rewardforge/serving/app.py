@@ -292,11 +292,15 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
             raise HTTPException(500, "the model returned a non-finite score")
         return scores
 
-    def prepare_pairs(pairs: Sequence[tuple[Any, Any]], label: str) -> Callable[[], list[Any]]:
+    def prepare_pairs(pairs: Sequence[tuple[Any, Any, Any]], label: str) -> Callable[[], list[Any]]:
         def prepare() -> list[Any]:
             out = []
-            for i, (prompt, response) in enumerate(pairs):
+            for i, (prompt, response, tools) in enumerate(pairs):
                 try:
+                    if tools is not None:  # into the system turn, as training put a `tools` column
+                        from rewardforge.inference import prompt_and_response
+
+                        prompt, response = prompt_and_response(prompt, response, tools)
                     out.append(core.prepare(prompt, response))
                 except Exception as exc:  # noqa: BLE001 - any failure here is about the input
                     raise UnpreparableItem(label.format(i=i), _reason(exc)) from exc
@@ -314,10 +318,10 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     )
     async def score(body: models.ScoreRequest) -> Any:  # type: ignore[name-defined]
         if body.items is None:
-            pairs = [(_plain(body.prompt), _plain(body.response))]
+            pairs = [(_plain(body.prompt), _plain(body.response), body.tools)]
             scores = await run_scoring(1, prepare_pairs(pairs, "item"))
             return {"model": settings.model_name, "score": scores[0]}
-        pairs = [(_plain(it.prompt), _plain(it.response)) for it in body.items]
+        pairs = [(_plain(it.prompt), _plain(it.response), it.tools) for it in body.items]
         scores = await run_scoring(len(pairs), prepare_pairs(pairs, "items[{i}]"))
         return {"model": settings.model_name, "scores": scores}
 
@@ -330,7 +334,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     )
     async def compare(body: models.CompareRequest) -> Any:  # type: ignore[name-defined]
         prompt = _plain(body.prompt)
-        pairs = [(prompt, _plain(r)) for r in body.responses]
+        pairs = [(prompt, _plain(r), body.tools) for r in body.responses]
         scores = await run_scoring(len(pairs), prepare_pairs(pairs, "responses[{i}]"))
         pairwise = [
             [sigmoid(a - b) if i != j else 0.5 for j, b in enumerate(scores)] for i, a in enumerate(scores)

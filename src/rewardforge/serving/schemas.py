@@ -110,10 +110,21 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         ),
     ]
 
+    Tools = Annotated[
+        _text_or_list(Annotated[str, Field(max_length=text_len)], list[dict[str, Any]], "a list of objects")
+        | None,
+        Field(
+            default=None,
+            description="Tool definitions the assistant may call (as a `tools` column gives them in "
+            "training); they join the system turn.",
+        ),
+    ]
+
     class ScoreItem(BaseModel):
         model_config = ConfigDict(extra="forbid")
         prompt: Prompt = None
         response: Response
+        tools: Tools = None
 
     class ScoreRequest(BaseModel):
         """Either one item (`prompt` + `response`) or a list of `items`."""
@@ -129,14 +140,17 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         )
         prompt: Prompt = None
         response: Response | None = None
+        tools: Tools = None
         items: Annotated[list[ScoreItem], Field(description=many)] | None = None
 
         @model_validator(mode="after")
         def _one_form(self) -> ScoreRequest:
             if self.items is None and self.response is None:
                 raise ValueError("give 'response' (with an optional 'prompt') or a list of 'items'")
-            if self.items is not None and (self.response is not None or self.prompt is not None):
-                raise ValueError("give either 'prompt'/'response' or 'items', not both")
+            if self.items is not None and any(
+                v is not None for v in (self.response, self.prompt, self.tools)
+            ):
+                raise ValueError("give either 'prompt'/'response'/'tools' or 'items', not both")
             if self.items is not None and not self.items:
                 raise ValueError("items must not be empty")
             return self
@@ -152,6 +166,7 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         )
         prompt: Prompt = None
         responses: Annotated[list[Response], Field(min_length=2, description=many)]
+        tools: Tools = None
 
     class RewardRequest(BaseModel):
         """OpenRLHF remote reward model body: `query` holds full formatted conversations."""
