@@ -380,3 +380,73 @@ def test_an_id_or_category_must_be_text_or_a_number(tmp_path, field, value):
     err = only_error(jsonl(tmp_path, rows))
     assert (err.location, err.field) == ("line 2", field) and "expected a string or a number" in err.reason
     assert load_pairs(jsonl(tmp_path, rows[:1], "ok.jsonl")).pairs[0].id == "7"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello", "rejected": "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: What?\n\nAssistant: Bye"},
+        {"chosen": [msg("user", "Hi"), msg("assistant", "Hello")],
+         "rejected": [msg("user", "Hi"), msg("assistant", "Hello"), msg("user", "What?"), msg("assistant", "Bye")]},
+        {"prompt": "Hi", "chosen": [msg("assistant", "Hello")],
+         "rejected": [msg("assistant", "Hey"), msg("user", "What?"), msg("assistant", "Bye")]},
+    ],
+    ids=["hh-text", "messages", "prompt-and-messages"],
+)  # fmt: skip
+def test_a_side_that_goes_on_with_another_question_is_invalid(tmp_path, row):
+    """Before, one transcript that went on past the other's end (a shared reply, then a new user
+    turn) became a pair whose last replies answer different questions."""
+    err = only_error(jsonl(tmp_path, [row]))
+    assert err.field == "rejected" and "goes on with a user turn ('What?')" in err.reason
+
+
+def test_conversations_asked_the_same_things_may_run_for_several_turns(tmp_path):
+    """An arena-style conversation judged whole: both sides asked the same second question."""
+    row = {
+        "chosen": [msg("user", "Hi"), msg("assistant", "Hello"), msg("user", "Why?"), msg("assistant", "A")],
+        "rejected": [msg("user", "Hi"), msg("assistant", "Go"), msg("user", "Why?"), msg("assistant", "B")],
+    }
+    (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
+    assert pair.prompt == [msg("user", "Hi")] and len(pair.chosen) == len(pair.rejected) == 3
+    row["rejected"][2] = msg("user", "How?")
+    err = only_error(jsonl(tmp_path, [row], "other.jsonl"))
+    assert "asks differently" in err.reason
+
+
+@pytest.mark.parametrize("alias", ["input", "context", "question"])
+def test_a_second_prompt_column_beside_prompt_is_not_dropped(tmp_path, alias):
+    """Before, `input` (or a RAG `context`) beside `prompt` was dropped without a word."""
+    from rewardforge.data import parse_columns
+
+    rows = [
+        {"prompt": "Translate to French.", alias: "Good evening", "chosen": "Bonsoir", "rejected": "Bonjour"}
+    ]
+    path = jsonl(tmp_path, rows)
+    err = only_error(path)
+    assert err.field == alias and f"--columns prompt=prompt+{alias}" in err.reason
+    both = load_pairs(path, columns=parse_columns(f"prompt=prompt+{alias}")).pairs[0]
+    assert both.prompt == [msg("user", "Translate to French.\nGood evening")]
+    alone = load_pairs(path, columns=parse_columns("prompt=prompt")).pairs[0]
+    assert alone.prompt == [msg("user", "Translate to French.")]
+    # the same text under both names (orpo-dpo-mix's prompt and question) loses nothing
+    same = [{"prompt": "Say  hi.", alias: "Say hi.", "chosen": "Hi", "rejected": "No"}]
+    assert load_pairs(jsonl(tmp_path, same, "same.jsonl")).pairs[0].prompt == [msg("user", "Say  hi.")]
+
+
+def test_finite_scores_too_far_apart_for_a_margin_are_invalid(tmp_path):
+    row = {"prompt": "Q", "chosen": "A", "rejected": "B", "score_chosen": 1.7e308, "score_rejected": -1.7e308}
+    with pytest.raises(DataError, match="line 1: field 'score_chosen': the scores .* too far apart"):
+        load_pairs(jsonl(tmp_path, [row]), margin_from_scores=True)
+    ranked = {"prompt": "Q", "answers": [{"text": "A", "score": 1.7e308}, {"text": "B", "score": -1.7e308}]}
+    with pytest.raises(DataError, match="too far apart"):
+        load_pairs(jsonl(tmp_path, [ranked], "ranked.jsonl"), margin_from_scores=True)
+
+
+def test_messages_stored_by_key_are_read(tmp_path):
+    """A `datasets.Sequence` of a dict stores a message list as {"role": [...], "content": [...]}."""
+    by_key = {"role": ["user", "assistant"], "content": ["Hi", "Hello"]}
+    row = {"chosen": by_key, "rejected": {"role": ["user", "assistant"], "content": ["Hi", "Go"]}}
+    (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
+    assert pair.prompt == [msg("user", "Hi")] and pair.chosen == [msg("assistant", "Hello")]
+    row["rejected"] = {"role": ["user", "assistant"], "content": ["Hi"]}
+    assert "different lengths" in only_error(jsonl(tmp_path, [row], "bad.jsonl")).reason

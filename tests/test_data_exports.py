@@ -331,3 +331,30 @@ def test_completion_lists_under_other_column_names(tmp_path):
         str(tmp_path / "ds.csv"), columns={"prompt": "q", "chosen": "good", "rejected": "bad"}
     )
     assert loaded.shape == "multi_completion" and len(loaded.pairs) == 6
+
+
+def test_pandas_csv_rows_of_missing_values_ids_and_booleans(tmp_path):
+    """pandas writes a row of missing values as ",," (it vanished, and every later row number was
+    one short), an int id column with nulls as "1.0" (ids differed from the same frame's
+    Parquet), and booleans as "True" (refused as labels)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"id": [1, None, 3, 4], "prompt": ["Q1", None, "Q3", "Q4"], "chosen": ["A", None, "C", "E"],
+         "rejected": ["B", None, "D", None]}
+    )  # fmt: skip
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    frame.to_parquet(tmp_path / "f.parquet")
+    with pytest.raises(DataError, match=r"f\.csv:row 2: every cell of this row is empty"):
+        load_pairs(str(tmp_path / "f.csv"))
+    from_csv = load_pairs(str(tmp_path / "f.csv"), skip_invalid=True)
+    assert [r.location for r in from_csv.rejected] == ["row 2", "row 4"]
+    from_parquet = load_pairs(str(tmp_path / "f.parquet"), skip_invalid=True)
+    assert [p.id for p in from_csv.pairs] == [p.id for p in from_parquet.pairs] == ["1", "3"]
+    assert from_csv.fingerprint == from_parquet.fingerprint
+
+    shp = pd.DataFrame({"history": ["Why?", "How?"], "human_ref_A": ["a", "b"], "human_ref_B": ["c", "d"],
+                        "labels": [True, False], "score_A": [5, 1], "score_B": [1, 6]})  # fmt: skip
+    shp.to_csv(tmp_path / "shp.csv", index=False)
+    first, second = load_pairs(str(tmp_path / "shp.csv")).pairs
+    assert (first.chosen_text, second.chosen_text) == ("a", "d")

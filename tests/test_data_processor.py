@@ -158,3 +158,18 @@ def test_load_processor_errors(processor_file, tmp_path):
 def test_base_class_docstring_has_an_example():
     doc = PreferenceProcessor.__doc__ or ""
     assert "def to_pair" in doc and "return None" in doc and "ValueError" in doc
+
+
+@pytest.mark.parametrize(
+    "id_value, field", [("['x']", "id"), ("1", None)], ids=["list-id-refused", "int-id-as-text"]
+)
+def test_a_processors_pair_has_its_id_and_category_checked(processor_file, tmp_path, id_value, field):
+    """A PreferencePair from user code passed its id and category through unchecked: a list
+    became a per-category key "['math']" in the metrics."""
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"q": "2+2?", "good": "4", "bad": "5", "id": eval(id_value)}) + "\n")
+    if field:
+        with pytest.raises(DataError, match=r"line 1: field 'id': expected a string or a number"):
+            load_pairs(str(path), processor=f"{processor_file}:Pairs")
+    else:
+        assert load_pairs(str(path), processor=f"{processor_file}:Pairs").pairs[0].id == "1"

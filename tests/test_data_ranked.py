@@ -217,7 +217,7 @@ def test_csv_cells_with_text_keyed_rated_completions_read_as_from_jsonl(tmp_path
 
 
 def test_a_mixture_with_pair_rows_names_chosen(tmp_path):
-    rows = [{"prompt": "P", "chosen": "a", "rejected": "b"}] * 2 + [ultrafeedback(prompt="P")]
+    rows = [{"prompt": "P", "chosen": "a", "rejected": "b"}] * 2 + [ultrafeedback(prompt="Name a colour")]
     with pytest.raises(DataError, match=r"line 3: field 'chosen': mixture of shapes: .*\(chosen: absent\)"):
         load_pairs(jsonl(tmp_path, rows))
 

@@ -8,6 +8,7 @@ two text columns as one, a line apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from rewardforge.data.errors import DataOptionError, RowError
@@ -246,21 +247,35 @@ def read_from(inferred: dict[str, str]) -> set[str]:
     return {part for theirs in inferred.values() for part in theirs.split(JOIN)}
 
 
-def check_unread_aliases(record: dict, read: set[str]) -> None:
+def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = ()) -> None:
     """A prompt or system text under another name that is not being read (it is in a few rows
-    only, or the data also has ours) would be dropped: that row is an error instead."""
+    only, or the data also has ours) would be dropped: that row is an error instead. Beside our
+    own field (`prompt` and `input`, `prompt` and `context`) it is one only when its text is not
+    already in ours, and when `--columns` did not name where ours comes from (`mapped`)."""
     pair = any(record.get(k) is not None for k in ("chosen", "rejected", *RESPONSE_FIELDS))
     for ours in ("prompt", "system"):
-        if record.get(ours) is not None or (ours == "prompt" and not pair):
+        if ours == "prompt" and not pair:
+            continue
+        value = record.get(ours)
+        if value is not None and ours in mapped:
             continue
         for alias in ALIASES[ours]:
             if alias in read or record.get(alias) is None:
                 continue
-            raise RowError(
-                f"this row has no {ours!r} but has {alias!r}, which is not read for this data; "
-                f"map it with --columns {ours}={alias}",
-                alias,
-            )
+            if value is None:
+                raise RowError(
+                    f"this row has no {ours!r} but has {alias!r}, which is not read for this data; "
+                    f"map it with --columns {ours}={alias}",
+                    alias,
+                )
+            other = _words(record[alias])
+            if other and other not in _words(value):
+                raise RowError(
+                    f"this row has {alias!r} beside {ours!r}, and its text is not read: read both, a "
+                    f"line apart, with --columns {ours}={ours}{JOIN}{alias}, or {ours!r} alone with "
+                    f"--columns {ours}={ours}",
+                    alias,
+                )
     instruction, extra = ALPACA_PROMPT
     value = record.get(extra)
     if instruction in read and extra not in read and pair and isinstance(value, str) and value.strip():
@@ -269,6 +284,19 @@ def check_unread_aliases(record: dict, read: set[str]) -> None:
             f"--columns prompt={instruction} the two are read together)",
             extra,
         )
+
+
+def _words(value: Any) -> str:
+    """A field's text, its whitespace collapsed (a message list's contents, one after another)."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, dict):
+        value = [value]
+    if isinstance(value, list):
+        return " ".join(
+            _words(m.get("content", m.get("value")) if isinstance(m, dict) else m) for m in value
+        ).strip()
+    return "" if value is None else str(value)
 
 
 def suggest_columns(keys: list[str]) -> str:

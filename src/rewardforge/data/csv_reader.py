@@ -115,11 +115,21 @@ def _scan(path: Path) -> tuple[str, set[str]]:
     return delimiter, found if len(found) >= 2 else set()
 
 
-def _cell(cell: str | None, completion_list: bool) -> Any:
-    """A cell as JSONL would give it: a completion list, a message list or answers, else text."""
+def _cell(cell: str | None, completion_list: bool, an_id: bool = False) -> Any:
+    """A cell as JSONL would give it: a completion list, a message list or answers, else text.
+    An id written "5.0" is 5: pandas writes an integer column with missing values as floats."""
     if cell is None:
         return None
+    if an_id and _FLOAT_INTEGER.match(cell):
+        return cell.strip().split(".")[0]
     return (_text_list(cell) if completion_list else None) or _maybe_json_cell(cell)
+
+
+_FLOAT_INTEGER = re.compile(r"\s*-?\d+\.0+\s*$")
+
+
+def _is_id_column(name: str) -> bool:
+    return "id" in re.split(r"[^a-z]+", name.lower())
 
 
 def _text_list(cell: Any) -> list[str] | None:
@@ -224,6 +234,7 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             raise DataError(spec, "CSV header is not valid UTF-8", location="line 1")
         header = [name.strip() for name in header]  # "prompt, chosen, rejected"
         unnamed = _check_header(spec, header)
+        id_columns = {name for name in header if _is_id_column(name)}
         index = 0
         while True:
             start_line = reader.line_num + 1
@@ -238,10 +249,13 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             except OSError as exc:
                 yield f"row {index + 1}", ReadProblem(corrupt_reason(exc), fatal=True)
                 return
-            if not any(c.strip() for c in cells):
-                continue
+            if len(cells) <= 1 and not "".join(cells).strip():
+                continue  # a blank line
             index += 1
             location = f"row {index}"
+            if not any(c.strip() for c in cells):  # pandas' row of missing values: ",,"
+                yield location, ReadProblem("every cell of this row is empty", cells)
+                continue
             for i in unnamed:
                 value = cells[i].strip() if i < len(cells) else ""
                 if value and not (i == 0 and value.lstrip("-").isdigit()):  # 0: pandas' index column
@@ -259,7 +273,7 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
                 yield location, ReadProblem(f"{len(cells)} cells but the header has {len(header)}", cells)
             else:
                 cells += [None] * (len(header) - len(cells))
-                record = {h: _cell(c, h in list_columns) for h, c in zip(header, cells)}
+                record = {h: _cell(c, h in list_columns, h in id_columns) for h, c in zip(header, cells)}
                 unread = next(
                     (h for h, v in record.items() if isinstance(v, str) and MESSAGE_REPR.match(v)), None
                 )

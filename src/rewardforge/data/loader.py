@@ -176,7 +176,7 @@ class _Load:
         else:
             record = self.rename(record)
             if isinstance(record, dict):
-                check_unread_aliases(record, self.read_columns)
+                check_unread_aliases(record, self.read_columns, self.columns)
         detected = detect_shape(record)
         if self.shape is not None and detected.shape != self.shape.shape:
             differs = mixture_field(self.shape, detected)

@@ -10,7 +10,7 @@ answer leaked into the prompt) is an invalid row.
 from __future__ import annotations
 
 from rewardforge.data.errors import RowError
-from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_shared
+from rewardforge.data.transcripts import looks_like_hh, parse_hh, refuse_other_questions, split_shared
 from rewardforge.data.types import Message
 from rewardforge.data.values import normalised
 
@@ -67,6 +67,7 @@ def with_prompt(
                 "with the prompt and the other side: it answers another prompt",
                 name,
             )
+    refuse_other_questions(rests[0], rests[1], ("chosen", "rejected"))
     refuse_leaked_reply(prompt, rests)
     return prompt, rests[0], rests[1]
 

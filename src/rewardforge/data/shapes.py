@@ -40,6 +40,7 @@ field readers live in `values`, the shapes of particular public datasets in `pub
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,13 @@ from rewardforge.data.context import with_context
 from rewardforge.data.errors import RowError
 from rewardforge.data.overlap import refuse_leaked_reply, transcript, with_prompt, without_repeated_prompt
 from rewardforge.data.public_sets import ARENA_MARKERS, rated_list, rating_field
-from rewardforge.data.transcripts import looks_like_hh, parse_hh, split_text, split_transcripts
+from rewardforge.data.transcripts import (
+    looks_like_hh,
+    parse_hh,
+    refuse_other_questions,
+    split_text,
+    split_transcripts,
+)
 from rewardforge.data.types import Message, PreferencePair
 from rewardforge.data.values import (
     assistant_turn,
@@ -293,7 +300,18 @@ def _margin_and_scores(
             f"the scores contradict the preference: {score_names[0]} {sc:g} is below {score_names[1]} {sr:g}",
             score_names[0],
         )
-    return (sc - sr if margin is None else margin), {"score_chosen": sc, "score_rejected": sr}
+    return (score_margin(sc, sr, score_names[0]) if margin is None else margin), {
+        "score_chosen": sc,
+        "score_rejected": sr,
+    }
+
+
+def score_margin(chosen: float, rejected: float, name: str) -> float:
+    """score_chosen - score_rejected; finite scores far apart (1e308 and -1e308) would overflow."""
+    margin = chosen - rejected
+    if not math.isfinite(margin):
+        raise RowError(f"the scores {chosen:g} and {rejected:g} are too far apart for a margin", name)
+    return margin
 
 
 def _turn_lists(detected: Detected) -> bool | None:
@@ -373,7 +391,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
                     raise RowError(
                         "margin_from_scores needs scores, and these completions are ranked", "margin"
                     )
-                pair_margin = pair_extra["score_chosen"] - pair_extra["score_rejected"]
+                pair_margin = score_margin(pair_extra["score_chosen"], pair_extra["score_rejected"], "margin")
         prompt = [dict(m) for m in with_context(record, history + p)]  # pairs of one record share no list
         pairs.append(
             PreferencePair(prompt, c, r, margin=pair_margin, id=pair_id, category=category, extra=pair_extra)
@@ -386,6 +404,10 @@ def check_pair(pair: PreferencePair) -> PreferencePair:
     prompt = messages(pair.prompt, "prompt")
     chosen, rejected = messages(pair.chosen, "chosen"), messages(pair.rejected, "rejected")
     check_completions(chosen, rejected, ("chosen", "rejected"))
+    refuse_other_questions(chosen, rejected, ("chosen", "rejected"))
     pair.prompt, pair.chosen, pair.rejected = prompt, chosen, rejected
     pair.margin = number(pair.margin, "margin")
+    pair.id, pair.category = label_text(pair.id, "id"), label_text(pair.category, "category")
+    if not isinstance(pair.extra, dict):
+        raise RowError(f"expected a dict, got {type_name(pair.extra)}", "extra")
     return pair

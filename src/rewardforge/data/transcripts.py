@@ -145,4 +145,29 @@ def split_transcripts(
                 "different prompts, not one prompt with two replies",
                 name,
             )
+    refuse_other_questions(c_rest, r_rest, names)
     return prompt, c_rest, r_rest
+
+
+def refuse_other_questions(a: list[Message], b: list[Message], names: tuple[str, str]) -> None:
+    """Completions may run for several turns (an arena conversation, judged whole), but each must
+    be asked the same things: a user turn in one and not in the other (a transcript that goes on
+    past the other's end) means their last replies answer different prompts."""
+    if not (a and b and a[-1]["role"] == b[-1]["role"] == "assistant"):
+        return  # a side that does not end with a reply is refused for that, in its own words
+    asked = [
+        [(m["role"], m["content"].strip()) for m in side if m["role"] in ("user", "system")]
+        for side in (a, b)
+    ]
+    if asked[0] == asked[1]:
+        return
+    k = next((i for i, (x, y) in enumerate(zip(*asked)) if x != y), min(map(len, asked)))
+    side = 0 if len(asked[0]) > k and (len(asked[1]) <= k or len(asked[0]) >= len(asked[1])) else 1
+    role, content = asked[side][k]
+    excerpt = " ".join(content.split())[:40]
+    raise RowError(
+        f"goes on with a {role} turn ({excerpt!r}) that the other side "
+        f"{'does not have' if len(asked[1 - side]) <= k else 'asks differently'}: the last replies answer "
+        "different prompts, not one prompt with two replies",
+        names[side],
+    )

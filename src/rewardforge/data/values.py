@@ -106,9 +106,10 @@ def _content(value: Any, where: str) -> str:
 def messages(value: Any, name: str) -> list[Message]:
     """Validate a message list (or one message object); keep role and content, an assistant
     turn's tool calls and a tool turn's name and call id. ShareGPT's {"from": "human"|"gpt",
-    "value": ...} messages are read as role and content."""
+    "value": ...} messages are read as role and content; so are messages stored by key, as a
+    `datasets.Sequence` of a dict gives them: {"role": [...], "content": [...]}."""
     if isinstance(value, dict):
-        value = [value]
+        value = _by_key(value, name) or [value]
     if not isinstance(value, list):
         raise RowError(f"expected a list of messages, got {type_name(value)}", name)
     out: list[Message] = []
@@ -144,6 +145,19 @@ def messages(value: Any, name: str) -> list[Message]:
                     message[key] = _short_text(msg[key], f"{where}.{key}")
         out.append(message)
     return out
+
+
+def _by_key(value: dict, name: str) -> list[dict] | None:
+    """Messages stored by key ({"role": [r1, r2], "content": [c1, c2]}) as a list of messages, or
+    None when `value` is not that."""
+    if not any(all(isinstance(value.get(k), list) for k in keys) for keys in MESSAGE_KEYS):
+        return None
+    if not all(isinstance(v, list) for v in value.values()):
+        return None
+    lengths = {len(v) for v in value.values()}
+    if len(lengths) != 1:
+        raise RowError(f"messages stored by key have lists of different lengths ({sorted(lengths)})", name)
+    return [dict(zip(value, items)) for items in zip(*value.values())]
 
 
 def _message_calls(msg: dict, role: str, where: str) -> list[dict[str, Any]]:
