@@ -259,3 +259,149 @@ def test_a_json_config_with_a_byte_order_mark(tmp_path, data, tiny_bert_dir):
     out = tmp_path / "run"
     argv = ["train", "--config", str(config), "--model", str(tiny_bert_dir), "--data", str(data)]
     assert main([*argv, "--output", str(out)]) == 0
+
+
+# ---- helper round 28 --------------------------------------------------------------------------
+
+
+def test_resume_from_another_runs_checkpoint_does_not_replace_the_output(
+    tmp_path, data, capsys, tiny_bert_dir
+):
+    """--resume PATH from elsewhere wrote over a model folder given as --output, no --overwrite asked."""
+    import shutil
+
+    base = tmp_path / "base"
+    assert train(tiny_bert_dir, data, base, "--save_steps", "1") == 0
+    precious = tmp_path / "precious"
+    shutil.copytree(tiny_bert_dir, precious)
+    before = digest(precious / "model.safetensors")
+    assert train(tiny_bert_dir, data, precious, "--max-steps", "3", "--resume", base / "checkpoint-1") == 2
+    assert "is not a checkpoint of" in capsys.readouterr().err
+    assert digest(precious / "model.safetensors") == before
+    # into a fresh folder it continues that run, checked against that run's settings
+    fresh = tmp_path / "fresh"
+    assert train(tiny_bert_dir, data, fresh, "--max-steps", "3", "--resume", base / "checkpoint-1") == 0
+    assert (
+        train(
+            tiny_bert_dir, data, tmp_path / "f2", "--learning-rate", "1e-3", "--resume", base / "checkpoint-1"
+        )
+        == 2
+    )
+    assert "learning_rate" in capsys.readouterr().err
+
+
+def test_flags_override_config_values_set_under_the_other_name(tmp_path, data, tiny_bert_dir):
+    """run_config.json holds `output`, `epochs` and `batch_size` beside TrainingArguments' names:
+    --output_dir wrote into (and with --overwrite, replaced) the config's run instead."""
+    first = tmp_path / "first"
+    assert train(tiny_bert_dir, data, first, "--save_strategy", "no") == 0
+    config = str(first / "run_config.json")
+    second = tmp_path / "second"
+    argv = ["train", "--config", config, "--output_dir", str(second), "--per_device_train_batch_size", "2",
+            "--precision", "fp32", "--disable_tqdm", "true"]  # fmt: skip
+    assert main(argv) == 0
+    assert (second / "model.safetensors").is_file()
+    meta = json.loads((second / "rewardforge.json").read_text())
+    assert meta["precision"] == "fp32"
+    assert json.loads((second / "metrics.json").read_text())["train"]["total_pairs"] == 4  # 2 steps of 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--lr_scheduler_kwargs", '{"min_lr": 1e-6}'], "unexpected keyword argument 'min_lr'"),
+        (["--lr_scheduler_type", "cosine_with_min_lr"], "min_lr"),
+        (["--optim", "adamw_bnb_8bit"], "bitsandbytes"),
+    ],
+)
+def test_an_optimizer_or_scheduler_that_cannot_start_is_refused_before_overwrite(
+    tmp_path, data, capsys, tiny_bert_dir, extra, message
+):
+    """--overwrite removed the old run, then the Trainer failed on its optimizer: nothing left."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0
+    before = digest(out / "model.safetensors")
+    assert train(tiny_bert_dir, data, out, "--overwrite", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert digest(out / "model.safetensors") == before
+
+
+def test_the_best_checkpoint_is_found_after_the_run_folder_moved(tmp_path, data, tiny_bert_dir):
+    """The saved state names the best checkpoint by the path typed when it was saved: after a move
+    (or from another working directory) a resume saved the last model, not the best."""
+    dev = jsonl(tmp_path, ROWS[:4], "dev.jsonl")
+    best = ["--eval-data", dev, "--eval_steps", "1", "--save_steps", "1", "--load_best_model_at_end", "true",
+            "--metric_for_best_model", "eval_loss", "--greater_is_better", "true", "--max-steps", "4",
+            "--learning-rate", "1e-3"]  # fmt: skip
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, *best) == 0  # eval_steps alone sets step evaluation
+    weights = load_file(str(out / "model.safetensors"))
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] != str(out / "checkpoint-4")  # the best is an earlier one
+    (out / "model.safetensors").unlink()  # killed in the final save
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    assert train(tiny_bert_dir, data, moved, *best, "--resume") == 0
+    resumed = load_file(str(moved / "model.safetensors"))
+    assert all(weights[k].equal(resumed[k]) for k in weights)
+
+
+def test_overwrite_keeps_files_that_only_look_like_a_runs(tmp_path, data, tiny_bert_dir):
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1") == 0
+    (out / "checkpoint-best-keep").mkdir()
+    (out / "checkpoint-best-keep" / "notes.txt").write_text("mine")
+    (out / "vocab.jsonl").write_text("mine")
+    assert train(tiny_bert_dir, data, out, "--overwrite", "--save_strategy", "no") == 0
+    assert (out / "checkpoint-best-keep" / "notes.txt").read_text() == "mine"
+    assert (out / "vocab.jsonl").read_text() == "mine"
+    assert not (out / "checkpoint-1").exists()
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "scheduler.pt", "optimizer.pt"])
+def test_a_damaged_newest_checkpoint_is_named_and_passed_over(tmp_path, data, capsys, tiny_bert_dir, damaged):
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1") == 0
+    first = json.loads((out / "metrics.json").read_text())["train"]
+    path = out / "checkpoint-2" / damaged
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # a write cut short
+    (out / "model.safetensors").unlink()
+    assert train(tiny_bert_dir, data, out, "--resume") == 0
+    assert f"skipping checkpoint-2: {damaged} is damaged" in capsys.readouterr().out
+    again = json.loads((out / "metrics.json").read_text())["train"]
+    assert again["train_loss"] == pytest.approx(first["train_loss"], abs=1e-6)
+
+
+def test_a_resume_with_another_optimizer_is_refused(tmp_path, data, capsys, tiny_bert_dir):
+    """The saved optimizer state does not fit another optimizer (sgd: KeyError 'momentum')."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1") == 0
+    (out / "model.safetensors").unlink()
+    assert train(tiny_bert_dir, data, out, "--max-steps", "3", "--resume", "--optim", "sgd") == 2
+    err = capsys.readouterr().err
+    assert "optimizer" in err and "Traceback" not in err
+
+
+def test_the_logged_train_loss_of_a_resumed_run_covers_the_whole_run(tmp_path, data, tiny_bert_dir):
+    """train_metrics.jsonl's end record had the Trainer's loss over the steps after the resume."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1", "--max-steps", "4") == 0
+    whole = json.loads((out / "metrics.json").read_text())["train"]["train_loss"]
+    import shutil
+
+    shutil.rmtree(out / "checkpoint-4")  # killed after step 3's checkpoint
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1", "--max-steps", "4", "--resume") == 0
+    logged = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
+    (summary,) = [r for r in logged if "train_runtime" in r]
+    assert summary["train_loss"] == pytest.approx(whole, abs=1e-6)
+    assert json.loads((out / "metrics.json").read_text())["train"]["train_loss"] == pytest.approx(
+        whole, abs=1e-6
+    )
+
+
+def test_empty_output_or_resume_is_refused(capsys):
+    assert main(["train", "--output", ""]) == 2
+    assert "--output is empty" in capsys.readouterr().err
+    assert main(["train", "--resume", ""]) == 2
+    assert "--resume is empty" in capsys.readouterr().err

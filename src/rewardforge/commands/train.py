@@ -144,6 +144,38 @@ def _yaml_number(value: Any) -> Any:
     return value
 
 
+# Options that set one thing under two names (ours and TrainingArguments'): a flag under either
+# name overrides a config's value under both, as "flags override the config" promises.
+SAME_SETTING = (
+    {"output", "output_dir"},
+    {"epochs", "num_train_epochs"},
+    {"batch_size", "per_device_train_batch_size"},
+    {"precision", "bf16", "fp16"},
+)
+
+
+def _without_overridden(config: dict[str, Any], argv: list[str], parser) -> dict[str, Any]:
+    flags = parser._option_string_actions
+    given = {flags[a.split("=", 1)[0]].dest for a in argv if a.split("=", 1)[0] in flags}
+    dropped = set().union(*(names for names in SAME_SETTING if names & given))
+    return {k: v for k, v in config.items() if k not in dropped}
+
+
+def _evaluate_when_asked(parser, argv: list[str]) -> None:
+    """Eval data with --eval_steps means step evaluation (training sets it later); set it before
+    TrainingArguments checks --load_best_model_at_end, which refuses an evaluation strategy "no"."""
+    try:
+        seen, _ = parser.parse_known_args(argv)
+    except Exception:  # noqa: BLE001 - the real parse reports it
+        return
+    if (
+        (seen.eval_data or seen.eval_split)
+        and seen.eval_steps
+        and str(seen.eval_strategy) in ("no", "IntervalStrategy.NO")
+    ):
+        parser.set_defaults(eval_strategy="steps")
+
+
 def parse(argv: list[str]):
     from rewardforge.training.run import UsageError
 
@@ -156,7 +188,8 @@ def parse(argv: list[str]):
             raise UsageError("--config needs a file")
         config = argv[i + 1]
     if config is not None:
-        parser.set_defaults(**_config_from_yaml(config, parser))
+        parser.set_defaults(**_without_overridden(_config_from_yaml(config, parser), argv, parser))
+    _evaluate_when_asked(parser, argv)
     try:
         args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except UsageError:

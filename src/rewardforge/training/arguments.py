@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
     def whole(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
+    need(args.output != "", "--output is empty: name the folder for the run")
+    need(args.resume != "", "--resume is empty: give a checkpoint folder, or --resume alone for the newest")
     need(
         whole(args.max_length) and args.max_length >= 8,
         f"--max-length must be a whole number >= 8, got {args.max_length!r}",
@@ -191,6 +194,7 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
     need(targs.adam_epsilon >= 0, f"--adam_epsilon must be >= 0, got {targs.adam_epsilon!r}")
     need(not args.save_adapter or args.lora, "--save-adapter keeps a LoRA adapter: it needs --lora")
     _check_integrations(targs)
+    _check_optimizer_and_scheduler(targs)
     if args.eval_data:
         need(not args.eval_split, "give --eval-data or --eval-split, not both")
         if args.data and os.path.exists(args.data) and os.path.exists(args.eval_data):
@@ -219,3 +223,38 @@ def _check_integrations(targs: TrainingArguments) -> None:
         raise UsageError(f"--report_to {', '.join(missing)}: not installed (pip install {' '.join(missing)})")
     if targs.deepspeed and importlib.util.find_spec("deepspeed") is None:
         raise UsageError("--deepspeed needs the deepspeed package: pip install deepspeed")
+
+
+def _check_optimizer_and_scheduler(targs: TrainingArguments) -> None:
+    """Build --optim and --lr_scheduler_type (with its kwargs) on one dummy parameter: a missing
+    package (bitsandbytes, galore) or a scheduler argument it does not take fails only when
+    training starts, after the data and model loaded and --overwrite removed the old run."""
+    import torch
+    from transformers import Trainer, get_scheduler
+
+    optim = str(getattr(targs.optim, "value", targs.optim))
+    weight = torch.nn.Parameter(torch.zeros(2, 2))
+    try:
+        optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(targs, torch.nn.Linear(2, 2))
+        optimizer_cls([weight], **kwargs)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the optimizer, said in one line
+        raise UsageError(f"--optim {optim}: {_one_line(exc)}") from None
+    kwargs = targs.lr_scheduler_kwargs or {}
+    scheduler = str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type))
+    try:
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"expected a JSON object, got {kwargs!r}")
+        optimizer = torch.optim.SGD([weight], lr=targs.learning_rate)
+        get_scheduler(
+            scheduler, optimizer, num_warmup_steps=0, num_training_steps=10, scheduler_specific_kwargs=kwargs
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(
+            f"--lr_scheduler_type {scheduler} with --lr_scheduler_kwargs {json.dumps(kwargs)}: "
+            f"{_one_line(exc)}"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,22 @@ RUN_FILES = (
 MODEL_FILES = (
     "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
     "pytorch_model*.bin", "pytorch_model.bin.index.json", "adapter_config.json", "adapter_model*",
-    "tokenizer*.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "vocab.*",
-    "merges.txt", "chat_template.jinja", "spiece.model", "sentencepiece.bpe.model",
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+    "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "chat_template.jinja", "spiece.model",
+    "sentencepiece.bpe.model",
 )  # fmt: skip
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """The Trainer's checkpoint folders in `folder` (checkpoint-<step>), newest first; a folder of
+    the user's such as checkpoint-best is none of them."""
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True)
+
+
+def inside(path: str | Path, folder: Path) -> bool:
+    resolved = Path(path).resolve()
+    return folder.resolve() in resolved.parents
 
 
 def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
@@ -50,17 +64,27 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
             shutil.rmtree(leftover, ignore_errors=True)
     previous = sorted(
         {p for n in (*RUN_FILES, *MODEL_FILES) for p in output_dir.glob(n) if p.is_file()}
-        | {p for p in output_dir.glob("checkpoint-*") if p.is_dir()}
+        | set(checkpoints(output_dir))
         | {p for p in (output_dir / STAGING_DIR,) if p.is_dir()}
     )
+    # a checkpoint of this folder's run continues it; one from elsewhere starts a run here, which
+    # must not mix with (or silently replace) what the folder holds
     resumable = args.resume and (
-        args.resume != "last" or any(checkpoint_problem(c) is None for c in output_dir.glob("checkpoint-*"))
+        inside(args.resume, output_dir)
+        if args.resume != "last"
+        else any(checkpoint_problem(c) is None for c in checkpoints(output_dir))
     )
     if not previous or resumable:
         return []
     if not args.overwrite:
         shown = ", ".join(p.name for p in previous[:3])
-        nothing = f"--resume: no checkpoint in {output_dir} to continue, and it " if args.resume else ""
+        nothing = (
+            f"--resume: no checkpoint in {output_dir} to continue, and it "
+            if args.resume == "last"
+            else f"--resume {args.resume} is not a checkpoint of {output_dir}, which "
+            if args.resume
+            else ""
+        )
         raise UsageError(
             f"{nothing or f'--output {output_dir} '}already holds a run or a model ({shown}); pass "
             f"{'' if args.resume else '--resume to continue a run, '}--overwrite to replace it, or choose "
@@ -93,6 +117,10 @@ def checkpoint_problem(path: Path) -> str | None:
     weights = [*path.glob("model*.safetensors"), *path.glob("adapter_model*"), *path.glob("pytorch_model*")]
     if not weights or all(w.is_file() and w.stat().st_size == 0 for w in weights):
         return "no model weights"
+    for file in sorted(path.iterdir()):
+        damage = _damage(file)
+        if damage:
+            return f"{file.name} is damaged ({damage})"
     engine_state = (
         any(path.glob("global_step*"))
         or any(path.glob("optimizer_*"))
@@ -102,6 +130,27 @@ def checkpoint_problem(path: Path) -> str | None:
         missing = [n for n in ("optimizer.pt", "scheduler.pt") if not (path / n).is_file()]
         if missing:
             return f"{' and '.join(missing)} missing (the optimizer would restart from scratch)"
+    return None
+
+
+def _damage(file: Path) -> str | None:
+    """Why a weights or torch file cannot be read back (a write cut short), or None. Reads the
+    safetensors header (which must cover the file) and checks each member of torch's zip files."""
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(file), "pt") as f:
+                f.keys()
+        elif file.suffix in (".pt", ".pth", ".bin") and file.is_file():
+            if not zipfile.is_zipfile(file):
+                return "not a torch archive"
+            with zipfile.ZipFile(file) as archive:
+                bad = archive.testzip()
+            if bad:
+                return f"member {bad} fails its checksum"
+    except Exception as exc:  # noqa: BLE001 - any failure to read it is damage
+        return " ".join(str(exc).split())[:100] or type(exc).__name__
     return None
 
 
@@ -116,12 +165,7 @@ def find_resume_checkpoint(output_dir: Path, resume: str) -> str | None:
         if problem:
             raise UsageError(f"--resume {resume}: cannot resume from it: {problem}")
         return str(path)
-    found = sorted(
-        (p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
-        reverse=True,
-    )
-    for path in found:
+    for path in checkpoints(output_dir):
         problem = checkpoint_problem(path)
         if problem is None:
             return str(path)
@@ -132,6 +176,7 @@ def find_resume_checkpoint(output_dir: Path, resume: str) -> str | None:
 RESUME_KEEPS = (  # what a resumed run must share with the run it continues
     "model", "train_data", "limit", "eval_split", "learning_rate", "lr_scheduler_type", "batch_size",
     "gradient_accumulation_steps", "max_length", "loss", "margin_from_scores", "lora", "seed", "precision",
+    "optimizer",
 )  # fmt: skip
 
 
@@ -157,7 +202,12 @@ def run_identity(
         else None,
         "seed": targs.seed,
         "precision": [args.dtype, bool(targs.bf16), bool(targs.fp16)],
-    }
+        # another optimizer cannot load the saved one's state (sgd: KeyError 'momentum')
+        "optimizer": [
+            str(getattr(targs.optim, "value", targs.optim)), targs.optim_args, targs.weight_decay,
+            targs.adam_beta1, targs.adam_beta2, targs.adam_epsilon,
+        ],
+    }  # fmt: skip
 
 
 def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str) -> None:
@@ -175,13 +225,30 @@ def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str)
     changed = [
         f"{key} {before.get(key)!r} -> {identity.get(key)!r}"
         for key in RESUME_KEEPS
-        if json.dumps(before.get(key), default=str) != json.dumps(identity.get(key), default=str)
+        if key in before  # a run from before a key was recorded is not refused for it
+        and json.dumps(before.get(key), default=str) != json.dumps(identity.get(key), default=str)
     ]
     if changed:
         raise UsageError(
             f"--resume from {checkpoint}: the run was started with other settings ({'; '.join(changed)}); "
-            "resume with the same ones, or start a new run (--overwrite or another --output)"
+            "resume with the same ones, or start a new run (without --resume: --overwrite, or another --output)"
         )
+
+
+def repoint_best_checkpoint(checkpoint: str) -> None:
+    """The best checkpoint a resumed checkpoint's state names, where it is now: the state holds
+    the path as typed when it was saved (relative to another working directory, or in a folder
+    since moved), and the Trainer forgets a best checkpoint it cannot find, saving the last
+    model instead and rotating the best one away."""
+    path = Path(checkpoint, "trainer_state.json")
+    state = json.loads(path.read_text(encoding="utf-8"))
+    best = state.get("best_model_checkpoint")
+    if not best or os.path.isdir(best):
+        return  # (every process writes the same text, each before the Trainer reads it)
+    here = Path(checkpoint).parent / Path(best).name
+    if here.is_dir():
+        state["best_model_checkpoint"] = str(here)
+        atomic_write_text(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 def checkpoint_state(checkpoint: str | None) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from rewardforge.training.output import (
     cut_metrics_log,
     find_resume_checkpoint,
     prepare_output,
+    repoint_best_checkpoint,
     run_identity,
 )
 from rewardforge.training.trainer import STAGING_DIR, RewardTrainer
@@ -365,8 +366,9 @@ def train(
         resume = find_resume_checkpoint(output_dir, args.resume)
         if resume is None:
             print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
-        else:
-            check_same_run(output_dir / "run_config.json", identity, resume)
+        else:  # the run the checkpoint comes from: this folder's, or another's (--resume PATH)
+            check_same_run(Path(resume).parent / "run_config.json", identity, resume)
+            repoint_best_checkpoint(resume)
     # read now: the checkpoint may be rotated away while training
     resumed = checkpoint_state(resume)
     if args.resume:
@@ -422,8 +424,8 @@ def train(
         ],
         loss_config=loss_config,
     )
-    restored = trainer.restore_totals(resume) if resume is not None else True
     resumed_at = int(resumed.get("global_step", 0))
+    restored = trainer.restore_totals(resume, resumed_at) if resume is not None else True
     finishing = resume is not None and resumed_at >= planned_steps(trainer)
     if finishing:
         # the Trainer would run one step past the end from a checkpoint already there
@@ -433,16 +435,9 @@ def train(
     else:
         train_metrics = trainer.train(resume_from_checkpoint=resume).metrics
     # the Trainer's train_loss forgets the steps before a resume; ours is kept in each checkpoint
-    counted = trainer.state.global_step - (0 if restored else resumed_at)
-    train_metrics["train_loss"] = trainer.run_loss_sum() / counted if counted else None
+    train_metrics["train_loss"] = trainer.run_train_loss()
     if finishing:  # the summary record the Trainer logs at the end of training (no step ran here)
-        trainer.log(
-            {
-                "train_runtime": 0.0,
-                "total_flos": trainer.state.total_flos,
-                "train_loss": train_metrics["train_loss"],
-            }
-        )
+        trainer.log({"train_runtime": 0.0, "total_flos": trainer.state.total_flos, "train_loss": 0.0})
     metrics: dict[str, Any] = {
         "train": {**train_metrics, **{f"total_{k}": v for k, v in trainer.run_totals().items()}}
     }

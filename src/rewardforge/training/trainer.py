@@ -53,6 +53,7 @@ class RewardTrainer(Trainer):
         # kept with each checkpoint with `totals`, so a resumed run reports the whole run's figures.
         self._loss_sum = torch.zeros(())
         self._loss_sum_before = 0.0
+        self._loss_steps_from = 0  # the first step the loss sum counts (a resume without totals)
         self._totals_before = dict.fromkeys(self.totals, 0)
 
     # ---- loss -------------------------------------------------------------------------
@@ -136,12 +137,18 @@ class RewardTrainer(Trainer):
         summed = self.accelerator.reduce(local, reduction="sum").tolist()
         return {k: self._totals_before[k] + int(v) for k, v in zip(self.totals, summed)}
 
-    def restore_totals(self, checkpoint: str) -> bool:
-        """The run's totals and loss sum as they were when `checkpoint` was saved; False for a
-        checkpoint saved without them (this run's counts then start at the resume)."""
+    def run_train_loss(self) -> float | None:
+        """The mean training loss over the run's steps, those before a resume too (None: no step)."""
+        steps = self.state.global_step - self._loss_steps_from
+        return self.run_loss_sum() / steps if steps > 0 else None
+
+    def restore_totals(self, checkpoint: str, step: int) -> bool:
+        """The run's totals and loss sum as they were when `checkpoint` (saved at `step`) was
+        saved; False for a checkpoint saved without them (this run's counts then start at it)."""
         try:
             saved = json.loads(Path(checkpoint, TOTALS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            self._loss_steps_from = step
             return False
         self._totals_before.update(
             {k: int(v) for k, v in saved.get("totals", {}).items() if k in self.totals}
@@ -163,6 +170,8 @@ class RewardTrainer(Trainer):
         self._pairs += int(r_chosen.shape[0])
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "train_loss" in logs and "train_runtime" in logs:  # the end-of-training summary
+            logs["train_loss"] = self.run_train_loss()  # the whole run's, not the steps since a resume
         if self._stat_batches and "loss" in logs:
             world = self.args.world_size
             elapsed = max(time.perf_counter() - self._window_start, 1e-9)
