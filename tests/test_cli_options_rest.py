@@ -50,8 +50,10 @@ SCORE = ["score", "--model", "m", "--input", "i.jsonl", "--output", "o.jsonl"]
         (SERVE, "--max-wait-ms", "nan", "a finite number from 0 to 60000"),  # 500 on every request
         (SERVE, "--max-wait-ms", "inf", "a finite number from 0 to 60000"),  # hung, even on SIGTERM
         (SERVE, "--graceful-timeout", "nan", "a finite number from 0 to 3600"),
-        (SERVE, "--max-body-mb", "-1", "a finite number > 0"),  # named max_body_bytes
-        (SERVE, "--max-body-mb", "inf", "a finite number > 0"),
+        (SERVE, "--max-body-mb", "-1", "a finite number > 0 and <= 1048576"),  # named max_body_bytes
+        (SERVE, "--max-body-mb", "inf", "a finite number > 0 and <= 1048576"),
+        (SERVE, "--max-body-mb", "1e308", "a finite number > 0 and <= 1048576"),  # OverflowError traceback
+        (SERVE, "--max-text-chars", "99999999999999999999", "an integer from 1 to 2147483648"),  # SchemaError
         (SERVE, "--max-batch-size", "0", "an integer >= 1"),  # named max_batch_size
         (SERVE, "--max-queue", "0", "an integer >= 1"),
         (SERVE, "--threads", "-1", "an integer >= 1"),

@@ -338,7 +338,10 @@ def test_columns_option_uses_the_data_layer(tmp_path, tiny_bert_dir):
         (["--model", "TINY", "--batch-size", "0"], "--batch-size"),
         (["--model", "TINY", "--columns", "prompt"], "column mapping"),
         (["--model", "a=TINY", "--model", "a=TINY"], "the name 'a' is given to two specs"),
-        (["--model", "TINY", "--bootstrap", "1"], "0 (no interval) or at least 100 resamples, got 1"),
+        (["--model", "TINY", "--bootstrap", "1"], "0 (no interval) or 100 to 100000 resamples, got 1"),
+        (["--model", "TINY", "--bootstrap", "99999999999"], "100 to 100000 resamples"),  # was a 2 TiB array
+        (["--model", "TINY", "--seed", "-5"], "--seed"),  # was set_seed's traceback
+        (["--model", "TINY", "--device", "cuda:3"], "'cuda:3' is not available"),
         (["--model", "TINY", "--data", "d=builtin:test", "--data", "d=builtin:train"], "the name 'd'"),
     ],
 )
@@ -562,3 +565,16 @@ def test_a_rerun_into_the_same_folder_leaves_no_file_of_the_earlier_run(tmp_path
     assert (out / "report.html").is_file() and (out / "rejected_rows.jsonl").is_file()
     assert run_cli([*argv, "--data", str(pairs_file), "--no-report"]) == 0
     assert not (out / "report.html").exists() and not (out / "rejected_rows.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", ["scores.jsonl", "rejected_rows.jsonl", "metrics.json"])
+def test_eval_never_writes_over_its_data(tmp_path, tiny_bert_dir, pairs_file, capsys, name):
+    """The data file under a name eval writes (or, for rejected_rows.jsonl, removes) in --output
+    was replaced or deleted."""
+    out = tmp_path / "out"
+    out.mkdir()
+    data = out / name
+    data.write_bytes(pairs_file.read_bytes())
+    code = run_cli(["--model", str(tiny_bert_dir), "--data", f"dev={data}", "--output", str(out), "--quiet"])
+    assert code == 2 and "which eval writes" in _one_line_error(capsys)
+    assert data.read_bytes() == pairs_file.read_bytes()

@@ -145,3 +145,35 @@ def test_score_sequences_runs_each_distinct_sequence_once_in_length_order():
     assert [len(s) for s in flat] == sorted(len(s) for s in flat)
     for i in range(10):  # a repeated sequence gets the very same score: identical pairs are exact ties
         assert scores[50 + i] == scores[i]
+
+
+def test_many_and_long_categories_stay_readable_and_all_are_listed():
+    """300 categories made a 24435-px-wide strip squashed to the page; a 120-character name
+    collapsed the axes. Now: one row per category, the 40 largest in the chart, all in a table."""
+    import warnings
+
+    from rewardforge.evaluation.report import LABEL_CHARS, MAX_CATEGORY_BARS
+
+    run = make_run(1)
+    for i, pair in enumerate(run.datasets[0].pairs):
+        pair.category = ("a very long category name " * 5) if i == 0 else f"category {i % 12}"
+    many = [f"c{k}" for k in range(300)]
+    run.results[0].metrics["per_category"] = {
+        c: {"pairs": 1 + k % 7, "accuracy": 0.5} for k, c in enumerate(many)
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "axes sizes collapsed to zero"
+        page = build_html(run, command="x")
+    assert f"The {MAX_CATEGORY_BARS} largest of 300 categories" in page
+    assert all(f'<td class="">{c}</td>' in page for c in many)  # every one in the table
+    png = base64.b64decode(
+        page.split('data-plot="categories"')[0].rsplit('src="data:image/png;base64,', 1)[1].split('"')[0]
+    )
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width < 1000 and height < 40 * MAX_CATEGORY_BARS
+    long_name = "x" * 120
+    run.results[0].metrics["per_category"] = {long_name: {"pairs": 3, "accuracy": 1.0}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = build_html(run, command="x")
+    assert long_name in page and LABEL_CHARS < 120

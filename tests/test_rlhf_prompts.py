@@ -123,3 +123,18 @@ def test_prompts_from_pairs_with_invalid_rows(tmp_path):
         prompts_from_pairs(src)
     recs = prompts_from_pairs(src, skip_invalid=True)
     assert [r["prompt"][0]["content"] for r in recs] == ["p1", "p3"]
+
+
+def test_read_prompts_bad_bytes_and_a_cut_gzip_name_the_line(tmp_path):
+    """bon and rlhf stopped with a UnicodeDecodeError traceback."""
+    import gzip
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"prompt": "ok"}\n{"prompt": "ok \xff"}\n')
+    with pytest.raises(DataError, match=r"line 2: not valid UTF-8"):
+        read_prompts(bad)
+    whole = gzip.compress(b"".join(b'{"prompt": "question %d"}\n' % i for i in range(2000)))
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt compressed file"):
+        read_prompts(cut)

@@ -447,3 +447,36 @@ def test_a_prompt_beside_a_whole_conversation_is_read_once_everywhere(model):
         assert expected(model, {"prompt": prompt, "response": conversation}) == pytest.approx(alone, abs=1e-6)
     with pytest.raises(ValueError, match="does not start with the prompt"):
         model.score("Bye", conversation)
+
+
+def test_a_response_opening_with_a_tool_result_continues_the_prompt(tiny_bert_dir, model, tmp_path):
+    """Training reads it; RewardModel, score and serve took it for a whole conversation that did
+    not start with the prompt and refused it."""
+    call = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}],
+    }
+    prompt = [{"role": "user", "content": "Weather in Oslo?"}, call]
+    response = [{"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "It is sunny."}]
+    expected_score = model.score(prompt, response)
+    assert expected_score == pytest.approx(model.score([*prompt, response[0]], response[1:]), abs=1e-6)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"prompt": prompt, "response": response}])
+    out = tmp_path / "out.jsonl"
+    assert run_cli(score_argv(tiny_bert_dir, src, out)) == 0
+    assert read_jsonl(out)[0]["score"] == pytest.approx(expected_score, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "response, message",
+    [
+        ([], "empty response"),
+        ([{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}], "ends with a 'user'"),
+    ],
+)
+def test_reward_model_refuses_what_score_and_serve_refuse(model, response, message):
+    """RewardModel scored an empty message list (the prompt alone) and a reply ending with a user turn."""
+    with pytest.raises(ValueError, match=message):
+        model.score("Hi", response)
+    with pytest.raises(ValueError, match="needs a 'response'"):
+        model.score_batch([{"prompt": "x"}])

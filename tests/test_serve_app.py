@@ -366,3 +366,62 @@ def test_decoder_micro_batch_shares_prefix_with_unchanged_scores(tiny_llama_dir)
 
         got = [r.json()["score"] for r in asyncio.run(main())]
     assert got == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_request_whose_client_left_is_never_scored():
+    """docs/serving.md: a request whose client went away is skipped. It was scored (and counted
+    as answered 200), spending the model on nobody; a client that leaves mid-body was a 500."""
+    import json
+    import socket
+    from urllib.parse import urlparse
+
+    class Recording(GateScorer):
+        def __init__(self):
+            super().__init__()
+            self.scored: list[str] = []
+
+        def run(self, prepared):
+            out = super().run(prepared)
+            self.scored += [r for _, r in prepared]
+            return out
+
+    scorer = Recording()
+    with ServerThread(create_app(scorer, ServeSettings(max_wait_ms=1))) as server:
+        busy = threading.Thread(
+            target=lambda: httpx.post(server.url + "/v1/score", json={"response": "a"}, timeout=30)
+        )
+        busy.start()
+        assert scorer.entered.wait(10)  # the model thread is held on the first request
+        address = urlparse(server.url)
+        body = json.dumps({"response": "gone"}).encode()
+        head = f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        with socket.create_connection((address.hostname, address.port)) as sock:
+            sock.sendall(head.encode() + body)
+            time.sleep(0.5)  # read and queued behind the first
+        with socket.create_connection((address.hostname, address.port)) as sock:
+            sock.sendall(head.encode() + body[:5])  # leaves mid-body
+        time.sleep(0.5)
+        scorer.release.set()
+        busy.join(30)
+        assert httpx.post(server.url + "/v1/score", json={"response": "after"}).json()["score"] == 5.0
+        assert scorer.scored == ["a", "after"]
+        metrics = httpx.get(server.url + "/metrics").text
+        assert 'status="499"' in metrics and 'status="500"' not in metrics
+
+
+@pytest.mark.parametrize(
+    "content, headers, message",
+    [
+        (b"", {"Content-Type": "application/json"}, "empty request body"),
+        (b'{"response": "hi"}', {"Content-Type": "application/x-www-form-urlencoded"}, "sent as application/x-www-form-urlencoded"),
+        (b'{"response": "\xff"}', {"Content-Type": "application/json"}, "not valid UTF-8"),
+    ],
+    ids=["empty", "form-encoded", "bad-utf8"],
+)  # fmt: skip
+def test_bodies_that_are_no_json_request_are_422_saying_why(content, headers, message):
+    """Before: "Field required" with no field, "Input should be a valid dictionary", and a 400."""
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        r = httpx.post(server.url + "/v1/score", content=content, headers=headers)
+        assert r.status_code == 422 and message in r.json()["error"]
+        one = httpx.post(server.url + "/v1/score", json={"response": {"role": "assistant", "content": "hi"}})
+        assert one.status_code == 200 and one.json()["score"] == 2.0  # one message object, as in training

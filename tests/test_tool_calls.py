@@ -424,6 +424,7 @@ def test_tools_score_alike_in_training_data_score_cli_server_and_rlhf_prompts(tm
     )
     expected = rm.score(pair.prompt, reply)
     assert expected == pytest.approx(rm.score(with_tools(ASK, [WEATHER_TOOL]), reply), abs=1e-6)
+    assert with_tools(ASK[0]["content"], [WEATHER_TOOL]) == pair.prompt  # a prompt text, read as in training
     assert expected != pytest.approx(rm.score(ASK, reply), abs=1e-6)  # the tools are seen
     assert rm.score_batch([{"prompt": ASK, "response": reply, "tools": [WEATHER_TOOL]}]) == pytest.approx(
         [expected], abs=1e-5

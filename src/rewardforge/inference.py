@@ -17,7 +17,7 @@ from rewardforge.data.context import with_tools
 from rewardforge.data.errors import RowError
 from rewardforge.data.types import Message
 from rewardforge.data.values import messages as checked_messages
-from rewardforge.data.values import normalised, prompt_text_turns
+from rewardforge.data.values import normalised, prompt_text_turns, response_problem
 from rewardforge.memory import settle_heap_thresholds
 from rewardforge.modeling import (
     ModelLoadError,
@@ -106,7 +106,10 @@ def prompt_and_response(
     and is then read once; one it does not start with is a ValueError. `tools` (definitions, as
     a `tools` column in training gives them) go into the conversation's system turn."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
-    if p and r and r[0]["role"] != "assistant":
+    problem = response_problem(r, allow_empty=True)  # an empty reply is scored (RLHF completions)
+    if problem:
+        raise ValueError(problem)
+    if p and _whole_conversation(r):
         if normalised(r[: len(p)]) != normalised(p):
             raise ValueError("the response is a whole conversation that does not start with the prompt")
         p = []
@@ -122,13 +125,21 @@ def at_start(
     prompt: list[Message], response: list[Message], add: Callable[[list[Message]], list[Message]]
 ) -> tuple[list[Message], list[Message]]:
     """`add` applied to where the conversation starts: the prompt, or a response that holds it."""
-    if prompt or not response or response[0]["role"] == "assistant":
+    if prompt or not _whole_conversation(response):
         return add(prompt), response
     return prompt, add(response)
 
 
+def _whole_conversation(response: list[Message]) -> bool:
+    """A response that opens with a user or system turn holds its prompt; one that opens with a
+    tool result continues the prompt's tool call."""
+    return bool(response) and response[0]["role"] in ("user", "system")
+
+
 def _item(item: Any) -> tuple[list[Message], list[Message]]:
     if isinstance(item, dict):
+        if item.get("response") is None:
+            raise ValueError(f"an item needs a 'response' (got keys: {', '.join(map(str, item)) or 'none'})")
         return prompt_and_response(item.get("prompt"), item["response"], item.get("tools"))
     prompt, response = item
     return prompt_and_response(prompt, response)

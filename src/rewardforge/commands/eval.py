@@ -9,6 +9,7 @@ prints a summary table. The work is done by `rewardforge.evaluation.runner`; the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,13 +41,37 @@ def _resamples(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value != 0 and value < 100:
-        raise argparse.ArgumentTypeError(f"expected 0 (no interval) or at least 100 resamples, got {value}")
+    if value != 0 and not 100 <= value <= MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 (no interval) or 100 to {MAX_RESAMPLES} resamples, got {value}"
+        )
     return value
 
 
+MAX_RESAMPLES = 100_000  # more only costs memory (a resample matrix of pairs x resamples)
+EVAL_FILES = ("scores.jsonl", "metrics.json", "report.html", "eval_config.json", "rejected_rows.jsonl")
+
+
+def _refuse_writing_over_inputs(out: Path, data: list[str]) -> None:
+    """The files eval writes (or removes) must not be one of its data files."""
+    from rewardforge.commands.checks import same_path
+    from rewardforge.training.run import UsageError
+
+    for spec in data:
+        path = spec.split("=", 1)[1] if "=" in spec and not os.path.exists(spec) else spec
+        for candidate in (path, path.rsplit(":", 1)[0]):  # FILE:SPLIT
+            if not os.path.exists(candidate):
+                continue
+            for name in EVAL_FILES:
+                if same_path(candidate, out / name):
+                    raise UsageError(
+                        f"--data {spec} is {out / name}, which eval writes: move the data or choose "
+                        "another --output"
+                    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser, path_text
+    from rewardforge.commands.checks import OneLineParser, integer, path_text
 
     p = OneLineParser(
         prog="rewardforge eval", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         "with a fresh score head.",
     )
     p.add_argument(
-        "--seed", type=int, default=42, help="Seed of fresh score heads and of the bootstrap (42)."
+        "--seed",
+        type=integer(0, 2**32 - 1),
+        default=42,
+        help="Seed of fresh score heads and of the bootstrap (42).",
     )
     p.add_argument(
         "--bootstrap",
@@ -175,11 +203,13 @@ def main(argv: list[str]) -> int:
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--output {out} exists and is not a folder")
-    from rewardforge.commands.checks import holds_model
+    from rewardforge.commands.checks import check_device, holds_model
 
     if holds_model(out):
         # A model folder: its metrics.json (training) would be overwritten by eval's.
         raise UsageError(f"--output {out} holds a model; write the evaluation to another folder")
+    _refuse_writing_over_inputs(out, args.data)
+    check_device(args.device)
     started = time.perf_counter()
     specs, datasets, load_seconds = prepare(options)
     out.mkdir(parents=True, exist_ok=True)

@@ -93,13 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-body-mb",
-        type=number(above=0),
+        type=number(high=2**20, above=0),
         default=d.max_body_bytes / MiB,
         help="request body limit in MiB; more is 413 (default: %(default)s)",
     )
     p.add_argument(
         "--max-text-chars",
-        type=integer(1),
+        type=integer(1, 2**31),
         default=d.max_text_chars,
         help="characters in one text field (default: %(default)s)",
     )

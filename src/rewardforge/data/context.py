@@ -16,7 +16,7 @@ from typing import Any
 
 from rewardforge.data.errors import RowError
 from rewardforge.data.types import Message
-from rewardforge.data.values import blank, json_object, type_name, unicode_text
+from rewardforge.data.values import blank, json_object, prompt_text_turns, type_name, unicode_text
 
 TOOLS_HEADING = "Available tools:"
 
@@ -81,10 +81,13 @@ def tools_text(specs: list[dict[str, Any]]) -> str:
     return "\n".join([TOOLS_HEADING, *(json.dumps(s, ensure_ascii=False) for s in specs)])
 
 
-def with_tools(conversation: list[Message], tools: Any) -> list[Message]:
-    """`conversation` with the tool definitions (anything `tool_specs` reads) at the end of its
-    system turn, or in a system turn of their own before it. Use it to score a prompt that had
-    a `tools` column in training: `model.score(with_tools(prompt, tools), reply)`."""
+def with_tools(conversation: list[Message] | str, tools: Any) -> list[Message]:
+    """`conversation` (messages, or a prompt text read as training reads one) with the tool
+    definitions (anything `tool_specs` reads) at the end of its system turn, or in a system turn
+    of their own before it. Use it to score a prompt that had a `tools` column in training:
+    `model.score(with_tools(prompt, tools), reply)`."""
+    if isinstance(conversation, str):
+        conversation = prompt_text_turns(conversation)
     specs = tool_specs(tools)
     if not specs:
         return conversation

@@ -226,19 +226,62 @@ def length_bucket_bars(results: list[RunResult]) -> Any:
     return fig
 
 
+MAX_CATEGORY_BARS = 40  # the largest categories get a bar; the table below lists them all
+LABEL_CHARS = 40
+
+
+def _categories(results: list[RunResult]) -> list[str]:
+    """Every category of the runs, the largest (most pairs) first."""
+    counts = results[0].metrics.get("per_category", {})
+    cats = {c for r in results for c in r.metrics.get("per_category", {})}
+    return sorted(cats, key=lambda c: (-counts.get(c, {}).get("pairs", 0), c))
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+
+
 def category_bars(results: list[RunResult]) -> Any | None:
-    cats = sorted({c for r in results for c in r.metrics.get("per_category", {})})
+    """Horizontal bars, one row per category (long names stay readable, many grow the figure
+    downwards, not into a strip), for the MAX_CATEGORY_BARS largest."""
+    cats = _categories(results)[:MAX_CATEGORY_BARS]
     if not cats:
         return None
-    fig = _figure(max(5.0, 0.9 * len(cats) * max(1, len(results) / 2) + 1.5), 3.6)
+    n = max(len(results), 1)
+    fig = _figure(7.5, 1.3 + 0.3 * len(cats) * max(1, n / 2))
     ax = fig.subplots()
-    series = [
-        (r.model, [r.metrics["per_category"].get(c, {}).get("accuracy") for c in cats]) for r in results
-    ]
+    y = np.arange(len(cats))
+    height = 0.8 / n
     counts = results[0].metrics["per_category"]
-    _grouped_bars(ax, [f"{c}\n({counts.get(c, {}).get('pairs', 0)})" for c in cats], series)
-    ax.set_xlabel("category (pairs)")
+    for k, r in enumerate(results):
+        values = [r.metrics["per_category"].get(c, {}).get("accuracy") for c in cats]
+        ax.barh(
+            y + (k - (n - 1) / 2) * height,
+            [np.nan if v is None else v for v in values],
+            height,
+            label=r.model,
+            color=MODEL_COLORS[k % len(MODEL_COLORS)],
+        )
+    ax.set_yticks(y, [f"{_short(c)} ({counts.get(c, {}).get('pairs', 0)})" for c in cats], fontsize=8)
+    ax.invert_yaxis()  # the largest on top
+    ax.axvline(0.5, color="#868e96", ls="--", lw=1)
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel("accuracy (category, pairs)")
+    ax.legend(fontsize=8)
     return fig
+
+
+def category_table(results: list[RunResult]) -> str:
+    """Every category's pairs and accuracy per model (the chart shows the largest only)."""
+    cats = _categories(results)
+    counts = results[0].metrics["per_category"]
+    headers = ["category", "pairs", *[f"{r.model} accuracy" for r in results]]
+    rows = [
+        [(_e(c), ""), (_num(counts.get(c, {}).get("pairs")), "num")]
+        + [(_num(r.metrics["per_category"].get(c, {}).get("accuracy")), "num") for r in results]
+        for c in cats
+    ]
+    return '<div class="scroll">' + _table(headers, rows, "categories") + "</div>"
 
 
 # --------------------------------------------------------------------------- HTML pieces
@@ -452,7 +495,13 @@ def data_section(run: EvalRun, data_name: str) -> str:
     cat_fig = category_bars(results)
     if cat_fig is not None:
         parts.append("<h3>Accuracy per category</h3>")
+        total = len(_categories(results))
+        if total > MAX_CATEGORY_BARS:
+            parts.append(
+                f'<p class="note">The {MAX_CATEGORY_BARS} largest of {total} categories; the table lists all.</p>'
+            )
         parts.append(_img(cat_fig, f"accuracy per category on {data_name}", "categories"))
+        parts.append(category_table(results))
     diag = diagnostics_table(results)
     if diag:
         parts.append(diag)

@@ -12,15 +12,17 @@ applied by the trainer and the RM applies its own format.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from rewardforge.data.context import with_context
-from rewardforge.data.errors import DataError, RowError
+from rewardforge.data.errors import DataError, RowError, corrupt_reason
 from rewardforge.data.types import PreferencePair, turn_text
 from rewardforge.files import atomic_write_text
 
@@ -51,13 +53,24 @@ def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[d
         raise DataError(str(path), "no such file")
     opener = gzip.open if path.suffix == ".gz" else open
     records: list[dict[str, Any]] = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if limit is not None and len(records) >= limit:
+    with opener(path, "rb") as f:
+        lines = iter(f)
+        for lineno in itertools.count(1):
+            where = f"line {lineno}"
+            try:
+                raw = next(lines, None)
+            except (OSError, EOFError, zlib.error) as e:  # a truncated or damaged .gz
+                raise DataError(str(path), corrupt_reason(e), location=where) from None
+            if raw is None or (limit is not None and len(records) >= limit):
                 break
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    str(path), f"not valid UTF-8 (byte {e.start + 1} of the line)", location=where
+                ) from None
             if not line.strip():
                 continue
-            where = f"line {lineno}"
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:

@@ -71,6 +71,9 @@ def _json_error(status: int, message: str, detail: Any = None, headers: dict[str
 
 
 # ---- the guard: auth, body size, metrics; pure ASGI so it acts before the body is read --------
+CLIENT_CLOSED = 499  # nginx's status for a request whose client closed the connection
+
+
 class GuardMiddleware:
     def __init__(self, app, settings: ServeSettings, metrics: Metrics):
         self.app = app
@@ -92,7 +95,7 @@ class GuardMiddleware:
         path, method = scope["path"], scope["method"]
         label = path if path in METRIC_PATHS else "other"
         started = time.perf_counter()
-        status = 500
+        status = 500  # unless a response says otherwise: an exception escaped
         self.metrics.in_flight += 1
 
         async def send_and_note(message):
@@ -112,6 +115,12 @@ class GuardMiddleware:
             if method in BODY_METHODS:
                 body = await self._read_body(scope, receive, send_and_note)
                 if body is None:
+                    if status == 500:  # no answer was sent: the client went away mid-body
+                        status = CLIENT_CLOSED
+                    return
+                problem = _body_problem(scope, body) if path in JSON_PATHS else None
+                if problem:
+                    await _json_error(422, problem)(scope, receive, send_and_note)
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_and_note)
@@ -146,6 +155,48 @@ class GuardMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+JSON_PATHS = ("/v1/score", "/v1/compare", "/get_reward")
+
+
+def _body_problem(scope, body: bytes) -> str | None:
+    """What makes a body no JSON request, said plainly (FastAPI answers an empty body "Field
+    required", a form-encoded one "Input should be a valid dictionary", bad UTF-8 with a 400)."""
+    media = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"content-type"), "")
+    media = media.split(";")[0].strip().lower()
+    if not body.strip():
+        return "empty request body: send a JSON object with Content-Type: application/json"
+    if media and "json" not in media:
+        return f"the body was sent as {media}; send JSON with Content-Type: application/json"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"malformed JSON body (not valid UTF-8 at byte {exc.start})"
+    return None
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its scores were ready."""
+
+
+async def _unless_gone(future: asyncio.Future, request: Request) -> list[float]:
+    """The job's scores; if the client goes away first, the job is cancelled (the batcher skips
+    cancelled jobs, so nobody's forward pass is spent on it) and ClientGone is raised."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not future.done():
+        future.cancel()
+        raise ClientGone
+    return future.result()
 
 
 def _replay(body: bytes, receive):
@@ -253,7 +304,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException):
         return _json_error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
-    async def run_scoring(n: int, prepare: Callable[[], list[Any]]) -> list[float]:
+    async def run_scoring(n: int, prepare: Callable[[], list[Any]], request: Request) -> list[float]:
         if n > settings.max_items:
             raise HTTPException(413, f"{n} items in one request; the limit is {settings.max_items}")
         # requests being prepared count against the queue too, so nothing grows without limit
@@ -280,7 +331,9 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         finally:
             admission["preparing"] -= 1
         try:
-            scores = await future
+            scores = await _unless_gone(future, request)
+        except ClientGone:
+            raise HTTPException(499, "the client closed the connection") from None
         except (StoppingError, asyncio.CancelledError):
             # CancelledError: uvicorn's graceful shutdown ran out of time and cancels the requests
             # still waiting; they get the documented 503, not its plain-text 500
@@ -316,13 +369,13 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         responses=errors,
         summary="Reward of one (prompt, response) or of a list of items",
     )
-    async def score(body: models.ScoreRequest) -> Any:  # type: ignore[name-defined]
+    async def score(body: models.ScoreRequest, request: Request) -> Any:  # type: ignore[name-defined]
         if body.items is None:
             pairs = [(_plain(body.prompt), _plain(body.response), body.tools)]
-            scores = await run_scoring(1, prepare_pairs(pairs, "item"))
+            scores = await run_scoring(1, prepare_pairs(pairs, "item"), request)
             return {"model": settings.model_name, "score": scores[0]}
         pairs = [(_plain(it.prompt), _plain(it.response), it.tools) for it in body.items]
-        scores = await run_scoring(len(pairs), prepare_pairs(pairs, "items[{i}]"))
+        scores = await run_scoring(len(pairs), prepare_pairs(pairs, "items[{i}]"), request)
         return {"model": settings.model_name, "scores": scores}
 
     @app.post(
@@ -332,10 +385,10 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         responses=errors,
         summary="Rewards of two or more responses to one prompt, and preference probabilities",
     )
-    async def compare(body: models.CompareRequest) -> Any:  # type: ignore[name-defined]
+    async def compare(body: models.CompareRequest, request: Request) -> Any:  # type: ignore[name-defined]
         prompt = _plain(body.prompt)
         pairs = [(prompt, _plain(r), body.tools) for r in body.responses]
-        scores = await run_scoring(len(pairs), prepare_pairs(pairs, "responses[{i}]"))
+        scores = await run_scoring(len(pairs), prepare_pairs(pairs, "responses[{i}]"), request)
         pairwise = [
             [sigmoid(a - b) if i != j else 0.5 for j, b in enumerate(scores)] for i, a in enumerate(scores)
         ]
@@ -355,7 +408,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         responses=errors,
         summary="OpenRLHF remote reward model: rewards of full formatted conversations",
     )
-    async def get_reward(body: models.RewardRequest) -> Any:  # type: ignore[name-defined]
+    async def get_reward(body: models.RewardRequest, request: Request) -> Any:  # type: ignore[name-defined]
         texts = [body.query] if isinstance(body.query, str) else list(body.query)
 
         def prepare() -> list[Any]:
@@ -367,7 +420,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
                     raise UnpreparableItem(f"query[{i}]", _reason(exc)) from exc
             return out
 
-        scores = await run_scoring(len(texts), prepare)
+        scores = await run_scoring(len(texts), prepare, request)
         return {"rewards": scores, "scores": scores, "extra_logs": {"reward": scores}}
 
     @app.get("/health", response_model=HealthResponse, summary="Liveness and settings")

@@ -7,7 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from rewardforge.serving.settings import ServeSettings
 
@@ -40,6 +49,11 @@ def _text_or_list(text_type: Any, list_type: Any, what: str = "a list of chat me
             custom_error_message=f"expected a string or {what}",
         ),
     ]
+
+
+def _one_message_as_list(value: Any) -> Any:
+    """One message object stands for a list of one, as training reads it."""
+    return [value] if isinstance(value, dict) else value
 
 
 def _reply_text(value: str) -> str:
@@ -96,7 +110,8 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
     PromptMessages = Annotated[list[ChatMessage], Field(max_length=settings.max_messages)]
     Prompt = Annotated[
         _text_or_list(Text, PromptMessages) | None,
-        Field(description="A user message as text, or a list of chat messages; optional."),
+        BeforeValidator(_one_message_as_list),
+        Field(description="A user message as text, or a list of chat messages (or one); optional."),
     ]
     # what training refuses (a blank reply, messages that do not end with the assistant's
     # reply) is refused here too, in the same words: 422 naming the field
@@ -104,9 +119,10 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         _text_or_list(
             Annotated[Text, AfterValidator(_reply_text)], Annotated[Messages, AfterValidator(_reply_messages)]
         ),
+        BeforeValidator(_one_message_as_list),
         Field(
             description="The assistant reply as text, or a list of chat messages ending with the "
-            "assistant's reply; not blank."
+            "assistant's reply (or that one message); not blank."
         ),
     ]
 
