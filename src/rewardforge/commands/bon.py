@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="also report an environment reward per candidate (exact_match, contains_answer, complete_sentence, module:function); "
+        help="also report an environment reward per candidate (exact_match, contains_answer, complete_sentence, "
+        "module:function or path/file.py:function); "
         "the RM still picks the best",
     )
     p.add_argument("--max-prompts", type=integer(1), default=None, help="use the first N prompts only")
