@@ -389,28 +389,38 @@ def test_an_id_or_category_must_be_text_or_a_number(tmp_path, field, value):
         {"chosen": [msg("user", "Hi"), msg("assistant", "Hello")],
          "rejected": [msg("user", "Hi"), msg("assistant", "Hello"), msg("user", "What?"), msg("assistant", "Bye")]},
         {"prompt": "Hi", "chosen": [msg("assistant", "Hello")],
-         "rejected": [msg("assistant", "Hey"), msg("user", "What?"), msg("assistant", "Bye")]},
+         "rejected": [msg("assistant", "Hello"), msg("user", "What?"), msg("assistant", "Bye")]},
     ],
     ids=["hh-text", "messages", "prompt-and-messages"],
 )  # fmt: skip
-def test_a_side_that_goes_on_with_another_question_is_invalid(tmp_path, row):
-    """Before, one transcript that went on past the other's end (a shared reply, then a new user
-    turn) became a pair whose last replies answer different questions."""
+def test_a_side_that_is_the_other_going_on_with_another_question_is_invalid(tmp_path, row):
+    """Before, one transcript that was the other going on (its reply, then a new user turn)
+    became a pair whose last replies answer different questions."""
     err = only_error(jsonl(tmp_path, [row]))
-    assert err.field == "rejected" and "goes on with a user turn ('What?')" in err.reason
+    assert err.field == "rejected" and "going on with a user turn ('What?')" in err.reason
 
 
-def test_conversations_asked_the_same_things_may_run_for_several_turns(tmp_path):
-    """An arena-style conversation judged whole: both sides asked the same second question."""
-    row = {
+def test_trajectories_judged_whole_may_run_for_several_turns(tmp_path):
+    """Arena conversations, and agent trajectories where a simulated user answers each side:
+    the sides part at their first reply and each runs on (not refused, as the check above was
+    at first)."""
+    arena = {
         "chosen": [msg("user", "Hi"), msg("assistant", "Hello"), msg("user", "Why?"), msg("assistant", "A")],
         "rejected": [msg("user", "Hi"), msg("assistant", "Go"), msg("user", "Why?"), msg("assistant", "B")],
     }
-    (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
-    assert pair.prompt == [msg("user", "Hi")] and len(pair.chosen) == len(pair.rejected) == 3
-    row["rejected"][2] = msg("user", "How?")
-    err = only_error(jsonl(tmp_path, [row], "other.jsonl"))
-    assert "asks differently" in err.reason
+    agent = {
+        "prompt": [msg("user", "cancel my order")],
+        "chosen": [
+            msg("assistant", "Which order id?"),
+            msg("user", "#123"),
+            msg("assistant", "Cancelled #123."),
+        ],
+        "rejected": [msg("assistant", "Cancelled your most recent order.")],
+    }
+    (first,) = load_pairs(jsonl(tmp_path, [arena])).pairs
+    (second,) = load_pairs(jsonl(tmp_path, [agent], "agent.jsonl")).pairs
+    assert first.prompt == [msg("user", "Hi")] and len(first.chosen) == len(first.rejected) == 3
+    assert second.prompt == agent["prompt"] and len(second.chosen) == 3
 
 
 @pytest.mark.parametrize("alias", ["input", "context", "question"])
@@ -428,9 +438,14 @@ def test_a_second_prompt_column_beside_prompt_is_not_dropped(tmp_path, alias):
     assert both.prompt == [msg("user", "Translate to French.\nGood evening")]
     alone = load_pairs(path, columns=parse_columns("prompt=prompt")).pairs[0]
     assert alone.prompt == [msg("user", "Translate to French.")]
-    # the same text under both names (orpo-dpo-mix's prompt and question) loses nothing
-    same = [{"prompt": "Say  hi.", alias: "Say hi.", "chosen": "Hi", "rejected": "No"}]
-    assert load_pairs(jsonl(tmp_path, same, "same.jsonl")).pairs[0].prompt == [msg("user", "Say  hi.")]
+    # text the pair already holds (orpo-dpo-mix's prompt and question; a RAG context quoted in
+    # the prompt, as a list; case, spacing and HTML escapes aside) loses nothing
+    same = [
+        {"prompt": "Say  hi.", alias: "say hi.", "chosen": "Hi", "rejected": "No"},
+        {"prompt": "Documents:\n1. Paris is in France.\n2. Rome &amp; Italy.\nQ: where?", alias: ["Paris is in France.", "Rome & Italy."], "chosen": "Hi", "rejected": "No"},
+    ]  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, same, "same.jsonl")).pairs
+    assert loaded[0].prompt == [msg("user", "Say  hi.")] and len(loaded) == 2
 
 
 def test_finite_scores_too_far_apart_for_a_margin_are_invalid(tmp_path):
@@ -450,3 +465,21 @@ def test_messages_stored_by_key_are_read(tmp_path):
     assert pair.prompt == [msg("user", "Hi")] and pair.chosen == [msg("assistant", "Hello")]
     row["rejected"] = {"role": ["user", "assistant"], "content": ["Hi"]}
     assert "different lengths" in only_error(jsonl(tmp_path, [row], "bad.jsonl")).reason
+
+
+def test_a_prompt_as_one_message_or_stored_by_key(tmp_path):
+    """The server took one message object as a prompt; training and `score` refused it."""
+    rows = [
+        {"prompt": msg("user", "Hi"), "chosen": [msg("assistant", "Hello")], "rejected": [msg("assistant", "Go")]},
+        {"prompt": {"role": ["user"], "content": ["Hi"]}, "chosen": [msg("assistant", "Hello")], "rejected": [msg("assistant", "Go")]},
+    ]  # fmt: skip
+    first, second = load_pairs(jsonl(tmp_path, rows)).pairs
+    assert first.prompt == second.prompt == [msg("user", "Hi")]
+
+
+def test_lowercase_booleans_label_shp_rows(tmp_path):
+    """polars writes true/false, R and Excel TRUE/FALSE."""
+    path = tmp_path / "shp.csv"
+    path.write_text("history,human_ref_A,human_ref_B,labels\nWhy?,a,c,true\nHow?,b,d,FALSE\n")
+    first, second = load_pairs(str(path)).pairs
+    assert (first.chosen_text, second.chosen_text) == ("a", "d")

@@ -161,7 +161,9 @@ def test_base_class_docstring_has_an_example():
 
 
 @pytest.mark.parametrize(
-    "id_value, field", [("['x']", "id"), ("1", None)], ids=["list-id-refused", "int-id-as-text"]
+    "id_value, field",
+    [("['x']", "id"), ("1", None)],
+    ids=["list-id-refused", "int-id-as-text"],
 )
 def test_a_processors_pair_has_its_id_and_category_checked(processor_file, tmp_path, id_value, field):
     """A PreferencePair from user code passed its id and category through unchecked: a list
@@ -173,3 +175,19 @@ def test_a_processors_pair_has_its_id_and_category_checked(processor_file, tmp_p
             load_pairs(str(path), processor=f"{processor_file}:Pairs")
     else:
         assert load_pairs(str(path), processor=f"{processor_file}:Pairs").pairs[0].id == "1"
+
+
+def test_a_numpy_id_from_user_code_is_a_number():
+    import numpy as np
+
+    from rewardforge.data.shapes import check_pair
+
+    pair = PreferencePair(
+        prompt=[{"role": "user", "content": "q"}],
+        chosen=[{"role": "assistant", "content": "a"}],
+        rejected=[{"role": "assistant", "content": "b"}],
+        id=np.int64(7),
+        category=np.float64(2.0),
+    )
+    checked = check_pair(pair)
+    assert (checked.id, checked.category) == ("7", "2")

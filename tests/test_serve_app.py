@@ -425,3 +425,10 @@ def test_bodies_that_are_no_json_request_are_422_saying_why(content, headers, me
         assert r.status_code == 422 and message in r.json()["error"]
         one = httpx.post(server.url + "/v1/score", json={"response": {"role": "assistant", "content": "hi"}})
         assert one.status_code == 200 and one.json()["score"] == 2.0  # one message object, as in training
+
+
+def test_a_json_body_sent_with_no_content_type_is_read():
+    """FastAPI does not parse a body with no Content-Type as JSON ("valid dictionary")."""
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        r = httpx.post(server.url + "/v1/score", content=b'{"response": "hey"}', headers={"Content-Type": ""})
+        assert r.status_code == 200 and r.json()["score"] == 3.0

@@ -451,10 +451,32 @@ def test_tools_score_alike_in_training_data_score_cli_server_and_rlhf_prompts(tm
         assert r.status_code == 200 and r.json()["scores"][0] == pytest.approx(expected, abs=1e-5)
         bad = httpx.post(server.url + "/v1/score", json={**body, "tools": [{"description": "x"}]})
         assert bad.status_code == 422 and "name" in bad.text
+        for form in (WEATHER_TOOL, [json.dumps(WEATHER_TOOL)]):  # every form a tools column takes
+            r = httpx.post(server.url + "/v1/score", json={**body, "tools": form})
+            assert r.status_code == 200 and r.json()["score"] == pytest.approx(expected, abs=1e-5)
+        bad = httpx.post(
+            server.url + "/v1/compare", json={"prompt": ASK, "responses": ["a", "b"], "tools": 3}
+        )
+        assert (
+            bad.status_code == 422
+            and "tools" in bad.json()["error"]
+            and "responses" not in bad.json()["error"]
+        )
 
     prompts = jsonl(
         tmp_path, [{"prompt": ASK, "tools": [WEATHER_TOOL], "system": "Be brief.", "answer": "18"}], "p.jsonl"
     )
     (record,) = read_prompts(prompts)
     assert record["prompt"][0] == {"role": "system", "content": "Be brief.\n\n" + TOOLS_TEXT}
-    assert "tools" not in record and "system" not in record and record["answer"] == "18"
+    assert record["tools"] == [WEATHER_TOOL] and record["answer"] == "18"  # still a column for env rewards
+
+
+def test_tools_written_by_pandas_to_csv(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"prompt": ["Weather?"], "chosen": ["Sunny."], "rejected": ["No."], "tools": [[WEATHER_TOOL]]}
+    )
+    frame.to_csv(tmp_path / "t.csv", index=False)  # Python text: [{'type': 'function', ...}]
+    (pair,) = load_pairs(str(tmp_path / "t.csv")).pairs
+    assert pair.prompt[0] == {"role": "system", "content": TOOLS_TEXT}

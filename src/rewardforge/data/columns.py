@@ -7,6 +7,7 @@ two text columns as one, a line apart.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -268,8 +269,7 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
                     f"map it with --columns {ours}={alias}",
                     alias,
                 )
-            other = _words(record[alias])
-            if other and other not in _words(value):
+            if _unread_text(record[alias], record):
                 raise RowError(
                     f"this row has {alias!r} beside {ours!r}, and its text is not read: read both, a "
                     f"line apart, with --columns {ours}={ours}{JOIN}{alias}, or {ours!r} alone with "
@@ -286,17 +286,29 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
         )
 
 
-def _words(value: Any) -> str:
-    """A field's text, its whitespace collapsed (a message list's contents, one after another)."""
+def _pieces(value: Any) -> list[str]:
+    """The texts a field holds: itself, a list's items, a message list's contents."""
     if isinstance(value, str):
-        return " ".join(value.split())
+        return [value]
     if isinstance(value, dict):
-        value = [value]
+        value = value.get("content", value.get("value", ""))
+        return _pieces(value)
     if isinstance(value, list):
-        return " ".join(
-            _words(m.get("content", m.get("value")) if isinstance(m, dict) else m) for m in value
-        ).strip()
-    return "" if value is None else str(value)
+        return [text for item in value for text in _pieces(item)]
+    return [] if value is None else [str(value)]
+
+
+def _folded(text: str) -> str:
+    return " ".join(html.unescape(text).casefold().split())
+
+
+def _unread_text(value: Any, record: dict) -> bool:
+    """Whether `value` holds text the pair does not: a piece (a list item, a message) found in
+    none of the prompt, system and replies (case, spacing and HTML escapes aside) would be lost."""
+    read = _folded(
+        " \n ".join(t for k in ("prompt", "system", "chosen", "rejected") for t in _pieces(record.get(k)))
+    )
+    return any(_folded(piece) and _folded(piece) not in read for piece in _pieces(value))
 
 
 def suggest_columns(keys: list[str]) -> str:

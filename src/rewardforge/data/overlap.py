@@ -10,7 +10,7 @@ answer leaked into the prompt) is an invalid row.
 from __future__ import annotations
 
 from rewardforge.data.errors import RowError
-from rewardforge.data.transcripts import looks_like_hh, parse_hh, refuse_other_questions, split_shared
+from rewardforge.data.transcripts import looks_like_hh, parse_hh, refuse_extension, split_shared
 from rewardforge.data.types import Message
 from rewardforge.data.values import normalised
 
@@ -55,6 +55,7 @@ def with_prompt(
     or one, wholly or in part: every turn once, in the prompt; each completion keeps only what
     follows the prompt. A completion still holding a user turn answers another prompt, and a
     prompt ending in one side's reply has leaked it: both are invalid rows."""
+    refuse_extension(chosen, rejected, ("chosen", "rejected"))
     shared, _, _ = split_shared(chosen, rejected)
     if shared:
         prompt = _joined_prompt(prompt, shared)
@@ -67,7 +68,6 @@ def with_prompt(
                 "with the prompt and the other side: it answers another prompt",
                 name,
             )
-    refuse_other_questions(rests[0], rests[1], ("chosen", "rejected"))
     refuse_leaked_reply(prompt, rests)
     return prompt, rests[0], rests[1]
 

@@ -84,9 +84,9 @@ def helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[Me
 
 def _flag(value: Any) -> int | None:
     """0 or 1 from a label or one-hot cell: ints, "1.0" text, or booleans (pandas.get_dummies;
-    its CSV holds them as "True"/"False")."""
-    if isinstance(value, str) and value.strip() in ("True", "False"):
-        value = value.strip() == "True"
+    a CSV holds them as "True"/"False", or "true", "TRUE")."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):  # pandas, polars, R, Excel
+        value = value.strip().lower() == "true"
     return 1 if value is True else 0 if value is False else one_of(value)
 
 

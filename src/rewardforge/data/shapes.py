@@ -53,7 +53,7 @@ from rewardforge.data.public_sets import ARENA_MARKERS, rated_list, rating_field
 from rewardforge.data.transcripts import (
     looks_like_hh,
     parse_hh,
-    refuse_other_questions,
+    refuse_extension,
     split_text,
     split_transcripts,
 )
@@ -404,7 +404,7 @@ def check_pair(pair: PreferencePair) -> PreferencePair:
     prompt = messages(pair.prompt, "prompt")
     chosen, rejected = messages(pair.chosen, "chosen"), messages(pair.rejected, "rejected")
     check_completions(chosen, rejected, ("chosen", "rejected"))
-    refuse_other_questions(chosen, rejected, ("chosen", "rejected"))
+    refuse_extension(chosen, rejected, ("chosen", "rejected"))
     pair.prompt, pair.chosen, pair.rejected = prompt, chosen, rejected
     pair.margin = number(pair.margin, "margin")
     pair.id, pair.category = label_text(pair.id, "id"), label_text(pair.category, "category")

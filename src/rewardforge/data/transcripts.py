@@ -137,6 +137,7 @@ def split_transcripts(
     for msgs, name in zip((chosen, rejected), names):
         if not msgs:
             raise RowError("empty conversation", name)
+    refuse_extension(chosen, rejected, names)
     prompt, c_rest, r_rest = split_shared(chosen, rejected)
     for rest, name in zip((c_rest, r_rest), names):
         if rest and rest[0]["role"] in ("user", "system"):
@@ -145,29 +146,24 @@ def split_transcripts(
                 "different prompts, not one prompt with two replies",
                 name,
             )
-    refuse_other_questions(c_rest, r_rest, names)
     return prompt, c_rest, r_rest
 
 
-def refuse_other_questions(a: list[Message], b: list[Message], names: tuple[str, str]) -> None:
-    """Completions may run for several turns (an arena conversation, judged whole), but each must
-    be asked the same things: a user turn in one and not in the other (a transcript that goes on
-    past the other's end) means their last replies answer different prompts."""
-    if not (a and b and a[-1]["role"] == b[-1]["role"] == "assistant"):
-        return  # a side that does not end with a reply is refused for that, in its own words
-    asked = [
-        [(m["role"], m["content"].strip()) for m in side if m["role"] in ("user", "system")]
-        for side in (a, b)
-    ]
-    if asked[0] == asked[1]:
+def refuse_extension(a: list[Message], b: list[Message], names: tuple[str, str]) -> None:
+    """One side that is the other's whole conversation going on with a new user (or system) turn
+    is no second reply to the same prompt: its last reply answers a later question. Sides that
+    part earlier may each run on for several turns (whole trajectories, judged whole)."""
+    n = 0
+    while n < min(len(a), len(b)) and _same(a[n], b[n]):
+        n += 1
+    if len(a) == len(b) or n < min(len(a), len(b)):
         return
-    k = next((i for i, (x, y) in enumerate(zip(*asked)) if x != y), min(map(len, asked)))
-    side = 0 if len(asked[0]) > k and (len(asked[1]) <= k or len(asked[0]) >= len(asked[1])) else 1
-    role, content = asked[side][k]
-    excerpt = " ".join(content.split())[:40]
-    raise RowError(
-        f"goes on with a {role} turn ({excerpt!r}) that the other side "
-        f"{'does not have' if len(asked[1 - side]) <= k else 'asks differently'}: the last replies answer "
-        "different prompts, not one prompt with two replies",
-        names[side],
-    )
+    longer, name = (a, names[0]) if len(a) > len(b) else (b, names[1])
+    turn = longer[n]
+    if turn["role"] in ("user", "system"):
+        excerpt = " ".join(turn["content"].split())[:40]
+        raise RowError(
+            f"is the other side's whole conversation going on with a {turn['role']} turn ({excerpt!r}): "
+            "its last reply answers a later question, not the same prompt",
+            name,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import decimal
 import json
 import math
+import numbers
 import unicodedata
 from typing import Any
 
@@ -296,7 +297,7 @@ def prompt_messages(value: Any, name: str) -> list[Message]:
     <extra_id_1> markers (HelpSteer2's multi-turn prompts); a list is messages."""
     if isinstance(value, str):
         return prompt_text_turns(unicode_text(value, name))
-    if isinstance(value, list):
+    if isinstance(value, list | dict):  # a dict: one message, or messages stored by key
         return messages(value, name)
     raise RowError(f"expected a string or a list of messages, got {type_name(value)}", name)
 
@@ -374,6 +375,10 @@ def text_items(record: dict, name: str) -> list[str]:
 
 def label_text(value: Any, name: str) -> str | None:
     """An id or category as text; null and "" (an empty CSV cell) mean none."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)  # numpy's int64 from a processor or a DataFrame
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = float(value)
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None  # NaN: pandas' missing value
     if isinstance(value, bool) or not isinstance(value, str | int | float):

@@ -4,9 +4,9 @@
     {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
 
 `prompt` is a string (one user message) or a list of chat messages; `system` and `tools`
-(tool definitions) columns join its system turn, as in training data. Any other column (e.g.
-`answer` for an environment reward, `id`) is kept and handed to the reward functions, repeated
-per generation. Prompts are always passed on as message lists, so the policy's chat template is
+(tool definitions) columns join its system turn, as in training data, and stay columns. Every
+column besides `prompt` (e.g. `answer` for an environment reward, `id`, `tools`) is kept and
+handed to the reward functions, repeated per generation. Prompts are always passed on as message lists, so the policy's chat template is
 applied by the trainer and the RM applies its own format.
 """
 
@@ -82,7 +82,6 @@ def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[d
                 rec["prompt"] = with_context(rec, rec["prompt"])
             except RowError as e:
                 raise DataError(str(path), e.reason, location=where, field=e.field) from None
-            rec.pop("system", None), rec.pop("tools", None)
             records.append(rec)
     if not records:
         raise DataError(str(path), "no prompts")

@@ -122,6 +122,10 @@ class GuardMiddleware:
                 if problem:
                     await _json_error(422, problem)(scope, receive, send_and_note)
                     return
+                if path in JSON_PATHS and not _media_type(scope):
+                    # no type given: JSON is what these take (FastAPI would not parse it)
+                    headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
+                    scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_and_note)
         finally:
@@ -160,11 +164,16 @@ class GuardMiddleware:
 JSON_PATHS = ("/v1/score", "/v1/compare", "/get_reward")
 
 
+def _media_type(scope) -> str:
+    """The request's Content-Type without parameters, lower case ("" when there is none)."""
+    media = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"content-type"), "")
+    return media.split(";")[0].strip().lower()
+
+
 def _body_problem(scope, body: bytes) -> str | None:
     """What makes a body no JSON request, said plainly (FastAPI answers an empty body "Field
     required", a form-encoded one "Input should be a valid dictionary", bad UTF-8 with a 400)."""
-    media = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"content-type"), "")
-    media = media.split(";")[0].strip().lower()
+    media = _media_type(scope)
     if not body.strip():
         return "empty request body: send a JSON object with Content-Type: application/json"
     if media and "json" not in media:

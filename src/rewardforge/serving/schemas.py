@@ -51,6 +51,14 @@ def _text_or_list(text_type: Any, list_type: Any, what: str = "a list of chat me
     ]
 
 
+def _tool_definitions(value: Any) -> Any:
+    """Tools are read as training reads a `tools` column (RowError is a ValueError: 422)."""
+    from rewardforge.data.context import tool_specs
+
+    tool_specs(value)
+    return value
+
+
 def _one_message_as_list(value: Any) -> Any:
     """One message object stands for a list of one, as training reads it."""
     return [value] if isinstance(value, dict) else value
@@ -127,12 +135,13 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
     ]
 
     Tools = Annotated[
-        _text_or_list(Annotated[str, Field(max_length=text_len)], list[dict[str, Any]], "a list of objects")
-        | None,
+        Any,
+        AfterValidator(_tool_definitions),
         Field(
             default=None,
-            description="Tool definitions the assistant may call (as a `tools` column gives them in "
-            "training); they join the system turn.",
+            description="Tool definitions the assistant may call, in any form a `tools` column takes "
+            "in training (a list of objects or of their JSON texts, one object, or JSON text); they "
+            "join the system turn.",
         ),
     ]
 
