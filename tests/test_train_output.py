@@ -405,3 +405,97 @@ def test_empty_output_or_resume_is_refused(capsys):
     assert "--output is empty" in capsys.readouterr().err
     assert main(["train", "--resume", ""]) == 2
     assert "--resume is empty" in capsys.readouterr().err
+
+
+# ---- helper round 33 (the check of round 28's fixes) -------------------------------------------
+
+
+def test_empty_output_dir_and_a_nested_runs_checkpoint_are_refused(
+    tmp_path, data, capsys, tiny_bert_dir, monkeypatch
+):
+    """--output_dir "" resolved to the working directory (with --overwrite it deleted the run
+    there); a checkpoint of a run nested inside --output counted as the folder's own."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--output_dir", "", "--model", str(tiny_bert_dir), "--data", str(data)]) == 2
+    assert "--output is empty" in capsys.readouterr().err
+    outer = tmp_path / "outer"
+    assert train(tiny_bert_dir, data, outer, "--save_strategy", "no") == 0
+    assert train(tiny_bert_dir, data, outer / "inner", "--save_steps", "1") == 0
+    before = digest(outer / "model.safetensors")
+    assert (
+        train(tiny_bert_dir, data, outer, "--max-steps", "3", "--resume", outer / "inner" / "checkpoint-1")
+        == 2
+    )
+    assert "is not a checkpoint of" in capsys.readouterr().err
+    assert digest(outer / "model.safetensors") == before
+
+
+def test_a_copied_run_uses_its_own_best_checkpoint(tmp_path, data, tiny_bert_dir):
+    """The copy's saved state named the original's best checkpoint: the copy's own was rotated
+    away, and once the original was gone the best model was lost."""
+    import shutil
+
+    dev = jsonl(tmp_path, ROWS[:4], "dev.jsonl")
+    best = ["--eval-data", dev, "--eval_steps", "1", "--save_steps", "1", "--load_best_model_at_end", "true",
+            "--metric_for_best_model", "eval_loss", "--greater_is_better", "true", "--learning-rate", "1e-3",
+            "--save_total_limit", "2"]  # fmt: skip
+    original = tmp_path / "original"
+    assert train(tiny_bert_dir, data, original, *best, "--max-steps", "3") == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    assert train(tiny_bert_dir, data, copy, *best, "--max-steps", "4", "--resume") == 0
+    named = json.loads((copy / "checkpoint-4" / "trainer_state.json").read_text())["best_model_checkpoint"]
+    assert Path(named).parent.resolve() == copy.resolve() and Path(named).is_dir(), named
+
+
+def test_a_run_started_from_another_runs_checkpoint_logs_each_step_once(tmp_path, data, tiny_bert_dir):
+    base = tmp_path / "base"
+    steps = ["--save_steps", "1", "--logging_steps", "1", "--save_total_limit", "5"]
+    assert train(tiny_bert_dir, data, base, *steps, "--max-steps", "4") == 0
+    fresh = tmp_path / "fresh"
+    assert (
+        train(tiny_bert_dir, data, fresh, *steps, "--max-steps", "4", "--resume", base / "checkpoint-2") == 0
+    )
+    import shutil
+
+    shutil.rmtree(fresh / "checkpoint-4")  # killed before its last checkpoint
+    (fresh / "model.safetensors").unlink()
+    assert train(tiny_bert_dir, data, fresh, *steps, "--max-steps", "4", "--resume") == 0
+    logged = [json.loads(line) for line in (fresh / "train_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3, 4]  # the source run's steps, then its own
+
+
+def test_a_failed_resume_does_not_change_the_runs_recorded_settings(tmp_path, data, capsys, tiny_bert_dir):
+    """A run recorded before the optimizer was part of its identity: a resume with another one
+    crashed, but first wrote its own identity, so the right optimizer was refused next time."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1") == 0
+    config = json.loads((out / "run_config.json").read_text())
+    del config["identity"]["optimizer"]
+    (out / "run_config.json").write_text(json.dumps(config))
+    (out / "model.safetensors").unlink()
+    with pytest.raises(KeyError):  # the Trainer's own failure, as before the optimizer was recorded
+        train(tiny_bert_dir, data, out, "--max-steps", "3", "--resume", "--optim", "sgd")
+    assert "optimizer" not in json.loads((out / "run_config.json").read_text())["identity"]
+    assert train(tiny_bert_dir, data, out, "--max-steps", "3", "--resume") == 0
+
+
+def test_overwrite_keeps_user_files_named_like_weights(tmp_path, data, tiny_bert_dir):
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0
+    for name in ("model_backup.safetensors", "adapter_model_notes.md", "pytorch_model_old.bin"):
+        (out / name).write_text("mine")
+    assert train(tiny_bert_dir, data, out, "--overwrite", "--save_strategy", "no") == 0
+    assert all(
+        (out / n).read_text() == "mine"
+        for n in ("model_backup.safetensors", "adapter_model_notes.md", "pytorch_model_old.bin")
+    )
+
+
+def test_a_damaged_only_checkpoint_is_named_in_the_refusal(tmp_path, data, capsys, tiny_bert_dir):
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "2") == 0
+    path = out / "checkpoint-2" / "optimizer.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    assert train(tiny_bert_dir, data, out, "--resume") == 2
+    assert "checkpoint-2: optimizer.pt is damaged" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -492,13 +493,11 @@ def save_reward_model(
 
 # Weight files of a saved model or adapter: a save removes those it did not write itself, so an
 # adapter from an earlier save is never loaded beside (or instead of) the merged model.
-WEIGHT_FILES = (
-    "model*.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model*.bin",
-    "pytorch_model.bin.index.json",
-    "adapter_model*",
-    "adapter_config.json",
+# What save_pretrained writes for weights (shards numbered as it numbers them), by exact name: a
+# user's model_backup.safetensors beside them is not one.
+WEIGHT_FILE = re.compile(
+    r"(?:model|pytorch_model)(?:-\d{5}-of-\d{5})?\.(?:safetensors|bin)"
+    r"|(?:model\.safetensors|pytorch_model\.bin)\.index\.json|adapter_model\.(?:safetensors|bin)|adapter_config\.json"
 )
 
 
@@ -528,10 +527,9 @@ def save_hf_folder(
             if dest.is_dir():
                 shutil.rmtree(dest)
             os.replace(item, dest)
-        for pattern in WEIGHT_FILES:  # another kind of save before (an adapter, shards): not ours now
-            for stale in output_dir.glob(pattern):
-                if stale.is_file() and stale.name not in written:
-                    stale.unlink()
+        for stale in output_dir.iterdir():  # another kind of save before (an adapter, shards): not ours now
+            if stale.is_file() and WEIGHT_FILE.fullmatch(stale.name) and stale.name not in written:
+                stale.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return to_save

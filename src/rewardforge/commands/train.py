@@ -43,7 +43,10 @@ def build_parser():
     from rewardforge.training.arguments import RewardArguments
 
     parser = HfArgumentParser(
-        (RewardArguments, TrainingArguments), prog="rewardforge train", description=DESCRIPTION
+        (RewardArguments, TrainingArguments),
+        prog="rewardforge train",
+        description=DESCRIPTION,
+        allow_abbrev=False,  # `--output_di` would set an option a config's other name then overrides
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.set_defaults(**TRAIN_DEFAULTS)
@@ -168,11 +171,8 @@ def _evaluate_when_asked(parser, argv: list[str]) -> None:
         seen, _ = parser.parse_known_args(argv)
     except Exception:  # noqa: BLE001 - the real parse reports it
         return
-    if (
-        (seen.eval_data or seen.eval_split)
-        and seen.eval_steps
-        and str(seen.eval_strategy) in ("no", "IntervalStrategy.NO")
-    ):
+    evaluates = seen.eval_data or seen.eval_split or seen.data is None  # built-in data: its test split
+    if evaluates and seen.eval_steps and str(seen.eval_strategy) in ("no", "IntervalStrategy.NO"):
         parser.set_defaults(eval_strategy="steps")
 
 

@@ -127,7 +127,7 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
     def whole(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
-    need(args.output != "", "--output is empty: name the folder for the run")
+    need(args.output != "" and targs.output_dir != "", "--output is empty: name the folder for the run")
     need(args.resume != "", "--resume is empty: give a checkpoint folder, or --resume alone for the newest")
     need(
         whole(args.max_length) and args.max_length >= 8,

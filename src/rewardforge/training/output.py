@@ -3,8 +3,10 @@ resume from, and the checks that a resumed run is the run it continues."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from rewardforge.files import atomic_write_text
+from rewardforge.modeling import WEIGHT_FILE
 from rewardforge.training.arguments import RewardArguments, UsageError
 from rewardforge.training.trainer import STAGING_DIR
 
@@ -25,13 +28,11 @@ RUN_FILES = (
 )
 # What save_pretrained writes for a model, an adapter or a tokenizer: a run replaced by
 # --overwrite must not leave one behind for a scorer to load beside the new model.
-MODEL_FILES = (
-    "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
-    "pytorch_model*.bin", "pytorch_model.bin.index.json", "adapter_config.json", "adapter_model*",
-    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
-    "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "chat_template.jinja", "spiece.model",
-    "sentencepiece.bpe.model",
-)  # fmt: skip
+MODEL_FILES = re.compile(
+    rf"{WEIGHT_FILE.pattern}|config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json"
+    r"|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.txt|vocab\.json|merges\.txt"
+    r"|chat_template\.jinja|spiece\.model|sentencepiece\.bpe\.model"
+)  # exact names: a user's model_backup.safetensors or vocab.jsonl in the folder stays
 
 
 def checkpoints(folder: Path) -> list[Path]:
@@ -41,9 +42,9 @@ def checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True)
 
 
-def inside(path: str | Path, folder: Path) -> bool:
-    resolved = Path(path).resolve()
-    return folder.resolve() in resolved.parents
+def checkpoint_of(path: str | Path, folder: Path) -> bool:
+    """Whether `path` is one of `folder`'s own checkpoints (not one in a run nested inside it)."""
+    return Path(path).resolve().parent == folder.resolve()
 
 
 def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
@@ -63,14 +64,18 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
         if leftover.is_dir() and os.environ.get("LOCAL_RANK", "0") == "0":
             shutil.rmtree(leftover, ignore_errors=True)
     previous = sorted(
-        {p for n in (*RUN_FILES, *MODEL_FILES) for p in output_dir.glob(n) if p.is_file()}
+        {
+            p
+            for p in output_dir.iterdir()
+            if p.is_file() and (p.name in RUN_FILES or MODEL_FILES.fullmatch(p.name))
+        }
         | set(checkpoints(output_dir))
         | {p for p in (output_dir / STAGING_DIR,) if p.is_dir()}
     )
     # a checkpoint of this folder's run continues it; one from elsewhere starts a run here, which
     # must not mix with (or silently replace) what the folder holds
     resumable = args.resume and (
-        inside(args.resume, output_dir)
+        checkpoint_of(args.resume, output_dir)
         if args.resume != "last"
         else any(checkpoint_problem(c) is None for c in checkpoints(output_dir))
     )
@@ -78,8 +83,9 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
         return []
     if not args.overwrite:
         shown = ", ".join(p.name for p in previous[:3])
+        problems = "; ".join(f"{c.name}: {checkpoint_problem(c)}" for c in checkpoints(output_dir)[:3])
         nothing = (
-            f"--resume: no checkpoint in {output_dir} to continue, and it "
+            f"--resume: no checkpoint in {output_dir} to continue{f' ({problems})' if problems else ''}, and it "
             if args.resume == "last"
             else f"--resume {args.resume} is not a checkpoint of {output_dir}, which "
             if args.resume
@@ -135,7 +141,18 @@ def checkpoint_problem(path: Path) -> str | None:
 
 def _damage(file: Path) -> str | None:
     """Why a weights or torch file cannot be read back (a write cut short), or None. Reads the
-    safetensors header (which must cover the file) and checks each member of torch's zip files."""
+    safetensors header (which must cover the file) and checks each member of torch's zip files;
+    once per version of the file (a resume asks twice)."""
+    try:
+        stat = file.stat()
+    except OSError as exc:
+        return type(exc).__name__
+    return _damage_of(str(file), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _damage_of(name: str, size: int, mtime_ns: int) -> str | None:
+    file = Path(name)
     try:
         if file.suffix == ".safetensors":
             from safetensors import safe_open
@@ -210,7 +227,7 @@ def run_identity(
     }  # fmt: skip
 
 
-def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str) -> None:
+def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str) -> dict[str, Any]:
     """--resume continues the run its checkpoints come from: other data, another learning rate or
     LoRA would give a model that no single run trained, recorded as this one (or crash)."""
     try:
@@ -221,7 +238,7 @@ def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str)
         print(
             f"[rewardforge] {config_path} does not say how the run began: the resumed options are not checked"
         )
-        return
+        return identity
     changed = [
         f"{key} {before.get(key)!r} -> {identity.get(key)!r}"
         for key in RESUME_KEEPS
@@ -233,21 +250,25 @@ def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str)
             f"--resume from {checkpoint}: the run was started with other settings ({'; '.join(changed)}); "
             "resume with the same ones, or start a new run (without --resume: --overwrite, or another --output)"
         )
+    # the run's identity stays as it began: a key an older run did not record is not taken from a
+    # resume that may yet fail (it would then refuse the right setting next time)
+    return dict(before)
 
 
 def repoint_best_checkpoint(checkpoint: str) -> None:
-    """The best checkpoint a resumed checkpoint's state names, where it is now: the state holds
-    the path as typed when it was saved (relative to another working directory, or in a folder
-    since moved), and the Trainer forgets a best checkpoint it cannot find, saving the last
-    model instead and rotating the best one away."""
+    """The best checkpoint a resumed checkpoint's state names, in the checkpoint's own folder: the
+    state holds the path as typed when it was saved (relative to another working directory, in a
+    folder since moved, or the original of a copied run), and the Trainer forgets a best
+    checkpoint it cannot find (saving the last model, rotating the best away) or keeps the
+    original's."""
     path = Path(checkpoint, "trainer_state.json")
     state = json.loads(path.read_text(encoding="utf-8"))
     best = state.get("best_model_checkpoint")
-    if not best or os.path.isdir(best):
-        return  # (every process writes the same text, each before the Trainer reads it)
+    if not best:
+        return
     here = Path(checkpoint).parent / Path(best).name
-    if here.is_dir():
-        state["best_model_checkpoint"] = str(here)
+    if Path(best).resolve() != here.resolve() and here.is_dir():  # a copy of the run points at the original
+        state["best_model_checkpoint"] = str(here)  # (every process writes the same text before reading it)
         atomic_write_text(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
@@ -259,12 +280,15 @@ def checkpoint_state(checkpoint: str | None) -> dict[str, Any]:
     return json.loads(Path(checkpoint, "trainer_state.json").read_text(encoding="utf-8"))
 
 
-def cut_metrics_log(path: Path, records: int) -> None:
-    """A resumed run logs what followed its checkpoint again: train_metrics.jsonl keeps the
-    first `records` records (one per log, as the checkpoint's log history counts them), so each
-    step is logged once, the killed run's final evaluation at the checkpoint's step included."""
-    if not path.is_file() or os.environ.get("LOCAL_RANK", "0") != "0":
+def restore_metrics_log(path: Path, log_history: list[dict[str, Any]]) -> None:
+    """A resumed run's train_metrics.jsonl, up to its checkpoint, is the checkpoint's log history
+    (one line per record, as the metrics callback writes them): what followed the checkpoint in
+    the killed run is logged again, and a run started from another run's checkpoint carries that
+    run's log so far."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line if line.endswith("\n") else line + "\n" for line in lines[:records]]
-    atomic_write_text(path, "".join(kept))
+    lines = []
+    for record in log_history:
+        rest = {k: v for k, v in record.items() if k not in ("step", "epoch")}
+        lines.append(json.dumps({"step": record.get("step"), "epoch": record.get("epoch"), **rest}) + "\n")
+    atomic_write_text(path, "".join(lines))

@@ -36,10 +36,10 @@ from rewardforge.training.output import (
     check_same_run,
     checkpoint_state,
     clear_previous_run,
-    cut_metrics_log,
     find_resume_checkpoint,
     prepare_output,
     repoint_best_checkpoint,
+    restore_metrics_log,
     run_identity,
 )
 from rewardforge.training.trainer import STAGING_DIR, RewardTrainer
@@ -367,12 +367,12 @@ def train(
         if resume is None:
             print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
         else:  # the run the checkpoint comes from: this folder's, or another's (--resume PATH)
-            check_same_run(Path(resume).parent / "run_config.json", identity, resume)
+            identity = check_same_run(Path(resume).parent / "run_config.json", identity, resume)
             repoint_best_checkpoint(resume)
     # read now: the checkpoint may be rotated away while training
     resumed = checkpoint_state(resume)
-    if args.resume:
-        cut_metrics_log(output_dir / "train_metrics.jsonl", len(resumed.get("log_history") or []))
+    if resume is not None:
+        restore_metrics_log(output_dir / "train_metrics.jsonl", resumed.get("log_history") or [])
     clear_previous_run(replaced)  # data, model and tokens are ready: the old run can go
     resolved_config = {
         **resolved_config,
