@@ -483,3 +483,42 @@ def test_lowercase_booleans_label_shp_rows(tmp_path):
     path.write_text("history,human_ref_A,human_ref_B,labels\nWhy?,a,c,true\nHow?,b,d,FALSE\n")
     first, second = load_pairs(str(path)).pairs
     assert (first.chosen_text, second.chosen_text) == ("a", "d")
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "Answer briefly.", "question": "Paris", "chosen": "The capital of France is Paris.", "rejected": "Lyon."},
+        {"prompt": "Name the animal.", "question": "cat", "chosen": "It is a concatenation.", "rejected": "dog"},
+        {"prompt": "Tell me about", "question": "about Paris", "chosen": "Paris is nice", "rejected": "no"},
+        {"prompt": "Who founded it?", "context": [{"title": "Acme", "text": "Acme was founded by Jane Roe."}],
+         "chosen": "Jane Roe.", "rejected": "John Doe."},
+    ],
+    ids=["in-a-reply", "inside-a-word", "across-fields", "documents"],
+)  # fmt: skip
+def test_a_prompt_column_is_not_read_by_a_reply_that_quotes_it(tmp_path, row):
+    """The check counted text found in a reply, inside a word or across two fields as read."""
+    alias = "question" if "question" in row else "context"
+    err = only_error(jsonl(tmp_path, [row]))
+    assert err.field == alias and "not read" in err.reason
+
+
+def test_a_question_repeating_a_prompt_of_text_parts_is_read(tmp_path):
+    row = {"prompt": [{"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]}],
+           "question": "What is 2+2?", "chosen": "4", "rejected": "5"}  # fmt: skip
+    (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
+    assert pair.prompt == [msg("user", "What is 2+2?")]
+
+
+def test_a_conversation_going_on_is_found_through_other_spacing(tmp_path):
+    row = {
+        "chosen": [
+            msg("user", "q1"),
+            msg("assistant", "a1 is  good"),
+            msg("user", "q2"),
+            msg("assistant", "a2"),
+        ],
+        "rejected": [msg("user", "q1"), msg("assistant", "a1 is good")],
+    }
+    err = only_error(jsonl(tmp_path, [row]))
+    assert err.field == "chosen" and "going on with a user turn ('q2')" in err.reason

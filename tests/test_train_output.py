@@ -89,11 +89,14 @@ def test_overwrite_leaves_no_adapter_of_the_replaced_run(tmp_path, data, tiny_ll
     out = tmp_path / "run"
     assert train(tiny_llama_dir, data, out, "--lora", "--save-adapter", "--save_strategy", "no") == 0
     assert (out / "adapter_config.json").is_file()
+    card = out / "README.md"
+    assert "library_name: peft" in card.read_text()  # PEFT's model card of the adapter
     assert (
         train(tiny_llama_dir, data, out, "--overwrite", "--save_strategy", "no", "--learning-rate", "1e-3")
         == 0
     )
     assert not list(out.glob("adapter_*"))
+    assert not card.exists() or "library_name: peft" not in card.read_text()  # it described the adapter
     saved = load_file(str(out / "model.safetensors"))
     rm = RewardModel.from_pretrained(str(out))
     weight = rm.model.score.weight.detach()

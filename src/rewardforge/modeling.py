@@ -501,6 +501,18 @@ WEIGHT_FILE = re.compile(
 )
 
 
+def _adapter_card(path: Path) -> bool:
+    """The model card PEFT writes beside an adapter (README.md naming `library_name: peft`): left
+    beside a merged model it would describe an adapter that is not there. A user's README stays."""
+    if path.name != "README.md":
+        return False
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        return False
+    return head.startswith("---") and "library_name: peft" in head
+
+
 def save_hf_folder(
     model: nn.Module,
     tokenizer: Any,
@@ -528,7 +540,11 @@ def save_hf_folder(
                 shutil.rmtree(dest)
             os.replace(item, dest)
         for stale in output_dir.iterdir():  # another kind of save before (an adapter, shards): not ours now
-            if stale.is_file() and WEIGHT_FILE.fullmatch(stale.name) and stale.name not in written:
+            if (
+                stale.is_file()
+                and stale.name not in written
+                and (WEIGHT_FILE.fullmatch(stale.name) or _adapter_card(stale))
+            ):
                 stale.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)

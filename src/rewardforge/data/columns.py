@@ -286,16 +286,19 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
         )
 
 
-def _pieces(value: Any) -> list[str]:
-    """The texts a field holds: itself, a list's items, a message list's contents."""
+def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]:
+    """The texts a field holds, each with the role of the message it is in (None outside one):
+    itself, a list's items, a message's content (OpenAI text parts too), a document's fields."""
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        value = value.get("content", value.get("value", ""))
-        return _pieces(value)
+        return [(role, value)]
     if isinstance(value, list):
-        return [text for item in value for text in _pieces(item)]
-    return [] if value is None else [str(value)]
+        return [piece for item in value for piece in _pieces(item, role)]
+    if isinstance(value, dict):
+        if "role" in value or "from" in value:  # a message
+            speaker = str(value.get("role", value.get("from", "")) or "").lower()
+            return _pieces(value.get("content", value.get("value")), speaker)
+        return [piece for item in value.values() for piece in _pieces(item, role)]
+    return [] if value is None or isinstance(value, bool) else [(role, str(value))]
 
 
 def _folded(text: str) -> str:
@@ -303,12 +306,23 @@ def _folded(text: str) -> str:
 
 
 def _unread_text(value: Any, record: dict) -> bool:
-    """Whether `value` holds text the pair does not: a piece (a list item, a message) found in
-    none of the prompt, system and replies (case, spacing and HTML escapes aside) would be lost."""
-    read = _folded(
-        " \n ".join(t for k in ("prompt", "system", "chosen", "rejected") for t in _pieces(record.get(k)))
-    )
-    return any(_folded(piece) and _folded(piece) not in read for piece in _pieces(value))
+    """Whether `value` holds text the pair does not: a piece (a list item, a message, a document
+    field) not found, as whole words, in the prompt or system text (case, spacing and HTML escapes
+    aside); an assistant message's text may be in a reply instead. A prompt's words found inside
+    a reply say nothing of the prompt."""
+
+    def texts(*keys: str) -> str:
+        return " \x00 ".join(_folded(t) for k in keys for _, t in _pieces(record.get(k)))
+
+    asked, replies = texts("prompt", "system"), texts("chosen", "rejected")
+    for role, piece in _pieces(value):
+        words = _folded(piece)
+        if not words:
+            continue
+        pattern = re.compile(r"(?<!\w)" + re.escape(words) + r"(?!\w)")
+        if not (pattern.search(asked) or (role in ("assistant", "gpt") and pattern.search(replies))):
+            return True
+    return False
 
 
 def suggest_columns(keys: list[str]) -> str:

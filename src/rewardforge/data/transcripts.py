@@ -153,8 +153,12 @@ def refuse_extension(a: list[Message], b: list[Message], names: tuple[str, str])
     """One side that is the other's whole conversation going on with a new user (or system) turn
     is no second reply to the same prompt: its last reply answers a later question. Sides that
     part earlier may each run on for several turns (whole trajectories, judged whole)."""
+
+    def same(x: Message, y: Message) -> bool:  # one reply copied with other spacing is still one
+        return x["role"] == y["role"] and turn_text(x).split() == turn_text(y).split()
+
     n = 0
-    while n < min(len(a), len(b)) and _same(a[n], b[n]):
+    while n < min(len(a), len(b)) and same(a[n], b[n]):
         n += 1
     if len(a) == len(b) or n < min(len(a), len(b)):
         return
