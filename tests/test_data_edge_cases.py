@@ -522,3 +522,48 @@ def test_a_conversation_going_on_is_found_through_other_spacing(tmp_path):
     }
     err = only_error(jsonl(tmp_path, [row]))
     assert err.field == "chosen" and "going on with a user turn ('q2')" in err.reason
+
+
+YES_NO = {"chosen": "Yes.", "rejected": "No."}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "What is the capital of France", "question": "What is the capital of France?", **YES_NO},
+        {"prompt": "What's \"love\"?", "question": "What’s “love”?", **YES_NO},
+        {"prompt": "Qu'est-ce qu'un caf\u00e9?", "question": "Qu'est-ce qu'un cafe\u0301?", **YES_NO},
+        {"prompt": "请问这是什么？", "question": "这是什么", **YES_NO},
+        {"prompt": "hi", "conversations": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], **YES_NO},
+        {"prompt": "Acme\nAcme was founded by Jane Roe. Who?",
+         "context": [{"id": 7, "url": "http://x", "title": "Acme", "text": "Acme was founded by Jane Roe."}], **YES_NO},
+        {"prompt": "hi", "conversations": [{"from": "human", "value": "hi"}, {"from": "chatgpt", "value": "Yes."}], **YES_NO},
+        {"prompt": "What is **x**?", "question": "What is x?", **YES_NO},
+    ],
+    ids=["punctuation", "curly-quotes", "nfd", "cjk", "text-parts", "document-id-url", "other-answer-role", "markdown"],
+)  # fmt: skip
+def test_a_prompt_column_holding_the_prompts_words_is_read(tmp_path, row):
+    """Helper round 36: these were refused although every word is in the prompt."""
+    assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1
+
+
+@pytest.mark.parametrize(
+    "conversations",
+    [
+        [{"role": "user", "text": "SECRET second question"}],
+        [{"role": "user", "parts": ["SECRET second question"]}],
+        [{"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "get_weather", "arguments": "{}"}}]}],
+    ],
+    ids=["text-key", "parts-key", "tool-call"],
+)  # fmt: skip
+def test_a_conversation_beside_prompt_in_other_message_forms_is_not_dropped(tmp_path, conversations):
+    err = only_error(jsonl(tmp_path, [{"prompt": "hi", "conversations": conversations, **YES_NO}]))
+    assert err.field == "conversations" and "not read" in err.reason
+
+
+@pytest.mark.parametrize("shared", ["It’s ok", "a1\u200b"], ids=["curly-quote", "zero-width-space"])
+def test_a_conversation_going_on_is_found_through_other_quotes(tmp_path, shared):
+    plain = shared.replace("’", "'").replace("\u200b", "")
+    row = {"chosen": [msg("user", "q1"), msg("assistant", shared), msg("user", "q2"), msg("assistant", "a2")],
+           "rejected": [msg("user", "q1"), msg("assistant", plain)]}  # fmt: skip
+    assert "going on with a user turn ('q2')" in only_error(jsonl(tmp_path, [row])).reason

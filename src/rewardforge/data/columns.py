@@ -8,7 +8,9 @@ two text columns as one, a line apart.
 from __future__ import annotations
 
 import html
+import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -286,9 +288,14 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
         )
 
 
+ASKING_ROLES = ("user", "human", "system", "developer", "prompter")
+NOT_CONTENT = ("id", "url", "uri", "href", "link", "source", "score", "type", "index")  # document fields
+
+
 def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]:
     """The texts a field holds, each with the role of the message it is in (None outside one):
-    itself, a list's items, a message's content (OpenAI text parts too), a document's fields."""
+    itself, a list's items, a message's content (`content`, `value`, `text`, `parts`; its tool
+    calls as text), OpenAI text parts, a document's text fields (not its id, url or score)."""
     if isinstance(value, str):
         return [(role, value)]
     if isinstance(value, list):
@@ -296,32 +303,58 @@ def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]
     if isinstance(value, dict):
         if "role" in value or "from" in value:  # a message
             speaker = str(value.get("role", value.get("from", "")) or "").lower()
-            return _pieces(value.get("content", value.get("value")), speaker)
-        return [piece for item in value.values() for piece in _pieces(item, role)]
+            body = [value.get(k) for k in ("content", "value", "text", "parts") if value.get(k) is not None]
+            calls = [value.get(k) for k in ("tool_calls", "function_call") if value.get(k)]
+            return _pieces(body, speaker) + [(speaker, json.dumps(c, default=str)) for c in calls]
+        if value.get("type") == "text" and "text" in value:  # an OpenAI text part
+            return _pieces(value["text"], role)
+        return [
+            piece
+            for key, item in value.items()
+            if not set(re.split(r"[^a-z]+", str(key).lower())) & set(NOT_CONTENT)
+            for piece in _pieces(item, role)
+        ]
     return [] if value is None or isinstance(value, bool) else [(role, str(value))]
 
 
-def _folded(text: str) -> str:
-    return " ".join(html.unescape(text).casefold().split())
+def _words(text: str) -> list[str]:
+    """A text's words, compared loosely: Unicode compatibility forms, case, HTML escapes, quotes,
+    punctuation and markdown aside."""
+    text = unicodedata.normalize("NFKC", html.unescape(text)).casefold()
+    return re.findall(r"\w+", text.translate(_QUOTES))
+
+
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u200b": None})
+
+
+def _found(piece: list[str], read: list[str]) -> bool:
+    """`piece`'s words in `read`, one after another; in text written without spaces (Chinese,
+    Japanese) as characters."""
+    if not piece:
+        return True
+    if any(ord(ch) > 0x2E7F for word in piece for ch in word):
+        return "".join(piece) in "".join(read)
+    n = len(piece)
+    return any(read[i : i + n] == piece for i in range(len(read) - n + 1))
 
 
 def _unread_text(value: Any, record: dict) -> bool:
     """Whether `value` holds text the pair does not: a piece (a list item, a message, a document
-    field) not found, as whole words, in the prompt or system text (case, spacing and HTML escapes
-    aside); an assistant message's text may be in a reply instead. A prompt's words found inside
-    a reply say nothing of the prompt."""
+    field) whose words are not found, in order, in the prompt or system text (an answering
+    message's text may be in a reply instead). A prompt's words inside a reply say nothing of
+    the prompt; a match may not run across two fields."""
 
-    def texts(*keys: str) -> str:
-        return " \x00 ".join(_folded(t) for k in keys for _, t in _pieces(record.get(k)))
+    def texts(*keys: str) -> list[list[str]]:
+        return [_words(t) for k in keys for _, t in _pieces(record.get(k))]
 
     asked, replies = texts("prompt", "system"), texts("chosen", "rejected")
     for role, piece in _pieces(value):
-        words = _folded(piece)
-        if not words:
+        words = _words(piece)
+        if not words or any(_found(words, field) for field in asked):
             continue
-        pattern = re.compile(r"(?<!\w)" + re.escape(words) + r"(?!\w)")
-        if not (pattern.search(asked) or (role in ("assistant", "gpt") and pattern.search(replies))):
-            return True
+        if role is not None and role not in ASKING_ROLES and any(_found(words, field) for field in replies):
+            continue
+        return True
     return False
 
 

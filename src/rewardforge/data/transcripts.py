@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 
 from rewardforge.data.errors import RowError
 from rewardforge.data.types import Message, turn_text
@@ -149,13 +150,20 @@ def split_transcripts(
     return prompt, c_rest, r_rest
 
 
+LOOSE_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u200b": None})
+
+
 def refuse_extension(a: list[Message], b: list[Message], names: tuple[str, str]) -> None:
     """One side that is the other's whole conversation going on with a new user (or system) turn
     is no second reply to the same prompt: its last reply answers a later question. Sides that
     part earlier may each run on for several turns (whole trajectories, judged whole)."""
 
-    def same(x: Message, y: Message) -> bool:  # one reply copied with other spacing is still one
-        return x["role"] == y["role"] and turn_text(x).split() == turn_text(y).split()
+    def loose(m: Message) -> list[str]:  # one reply copied with other spacing or quotes is still one
+        text = unicodedata.normalize("NFKC", turn_text(m)).translate(LOOSE_QUOTES)
+        return text.split()
+
+    def same(x: Message, y: Message) -> bool:
+        return x["role"] == y["role"] and loose(x) == loose(y)
 
     n = 0
     while n < min(len(a), len(b)) and same(a[n], b[n]):
