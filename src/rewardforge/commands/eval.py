@@ -55,19 +55,19 @@ EVAL_FILES = ("scores.jsonl", "metrics.json", "report.html", "eval_config.json",
 def _refuse_writing_over_inputs(out: Path, data: list[str]) -> None:
     """The files eval writes (or removes) must not be one of its data files."""
     from rewardforge.commands.checks import same_path
+    from rewardforge.data.readers import split_local_spec
+    from rewardforge.evaluation.runner import split_name
     from rewardforge.training.run import UsageError
 
     for spec in data:
-        path = spec.split("=", 1)[1] if "=" in spec and not os.path.exists(spec) else spec
-        for candidate in (path, path.rsplit(":", 1)[0]):  # FILE:SPLIT
-            if not os.path.exists(candidate):
-                continue
-            for name in EVAL_FILES:
-                if same_path(candidate, out / name):
-                    raise UsageError(
-                        f"--data {spec} is {out / name}, which eval writes: move the data or choose "
-                        "another --output"
-                    )
+        path, _ = split_local_spec(split_name(spec)[1])  # NAME=PATH:SPLIT
+        if not os.path.exists(path):
+            continue
+        for name in EVAL_FILES:
+            if same_path(path, out / name):
+                raise UsageError(
+                    f"--data {spec} is {out / name}, which eval writes: move the data or choose another --output"
+                )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rewardforge.data.errors import DataOptionError, RowError
+from rewardforge.data.transcripts import LOOSE_QUOTES
 
 KNOWN_FIELDS = (
     "prompt",
@@ -321,10 +322,7 @@ def _words(text: str) -> list[str]:
     """A text's words, compared loosely: Unicode compatibility forms, case, HTML escapes, quotes,
     punctuation and markdown aside."""
     text = unicodedata.normalize("NFKC", html.unescape(text)).casefold()
-    return re.findall(r"\w+", text.translate(_QUOTES))
-
-
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u200b": None})
+    return re.findall(r"\w+", text.translate(LOOSE_QUOTES))
 
 
 def _found(piece: list[str], read: list[str]) -> bool:

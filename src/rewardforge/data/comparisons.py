@@ -12,7 +12,6 @@ Equal scores are a tie: no preference, an invalid row (as Arena ties are).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rewardforge.data.errors import RowError
@@ -51,18 +50,15 @@ def detect(record: dict) -> str | None:
 
 def _object_cell(value: Any) -> Any:
     """An object or list written as text by a CSV export (JSON, or pandas' Python repr)."""
-    from rewardforge.data.csv_reader import python_literal  # csv_reader reads shapes' names
+    from rewardforge.data.csv_reader import object_text  # csv_reader reads shapes' names
 
     if not (isinstance(value, str) and value.lstrip().startswith(("{", "["))):
         return value
-    for parse in (json.loads, python_literal):
-        try:
-            parsed = parse(value)
-        except (ValueError, SyntaxError, RecursionError, MemoryError):
-            continue
-        if isinstance(parsed, dict | list):
-            return parsed
-    return value
+    try:
+        parsed = object_text(value)
+    except ValueError:
+        return value
+    return parsed if isinstance(parsed, dict | list) else value
 
 
 def _webgpt_prompt(record: dict) -> list[Message]:

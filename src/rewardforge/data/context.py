@@ -45,15 +45,11 @@ def with_system(system: Message | None, prompt: list[Message]) -> list[Message]:
 
 def _json_text(value: str, where: str) -> Any:
     """JSON text, or the Python text pandas' `to_csv` writes for a list of dicts."""
-    try:
-        return json.loads(value)
-    except (ValueError, RecursionError):
-        pass
-    from rewardforge.data.csv_reader import python_literal
+    from rewardforge.data.csv_reader import object_text
 
     try:
-        return python_literal(value)
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return object_text(value)
+    except ValueError:
         raise RowError("expected tool definitions as JSON text, which this is not", where) from None
 
 

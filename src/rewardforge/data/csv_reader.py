@@ -59,6 +59,19 @@ _NUMPY_ITEM_BREAK = re.compile(r"\}\s+\{")
 MESSAGE_REPR = re.compile(r"\s*\[\s*\{\s*'(role|from|content)'\s*:")
 
 
+def object_text(text: str) -> Any:
+    """A value written as JSON text, or as the Python text pandas' `to_csv` writes (numpy arrays
+    too); ValueError if it is neither."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return python_literal(text)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        raise ValueError("neither JSON nor Python literal text") from None
+
+
 def python_literal(cell: str) -> Any:
     """`ast.literal_eval`, also reading numpy's `array([...], dtype=object)` as its list (pandas
     writes nested lists of a Parquet-backed frame so)."""

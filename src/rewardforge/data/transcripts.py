@@ -150,6 +150,7 @@ def split_transcripts(
     return prompt, c_rest, r_rest
 
 
+# typographic quotes and zero-width spaces, which copies of one text differ by
 LOOSE_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u200b": None})
 
 

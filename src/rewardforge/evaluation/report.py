@@ -241,12 +241,9 @@ def _short(label: str) -> str:
     return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
-def category_bars(results: list[RunResult]) -> Any | None:
-    """Horizontal bars, one row per category (long names stay readable, many grow the figure
-    downwards, not into a strip), for the MAX_CATEGORY_BARS largest."""
-    cats = _categories(results)[:MAX_CATEGORY_BARS]
-    if not cats:
-        return None
+def category_bars(results: list[RunResult], cats: list[str]) -> Any:
+    """Horizontal bars, one row per category of `cats` (long names stay readable, many grow the
+    figure downwards, not into a strip)."""
     n = max(len(results), 1)
     fig = _figure(7.5, 1.3 + 0.3 * len(cats) * max(1, n / 2))
     ax = fig.subplots()
@@ -271,9 +268,8 @@ def category_bars(results: list[RunResult]) -> Any | None:
     return fig
 
 
-def category_table(results: list[RunResult]) -> str:
-    """Every category's pairs and accuracy per model (the chart shows the largest only)."""
-    cats = _categories(results)
+def category_table(results: list[RunResult], cats: list[str]) -> str:
+    """Each category's pairs and accuracy per model (the chart shows the largest only)."""
     counts = results[0].metrics["per_category"]
     headers = ["category", "pairs", *[f"{r.model} accuracy" for r in results]]
     rows = [
@@ -492,16 +488,16 @@ def data_section(run: EvalRun, data_name: str) -> str:
     parts.append(_img(reliability_diagram(results), f"reliability diagram on {data_name}", "reliability"))
     parts.append("<h3>Accuracy by response length</h3>")
     parts.append(_img(length_bucket_bars(results), f"accuracy by length on {data_name}", "length"))
-    cat_fig = category_bars(results)
-    if cat_fig is not None:
+    cats = _categories(results)
+    if cats:
         parts.append("<h3>Accuracy per category</h3>")
-        total = len(_categories(results))
-        if total > MAX_CATEGORY_BARS:
+        if len(cats) > MAX_CATEGORY_BARS:
             parts.append(
-                f'<p class="note">The {MAX_CATEGORY_BARS} largest of {total} categories; the table lists all.</p>'
+                f'<p class="note">The {MAX_CATEGORY_BARS} largest of {len(cats)} categories; the table lists all.</p>'
             )
-        parts.append(_img(cat_fig, f"accuracy per category on {data_name}", "categories"))
-        parts.append(category_table(results))
+        chart = category_bars(results, cats[:MAX_CATEGORY_BARS])
+        parts.append(_img(chart, f"accuracy per category on {data_name}", "categories"))
+        parts.append(category_table(results, cats))
     diag = diagnostics_table(results)
     if diag:
         parts.append(diag)

@@ -118,14 +118,15 @@ class GuardMiddleware:
                     if status == 500:  # no answer was sent: the client went away mid-body
                         status = CLIENT_CLOSED
                     return
-                problem = _body_problem(scope, body) if path in JSON_PATHS else None
-                if problem:
-                    await _json_error(422, problem)(scope, receive, send_and_note)
-                    return
-                if path in JSON_PATHS and not _media_type(scope):
-                    # no type given: JSON is what these take (FastAPI would not parse it)
-                    headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
-                    scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+                if path in JSON_PATHS:
+                    media = _media_type(scope)
+                    problem = _body_problem(media, body)
+                    if problem:
+                        await _json_error(422, problem)(scope, receive, send_and_note)
+                        return
+                    if not media:  # no type given: JSON is what these take (FastAPI would not parse it)
+                        headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
+                        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_and_note)
         finally:
@@ -170,10 +171,10 @@ def _media_type(scope) -> str:
     return media.split(";")[0].strip().lower()
 
 
-def _body_problem(scope, body: bytes) -> str | None:
-    """What makes a body no JSON request, said plainly (FastAPI answers an empty body "Field
-    required", a form-encoded one "Input should be a valid dictionary", bad UTF-8 with a 400)."""
-    media = _media_type(scope)
+def _body_problem(media: str, body: bytes) -> str | None:
+    """What makes a body (sent as `media`) no JSON request, said plainly (FastAPI answers an
+    empty body "Field required", a form-encoded one "Input should be a valid dictionary", bad
+    UTF-8 with a 400)."""
     if not body.strip():
         return "empty request body: send a JSON object with Content-Type: application/json"
     if media and "json" not in media:

@@ -255,21 +255,21 @@ def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str)
     return dict(before)
 
 
-def repoint_best_checkpoint(checkpoint: str) -> None:
+def repoint_best_checkpoint(checkpoint: str, state: dict[str, Any]) -> None:
     """The best checkpoint a resumed checkpoint's state names, in the checkpoint's own folder: the
     state holds the path as typed when it was saved (relative to another working directory, in a
     folder since moved, or the original of a copied run), and the Trainer forgets a best
     checkpoint it cannot find (saving the last model, rotating the best away) or keeps the
-    original's."""
-    path = Path(checkpoint, "trainer_state.json")
-    state = json.loads(path.read_text(encoding="utf-8"))
+    original's. `state` is the checkpoint's trainer_state.json, changed here too."""
     best = state.get("best_model_checkpoint")
     if not best:
         return
     here = Path(checkpoint).parent / Path(best).name
     if Path(best).resolve() != here.resolve() and here.is_dir():  # a copy of the run points at the original
         state["best_model_checkpoint"] = str(here)  # (every process writes the same text before reading it)
-        atomic_write_text(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(
+            Path(checkpoint, "trainer_state.json"), json.dumps(state, indent=2, sort_keys=True) + "\n"
+        )
 
 
 def checkpoint_state(checkpoint: str | None) -> dict[str, Any]:

@@ -366,12 +366,11 @@ def train(
         resume = find_resume_checkpoint(output_dir, args.resume)
         if resume is None:
             print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
-        else:  # the run the checkpoint comes from: this folder's, or another's (--resume PATH)
-            identity = check_same_run(Path(resume).parent / "run_config.json", identity, resume)
-            repoint_best_checkpoint(resume)
     # read now: the checkpoint may be rotated away while training
     resumed = checkpoint_state(resume)
-    if resume is not None:
+    if resume is not None:  # the run the checkpoint comes from: this folder's, or another's (--resume PATH)
+        identity = check_same_run(Path(resume).parent / "run_config.json", identity, resume)
+        repoint_best_checkpoint(resume, resumed)
         restore_metrics_log(output_dir / "train_metrics.jsonl", resumed.get("log_history") or [])
     clear_previous_run(replaced)  # data, model and tokens are ready: the old run can go
     resolved_config = {
@@ -437,7 +436,13 @@ def train(
     # the Trainer's train_loss forgets the steps before a resume; ours is kept in each checkpoint
     train_metrics["train_loss"] = trainer.run_train_loss()
     if finishing:  # the summary record the Trainer logs at the end of training (no step ran here)
-        trainer.log({"train_runtime": 0.0, "total_flos": trainer.state.total_flos, "train_loss": 0.0})
+        trainer.log(
+            {
+                "train_runtime": 0.0,
+                "total_flos": trainer.state.total_flos,
+                "train_loss": train_metrics["train_loss"],
+            }
+        )
     metrics: dict[str, Any] = {
         "train": {**train_metrics, **{f"total_{k}": v for k, v in trainer.run_totals().items()}}
     }
