@@ -6,8 +6,9 @@
 `prompt` is a string (one user message) or a list of chat messages; `system` and `tools`
 (tool definitions) columns join its system turn, as in training data, and stay columns. Every
 column besides `prompt` (e.g. `answer` for an environment reward, `id`, `tools`) is kept and
-handed to the reward functions, repeated per generation. Prompts are always passed on as message lists, so the policy's chat template is
-applied by the trainer and the RM applies its own format.
+handed to the reward functions, repeated per generation. Prompts are always passed on as
+message lists, so the policy's chat template is applied by the trainer and the RM applies its
+own format.
 """
 
 from __future__ import annotations
