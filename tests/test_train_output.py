@@ -248,6 +248,7 @@ def test_best_model_and_fractional_epochs_when_finishing_from_the_last_checkpoin
     again = json.loads((out / "metrics.json").read_text())
     assert max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")) == last  # no extra step
     assert again["train"]["total_pairs"] == first["train"]["total_pairs"]
+    assert set(first["train"]) <= set(again["train"])  # the same keys as the uninterrupted run
     assert again["eval"]["eval_loss"] == pytest.approx(first["eval"]["eval_loss"], abs=1e-7)
     resumed = load_file(str(out / "model.safetensors"))
     assert all(weights[k].equal(resumed[k]) for k in weights)

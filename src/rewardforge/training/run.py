@@ -430,7 +430,14 @@ def train(
         # the Trainer would run one step past the end from a checkpoint already there
         print(f"[rewardforge] {Path(resume).name} is the run's last step: finishing from it")
         finish_from_checkpoint(trainer, resume)
-        train_metrics: dict[str, Any] = {"epoch": trainer.state.epoch, "total_flos": trainer.state.total_flos}
+        train_metrics: dict[str, Any] = {
+            # the keys of any finished run's metrics; no step ran here, so no speed to give
+            "train_runtime": 0.0,
+            "train_samples_per_second": None,
+            "train_steps_per_second": None,
+            "epoch": trainer.state.epoch,
+            "total_flos": trainer.state.total_flos,
+        }
     else:
         train_metrics = trainer.train(resume_from_checkpoint=resume).metrics
     # the Trainer's train_loss forgets the steps before a resume; ours is kept in each checkpoint
@@ -438,7 +445,7 @@ def train(
     if finishing:  # the summary record the Trainer logs at the end of training (no step ran here)
         trainer.log(
             {
-                "train_runtime": 0.0,
+                "train_runtime": train_metrics["train_runtime"],
                 "total_flos": trainer.state.total_flos,
                 "train_loss": train_metrics["train_loss"],
             }
