@@ -182,7 +182,7 @@ def test_a_prompt_under_an_unread_name_is_refused_not_dropped(tmp_path, column):
 def test_columns_named_like_ids_or_models_are_not_prompts(tmp_path):
     rows = [{"prompt_id": "p1", "question_model": "gpt", "chosen": "Sure: 4.", "rejected": "Sure: 5."}]
     (pair,) = load_pairs(jsonl(tmp_path, rows)).pairs
-    assert pair.chosen == [assistant("4.")]  # implicit prompt "Sure:"
+    assert pair.chosen == [assistant("Sure: 4.")]  # no prompt: the texts part mid-line
 
 
 def test_mt_bench_judgements_cut_the_conversations_at_the_judged_turn(tmp_path):

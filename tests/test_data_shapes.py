@@ -77,19 +77,37 @@ def test_implicit_conversational_where_one_side_extends_the_other(tmp_path):
 
 
 def test_implicit_text_without_markers(tmp_path):
+    """Texts that part mid-line have no prompt: "The capital of France is" is no question."""
     record = {"chosen": "The capital of France is Paris.", "rejected": "The capital of France is Lyon."}
     loaded = load_pairs(jsonl(tmp_path, [record]))
     assert loaded.shape == "implicit_text"
     pair = loaded.pairs[0]
-    assert pair.prompt == [user("The capital of France is")]
-    assert (pair.chosen_text, pair.rejected_text) == ("Paris.", "Lyon.")
+    assert pair.prompt == []
+    assert (pair.chosen_text, pair.rejected_text) == (record["chosen"], record["rejected"])
 
 
-def test_implicit_text_cuts_at_a_word_boundary(tmp_path):
-    record = {"chosen": "I think Parisians are kind", "rejected": "I think Paris is big"}
+@pytest.mark.parametrize(
+    ("chosen", "rejected"),
+    [
+        ("Sure! Here is a short poem about cats.", "Sure! I cannot write poems."),
+        ("I think Parisians are kind", "I think Paris is big"),
+        ("Sure!\n", "Sure!\nNo."),  # a shared line, but one side would be left with nothing
+    ],
+)
+def test_implicit_text_does_not_turn_a_replys_opening_into_the_users_turn(tmp_path, chosen, rejected):
+    pair = load_pairs(jsonl(tmp_path, [{"chosen": chosen, "rejected": rejected}])).pairs[0]
+    assert pair.prompt == []
+    assert (pair.chosen_text, pair.rejected_text) == (chosen.strip(), rejected.strip())
+
+
+def test_implicit_text_prompt_is_the_lines_both_texts_share(tmp_path):
+    record = {
+        "chosen": "SUBREDDIT: r/cats\nPOST: My cat hides.\nTL;DR: scared cat hides",
+        "rejected": "SUBREDDIT: r/cats\nPOST: My cat hides.\nTL;DR: cat",
+    }
     pair = load_pairs(jsonl(tmp_path, [record])).pairs[0]
-    assert pair.prompt == [user("I think")]
-    assert (pair.chosen_text, pair.rejected_text) == ("Parisians are kind", "Paris is big")
+    assert pair.prompt == [user("SUBREDDIT: r/cats\nPOST: My cat hides.")]
+    assert (pair.chosen_text, pair.rejected_text) == ("TL;DR: scared cat hides", "TL;DR: cat")
 
 
 def test_hh_rlhf_shape_is_detected(tmp_path):

@@ -7,7 +7,8 @@ record carries `score_chosen`/`score_rejected`):
 - conversational: `prompt` (messages or a string) with `chosen`/`rejected` message lists.
 - implicit_conversational: `chosen`/`rejected` message lists, no prompt; shared leading turns are the prompt.
 - hh_rlhf: `chosen`/`rejected` "\\n\\nHuman: ...\\n\\nAssistant: ..." transcripts, no prompt.
-- implicit_text: `chosen`/`rejected` plain texts, no prompt; the common prefix is the prompt.
+- implicit_text: `chosen`/`rejected` plain texts, no prompt; the whole lines they share first are the
+  prompt (texts that part mid-line are kept whole, with no prompt).
 - helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
 - multi_completion: RewardBench 2's `prompt` with `chosen`/`rejected` lists of texts; one pair

@@ -112,22 +112,16 @@ def split_shared(
 
 
 def split_text(chosen: str, rejected: str) -> tuple[str, str, str]:
-    """Longest common prefix, cut back to a word boundary, is the prompt; all parts are stripped.
-
-    The cut never leaves one side without text: "Yes" vs "Yes, indeed" has no prompt at all.
+    """Two whole texts and no prompt: the lines they share before they part are the prompt, the
+    rest the two replies (all parts stripped). A prefix that parts mid-line ("Sure! Here is" vs
+    "Sure! I cannot", "The cat" vs "The dog") is the replies' own opening, not a question: the
+    texts are then kept whole, with no prompt, rather than a reply's words relabelled as the user's.
     """
     p = len(os.path.commonprefix([chosen, rejected]))
-
-    def both_left(q: int) -> bool:
-        return bool(chosen[q:].strip()) and bool(rejected[q:].strip())
-
-    if both_left(p) and (
-        p == 0 or chosen[p - 1].isspace() or (chosen[p].isspace() and rejected[p].isspace())
-    ):
-        cut = p
-    else:
-        cut = next((i + 1 for i in range(p - 1, -1, -1) if chosen[i].isspace() and both_left(i + 1)), 0)
-    return chosen[:cut].strip(), chosen[cut:].strip(), rejected[cut:].strip()
+    for cut in (i + 1 for i in range(p - 1, -1, -1) if chosen[i] == "\n"):
+        if chosen[:cut].strip() and chosen[cut:].strip() and rejected[cut:].strip():
+            return chosen[:cut].strip(), chosen[cut:].strip(), rejected[cut:].strip()
+    return "", chosen.strip(), rejected.strip()
 
 
 def split_transcripts(
