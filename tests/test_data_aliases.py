@@ -517,3 +517,35 @@ def test_two_prompt_columns_are_refused_and_can_be_read_as_one(tmp_path):
     assert pair.prompt == [user("The tower is 330 m tall.\nHow tall is it?")]
     with pytest.raises(DataOptionError, match="mapped to more than one field"):
         parse_columns("prompt=context+question,system=context")
+
+
+# ---- helper round 38 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["article", "document", "passage", "text", "body", "instructions", "prompts", "user_message", "email"],
+)
+def test_prompt_less_texts_beside_a_source_text_are_refused_not_read_without_it(tmp_path, key):
+    """The article a summary answers was dropped: the pair trained with an empty prompt."""
+    row = {key: "The stock market fell 3 percent today after rate fears.", "chosen": "Stocks fell 3%.",
+           "rejected": "Weather nice."}  # fmt: skip
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert f"--columns prompt={key}" in str(err.value)
+    (pair,) = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns(f"prompt={key}")).pairs
+    assert pair.prompt == [user(row[key])]
+
+
+def test_prompt_less_texts_keep_their_labels_and_columns_the_texts_already_hold(tmp_path):
+    rows = [
+        {
+            "chosen": "Question: why is the sky blue?\nRayleigh scattering.",
+            "rejected": "Question: why is the sky blue?\nNo idea.",
+            "source": "science questions collected online",
+            "language": "en",
+            "text": "Question: why is the sky blue?",  # in both transcripts: nothing lost
+        }
+    ]
+    (pair,) = load_pairs(jsonl(tmp_path, rows)).pairs
+    assert pair.prompt == [user("Question: why is the sky blue?")]

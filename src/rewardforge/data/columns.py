@@ -97,19 +97,29 @@ ALIASES = {
 WHOLE_RESPONSES = {"chosen": "full_chosen", "rejected": "full_rejected"}
 NOT_TEXT = ("model", "rating", "score", "id", "name", "system")  # words of a key that is not a text
 # Where a prompt may hide under a name that is no alias: refused, not ignored, beside prompt-less
-# texts; so is any name with the word "prompt" or "question" in it that is not an id or a model.
+# texts (unless the texts hold it); so is any name with one of PROMPT_WORDS in it that is not a
+# label of the row (an id, a model, a language, a source dataset).
 PROMPT_LIKE = (
     "messages", "history", "dialogue", "dialog", "conversation", "post", "prompt_text", "problem",
     "task", "request", "user_input", "user_query", "utterance",
+)  # fmt: skip
+PROMPT_WORDS = (
+    "prompt", "prompts", "question", "questions", "instruction", "instructions", "query", "article",
+    "document", "doc", "passage", "text", "body", "content", "context", "input", "message", "email",
+    "code", "review", "human", "user", "title", "story", "essay", "paper", "abstract", "transcript",
+)  # fmt: skip
+ROW_LABELS = (
+    "type", "lang", "language", "url", "date", "time", "source", "license", "label", "domain",
+    "category", "subset", "split", "tag", "tags", "hash", "length", "count", "num", "index",
 )  # fmt: skip
 
 
 def prompt_like(key: str) -> bool:
     """A column name under which a prompt may hide (case aside)."""
-    words = re.split(r"[^a-z]+", key.lower())
-    if any(word in NOT_TEXT for word in words):
+    words = set(re.split(r"[^a-z]+", key.lower()))
+    if words & {*NOT_TEXT, *ROW_LABELS}:
         return False
-    return key.lower() in PROMPT_LIKE or "prompt" in words or "question" in words
+    return key.lower() in PROMPT_LIKE or bool(words & set(PROMPT_WORDS))
 
 
 def check_columns(columns: dict[str, str]) -> dict[str, str]:
@@ -354,6 +364,13 @@ def _unread_text(value: Any, record: dict) -> bool:
             continue
         return True
     return False
+
+
+def text_within(value: Any, record: dict, keys: Iterable[str]) -> bool:
+    """Whether every piece of `value` is found, word for word, in one of the record's `keys`
+    (a prompt column that only repeats what whole transcripts hold loses nothing)."""
+    fields = [_words(t) for k in keys for _, t in _pieces(record.get(k))]
+    return all(any(_found(_words(piece), field) for field in fields) for _, piece in _pieces(value))
 
 
 def suggest_columns(keys: list[str]) -> str:

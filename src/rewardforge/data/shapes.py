@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardforge.data import comparisons, public_sets
-from rewardforge.data.columns import RATED_LISTS, prompt_like, suggest_columns
+from rewardforge.data.columns import RATED_LISTS, prompt_like, suggest_columns, text_within
 from rewardforge.data.context import with_context
 from rewardforge.data.errors import RowError
 from rewardforge.data.overlap import refuse_leaked_reply, transcript, with_prompt, without_repeated_prompt
@@ -235,7 +235,13 @@ def _refuse_unread_prompt(record: dict) -> None:
         if key in ("chosen", "rejected"):
             continue
         conversation = isinstance(value, list) and bool(value) and all(is_message(v) for v in value)
-        named = isinstance(key, str) and prompt_like(key) and isinstance(value, str | list) and bool(value)
+        named = (
+            isinstance(key, str)
+            and prompt_like(key)
+            and isinstance(value, str | list)
+            and bool(value)
+            and not text_within(value, record, ("chosen", "rejected"))
+        )
         if conversation or named:
             advice = f"read it with --columns prompt={key}"
             if conversation and message_role(value[-1]) == "assistant":
