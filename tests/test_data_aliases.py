@@ -549,3 +549,54 @@ def test_prompt_less_texts_keep_their_labels_and_columns_the_texts_already_hold(
     ]
     (pair,) = load_pairs(jsonl(tmp_path, rows)).pairs
     assert pair.prompt == [user("Question: why is the sky blue?")]
+
+
+def test_earlier_turns_beside_the_prompt_are_read_or_refused_never_dropped(tmp_path):
+    earlier = [user("What is the capital of France?"), assistant("Paris.")]
+    row = {"messages": earlier, "prompt": "And in Britain?", "chosen": "London.", "rejected": "Rome."}
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "--columns prompt=messages+prompt" in str(err.value)
+    loaded = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=messages+prompt"))
+    assert loaded.pairs[0].prompt == [*earlier, user("And in Britain?")]
+
+
+def test_a_chat_prompt_and_its_context_are_read_together_as_the_advice_says(tmp_path):
+    """The advice `--columns prompt=prompt+input` failed: 'expected a string, got list'."""
+    row = {"prompt": [user("Summarise the text.")], "input": "Cats sleep a lot.", "chosen": "Cats nap.",
+           "rejected": "Dogs bark."}  # fmt: skip
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "--columns prompt=prompt+input" in str(err.value)
+    loaded = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=prompt+input"))
+    assert loaded.pairs[0].prompt == [user("Summarise the text.\nCats sleep a lot.")]
+    # a conversation as the context, then the question: a user turn after its last reply
+    row = {"context": [user("Hi"), assistant("Hello!")], "prompt": "Tell me a joke.", "chosen": "Knock knock.",
+           "rejected": "No."}  # fmt: skip
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "--columns prompt=context+prompt" in str(err.value)
+    loaded = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=context+prompt"))
+    assert loaded.pairs[0].prompt == [user("Hi"), assistant("Hello!"), user("Tell me a joke.")]
+
+
+@pytest.mark.parametrize(("twin", "ours"), [("Prompt", "prompt"), ("Chosen", "chosen"), ("System", "system")])
+def test_one_of_our_fields_written_a_second_way_is_not_dropped(tmp_path, twin, ours):
+    row = {"prompt": "Q?", "chosen": "A.", "rejected": "B.", "system": "Be brief.", twin: "Other text here."}
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert f"{twin!r} beside {ours!r}" in str(err.value)
+    same = {**row, twin: row[ours]}  # a copy loses nothing
+    assert len(load_pairs(jsonl(tmp_path, [same], "same.jsonl")).pairs) == 1
+
+
+def test_a_document_beside_the_prompt_and_copies_the_pair_holds(tmp_path):
+    row = {"prompt": "What does the text say?", "document": "The bridge closes at noon.", "chosen": "It closes.",
+           "rejected": "No idea."}  # fmt: skip
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "--columns prompt=prompt+document" in str(err.value)
+    # UltraFeedback-binarized: `messages` is the prompt and the chosen reply again
+    row = {"prompt": "Hi?", "chosen": [user("Hi?"), assistant("Hello.")], "rejected": [user("Hi?"), assistant("Go.")],
+           "messages": [user("Hi?"), assistant("Hello.")]}  # fmt: skip
+    assert len(load_pairs(jsonl(tmp_path, [row], "uf.jsonl")).pairs) == 1

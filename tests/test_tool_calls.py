@@ -374,6 +374,16 @@ def test_a_tools_column_joins_the_system_turn(tmp_path, tools):
     assert none.prompt == ASK
 
 
+def test_openais_older_functions_column_is_read_as_the_tools(tmp_path):
+    """`functions` (OpenAI's name before `tools`) was dropped while `tools` was read."""
+    bare = WEATHER_TOOL["function"] if "function" in WEATHER_TOOL else WEATHER_TOOL
+    rows = [
+        {"prompt": ASK, "chosen": [assistant("18C.")], "rejected": [assistant("Hot.")], "functions": [bare]}
+    ]
+    (pair,) = pairs_of(tmp_path, rows)
+    assert pair.prompt[0]["role"] == "system" and bare["name"] in pair.prompt[0]["content"]
+
+
 @pytest.mark.parametrize(
     "tools, field, reason",
     [

@@ -16,6 +16,7 @@ from typing import Any
 
 from rewardforge.data.errors import DataOptionError, RowError
 from rewardforge.data.transcripts import LOOSE_QUOTES
+from rewardforge.data.types import Message
 
 KNOWN_FIELDS = (
     "prompt",
@@ -90,6 +91,7 @@ ALIASES = {
     "score_chosen": ("chosen_rating", "chosen-rating", "chosen_score", "rating_chosen"),
     "score_rejected": ("rejected_rating", "rejected-rating", "rejected_score", "rating_rejected"),
     "system": ("system_prompt", "system_message"),
+    "tools": ("functions",),  # OpenAI's older name for the tool definitions
     "prompt": ("question", "instruction", "query", "input", "conversations", "trajectory", "context"),
 }
 # Step-level DPO sets (xinlai/Math-Step-DPO-10K) give the last step as chosen/rejected and the
@@ -244,9 +246,12 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
     return out
 
 
-def _joined(record: dict, parts: list[str], *, first_required: bool = True) -> str:
+def _joined(record: dict, parts: list[str], *, first_required: bool = True) -> str | list[Message]:
     """Columns read as one text, one line apart: Alpaca's instruction and its optional input, as
-    LLaMA-Factory joins them, or the user's `--columns prompt=context+question`."""
+    LLaMA-Factory joins them, or the user's `--columns prompt=context+question`. When a column
+    holds messages the result is turns: see `_joined_turns`."""
+    if any(isinstance(record.get(part), list | dict) for part in parts):
+        return _joined_turns(record, parts)
     for part in parts:
         if record.get(part) is not None and not isinstance(record[part], str):
             raise RowError(f"expected a string, got {type(record[part]).__name__}", part)
@@ -254,6 +259,40 @@ def _joined(record: dict, parts: list[str], *, first_required: bool = True) -> s
     if first_required and not texts[0] and any(texts[1:]):
         raise RowError(f"missing (this row has {parts[1]!r} for it)", parts[0])
     return "\n".join(t for t in texts if t)
+
+
+def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
+    """Columns read as one prompt when some hold messages (a conversation and the question
+    that follows it, a chat prompt and its `input`): each conversation's turns in order, and
+    each text (or list of texts, a line apart) inside the user turn beside it, after it when
+    the turns before end with the user, before the next user turn otherwise."""
+    from rewardforge.data.values import prompt_messages
+
+    turns: list[Message] = []
+    waiting: list[str] = []
+    for part in parts:
+        value = record.get(part)
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            value = "\n".join(value)  # a list of documents
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not isinstance(value, str):
+            now = prompt_messages(value, part)
+            first_user = next((i for i, m in enumerate(now) if m["role"] != "system"), len(now))
+            if waiting and first_user < len(now) and now[first_user]["role"] == "user":
+                asked = now[first_user]
+                now[first_user] = {**asked, "content": "\n".join([*waiting, asked["content"]])}
+            elif waiting:
+                now.insert(first_user, {"role": "user", "content": "\n".join(waiting)})
+            waiting = []
+            turns.extend(now)
+        elif turns and turns[-1]["role"] == "user" and not waiting:
+            turns[-1] = {**turns[-1], "content": turns[-1]["content"] + "\n" + value}
+        else:
+            waiting.append(value)
+    if waiting:
+        turns.append({"role": "user", "content": "\n".join(waiting)})
+    return turns
 
 
 def read_from(inferred: dict[str, str]) -> set[str]:
@@ -284,11 +323,13 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
                 )
             if _unread_text(record[alias], record):
                 raise RowError(
-                    f"this row has {alias!r} beside {ours!r}, and its text is not read: read both, a "
-                    f"line apart, with --columns {ours}={ours}{JOIN}{alias}, or {ours!r} alone with "
+                    f"this row has {alias!r} beside {ours!r}, and its text is not read: read both "
+                    f"with --columns {ours}={_both(record, ours, alias)}, or {ours!r} alone with "
                     f"--columns {ours}={ours}",
                     alias,
                 )
+    if pair:
+        _refuse_unread_neighbours(record, read, mapped)
     instruction, extra = ALPACA_PROMPT
     value = record.get(extra)
     if instruction in read and extra not in read and pair and isinstance(value, str) and value.strip():
@@ -296,6 +337,40 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
             f"this row's {extra!r} is not read: the prompt is read from {instruction!r} alone (without "
             f"--columns prompt={instruction} the two are read together)",
             extra,
+        )
+
+
+# Columns that hold text a pair may need, though no shape reads them beside a prompt: earlier
+# turns, or the document a question is about.
+NEIGHBOURS = ("messages", "conversation", "dialogue", "dialog", "document", "documents", "passage",
+              "passages", "article")  # fmt: skip
+OURS_WRITTEN_OTHERWISE = ("prompt", "system", "chosen", "rejected")  # "Prompt" beside "prompt"
+
+
+def _both(record: dict, ours: str, other: str) -> str:
+    """The --columns value that reads two columns as one: earlier turns first, a text after."""
+    turns = isinstance(record.get(other), list | dict) and not all(isinstance(v, str) for v in record[other])
+    return f"{other}{JOIN}{ours}" if turns else f"{ours}{JOIN}{other}"
+
+
+def _refuse_unread_neighbours(record: dict, read: set[str], mapped: Iterable[str]) -> None:
+    """Earlier turns or a document beside the prompt, or one of our fields written a second way
+    ("Chosen" beside "chosen"), that no shape reads: an error unless the pair's texts hold it."""
+    for key, value in record.items():
+        if not isinstance(key, str) or key in read or value is None or value == "" or value == []:
+            continue
+        lowered = key.lower()
+        twin = lowered in OURS_WRITTEN_OTHERWISE and key != lowered and record.get(lowered) is not None
+        if not (twin or (lowered in NEIGHBOURS and record.get("prompt") is not None)):
+            continue
+        ours = lowered if twin else "prompt"
+        if ours in mapped or text_within(value, record, ("prompt", "system", "chosen", "rejected")):
+            continue
+        raise RowError(
+            f"this row has {key!r} beside {ours!r}, and its text is not read: read both with "
+            f"--columns {ours}={_both(record, ours, key)}, or one of them with --columns {ours}={key} "
+            f"or --columns {ours}={ours}",
+            key,
         )
 
 
