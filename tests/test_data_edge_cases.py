@@ -567,3 +567,35 @@ def test_a_conversation_going_on_is_found_through_other_quotes(tmp_path, shared)
     row = {"chosen": [msg("user", "q1"), msg("assistant", shared), msg("user", "q2"), msg("assistant", "a2")],
            "rejected": [msg("user", "q1"), msg("assistant", plain)]}  # fmt: skip
     assert "going on with a user turn ('q2')" in only_error(jsonl(tmp_path, [row])).reason
+
+
+# ---- helper round 38 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "What does it say? The bridge closes at noon.", "context": "<p>The bridge <b>closes</b> at noon.</p>", **YES_NO},
+        {"prompt": "Is 1000 enough?", "input": "1,000", **YES_NO},
+        {"prompt": "What is _beta_ here?", "input": "beta", **YES_NO},
+        {"prompt": "Send an email to Bob.", "input": "e-mail", **YES_NO},
+    ],
+    ids=["html-tags", "digit-groups", "markdown-underscores", "hyphen"],
+)  # fmt: skip
+def test_a_context_the_prompt_holds_written_otherwise_is_read(tmp_path, row):
+    assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1
+
+
+@pytest.mark.parametrize("extra", ["😭🔥", "(()]"])
+def test_a_context_of_symbols_alone_is_not_dropped(tmp_path, extra):
+    """A context without word characters counted as read: it was dropped."""
+    err = only_error(jsonl(tmp_path, [{"prompt": "React to this.", "input": extra, **YES_NO}]))
+    assert err.field == "input" and "not read" in err.reason
+    assert (
+        len(
+            load_pairs(
+                jsonl(tmp_path, [{"prompt": f"React to this: {extra}", "input": extra, **YES_NO}], "ok.jsonl")
+            ).pairs
+        )
+        == 1
+    )

@@ -403,11 +403,22 @@ def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]
     return [] if value is None or isinstance(value, bool) else [(role, str(value))]
 
 
+HTML_TAG = re.compile(r"</?[a-z][a-z0-9]*(?:\s[^<>]*)?/?>")
+
+
 def _words(text: str) -> list[str]:
-    """A text's words, compared loosely: Unicode compatibility forms, case, HTML escapes, quotes,
-    punctuation and markdown aside."""
-    text = unicodedata.normalize("NFKC", html.unescape(text)).casefold()
-    return re.findall(r"\w+", text.translate(LOOSE_QUOTES))
+    """A text's words, compared loosely: Unicode compatibility forms, case, HTML tags and escapes,
+    quotes, punctuation, markdown (`_beta_`), digit groups (1,000) and hyphens (e-mail) aside."""
+    text = unicodedata.normalize("NFKC", html.unescape(text)).casefold().translate(LOOSE_QUOTES)
+    text = HTML_TAG.sub(" ", text)
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+    text = re.sub(r"(?<=[^\W_])-(?=[^\W_])", "", text)
+    return re.findall(r"[^\W_]+", text)
+
+
+def _marks(text: str) -> str:
+    """A text without words (emoji, symbols), as the characters it is written with."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def _found(piece: list[str], read: list[str]) -> bool:
@@ -431,9 +442,14 @@ def _unread_text(value: Any, record: dict) -> bool:
         return [_words(t) for k in keys for _, t in _pieces(record.get(k))]
 
     asked, replies = texts("prompt", "system"), texts("chosen", "rejected")
+    asked_marks = [_marks(t) for k in ("prompt", "system") for _, t in _pieces(record.get(k))]
     for role, piece in _pieces(value):
         words = _words(piece)
-        if not words or any(_found(words, field) for field in asked):
+        if not words:  # emoji or symbols alone are text too
+            if _marks(piece) and not any(_marks(piece) in field for field in asked_marks):
+                return True
+            continue
+        if any(_found(words, field) for field in asked):
             continue
         if role is not None and role not in ASKING_ROLES and any(_found(words, field) for field in replies):
             continue
