@@ -600,3 +600,13 @@ def test_a_document_beside_the_prompt_and_copies_the_pair_holds(tmp_path):
     row = {"prompt": "Hi?", "chosen": [user("Hi?"), assistant("Hello.")], "rejected": [user("Hi?"), assistant("Go.")],
            "messages": [user("Hi?"), assistant("Hello.")]}  # fmt: skip
     assert len(load_pairs(jsonl(tmp_path, [row], "uf.jsonl")).pairs) == 1
+
+
+def test_code_preference_pairs_accepted_column_is_the_chosen_reply(tmp_path):
+    row = {
+        "input": "Write add(a, b).",
+        "accepted": "def add(a, b):\n    return a + b",
+        "rejected": "def add(a, b): pass",
+    }
+    (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
+    assert (pair.prompt, pair.chosen_text) == ([user(row["input"])], row["accepted"])

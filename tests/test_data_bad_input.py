@@ -152,6 +152,33 @@ def test_truncated_gzip(tmp_path):
     assert [r.location for r in loaded.rejected] == [err.location] == [f"line {len(loaded.pairs) + 1}"]
 
 
+@pytest.mark.parametrize("name", ["packed.jsonl", "packed.json"])
+def test_gzip_data_under_a_plain_name_is_read(tmp_path, name):
+    """A gzip file named .jsonl was 'not valid UTF-8 (byte 1 of the line)'."""
+    rows = [{**GOOD, "id": i} for i in range(3)]
+    text = "".join(json.dumps(r) + "\n" for r in rows) if name.endswith("l") else json.dumps(rows)
+    (tmp_path / name).write_bytes(gzip.compress(text.encode()))
+    assert [p.id for p in load_pairs(str(tmp_path / name)).pairs] == ["0", "1", "2"]
+    cut = tmp_path / "cut.jsonl"
+    data = gzip.compress("".join(json.dumps({**GOOD, "id": i}) + "\n" for i in range(2000)).encode())
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt compressed file"):
+        load_pairs(str(cut))
+
+
+def test_other_chat_apis_role_names_are_read(tmp_path):
+    """Gemini's "model", Cohere's "chatbot" and OpenAssistant's "prompter" were unknown roles."""
+    path = tmp_path / "roles.jsonl"
+    rows = [
+        {"chosen": [{"role": asker, "content": "hi"}, {"role": answerer, "content": "yo"}],
+         "rejected": [{"role": asker, "content": "hi"}, {"role": answerer, "content": "no"}]}
+        for asker, answerer in [("user", "model"), ("user", "chatbot"), ("prompter", "assistant")]
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for pair in load_pairs(str(path)).pairs:
+        assert [m["role"] for m in [*pair.prompt, *pair.chosen]] == ["user", "assistant"]
+
+
 def test_not_a_gzip_file(tmp_path):
     path = tmp_path / "plain.jsonl.gz"
     path.write_text(json.dumps(GOOD) + "\n")

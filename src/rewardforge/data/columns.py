@@ -86,7 +86,8 @@ RESPONSE_FIELDS = ("output_1", *RATED_LISTS)
 # (instruction, chosen_response, chosen-rating, chosen_rating), LLaMA-Factory (conversations),
 # openbmb/UltraInteract_pair (trajectory).
 ALIASES = {
-    "chosen": ("chosen_response", "response_chosen", "response_j"),  # lvwerra/stack-exchange-paired: j
+    # lvwerra/stack-exchange-paired: j; Vezora/Code-Preference-Pairs: accepted
+    "chosen": ("chosen_response", "response_chosen", "response_j", "accepted"),
     "rejected": ("rejected_response", "response_rejected", "response_k"),
     "score_chosen": ("chosen_rating", "chosen-rating", "chosen_score", "rating_chosen"),
     "score_rejected": ("rejected_rating", "rejected-rating", "rejected_score", "rating_rejected"),

@@ -155,8 +155,17 @@ def iter_records(
         raise DataError(spec, "empty: no records at all")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    """A file's bytes, unpacked when it is gzip data, whatever its name says (a `.jsonl` that
+    is gzip was read as bad UTF-8)."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    with open(path, "rb") as head:
+        packed = head.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if packed else open(path, "rb")
 
 
 def _decode_line(data: bytes) -> str:

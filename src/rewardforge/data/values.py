@@ -26,6 +26,9 @@ ROLE_ALIASES = {
     "gpt": "assistant",
     "observation": "tool",
     "function_call": "assistant",
+    "model": "assistant",  # Gemini's API
+    "chatbot": "assistant",  # Cohere's API
+    "prompter": "user",  # OpenAssistant's trees
 }
 
 
