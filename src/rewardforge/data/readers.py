@@ -163,8 +163,11 @@ def _open_binary(path: Path):
     is gzip was read as bad UTF-8)."""
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")
-    with open(path, "rb") as head:
-        packed = head.read(2) == GZIP_MAGIC
+    try:
+        with open(path, "rb") as head:
+            packed = head.read(2) == GZIP_MAGIC
+    except OSError:  # the read itself fails: the reader below reports it where it happens
+        packed = False
     return gzip.open(path, "rb") if packed else open(path, "rb")
 
 
