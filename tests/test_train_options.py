@@ -83,6 +83,29 @@ def _missing_tracker() -> str:
         (["--report_to", "bogus"], "--report_to bogus: unknown"),
         (["--report_to", "MISSING"], ": not installed (pip install"),
         (["--save-adapter"], "--save-adapter keeps a LoRA adapter: it needs --lora"),
+        # helper round 37: a traceback, silently ignored options, TRL's names
+        (
+            [
+                "--eval_strategy",
+                "steps",
+                "--eval_steps",
+                "1",
+                "--load_best_model_at_end",
+                "--save_strategy",
+                "steps",
+            ],
+            "--load_best_model_at_end needs held-out pairs",
+        ),
+        (["--eval_strategy", "steps"], "--eval_strategy steps needs held-out pairs"),
+        (["--precision", "fp32", "--bf16"], "ask for different precisions"),
+        (["--batch-size", "4", "--per_device_train_batch_size", "8"], "set one thing: give one of them"),
+        (["--epochs", "1", "--num_train_epochs", "2"], "set one thing: give one of them"),
+        (["--model_name_or_path", "m"], "TRL's --model_name_or_path is --model here"),
+        (["--use_peft"], "TRL's --use_peft is --lora here"),
+        (
+            ["--lora", "--lora_target_modules", "q_proj", "v_proj"],
+            "comma-separated: --lora_target_modules q_proj,v_proj",
+        ),
     ],
 )
 def test_a_bad_option_value_is_one_line_before_any_work(
@@ -240,3 +263,17 @@ def test_limit_and_eval_split_keep_records_whole(tmp_path):
     train, held, _, _ = load_training_data(RewardArguments(data=data, eval_split=0.2), tmp_path)
     assert (len(train), len(held)) == (24, 6)
     assert not {p.source for p in train} & {p.source for p in held}
+
+
+@pytest.mark.parametrize(
+    ("option", "precision"),
+    [(["--bf16"], "bf16 autocast"), (["--bf16", "false"], "fp32"), (["--config", "TRL"], "fp32")],
+)
+def test_bf16_as_trl_users_write_it(tmp_path, data, capsys, tiny_bert_dir, option, precision):
+    """`--bf16` failed on a CPU ("doesn't support bf16/gpu") though the default runs bf16 there;
+    `--bf16 false` and a TRL config's `bf16: false` still trained in bf16."""
+    trl = tmp_path / "trl.yaml"
+    trl.write_text("bf16: false\nlearning_rate: 1.0e-4\n")
+    option = [str(trl) if o == "TRL" else o for o in option]
+    assert one_step(tiny_bert_dir, data, tmp_path / "out", *option) == 0
+    assert f"precision: {precision}" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Any
 
@@ -157,11 +158,75 @@ SAME_SETTING = (
 )
 
 
-def _without_overridden(config: dict[str, Any], argv: list[str], parser) -> dict[str, Any]:
+# TRL's reward_modeling.py names, and what they are here (an unknown option names its match)
+TRL_NAMES = {
+    "--model_name_or_path": "--model",
+    "--dataset_name": "--data hf:ORG/NAME (or a local path)",
+    "--dataset_train_split": "--data PATH:SPLIT",
+    "--dataset_test_split": "--eval-data PATH:SPLIT",
+    "--use_peft": "--lora",
+    "--center_rewards_coefficient": "--center-rewards",
+    "--disable_dropout": "the default (--keep-dropout keeps it)",
+    "--lora_task_type": "not needed (always sequence classification)",
+}
+
+
+def _hint(leftover: list[str]) -> str:
+    names = [a.split("=", 1)[0] for a in leftover]
+    hints = [f"TRL's {n} is {TRL_NAMES[n]} here" for n in names if n in TRL_NAMES]
+    if not leftover[0].startswith("-"):  # a stray value, not an unknown option's own
+        hints.append(
+            "an option's several values go in one word, comma-separated: --lora_target_modules q_proj,v_proj"
+        )
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _given(argv: list[str], parser) -> set[str]:
+    """The options the command line names (by their dataclass field)."""
     flags = parser._option_string_actions
-    given = {flags[a.split("=", 1)[0]].dest for a in argv if a.split("=", 1)[0] in flags}
+    return {flags[a.split("=", 1)[0]].dest for a in argv if a.split("=", 1)[0] in flags}
+
+
+def _without_overridden(config: dict[str, Any], argv: list[str], parser) -> dict[str, Any]:
+    given = _given(argv, parser)
     dropped = set().union(*(names for names in SAME_SETTING if names & given))
     return {k: v for k, v in config.items() if k not in dropped}
+
+
+def _one_value_per_setting(args, targs, given: set[str], config: dict[str, Any]) -> None:
+    """Both names of one setting on the command line must agree (one of them was dropped), and an
+    explicit `--bf16 false` (or a TRL config's `bf16: false`) means fp32 here, where bf16 autocast
+    is the default."""
+    from rewardforge.training.run import UsageError
+
+    for ours, theirs, same in (
+        ("output", "output_dir", lambda a, b: os.path.abspath(a) == os.path.abspath(b)),
+        ("epochs", "num_train_epochs", lambda a, b: float(a) == float(b)),
+        ("batch_size", "per_device_train_batch_size", lambda a, b: a == b),
+    ):
+        a, b = getattr(args, ours), getattr(targs, theirs)
+        if {ours, theirs} <= given and not same(a, b):
+            raise UsageError(f"--{ours} {a} and --{theirs} {b} set one thing: give one of them")
+    said_bf16 = "bf16" in given or ("bf16" in config and "precision" not in config)
+    said_precision = "precision" in given or "precision" in config
+    if targs.bf16 and said_precision and args.precision == "fp32":
+        raise UsageError("--precision fp32 and --bf16 ask for different precisions: give one of them")
+    if said_bf16 and not (targs.bf16 or targs.fp16):
+        if said_precision and args.precision == "bf16":
+            raise UsageError(
+                "--precision bf16 and --bf16 false ask for different precisions: give one of them"
+            )
+        args.precision = "fp32"
+
+
+def _cpu_for_bf16(parser, argv: list[str], config: dict[str, Any]) -> None:
+    """TrainingArguments refuses bf16 without a GPU unless use_cpu is set; the run sets it on a
+    CPU anyway, so set it before the check (`--bf16`, as TRL configs have it, failed here)."""
+    import torch
+
+    seen, _ = parser.parse_known_args(argv)
+    if not torch.cuda.is_available() and not seen.use_cpu and (seen.bf16 or config.get("bf16")):
+        parser.set_defaults(use_cpu=True)
 
 
 def _evaluate_when_asked(parser, argv: list[str]) -> None:
@@ -187,9 +252,12 @@ def parse(argv: list[str]):
         if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
             raise UsageError("--config needs a file")
         config = argv[i + 1]
+    settings: dict[str, Any] = {}
     if config is not None:
-        parser.set_defaults(**_without_overridden(_config_from_yaml(config, parser), argv, parser))
+        settings = _without_overridden(_config_from_yaml(config, parser), argv, parser)
+        parser.set_defaults(**settings)
     _evaluate_when_asked(parser, argv)
+    _cpu_for_bf16(parser, argv, settings)
     try:
         args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except UsageError:
@@ -202,7 +270,10 @@ def parse(argv: list[str]):
         raise UsageError(f"{' '.join(str(e).split())} (see rewardforge train --help)") from None
     leftover = rest[0] if rest else []
     if leftover:
-        raise UsageError(f"unknown option(s): {' '.join(leftover)} (see rewardforge train --help)")
+        raise UsageError(
+            f"unknown option(s): {' '.join(leftover)}{_hint(leftover)} (see rewardforge train --help)"
+        )
+    _one_value_per_setting(args, targs, _given(argv, parser), settings)
     return args, targs
 
 

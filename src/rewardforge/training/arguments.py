@@ -83,7 +83,8 @@ class RewardArguments:
     lora_alpha: int = _opt(32, "LoRA alpha.")
     lora_dropout: float = _opt(0.05, "LoRA dropout.")
     lora_target_modules: str | None = _opt(
-        None, "Comma-separated module names for LoRA. Default: every linear layer of the backbone."
+        None,
+        "Comma-separated module names for LoRA. Default (or all-linear): every linear layer of the backbone.",
     )
     save_adapter: bool = _opt(False, "With --lora: save the adapter instead of merging it into the weights.")
     resume: str | None = _opt(
@@ -195,6 +196,13 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
     need(not args.save_adapter or args.lora, "--save-adapter keeps a LoRA adapter: it needs --lora")
     _check_integrations(targs)
     _check_optimizer_and_scheduler(targs)
+    evaluates = bool(args.eval_data or args.eval_split) or args.data is None  # built-in: its test split
+    strategy = str(getattr(targs.eval_strategy, "value", targs.eval_strategy))
+    need(
+        evaluates or (strategy == "no" and not targs.load_best_model_at_end),
+        f"{'--load_best_model_at_end' if targs.load_best_model_at_end else f'--eval_strategy {strategy}'} "
+        "needs held-out pairs: give --eval-data or --eval-split",
+    )
     if args.eval_data:
         need(not args.eval_split, "give --eval-data or --eval-split, not both")
         if args.data and os.path.exists(args.data) and os.path.exists(args.eval_data):

@@ -323,6 +323,8 @@ def train(
         targets = (
             [t.strip() for t in args.lora_target_modules.split(",")] if args.lora_target_modules else None
         )
+        if targets == ["all-linear"]:  # PEFT's name for what the default already is
+            targets = None
         lora = LoraSettings(
             rank=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout, target_modules=targets
         )
