@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(command(rest) or 0)
     except KeyboardInterrupt:
-        print("rewardforge: interrupted", file=sys.stderr)
+        again = (
+            "; the same command with --resume continues from the newest checkpoint" if name == "train" else ""
+        )
+        print(f"rewardforge: interrupted{again}", file=sys.stderr)
         return 130
     except Terminated:
         print("rewardforge: terminated", file=sys.stderr)
@@ -94,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, known_errors()):
             print(f"rewardforge {name}: error: {e}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        if isinstance(e, OSError) and e.errno in WRITE_FAILURES:  # the disk, not rewardforge
+            print(f"rewardforge {name}: error: {e}", file=sys.stderr)
+            return 1
         if isinstance(e, NonFiniteLossError):
             print(
                 f"rewardforge {name}: training stopped: {e}. Checkpoints written so far are intact.",
@@ -105,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
+
+# Why a write fails on a machine, not in rewardforge: one line, exit 1, no traceback.
+WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
 
 # Commands that write files through temporary names: on SIGTERM they unwind (removing the
 # temporary files) as on Ctrl-C. Not serve (uvicorn handles the signal) nor the trainers.

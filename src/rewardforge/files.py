@@ -9,8 +9,10 @@ mkstemp's 0600. No torch here, so the data layer can use it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,12 +28,23 @@ def new_file_mode() -> int:
 
 class AtomicFile:
     """A text file written under a temporary name and renamed into place by `commit`;
-    `discard` (or leaving a `with` block by an exception) removes it and keeps the old file."""
+    `discard` (or leaving a `with` block by an exception) removes it and keeps the old file.
+
+    A symlink is followed (its target is replaced, the link stays). A device, FIFO or socket
+    (`/dev/null`, a pipe) is written directly: renaming a file over it would replace the device
+    itself. Temporary files of writers that died (kill -9) are cleared by the next writer of the
+    same file on this host."""
 
     def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+        self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+        self.direct = self.path.exists() and not (self.path.is_file() or self.path.is_dir())
+        if self.direct:
+            self.tmp = None
+            self.fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        _clear_stale_temporaries(self.path)
+        fd, self.tmp = tempfile.mkstemp(prefix=_temp_prefix(self.path), suffix=".tmp", dir=self.path.parent)
         try:
             os.fchmod(fd, new_file_mode())
             self.fh = os.fdopen(fd, "w", encoding="utf-8")
@@ -44,15 +57,26 @@ class AtomicFile:
         self.fh.write(text)
 
     def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.fh.flush()
+            if not self.direct:
+                os.fsync(self.fh.fileno())
+            self.fh.close()
+            if self.tmp is not None:
+                os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()  # a full disk at the last write: no temporary file left behind
+            raise
 
     def discard(self) -> None:
-        if not self.fh.closed:
-            self.fh.close()
-        Path(self.tmp).unlink(missing_ok=True)
+        try:
+            if not self.fh.closed:
+                self.fh.close()
+        except OSError:  # its unwritten buffer cannot be written (a full disk): it goes anyway
+            pass
+        finally:
+            if self.tmp is not None:
+                Path(self.tmp).unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -62,6 +86,53 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def _clear_stale_temporaries(path: Path) -> None:
+    """Remove temporary files of `path` left by processes of this host that no longer run."""
+    host = socket.gethostname()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*.tmp"):
+        pid = tmp.name[len(f".{path.name}.{host}-") :].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def write_together(texts: dict[Path, str | None]) -> None:
+    """Write several files as one: every text goes to its temporary file first, and only when all
+    are written are they renamed into place (and the files given None removed). A write that fails
+    (a full disk) leaves every old file as it was, not some new files beside old ones."""
+    pending: list[AtomicFile] = []
+    try:
+        for path, text in texts.items():
+            if text is not None:
+                pending.append(AtomicFile(path))
+                pending[-1].write(text)
+                pending[-1].fh.flush()
+                if not pending[-1].direct:
+                    os.fsync(pending[-1].fh.fileno())
+    except BaseException:
+        for f in pending:
+            f.discard()
+        raise
+    for f in pending:
+        f.commit()
+    for path, text in texts.items():
+        if text is None:
+            Path(path).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

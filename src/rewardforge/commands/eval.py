@@ -195,15 +195,14 @@ def main(argv: list[str]) -> int:
         prepare,
         score_lines,
     )
-    from rewardforge.files import atomic_write_text, held_signals
+    from rewardforge.files import held_signals, write_together
 
     args, options = parse(argv)
     out = Path(args.output)
+    from rewardforge.commands.checks import check_device, check_output_dir, holds_model
     from rewardforge.training.run import UsageError
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output {out} exists and is not a folder")
-    from rewardforge.commands.checks import check_device, holds_model
+    check_output_dir(out)  # a read-only place fails now, not after the scoring
 
     if holds_model(out):
         # A model folder: its metrics.json (training) would be overwritten by eval's.
@@ -238,20 +237,18 @@ def main(argv: list[str]) -> int:
     run.timing["total"] = time.perf_counter() - started
     # Every document is built first and written together, with Ctrl-C/SIGTERM held: a run that
     # stops leaves an earlier run's files as they were, never half of each.
-    with held_signals():
-        atomic_write_text(out / "scores.jsonl", "\n".join(score_lines(run)) + "\n")
-        if page is not None:
-            atomic_write_text(out / "report.html", page)
-        else:  # an earlier run's report would describe other results
-            (out / "report.html").unlink(missing_ok=True)
-        atomic_write_text(out / "metrics.json", dumps(metrics_document(run)))
-        if rejected:
-            from rewardforge.data import write_rejected
+    from rewardforge.data import rejected_text
 
-            write_rejected(rejected, out / "rejected_rows.jsonl")
-        else:
-            (out / "rejected_rows.jsonl").unlink(missing_ok=True)
-        atomic_write_text(out / "eval_config.json", dumps(config))
+    with held_signals():
+        write_together(
+            {
+                out / "scores.jsonl": "\n".join(score_lines(run)) + "\n",
+                out / "report.html": page,  # None: an earlier run's report would describe other results
+                out / "metrics.json": dumps(metrics_document(run)),
+                out / "rejected_rows.jsonl": rejected_text(rejected) if rejected else None,
+                out / "eval_config.json": dumps(config),
+            }
+        )
 
     print(report.console_table(run))
     files = (

@@ -15,6 +15,7 @@ from rewardforge.data.loader import (
     describe_rejected,
     fingerprint,
     load_pairs,
+    rejected_text,
     write_rejected,
 )
 from rewardforge.data.processor import PreferenceProcessor, load_processor
@@ -40,5 +41,6 @@ __all__ = [
     "load_processor",
     "parse_columns",
     "parse_hf_spec",
+    "rejected_text",
     "write_rejected",
 ]

@@ -117,12 +117,17 @@ def describe_rejected(rows: list[RejectedRow]) -> str:
     return "; ".join(f"{n} x {reason}" for reason, n in count_reasons(rows).items())
 
 
+def rejected_text(rows: list[RejectedRow]) -> str:
+    """Rejected rows as JSONL: source, location, field, reason, row."""
+    return "".join(
+        json.dumps(asdict(row) | {"row": jsonable(row.row)}, ensure_ascii=False) + "\n" for row in rows
+    )
+
+
 def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> None:
     """Write rejected rows as JSONL (source, location, field, reason, row), atomically."""
     with AtomicFile(path) as fh:
-        for row in rows:
-            record = asdict(row) | {"row": jsonable(row.row)}
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        fh.write(rejected_text(rows))
 
 
 @dataclass

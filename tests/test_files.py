@@ -1,0 +1,113 @@
+"""`AtomicFile`, through which every output is written (helper round 39: `score --output
+/dev/null` replaced the device with a regular file; a symlink was replaced by a file; a full
+disk at the last write left the temporary file behind, and so did kill -9)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rewardforge.files import AtomicFile, atomic_write_text
+
+
+def temporaries(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen([sys.executable, "-c", f"print(open({str(fifo)!r}).read(), end='')"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        atomic_write_text(fifo, "through the pipe\n")
+        assert reader.communicate(timeout=30)[0] == "through the pipe\n"
+    finally:
+        reader.kill()  # a reader still waiting on the pipe
+    assert fifo.is_fifo() and temporaries(tmp_path) == []
+
+
+def test_a_symlink_stays_and_its_target_is_replaced(tmp_path):
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    atomic_write_text(link, "new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+
+
+def test_a_failing_last_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    f = AtomicFile(out)
+    f.write("new\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        f.commit()
+    assert out.read_text() == "old\n" and temporaries(tmp_path) == []
+
+
+def test_temporaries_of_a_killed_writer_are_cleared_by_the_next(tmp_path):
+    out = tmp_path / "out.jsonl"
+    code = f"from rewardforge.files import AtomicFile; f = AtomicFile({str(out)!r}); f.write('x'); f.fh.flush(); import os; os._exit(9)"
+    subprocess.run([sys.executable, "-c", code], check=False)
+    assert len(temporaries(tmp_path)) == 1  # the killed writer's
+    with AtomicFile(out) as live:
+        live.write("done\n")
+        assert len(temporaries(tmp_path)) == 1  # this writer's own, not the dead one's
+    assert out.read_text() == "done\n" and temporaries(tmp_path) == []
+
+
+def test_files_written_together_are_all_new_or_all_old(tmp_path, monkeypatch):
+    """eval's files were renamed one by one: a full disk left new scores beside old metrics."""
+    from rewardforge.files import write_together
+
+    old = {"scores.jsonl": "old scores\n", "metrics.json": "old metrics\n", "report.html": "old report\n"}
+    for name, text in old.items():
+        (tmp_path / name).write_text(text)
+    real_fsync, calls = os.fsync, []
+
+    def fills_up(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fills_up)
+    new = {
+        tmp_path / "scores.jsonl": "new\n",
+        tmp_path / "metrics.json": "new\n",
+        tmp_path / "report.html": None,
+    }
+    with pytest.raises(OSError, match="No space"):
+        write_together(new)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == old  # no temporaries either
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    write_together(new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "scores.jsonl"]
+
+
+def test_a_full_disk_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys, tiny_bert_dir):
+    from rewardforge.cli import main
+
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"prompt": "Hi?", "response": "Hello."}\n')
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    code = main(
+        ["score", "--model", str(tiny_bert_dir), "--input", str(items), "--output", str(tmp_path / "o.jsonl")]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err and "Traceback" not in err
+    assert temporaries(tmp_path) == [] and not (tmp_path / "o.jsonl").exists()
