@@ -503,3 +503,26 @@ def test_a_damaged_only_checkpoint_is_named_in_the_refusal(tmp_path, data, capsy
     path.write_bytes(path.read_bytes()[:100])
     assert train(tiny_bert_dir, data, out, "--resume") == 2
     assert "checkpoint-2: optimizer.pt is damaged" in capsys.readouterr().err
+
+
+# ---- helper round 37 --------------------------------------------------------------------------
+
+
+def test_a_run_names_its_sources_from_any_working_directory(tmp_path, data, tiny_bert_dir, monkeypatch):
+    """Relative --model/--data were saved as typed: `--config RUN/run_config.json` failed from
+    another folder, and rewardforge.json's base model (for eval --untrained) could not be found."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(tiny_bert_dir, work / "tiny")
+    shutil.copy(data, work / "d.jsonl")
+    monkeypatch.chdir(work)
+    assert train("tiny", "d.jsonl", "run", "--max-steps", "1") == 0
+    meta = json.loads((work / "run" / "rewardforge.json").read_text())
+    assert meta["base_model"] == str(work / "tiny")
+    options = json.loads((work / "run" / "run_config.json").read_text())["rewardforge"]
+    assert (options["model"], options["data"]) == (str(work / "tiny"), str(work / "d.jsonl"))
+    monkeypatch.chdir(tmp_path)
+    again = ["train", "--config", str(work / "run" / "run_config.json"), "--output", str(tmp_path / "again")]
+    assert main(again) == 0

@@ -278,7 +278,12 @@ def parse(argv: list[str]):
 
 
 def resolved_config(args, targs) -> dict[str, Any]:
-    cfg = {"rewardforge": dataclasses.asdict(args), "training_arguments": json.loads(targs.to_json_string())}
+    from rewardforge.data.readers import absolute_source
+
+    options = dataclasses.asdict(args)
+    for key in ("model", "data", "eval_data", "processor", "config"):
+        options[key] = absolute_source(options[key])  # `--config RUN/run_config.json` from anywhere
+    cfg = {"rewardforge": options, "training_arguments": json.loads(targs.to_json_string())}
     cfg["command"] = "rewardforge train " + " ".join(sys.argv[2:])
     return cfg
 

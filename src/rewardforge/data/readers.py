@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import sys
 import zlib
@@ -49,6 +50,21 @@ def split_local_spec(spec: str) -> tuple[str, str | None]:
     if base and split and Path(base).exists():
         return base, split
     return spec, None
+
+
+def absolute_source(spec: str | None) -> str | None:
+    """A local path (or PATH:SPLIT, FILE.py:Class) made absolute, so that a saved config or model
+    names the same file from any working directory; Hub ids and module names stay as they are."""
+    if not spec:
+        return spec
+    if os.path.exists(spec):
+        return os.path.abspath(spec)
+    base, split = split_local_spec(spec)
+    if split is None:
+        base, _, split = spec.rpartition(":")  # a processor, path/to/file.py:ClassName
+        if not (base.endswith(".py") and os.path.exists(base)):
+            return spec
+    return f"{os.path.abspath(base)}:{split}"
 
 
 def read_records(

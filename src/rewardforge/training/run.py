@@ -17,6 +17,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainingArguments
 
 from rewardforge import __version__
+from rewardforge.data.readers import absolute_source
 from rewardforge.data.types import PreferencePair
 from rewardforge.files import atomic_write_text
 from rewardforge.losses import LossConfig
@@ -312,7 +313,8 @@ def train(
     check_options(args, targs)
     output_dir = Path(args.output or targs.output_dir)
     replaced = prepare_output(output_dir, args)
-    model_source = args.model or default_model_path()
+    # absolute: rewardforge.json and a saved adapter name their base model from any folder
+    model_source = absolute_source(args.model) or default_model_path()
     started = time.time()
 
     train_pairs, eval_pairs, data_summary, rejected = load_training_data(args, output_dir)
