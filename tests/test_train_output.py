@@ -526,3 +526,26 @@ def test_a_run_names_its_sources_from_any_working_directory(tmp_path, data, tiny
     monkeypatch.chdir(tmp_path)
     again = ["train", "--config", str(work / "run" / "run_config.json"), "--output", str(tmp_path / "again")]
     assert main(again) == 0
+
+
+def test_a_models_beta_is_its_preference_probability_everywhere(tmp_path, data, tiny_bert_dir):
+    """--beta 10 trained sigmoid(10 * difference), but compare, /v1/compare, bt_log_loss and ECE
+    all read sigmoid(difference)."""
+    import math
+
+    from rewardforge import RewardModel
+
+    out = tmp_path / "run"
+    dev = jsonl(tmp_path, ROWS, "dev.jsonl")
+    assert train(tiny_bert_dir, data, out, "--eval-data", dev, "--beta", "10", "--max-steps", "10",
+                 "--learning-rate", "5e-3", "--precision", "fp32") == 0  # fmt: skip
+    final = json.loads((out / "metrics.json").read_text())["eval"]
+    assert final["eval_bt_log_loss"] == pytest.approx(final["eval_loss"], abs=1e-4)
+    rm = RewardModel.from_pretrained(str(out))
+    r_a, r_b = rm.score_batch([("q0", "good answer 0"), ("q0", "bad 0")])
+    assert abs(r_a - r_b) > 1e-3  # a difference to scale
+    assert rm.compare("q0", "good answer 0", "bad 0") == pytest.approx(1 / (1 + math.exp(-10 * (r_a - r_b))))
+    assert main(["eval", "--model", str(out), "--data", dev, "--output", str(tmp_path / "ev")]) == 0
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    found = json.dumps(evaluated)
+    assert f"{final['eval_bt_log_loss']:.3f}"[:4] in found  # the same loss as training's own evaluation

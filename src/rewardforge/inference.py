@@ -145,6 +145,19 @@ def _item(item: Any) -> tuple[list[Message], list[Message]]:
     return prompt_and_response(prompt, response)
 
 
+def preference_beta(meta: dict[str, Any]) -> float:
+    """The beta of the loss a model was trained with (rewardforge.json), 1 when none is recorded."""
+    loss = meta.get("loss") if isinstance(meta, dict) else None
+    beta = loss.get("beta") if isinstance(loss, dict) else None
+    return float(beta) if isinstance(beta, int | float) and math.isfinite(beta) and beta > 0 else 1.0
+
+
+def preference_probability(difference: float, beta: float = 1.0) -> float:
+    """sigmoid(beta * difference), without overflow for large differences."""
+    x = beta * difference
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
 class RewardModel:
     """A trained reward model. `score` returns the raw reward (a logit; higher is better)."""
 
@@ -162,6 +175,8 @@ class RewardModel:
         self.tokenizer = loaded.tokenizer
         self.text_format = loaded.text_format
         meta_len = loaded.meta.get("max_length")
+        # the loss's beta: the trained preference probability is sigmoid(beta * (r_a - r_b))
+        self.beta = preference_beta(loaded.meta)
         self.max_length = int(
             max_length or meta_len or min(getattr(self.tokenizer, "model_max_length", 4096), 4096)
         )
@@ -307,9 +322,10 @@ class RewardModel:
         return self.score_token_ids([self.encode_text(t) for t in texts], batch_size=batch_size)
 
     def compare(self, prompt: PromptLike, a: ResponseLike, b: ResponseLike) -> float:
-        """P(a preferred over b) = sigmoid(r_a - r_b) under the Bradley-Terry model."""
+        """P(a preferred over b) = sigmoid(beta * (r_a - r_b)) under the Bradley-Terry model, with
+        the beta the model was trained with (1 unless `train --beta` said otherwise)."""
         r_a, r_b = self.score_batch([(prompt, a), (prompt, b)])
-        return 1.0 / (1.0 + math.exp(-(r_a - r_b)))
+        return preference_probability(r_a - r_b, self.beta)
 
     def rank(self, prompt: PromptLike, responses: Sequence[ResponseLike]) -> list[tuple[int, float]]:
         """(index, score) of each response, best first."""

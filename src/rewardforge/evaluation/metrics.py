@@ -188,8 +188,12 @@ def pair_metrics(
     n_bootstrap: int = 1000,
     seed: int = 0,
     n_bins: int = 10,
+    beta: float = 1.0,
 ) -> dict[str, Any]:
     """All pairwise metrics for one evaluation set, as a plain JSON-serialisable dict.
+
+    ``beta`` is the loss's beta the model was trained with: its preference probability is
+    ``sigmoid(beta * margin)``, which ``bt_log_loss``, ``ece`` and ``reliability`` read.
 
     Keys (always present):
 
@@ -240,7 +244,7 @@ def pair_metrics(
     n = int(chosen.shape[0])
     margin = chosen - rejected
     correct, ties, _ = _counts(chosen, rejected)
-    ece, reliability = _calibration(margin, int(n_bins))
+    ece, reliability = _calibration(beta * margin, int(n_bins))
 
     out: dict[str, Any] = {
         "pairs": n,
@@ -253,7 +257,7 @@ def pair_metrics(
         "chosen_std": float(chosen.std()),
         "rejected_mean": float(rejected.mean()),
         "rejected_std": float(rejected.std()),
-        "bt_log_loss": float(np.logaddexp(0.0, -margin).mean()),
+        "bt_log_loss": float(np.logaddexp(0.0, -beta * margin).mean()),
         "auroc": _auroc(chosen, rejected),
         "ece": ece,
         "reliability": reliability,

@@ -493,6 +493,7 @@ def compute_metrics(
     n_bootstrap: int = 1000,
     seed: int = 0,
     n_buckets: int = 5,
+    beta: float = 1.0,
 ) -> dict[str, Any]:
     """`pair_metrics` plus accuracy by length bucket, truncation counts and the worst pairs."""
     lc, lr = response_lengths(pairs)
@@ -505,6 +506,7 @@ def compute_metrics(
         len_rejected=lr,
         n_bootstrap=n_bootstrap,
         seed=seed,
+        beta=beta,
     )
     m["length_unit"] = LENGTH_UNIT
     m["accuracy_by_length_bucket"] = accuracy_by_length_bucket(sc, sr, lc, lr, n_buckets=n_buckets)
@@ -752,7 +754,13 @@ def evaluate(
                 sharer=sharer,
             )
             t1 = time.perf_counter()
-            m = compute_metrics(ds.pairs, ps, n_bootstrap=options.bootstrap, seed=options.seed)
+            m = compute_metrics(
+                ds.pairs,
+                ps,
+                n_bootstrap=options.bootstrap,
+                seed=options.seed,
+                beta=getattr(lm.rm, "beta", 1.0),
+            )
             m["scoring"] = {
                 "method": ps.method,
                 "tokens_run": ps.tokens_run,

@@ -251,6 +251,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     settings = settings or ServeSettings()
     core = as_scorer(scorer, settings.max_batch_size, settings.share_prefix)
+    beta = float(getattr(scorer, "beta", 1.0))  # the loss's beta a RewardModel was trained with
     metrics = Metrics()
     batcher = MicroBatcher(
         core.run,
@@ -400,7 +401,8 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         pairs = [(prompt, _plain(r), body.tools) for r in body.responses]
         scores = await run_scoring(len(pairs), prepare_pairs(pairs, "responses[{i}]"), request)
         pairwise = [
-            [sigmoid(a - b) if i != j else 0.5 for j, b in enumerate(scores)] for i, a in enumerate(scores)
+            [sigmoid(beta * (a - b)) if i != j else 0.5 for j, b in enumerate(scores)]
+            for i, a in enumerate(scores)
         ]
         ranking = sorted(range(len(scores)), key=lambda i: -scores[i])
         return {

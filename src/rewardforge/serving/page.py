@@ -44,7 +44,7 @@ PAGE = """<!doctype html>
 <body>
 <h1>Reward model playground</h1>
 <p class="sub">Model <code id="model-name">__MODEL__</code>. Higher reward = better response.
-P(A &#8827; B) = sigmoid(reward A &minus; reward B) (Bradley&ndash;Terry).</p>
+P(A &#8827; B) = sigmoid(&beta; &times; (reward A &minus; reward B)) (Bradley&ndash;Terry; &beta; as in training, 1 by default).</p>
 
 <div id="key-box" class="__KEY_CLASS__">
   <label for="api-key">API key</label>

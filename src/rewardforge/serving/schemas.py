@@ -217,7 +217,8 @@ class CompareResponse(BaseModel):
     model: str
     scores: list[float]
     probability: float = Field(
-        description="P(responses[0] preferred over responses[1]) = sigmoid(score0 - score1)."
+        description="P(responses[0] preferred over responses[1]) = sigmoid(beta * (score0 - score1)), "
+        "beta the model's training beta (1 by default)."
     )
     pairwise: list[list[float]] = Field(description="pairwise[i][j] = P(response i preferred over j).")
     ranking: list[int] = Field(description="Response indices, best first.")

@@ -232,7 +232,7 @@ def record_rejected(rejected: list, summary: dict[str, Any], output_dir: Path) -
         )
 
 
-def eval_metrics_fn(eval_pairs: list[PreferencePair]):
+def eval_metrics_fn(eval_pairs: list[PreferencePair], beta: float = 1.0):
     """compute_metrics for the Trainer, built on the same metric code as `rewardforge eval`."""
     import numpy as np
 
@@ -251,6 +251,7 @@ def eval_metrics_fn(eval_pairs: list[PreferencePair]):
             len_chosen=[len(p.chosen_text) for p in subset],
             len_rejected=[len(p.rejected_text) for p in subset],
             n_bootstrap=200,
+            beta=beta,
         )
         flat = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if m.get("accuracy_ci95"):
@@ -419,7 +420,7 @@ def train(
         ),
         is_decoder=loaded.is_decoder,
         processing_class=loaded.tokenizer,
-        compute_metrics=eval_metrics_fn(eval_pairs) if eval_pairs is not None else None,
+        compute_metrics=eval_metrics_fn(eval_pairs, args.beta) if eval_pairs is not None else None,
         callbacks=[
             MetricsFileCallback(output_dir / "train_metrics.jsonl"),
             HeapTrimCallback(),
