@@ -315,6 +315,22 @@ def test_rlhf_grpo_arg_refuses_what_an_option_sets(tmp_path, prompts, capsys, ke
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("arg", "wanted"),
+    [
+        ("top_p=abc", "expected float"),
+        ("top_k=true", "expected int"),
+        ("mask_truncated_completions=yes", "expected bool"),
+    ],
+)
+def test_rlhf_grpo_arg_of_the_wrong_type_is_one_line_before_any_work(tmp_path, prompts, capsys, arg, wanted):
+    """`--grpo-arg top_p=abc` failed deep in generation, after the run folder was made."""
+    out = tmp_path / "run"
+    assert run_cli(*rlhf_args(tmp_path, prompts, "--output", str(out), "--grpo-arg", arg)) == 2
+    err = capsys.readouterr().err
+    assert wanted in err and "Traceback" not in err and not out.exists()
+
+
 def test_rlhf_learning_rate_default_and_overrides_reach_the_config(tmp_path, prompts, monkeypatch):
     """None keeps the default (1e-5, 1e-4 with LoRA); 0 is an error, not the default."""
     from rewardforge.rlhf import recipes

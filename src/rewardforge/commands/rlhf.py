@@ -33,6 +33,8 @@ def _kv(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if value.strip().lower() in ("true", "false"):  # True/False, as HfArgumentParser takes them
+        return key.replace("-", "_"), value.strip().lower() == "true"
     try:
         return key.replace("-", "_"), json.loads(value)
     except json.JSONDecodeError:

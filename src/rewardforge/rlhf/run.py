@@ -120,11 +120,12 @@ class RLHFOptions:
         reserved = dict(OPTION_OF_GRPO_KEY)
         if self.algo == "scalerl":
             reserved["epsilon_high"] = "--epsilon-max"
-        for key in self.grpo_overrides:
+        for key, value in self.grpo_overrides.items():
             if key in reserved:
                 raise UsageError(
                     f"--grpo-arg {key}: rewardforge sets this from {reserved[key]}; use that instead"
                 )
+            _check_grpo_value(key, value)
         if self.use_vllm:
             import importlib.util
 
@@ -135,6 +136,38 @@ class RLHFOptions:
         d = asdict(self)
         d["api_key"] = "***" if self.api_key else None
         return d
+
+
+def _check_grpo_value(key: str, value: Any) -> None:
+    """A --grpo-arg value of the type GRPOConfig declares for it (`top_p=abc` failed deep in
+    generation, after the run folder was made). Unknown keys are left to GRPOConfig's own check."""
+    import types
+    import typing
+
+    from trl import GRPOConfig
+
+    hint = typing.get_type_hints(GRPOConfig).get(key)
+    if hint is None:
+        return
+    allowed = [
+        typing.get_origin(t) or t
+        for t in (
+            typing.get_args(hint)
+            if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+            else (hint,)
+        )
+    ]
+    allowed = [t for t in allowed if isinstance(t, type)]
+    if not allowed:
+        return
+    ok = any(
+        isinstance(value, t) and not (isinstance(value, bool) and t in (int, float)) for t in allowed
+    ) or (isinstance(value, int) and not isinstance(value, bool) and float in allowed)
+    if value is None:
+        ok = type(None) in allowed
+    if not ok:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+        raise UsageError(f"--grpo-arg {key}={value!r}: expected {names}")
 
 
 class ProgressPrinter(TrainerCallback):
