@@ -214,3 +214,23 @@ def test_an_io_error_while_reading_is_a_read_error_not_a_corrupt_archive(tmp_pat
     with pytest.raises(DataError) as err:
         load_pairs(str(link))
     assert "read error" in str(err.value) and "compressed" not in str(err.value)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["text", "gzip"])
+def test_a_named_pipe_is_read_whole(tmp_path, packed):
+    """The gzip check opened the file twice: from a pipe it lost the first rows read."""
+    import gzip
+    import json
+    import os
+    import threading
+
+    pipe = tmp_path / "pipe.jsonl"
+    os.mkfifo(pipe)
+    text = "".join(
+        json.dumps({"prompt": f"q{i}", "chosen": "a", "rejected": "b"}) + "\n" for i in range(3000)
+    )
+    data = gzip.compress(text.encode()) if packed else text.encode()
+    writer = threading.Thread(target=lambda: pipe.write_bytes(data), daemon=True)
+    writer.start()
+    assert len(load_pairs(str(pipe)).pairs) == 3000
+    writer.join(timeout=30)

@@ -176,15 +176,16 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def _open_binary(path: Path):
     """A file's bytes, unpacked when it is gzip data, whatever its name says (a `.jsonl` that
-    is gzip was read as bad UTF-8)."""
+    is gzip was read as bad UTF-8). The first bytes are peeked on the one open handle, so a
+    pipe loses none of them."""
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")
+    fh = open(path, "rb")  # noqa: SIM115 - returned open, closed by the caller's `with`
     try:
-        with open(path, "rb") as head:
-            packed = head.read(2) == GZIP_MAGIC
-    except OSError:  # the read itself fails: the reader below reports it where it happens
+        packed = fh.peek(2)[:2] == GZIP_MAGIC
+    except OSError:  # the read itself fails: the reader reports it where it happens
         packed = False
-    return gzip.open(path, "rb") if packed else open(path, "rb")
+    return gzip.GzipFile(fileobj=fh, mode="rb") if packed else fh
 
 
 def _decode_line(data: bytes) -> str:
