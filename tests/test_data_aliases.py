@@ -610,3 +610,101 @@ def test_code_preference_pairs_accepted_column_is_the_chosen_reply(tmp_path):
     }
     (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
     assert (pair.prompt, pair.chosen_text) == ([user(row["input"])], row["accepted"])
+
+
+# ---- helper round 40: the checks of round 38, checked ------------------------------------------
+
+
+def test_following_the_advice_for_earlier_turns_does_not_put_the_reply_in_the_prompt(tmp_path):
+    talk = [user("Hi"), assistant("Hello!"), user("What is 2+2?"), assistant("4")]
+    row = {"prompt": "What is 2+2?", "messages": talk, "chosen": "4", "rejected": "5"}
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "--columns prompt=messages+prompt" in str(err.value)
+    (pair,) = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=messages+prompt")).pairs
+    assert pair.prompt == [user("Hi"), assistant("Hello!"), user("What is 2+2?")]
+    system = {"role": "system", "content": "Be kind."}
+    row = {"prompt": "Q?", "messages": [system, user("Q?")], "chosen": "A.", "rejected": "B."}
+    (pair,) = load_pairs(
+        jsonl(tmp_path, [row], "s.jsonl"), columns=parse_columns("prompt=messages+prompt")
+    ).pairs
+    assert pair.prompt == [system, user("Q?")]
+
+
+def test_a_twin_of_our_field_is_not_advised_to_be_joined_and_can_be_ignored(tmp_path):
+    row = {"prompt": "hi", "chosen": "hello", "rejected": "go away", "Chosen": "model_a"}
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert "chosen+Chosen" not in str(err.value) and "--columns ignore=Chosen" in str(err.value)
+    (pair,) = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("ignore=Chosen")).pairs
+    assert pair.chosen_text == "hello"
+
+
+def test_flags_are_not_read_as_the_chosen_reply(tmp_path):
+    """`accepted: True` beside `response` became the reply "True" against "False"."""
+    rows = [{"prompt": "hi", "response": "hello there", "accepted": "True", "rejected": "False"},
+            {"prompt": "hey", "response": "hi", "accepted": "False", "rejected": "True"}]  # fmt: skip
+    with pytest.raises(DataError):
+        load_pairs(jsonl(tmp_path, rows))
+
+
+def test_functions_beside_rows_with_tools_are_not_dropped(tmp_path):
+    tool = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    rows = [
+        {"prompt": f"weather {i}?", "chosen": "sunny", "rejected": "rain", "functions": [tool]}
+        for i in range(3)
+    ]
+    rows.append({"prompt": "weather?", "chosen": "sunny", "rejected": "rain", "tools": [tool]})
+    with pytest.raises(DataError, match="--columns tools=functions"):
+        load_pairs(jsonl(tmp_path, rows))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"chosen": [user("Summarize the article."), assistant("Park grows.")],
+         "rejected": [user("Summarize the article."), assistant("No.")], "article": "The city council voted for a park."},
+        {"chosen": "Park grows.", "rejected": "No.", "document": {"title": "Council", "text": "The council voted."}},
+        {"prompt": "Who founded Acme?", "documents": ["Acme was founded by Jane Doe."],
+         "chosen": "Acme was founded by Jane Doe.", "rejected": "It was Bob."},
+        {"chosen": "Because the light scatters, that is why.", "rejected": "No idea.", "task": "Why?"},
+        {"chosen": "Sure.", "rejected": "No.", "promptText": "Say something nice."},
+        {"chosen": "Sure.", "rejected": "No.", "chat_history": "Earlier we spoke of cats."},
+    ],
+    ids=["article-beside-conversations", "document-object", "document-quoted-by-a-reply", "short-task-in-a-reply",
+         "camel-case", "chat-history"],
+)  # fmt: skip
+def test_a_document_or_prompt_the_pair_does_not_hold_is_not_dropped(tmp_path, row):
+    with pytest.raises(DataError, match="--columns ignore="):
+        load_pairs(jsonl(tmp_path, [row]))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["title", "dataset_title", "human_annotator", "user", "human", "user_agent", "input_tokens", "input_ids",
+     "context_window", "text_quality", "human_preference", "instruction_tuned", "content_warning"],
+)  # fmt: skip
+def test_labels_of_a_row_beside_prompt_less_texts_are_not_taken_for_a_prompt(tmp_path, key):
+    value = [101, 2054] if key == "input_ids" else "some label of this row"
+    row = {"chosen": "The answer is four.", "rejected": "It is five, I think.", key: value}
+    assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1
+
+
+def test_capybara_conversation_whose_last_answer_is_a_third_response(tmp_path):
+    """Its `conversation` ends with the original answer, which neither side of the pair may be."""
+    chosen = [user("Q1"), assistant("A1"), user("Q2"), assistant("new answer")]
+    rejected = [user("Q1"), assistant("A1"), user("Q2"), assistant("other answer")]
+    row = {"prompt": "Q2", "conversation": [{"input": "Q1", "output": "A1"}, {"input": "Q2", "output": "original"}],
+           "chosen": chosen, "rejected": rejected}  # fmt: skip
+    (pair,) = load_pairs(jsonl(tmp_path, [row])).pairs
+    assert pair.chosen == [assistant("new answer")]
+    lost = {**row, "conversation": [{"input": "Q0", "output": "A0"}, *row["conversation"]]}
+    with pytest.raises(DataError, match="conversation"):
+        load_pairs(jsonl(tmp_path, [lost], "lost.jsonl"))
+
+
+def test_a_column_some_rows_lack_joins_as_empty(tmp_path):
+    rows = [{"prompt": "Q1?", "passages": "P1.", "chosen": "A.", "rejected": "B."},
+            {"prompt": "Q2?", "chosen": "A.", "rejected": "B."}]  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, rows), columns=parse_columns("prompt=prompt+passages"))
+    assert [p.prompt for p in loaded.pairs] == [[user("Q1?\nP1.")], [user("Q2?")]]

@@ -361,3 +361,16 @@ def test_helpsteer2_multi_turn_prompts_with_nemo_markers_are_read_as_turns(tmp_p
     assert pairs[0].chosen_text == "Y is too."  # preference_strength < 0: response 1 is better
     assert [m["role"] for m in pairs[1].prompt] == ["system", "user"]
     assert pairs[2].prompt == [{"role": "user", "content": quoted["prompt"]}]
+
+
+def test_implicit_text_does_not_split_inside_a_code_block_and_keeps_indentation(tmp_path):
+    fence = "```"
+    record = {
+        "chosen": f"{fence}python\ndef f():\n    return 1\n{fence}",
+        "rejected": f"{fence}python\ndef f():\n    return 2\n{fence}",
+    }
+    pair = load_pairs(jsonl(tmp_path, [record])).pairs[0]
+    assert pair.prompt == [] and pair.chosen_text == record["chosen"]
+    record = {"chosen": "Fix this:\n    x = 1", "rejected": "Fix this:\n    x = 2"}
+    pair = load_pairs(jsonl(tmp_path, [record], "b.jsonl")).pairs[0]
+    assert pair.prompt == [user("Fix this:")] and pair.chosen_text == "    x = 1"

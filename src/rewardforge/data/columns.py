@@ -108,26 +108,33 @@ PROMPT_LIKE = (
 )  # fmt: skip
 PROMPT_WORDS = (
     "prompt", "prompts", "question", "questions", "instruction", "instructions", "query", "article",
-    "document", "doc", "passage", "text", "body", "content", "context", "input", "message", "email",
-    "code", "review", "human", "user", "title", "story", "essay", "paper", "abstract", "transcript",
+    "document", "doc", "passage", "text", "body", "content", "context", "input", "inputs", "message",
+    "email", "code", "review", "story", "essay", "paper", "abstract", "transcript", "history",
+    "premise", "scenario", "situation", "selftext", "ctx",
 )  # fmt: skip
 ROW_LABELS = (
     "type", "lang", "language", "url", "date", "time", "source", "license", "label", "domain",
-    "category", "subset", "split", "tag", "tags", "hash", "length", "count", "num", "index",
+    "category", "subset", "split", "tag", "tags", "hash", "length", "count", "num", "index", "ids",
+    "tokens", "window", "quality", "preference", "tuned", "warning", "agent", "annotator", "dataset",
+    "comment", "title",
 )  # fmt: skip
 
 
 def prompt_like(key: str) -> bool:
-    """A column name under which a prompt may hide (case aside)."""
-    words = set(re.split(r"[^a-z]+", key.lower()))
+    """A column name under which a prompt may hide (case aside; camelCase read as words)."""
+    words = set(re.split(r"[^a-z]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()))
     if words & {*NOT_TEXT, *ROW_LABELS}:
         return False
     return key.lower() in PROMPT_LIKE or bool(words & set(PROMPT_WORDS))
 
 
+IGNORE = "ignore"  # --columns ignore=a+b: columns dropped before reading, said to be no text of the pair
+
+
 def check_columns(columns: dict[str, str]) -> dict[str, str]:
-    """Validate a mapping: keys must be our field names, values distinct non-empty column names."""
-    unknown = [k for k in columns if k not in KNOWN_FIELDS]
+    """Validate a mapping: keys must be our field names (or `ignore`), values distinct non-empty
+    column names."""
+    unknown = [k for k in columns if k not in KNOWN_FIELDS and k != IGNORE]
     if unknown:
         raise DataOptionError(
             f"unknown field(s) {unknown} in column mapping; known: {', '.join(KNOWN_FIELDS)}"
@@ -165,6 +172,18 @@ def _majority(records: list[dict], key: str) -> bool:
     return sum(1 for r in records if r.get(key) is not None) * 2 > len(records)
 
 
+LABEL_WORDS = ("true", "false", "yes", "no", "0", "1", "y", "n")
+
+
+def _texts_not_labels(records: list[dict], key: str) -> bool:
+    """A column read as a reply holds replies, not flags (`accepted: True` marks a response)."""
+    values = [r.get(key) for r in records if r.get(key) is not None]
+    flags = [
+        v for v in values if isinstance(v, bool) or (isinstance(v, str) and v.strip().lower() in LABEL_WORDS)
+    ]
+    return len(flags) * 2 <= len(values)
+
+
 def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     """Our fields the data names differently, from the records of `sample` (already mapped by
     `columns`): {field: column} for each field no record has, whose alias most records have.
@@ -197,13 +216,19 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             paired = all(_majority(records, k) for k in pair_keys)
             if not paired and not any(_majority(records, k) for k in RESPONSE_FIELDS):
                 continue
-        found = [a for a in aliases if a not in used and _majority(records, a)]
+        found = [
+            a for a in aliases if a not in used and _majority(records, a) and _texts_not_labels(records, a)
+        ]
         # the same names written otherwise: "Prompt", "Question", "Chosen"
         keys = dict.fromkeys(k for r in records for k in r if isinstance(k, str))
         found += [
             k
             for k in keys
-            if k not in found and k not in used and k.lower() in (ours, *aliases) and _majority(records, k)
+            if k not in found
+            and k not in used
+            and k.lower() in (ours, *aliases)
+            and _majority(records, k)
+            and _texts_not_labels(records, k)
         ]
         instruction, extra = ALPACA_PROMPT
         if ours == "prompt" and instruction in found and any(r.get(extra) is not None for r in records):
@@ -287,6 +312,10 @@ def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
                 now.insert(first_user, {"role": "user", "content": "\n".join(waiting)})
             waiting = []
             turns.extend(now)
+        elif (asked := _asked_at(turns, value)) is not None:
+            # the conversation goes on from this very question (its reply is the pair's): cut there
+            turns = turns[:asked]
+            waiting.append(value)
         elif turns and turns[-1]["role"] == "user" and not waiting:
             turns[-1] = {**turns[-1], "content": turns[-1]["content"] + "\n" + value}
         else:
@@ -294,6 +323,15 @@ def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
     if waiting:
         turns.append({"role": "user", "content": "\n".join(waiting)})
     return turns
+
+
+def _asked_at(turns: list[Message], text: str) -> int | None:
+    """The index of the last user turn that asks `text` (compared loosely), if any."""
+    words = _words(text)
+    for i in range(len(turns) - 1, -1, -1):
+        if turns[i]["role"] == "user" and words and _words(turns[i]["content"]) == words:
+            return i
+    return None
 
 
 def read_from(inferred: dict[str, str]) -> set[str]:
@@ -307,7 +345,7 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
     own field (`prompt` and `input`, `prompt` and `context`) it is one only when its text is not
     already in ours, and when `--columns` did not name where ours comes from (`mapped`)."""
     pair = any(record.get(k) is not None for k in ("chosen", "rejected", *RESPONSE_FIELDS))
-    for ours in ("prompt", "system"):
+    for ours in ("prompt", "system", "tools"):
         if ours == "prompt" and not pair:
             continue
         value = record.get(ours)
@@ -322,6 +360,14 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
                     f"map it with --columns {ours}={alias}",
                     alias,
                 )
+            if ours == "tools":  # two lists of tools: no text to join
+                if record[alias] != value:
+                    raise RowError(
+                        f"this row has both {ours!r} and {alias!r}: say which with --columns "
+                        f"{ours}={alias} or --columns {IGNORE}={alias}",
+                        alias,
+                    )
+                continue
             if _unread_text(record[alias], record):
                 raise RowError(
                     f"this row has {alias!r} beside {ours!r}, and its text is not read: read both "
@@ -345,6 +391,7 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
 # turns, or the document a question is about.
 NEIGHBOURS = ("messages", "conversation", "dialogue", "dialog", "document", "documents", "passage",
               "passages", "article")  # fmt: skip
+DOCUMENTS = ("document", "documents", "passage", "passages", "article")
 OURS_WRITTEN_OTHERWISE = ("prompt", "system", "chosen", "rejected")  # "Prompt" beside "prompt"
 
 
@@ -355,22 +402,40 @@ def _both(record: dict, ours: str, other: str) -> str:
 
 
 def _refuse_unread_neighbours(record: dict, read: set[str], mapped: Iterable[str]) -> None:
-    """Earlier turns or a document beside the prompt, or one of our fields written a second way
-    ("Chosen" beside "chosen"), that no shape reads: an error unless the pair's texts hold it."""
+    """Earlier turns or a document beside the pair (`messages`, `document`, ...), or one of our
+    fields written a second way ("Chosen" beside "chosen"), that no shape reads: an error unless
+    the pair holds its text (a document in the prompt, earlier turns in the prompt or, for their
+    replies, in the pair's replies; a twin anywhere in the pair)."""
     for key, value in record.items():
         if not isinstance(key, str) or key in read or value is None or value == "" or value == []:
             continue
         lowered = key.lower()
         twin = lowered in OURS_WRITTEN_OTHERWISE and key != lowered and record.get(lowered) is not None
-        if not (twin or (lowered in NEIGHBOURS and record.get("prompt") is not None)):
+        if not (twin or lowered in NEIGHBOURS):
             continue
+        if not twin and record.get("prompt") is None and lowered not in DOCUMENTS:
+            continue  # earlier turns beside prompt-less sides: the shape's own check advises
         ours = lowered if twin else "prompt"
-        if ours in mapped or text_within(value, record, ("prompt", "system", "chosen", "rejected")):
+        if ours in mapped:
             continue
+        if twin:
+            if text_within(value, record, ("prompt", "system", "chosen", "rejected")):
+                continue
+            raise RowError(
+                f"this row has {key!r} beside {ours!r}: say which is the {ours} with --columns "
+                f"{ours}={key} or --columns {ours}={ours}, or drop it with --columns {IGNORE}={key}",
+                key,
+            )
+        if not _unread_text(value, record, past_last_reply=lowered not in DOCUMENTS):
+            continue
+        how = (
+            f"read both with --columns {ours}={_both(record, ours, key)}, or "
+            if record.get("prompt") is not None
+            else f"read it as the prompt with --columns prompt={key}, or "
+        )
         raise RowError(
-            f"this row has {key!r} beside {ours!r}, and its text is not read: read both with "
-            f"--columns {ours}={_both(record, ours, key)}, or one of them with --columns {ours}={key} "
-            f"or --columns {ours}={ours}",
+            f"this row has {key!r} beside the pair, and its text is not read: {how}drop it with "
+            f"--columns {IGNORE}={key}",
             key,
         )
 
@@ -393,6 +458,8 @@ def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]
             body = [value.get(k) for k in ("content", "value", "text", "parts") if value.get(k) is not None]
             calls = [value.get(k) for k in ("tool_calls", "function_call") if value.get(k)]
             return _pieces(body, speaker) + [(speaker, json.dumps(c, default=str)) for c in calls]
+        if "input" in value and "output" in value:  # a turn as {input, output} (capybara)
+            return _pieces(value["input"], "user") + _pieces(value["output"], "assistant")
         if value.get("type") == "text" and "text" in value:  # an OpenAI text part
             return _pieces(value["text"], role)
         return [
@@ -433,18 +500,28 @@ def _found(piece: list[str], read: list[str]) -> bool:
     return any(read[i : i + n] == piece for i in range(len(read) - n + 1))
 
 
-def _unread_text(value: Any, record: dict) -> bool:
+def _unread_text(value: Any, record: dict, *, past_last_reply: bool = False) -> bool:
     """Whether `value` holds text the pair does not: a piece (a list item, a message, a document
     field) whose words are not found, in order, in the prompt or system text (an answering
     message's text may be in a reply instead). A prompt's words inside a reply say nothing of
-    the prompt; a match may not run across two fields."""
+    the prompt; a match may not run across two fields. With `past_last_reply`, a conversation's
+    final reply is passed over: it may be a third response to the pair's prompt (capybara's
+    original answer), not a turn the pair needs."""
 
     def texts(*keys: str) -> list[list[str]]:
         return [_words(t) for k in keys for _, t in _pieces(record.get(k))]
 
     asked, replies = texts("prompt", "system"), texts("chosen", "rejected")
     asked_marks = [_marks(t) for k in ("prompt", "system") for _, t in _pieces(record.get(k))]
-    for role, piece in _pieces(value):
+    for side in ("chosen", "rejected"):  # a conversation's own questions, or a whole transcript
+        for role, text in _pieces(record.get(side)):
+            if role in ASKING_ROLES or (role is None and record.get("prompt") is None):
+                asked.append(_words(text))
+                asked_marks.append(_marks(text))
+    pieces = _pieces(value)
+    if past_last_reply and pieces and pieces[-1][0] is not None and pieces[-1][0] not in ASKING_ROLES:
+        pieces = pieces[:-1]
+    for role, piece in pieces:
         words = _words(piece)
         if not words:  # emoji or symbols alone are text too
             if _marks(piece) and not any(_marks(piece) in field for field in asked_marks):
@@ -458,11 +535,24 @@ def _unread_text(value: Any, record: dict) -> bool:
     return False
 
 
-def text_within(value: Any, record: dict, keys: Iterable[str]) -> bool:
+def text_within(value: Any, record: dict, keys: Iterable[str], min_words: int = 0) -> bool:
     """Whether every piece of `value` is found, word for word, in one of the record's `keys`
-    (a prompt column that only repeats what whole transcripts hold loses nothing)."""
+    (a prompt column that only repeats what whole transcripts hold loses nothing). A piece of
+    fewer than `min_words` words proves nothing by being found ("Why?" in a reply)."""
     fields = [_words(t) for k in keys for _, t in _pieces(record.get(k))]
-    return all(any(_found(_words(piece), field) for field in fields) for _, piece in _pieces(value))
+    pieces = [_words(piece) for _, piece in _pieces(value)]
+    return all(len(p) >= min_words and any(_found(p, field) for field in fields) for p in pieces)
+
+
+def holds_text(value: Any) -> bool:
+    """A value that may be a prompt: a text, a document, or a list of them (not ids or numbers)."""
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, dict):
+        return any(holds_text(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_text(v) for v in value)
+    return False
 
 
 def suggest_columns(keys: list[str]) -> str:
@@ -491,12 +581,17 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
         return record
     out = dict(record)
     for ours, theirs in columns.items():
-        for part in theirs.split(JOIN):
+        parts = theirs.split(JOIN)
+        for part in parts:
+            if part not in record and (ours == IGNORE or len(parts) > 1):
+                continue  # a column some rows lack: nothing to drop, or nothing to join
             if part not in record:
                 raise RowError(f"column {part!r} (mapped to {ours!r}) is not in the record", part)
             out.pop(part)
     for ours, theirs in columns.items():
         parts = theirs.split(JOIN)
+        if ours == IGNORE:
+            continue
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
     return out
 

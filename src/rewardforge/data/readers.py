@@ -96,7 +96,10 @@ def read_records(
         yield from _read_saved_dataset(spec, path, picker)
         return
     try:
-        open(path, "rb").close()
+        if path.is_file():  # a pipe is opened once, by the reader: a test open would take its data
+            open(path, "rb").close()
+        elif not os.access(path, os.R_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as exc:  # permission denied, a broken mount: one line, not a traceback
         raise DataError(spec, f"cannot be read ({exc.strerror or exc})") from None
     name = path.name.lower()

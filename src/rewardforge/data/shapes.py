@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardforge.data import comparisons, public_sets
-from rewardforge.data.columns import RATED_LISTS, prompt_like, suggest_columns, text_within
+from rewardforge.data.columns import RATED_LISTS, holds_text, prompt_like, suggest_columns, text_within
 from rewardforge.data.context import with_context
 from rewardforge.data.errors import RowError
 from rewardforge.data.overlap import refuse_leaked_reply, transcript, with_prompt, without_repeated_prompt
@@ -238,12 +238,11 @@ def _refuse_unread_prompt(record: dict) -> None:
         named = (
             isinstance(key, str)
             and prompt_like(key)
-            and isinstance(value, str | list)
-            and bool(value)
-            and not text_within(value, record, ("chosen", "rejected"))
+            and holds_text(value)
+            and not text_within(value, record, ("chosen", "rejected"), min_words=3)
         )
         if conversation or named:
-            advice = f"read it with --columns prompt={key}"
+            advice = f"read it with --columns prompt={key}, or drop it with --columns ignore={key}"
             if conversation and message_role(value[-1]) == "assistant":
                 advice = "it ends with a reply, so its turns before that are the prompt: a --processor can take them"
             elif key == "history" and isinstance(value, list) and all(isinstance(v, list) for v in value):

@@ -119,9 +119,16 @@ def split_text(chosen: str, rejected: str) -> tuple[str, str, str]:
     """
     p = len(os.path.commonprefix([chosen, rejected]))
     for cut in (i + 1 for i in range(p - 1, -1, -1) if chosen[i] == "\n"):
+        if chosen[:cut].count("```") % 2:  # inside a code block both replies open alike
+            continue
         if chosen[:cut].strip() and chosen[cut:].strip() and rejected[cut:].strip():
-            return chosen[:cut].strip(), chosen[cut:].strip(), rejected[cut:].strip()
+            # a reply keeps its first line's indentation (code)
+            return chosen[:cut].strip(), _reply(chosen[cut:]), _reply(rejected[cut:])
     return "", chosen.strip(), rejected.strip()
+
+
+def _reply(text: str) -> str:
+    return text.lstrip("\r\n").rstrip()
 
 
 def split_transcripts(
