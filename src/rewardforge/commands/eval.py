@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--columns",
         default=None,
-        help="Rename fields: prompt=question,chosen=good,rejected=bad (prompt=context+question reads two columns as one)",
+        help="Rename fields: prompt=question,chosen=good,rejected=bad (prompt=context+question reads two columns as one; ignore=notes drops a column)",
     )
     p.add_argument(
         "--processor",

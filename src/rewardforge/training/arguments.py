@@ -51,7 +51,7 @@ class RewardArguments:
     columns: str | None = _opt(
         None,
         "Rename fields: prompt=question,chosen=good,rejected=bad (prompt=context+question reads two "
-        "columns as one). Without it, usual other names "
+        "columns as one; ignore=notes drops a column). Without it, usual other names "
         "(question, instruction, chosen_response, chosen-rating, ...) are read when unambiguous, and said so.",
     )
     processor: str | None = _opt(
