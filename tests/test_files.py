@@ -111,3 +111,55 @@ def test_a_full_disk_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys, tiny_
     err = capsys.readouterr().err
     assert code == 1 and "No space left on device" in err and "Traceback" not in err
     assert temporaries(tmp_path) == [] and not (tmp_path / "o.jsonl").exists()
+
+
+def test_dev_stdout_appends_to_what_the_shell_opened(tmp_path):
+    """`--output /dev/stdout >> app.txt` renamed a file over app.txt: its earlier lines were lost."""
+    log = tmp_path / "app.txt"
+    log.write_text("PREVIOUS\n")
+    code = "from rewardforge.files import atomic_write_text; atomic_write_text('/dev/stdout', 'scores\\n')"
+    with open(log, "a") as shell_redirect:
+        subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
+    assert log.read_text() == "PREVIOUS\nscores\n" and temporaries(tmp_path) == []
+
+
+def test_a_folder_in_a_files_place_fails_before_any_file_is_replaced(tmp_path):
+    from rewardforge.files import write_together
+
+    (tmp_path / "scores.jsonl").write_text("old\n")
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_together({tmp_path / "scores.jsonl": "new\n", tmp_path / "metrics.json": "new\n"})
+    assert (tmp_path / "scores.jsonl").read_text() == "old\n" and temporaries(tmp_path) == []
+
+
+def test_only_the_files_own_dead_temporaries_are_cleared(tmp_path):
+    import socket
+
+    other = tmp_path / f".a.{socket.gethostname()}-99999.{socket.gethostname()}-{os.getpid()}.abc.tmp"
+    other.write_text("a live writer of the file a.HOST-99999\n")
+    with AtomicFile(tmp_path / "a") as f:
+        f.write("x")
+    assert other.exists()
+
+
+def test_a_symlink_loop_as_output_is_one_line(tmp_path, capsys):
+    from rewardforge.cli import main
+
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"prompt": "Hi?", "response": "Hello."}\n')
+    code = main(
+        [
+            "score",
+            "--model",
+            str(tmp_path / "no-model"),
+            "--input",
+            str(items),
+            "--output",
+            str(tmp_path / "loopA"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "symlink loop" in err and "Traceback" not in err

@@ -73,7 +73,10 @@ def _missing_tracker() -> str:
         (["--epochs", "nan"], "--epochs must be more than 0"),
         (["--max-tokens-per-batch", "-2"], "--max-tokens-per-batch must be a whole number >= 0"),
         (["--warmup_steps", "-1"], "warmup_steps >= 0"),  # TrainingArguments' own checks
-        (["--load_best_model_at_end", "--eval_strategy", "steps"], "save and eval strategy to match"),
+        (
+            ["--load_best_model_at_end", "--eval_strategy", "steps", "--eval-data", "EVAL"],
+            "save and eval strategy to match",
+        ),
         (["--lr_scheduler_kwargs", "{bad"], "an option that takes JSON got invalid JSON"),
         # these failed only after loading, or at the final evaluation (no model saved)
         (["--per_device_eval_batch_size", "0"], "--per_device_eval_batch_size must be at least 1"),
@@ -98,6 +101,9 @@ def _missing_tracker() -> str:
         ),
         (["--eval_strategy", "steps"], "--eval_strategy steps needs held-out pairs"),
         (["--precision", "fp32", "--bf16"], "ask for different precisions"),
+        (["--precision", "fp32", "--fp16"], "ask for different precisions"),
+        (["--load_best_model_at_end"], "--load_best_model_at_end needs held-out pairs"),
+        (["--config", "BOTH"], "one thing: keep one of them"),
         (["--batch-size", "4", "--per_device_train_batch_size", "8"], "set one thing: give one of them"),
         (["--epochs", "1", "--num_train_epochs", "2"], "set one thing: give one of them"),
         (["--model_name_or_path", "m"], "TRL's --model_name_or_path is --model here"),
@@ -115,6 +121,9 @@ def test_a_bad_option_value_is_one_line_before_any_work(
     other.write_text(data.read_text())
     option = [str(data) if o == "DATA" else str(other) if o == "EVAL" else o for o in option]
     option = [_missing_tracker() if o == "MISSING" else o for o in option]
+    both = tmp_path / "both.yaml"
+    both.write_text("batch_size: 4\nper_device_train_batch_size: 8\n")
+    option = [str(both) if o == "BOTH" else o for o in option]
     out = tmp_path / "out"
     code = one_step(tiny_bert_dir, data, out, *option)
     captured = capsys.readouterr()
@@ -277,3 +286,14 @@ def test_bf16_as_trl_users_write_it(tmp_path, data, capsys, tiny_bert_dir, optio
     option = [str(trl) if o == "TRL" else o for o in option]
     assert one_step(tiny_bert_dir, data, tmp_path / "out", *option) == 0
     assert f"precision: {precision}" in capsys.readouterr().out
+
+
+def test_load_best_model_at_end_with_held_out_pairs_evaluates_at_the_saves(tmp_path, data, tiny_bert_dir):
+    """It needed --eval_strategy steps spelled out, or transformers refused the save strategy."""
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(data.read_text())
+    out = tmp_path / "out"
+    assert one_step(tiny_bert_dir, data, out, "--eval-data", dev, "--load_best_model_at_end", "--save_strategy",
+                    "steps", "--save_steps", "1", "--max-steps", "2") == 0  # fmt: skip
+    logged = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "eval_loss" in r][:2] == [1, 2]

@@ -549,3 +549,14 @@ def test_a_models_beta_is_its_preference_probability_everywhere(tmp_path, data, 
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     found = json.dumps(evaluated)
     assert f"{final['eval_bt_log_loss']:.3f}"[:4] in found  # the same loss as training's own evaluation
+
+
+def test_a_resume_with_another_precision_names_both_as_a_user_would(tmp_path, data, tiny_bert_dir, capsys):
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--max-steps", "2", "--save_steps", "1", "--save_strategy", "steps",
+                 "--precision", "fp32") == 0  # fmt: skip
+    (out / "model.safetensors").unlink()  # as if killed before the end
+    code = train(tiny_bert_dir, data, out, "--max-steps", "2", "--save_steps", "1", "--save_strategy", "steps",
+                 "--bf16", "--resume")  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "precision fp32 -> bf16 autocast" in err

@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Why a write fails on a machine, not in rewardforge: one line, exit 1, no traceback.
-WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+WRITE_FAILURES = {
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO, errno.EISDIR,
+    errno.ENOTDIR, errno.ELOOP,
+}  # fmt: skip
 
 # Commands that write files through temporary names: on SIGTERM they unwind (removing the
 # temporary files) as on Ctrl-C. Not serve (uvicorn handles the signal) nor the trainers.

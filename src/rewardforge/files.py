@@ -9,8 +9,10 @@ mkstemp's 0600. No torch here, so the data layer can use it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -36,12 +38,18 @@ class AtomicFile:
     same file on this host."""
 
     def __init__(self, path: str | os.PathLike[str]):
+        given = os.path.abspath(path)
         self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-        self.direct = self.path.exists() and not (self.path.is_file() or self.path.is_dir())
+        # /dev/stdout or /proc/self/fd/1 name whatever the shell opened (a file opened with >>,
+        # a pipe): written into, appending, as a shell redirect would
+        stream = given.startswith(("/dev/", "/proc/"))
+        self.direct = stream or (self.path.exists() and not (self.path.is_file() or self.path.is_dir()))
         if self.direct:
             self.tmp = None
-            self.fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+            self.fh = open(given if stream else self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
             return
+        if self.path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _clear_stale_temporaries(self.path)
         fd, self.tmp = tempfile.mkstemp(prefix=_temp_prefix(self.path), suffix=".tmp", dir=self.path.parent)
@@ -93,11 +101,14 @@ def _temp_prefix(path: Path) -> str:
 
 
 def _clear_stale_temporaries(path: Path) -> None:
-    """Remove temporary files of `path` left by processes of this host that no longer run."""
-    host = socket.gethostname()
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*.tmp"):
-        pid = tmp.name[len(f".{path.name}.{host}-") :].split(".", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+    """Remove temporary files of `path` left by processes of this host that no longer run (only
+    `path`'s own: mkstemp's random part has no dot, so `a.host-9`'s temporaries do not match)."""
+    own = re.compile(
+        rf"\.{re.escape(path.name)}\.{re.escape(socket.gethostname())}-(\d+)\.[A-Za-z0-9_]+\.tmp"
+    )
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        found = own.fullmatch(tmp.name)
+        if found and not _running(int(found.group(1))):
             tmp.unlink(missing_ok=True)
 
 
@@ -113,26 +124,40 @@ def _running(pid: int) -> bool:
 
 def write_together(texts: dict[Path, str | None]) -> None:
     """Write several files as one: every text goes to its temporary file first, and only when all
-    are written are they renamed into place (and the files given None removed). A write that fails
-    (a full disk) leaves every old file as it was, not some new files beside old ones."""
+    are written are they renamed into place (and the files given None removed), with Ctrl-C and
+    SIGTERM held for the renames alone (a pipe with no reader may block the writing, which stays
+    interruptible). A failure (a full disk, a folder in a file's place) leaves every old file as
+    it was, not some new files beside old ones."""
     pending: list[AtomicFile] = []
     try:
         for path, text in texts.items():
             if text is not None:
                 pending.append(AtomicFile(path))
                 pending[-1].write(text)
-                pending[-1].fh.flush()
-                if not pending[-1].direct:
-                    os.fsync(pending[-1].fh.fileno())
     except BaseException:
         for f in pending:
             f.discard()
         raise
-    for f in pending:
-        f.commit()
-    for path, text in texts.items():
-        if text is None:
-            Path(path).unlink(missing_ok=True)
+    commit_together(pending, remove=[Path(p) for p, text in texts.items() if text is None])
+
+
+def commit_together(files: list[AtomicFile], remove: list[Path] = ()) -> None:
+    """Put written files in place as one: all are flushed to disk first (where a full disk
+    fails), then renamed, with Ctrl-C and SIGTERM held; on failure all are discarded."""
+    try:
+        for f in files:
+            f.fh.flush()
+            if not f.direct:
+                os.fsync(f.fh.fileno())
+        with held_signals():
+            for f in files:
+                f.commit()
+            for path in remove:
+                path.unlink(missing_ok=True)
+    except BaseException:
+        for f in files:
+            f.discard()
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

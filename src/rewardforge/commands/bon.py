@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rewardforge.files import atomic_write_text, held_signals
+    from rewardforge.files import write_together
     from rewardforge.rlhf.bon import best_of_n, summarise_bon
     from rewardforge.rlhf.env_rewards import load_env_reward
     from rewardforge.rlhf.policy import check_chat_template, load_policy
@@ -148,9 +148,12 @@ def main(argv: list[str]) -> int:
         seed=args.seed,
         seconds=round(time.monotonic() - started, 1),
     )
-    with held_signals():  # the results and their summary: both new, or both as they were
-        atomic_write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
-        atomic_write_text(summary_path(output), json.dumps(summary, indent=2) + "\n")
+    write_together(  # the results and their summary: both new, or both as they were
+        {
+            output: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results),
+            summary_path(output): json.dumps(summary, indent=2) + "\n",
+        }
+    )
     env = "".join(
         f", {name} {_fmt(v['mean'])} (best {_fmt(v['mean_of_best'])})"
         for name, v in summary.get("env", {}).items()

@@ -105,7 +105,7 @@ def holds_model(folder: Path) -> bool:
 def check_not_inside(path: str | os.PathLike, folder: str | os.PathLike, option: str, what: str) -> None:
     """`path` does not write among a model's files: not into `folder` itself nor into any folder
     below it that holds a model (a checkpoint); a plain subfolder, like eval's `MODEL/eval/`, is fine."""
-    target, home = Path(path).resolve(), Path(folder).resolve()
+    target, home = Path(os.path.realpath(path)), Path(os.path.realpath(folder))  # no error on a link loop
     if not home.is_dir() or not (target == home or home in target.parents):
         return
     if target == home or target.parent == home or holds_model(target.parent):
@@ -115,8 +115,8 @@ def check_not_inside(path: str | os.PathLike, folder: str | os.PathLike, option:
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if `a` and `b` name the same file or folder (after resolving links, `..`, and for
     existing files also hard links)."""
-    pa, pb = Path(a), Path(b)
-    if pa.resolve() == pb.resolve():
+    pa, pb = Path(os.path.realpath(a)), Path(os.path.realpath(b))  # realpath: no error on a link loop
+    if pa == pb:
         return True
     try:
         return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
@@ -141,16 +141,32 @@ def _check_can_write_in(folder: Path, option: str, target: Path) -> None:
 
 
 def check_output_file(path: str | os.PathLike, option: str = "--output") -> None:
-    """A file can be written (atomically, via a temporary file beside it) at `path`."""
+    """A file can be written (atomically, via a temporary file beside it) at `path`; a symlink's
+    target is what is written, so its folder is the one checked."""
     path = Path(path)
+    _refuse_link_loop(path, option)
     if path.is_dir():
         raise usage_error(f"{option} {path} is a folder; give a file name")
-    _check_can_write_in(path.parent, option, path)
+    if str(path.absolute()).startswith(("/dev/", "/proc/")) or (path.exists() and not path.is_file()):
+        return  # a stream or device: written into directly, nothing beside it
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    _check_can_write_in(target.parent, option, path)
+
+
+def _refuse_link_loop(path: Path, option: str) -> None:
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError:
+            pass  # a link to a file yet to be written
+        except (RuntimeError, OSError):
+            raise usage_error(f"{option} {path} is a symlink loop") from None
 
 
 def check_output_dir(path: str | os.PathLike, option: str = "--output") -> None:
     """`path` is a folder (or can be created as one) that takes new files."""
     path = Path(path)
+    _refuse_link_loop(path, option)
     if path.exists() and not path.is_dir():
         raise usage_error(f"{option} {path} exists and is not a folder")
     _check_can_write_in(path, option, path)

@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
         prepare,
         score_lines,
     )
-    from rewardforge.files import held_signals, write_together
+    from rewardforge.files import write_together
 
     args, options = parse(argv)
     out = Path(args.output)
@@ -239,16 +239,15 @@ def main(argv: list[str]) -> int:
     # stops leaves an earlier run's files as they were, never half of each.
     from rewardforge.data import rejected_text
 
-    with held_signals():
-        write_together(
-            {
-                out / "scores.jsonl": "\n".join(score_lines(run)) + "\n",
-                out / "report.html": page,  # None: an earlier run's report would describe other results
-                out / "metrics.json": dumps(metrics_document(run)),
-                out / "rejected_rows.jsonl": rejected_text(rejected) if rejected else None,
-                out / "eval_config.json": dumps(config),
-            }
-        )
+    write_together(
+        {
+            out / "scores.jsonl": "\n".join(score_lines(run)) + "\n",
+            out / "report.html": page,  # None: an earlier run's report would describe other results
+            out / "metrics.json": dumps(metrics_document(run)),
+            out / "rejected_rows.jsonl": rejected_text(rejected) if rejected else None,
+            out / "eval_config.json": dumps(config),
+        }
+    )
 
     print(report.console_table(run))
     files = (

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rewardforge.files import AtomicFile
+from rewardforge.files import AtomicFile, commit_together
 
 DESCRIPTION = """Score (prompt, response) items with a reward model; write one JSON line per item.
 
@@ -298,9 +298,7 @@ def score_file(
                 location=first_reject.location,
                 field=first_reject.field,
             )
-        out.commit()
-        if rej is not None:
-            rej.commit()
+        commit_together([out] if rej is None else [out, rej])  # the scores and the rejects: both new
     except BaseException:
         out.discard()
         if rej is not None:

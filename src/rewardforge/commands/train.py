@@ -207,10 +207,19 @@ def _one_value_per_setting(args, targs, given: set[str], config: dict[str, Any])
         a, b = getattr(args, ours), getattr(targs, theirs)
         if {ours, theirs} <= given and not same(a, b):
             raise UsageError(f"--{ours} {a} and --{theirs} {b} set one thing: give one of them")
+    for ours, theirs in (("batch_size", "per_device_train_batch_size"), ("epochs", "num_train_epochs"),
+                         ("output", "output_dir")):  # fmt: skip
+        a, b = config.get(ours), config.get(theirs)
+        if a is not None and b is not None and str(a) != str(b) and not {ours, theirs} & given:
+            raise UsageError(f"the config sets {ours}: {a} and {theirs}: {b}, one thing: keep one of them")
     said_bf16 = "bf16" in given or ("bf16" in config and "precision" not in config)
     said_precision = "precision" in given or "precision" in config
     if targs.bf16 and said_precision and args.precision == "fp32":
         raise UsageError("--precision fp32 and --bf16 ask for different precisions: give one of them")
+    if targs.fp16 and "precision" in given and args.precision in ("fp32", "bf16"):
+        raise UsageError(
+            f"--precision {args.precision} and --fp16 ask for different precisions: give one of them"
+        )
     if said_bf16 and not (targs.bf16 or targs.fp16):
         if said_precision and args.precision == "bf16":
             raise UsageError(
@@ -236,9 +245,20 @@ def _evaluate_when_asked(parser, argv: list[str]) -> None:
         seen, _ = parser.parse_known_args(argv)
     except Exception:  # noqa: BLE001 - the real parse reports it
         return
+    from rewardforge.training.run import UsageError
+
     evaluates = seen.eval_data or seen.eval_split or seen.data is None  # built-in data: its test split
-    if evaluates and seen.eval_steps and str(seen.eval_strategy) in ("no", "IntervalStrategy.NO"):
+    no_eval = str(seen.eval_strategy) in ("no", "IntervalStrategy.NO")
+    best = str(seen.load_best_model_at_end).lower() in ("true", "1")
+    if best and not evaluates:  # TrainingArguments would blame the save strategy
+        raise UsageError("--load_best_model_at_end needs held-out pairs: give --eval-data or --eval-split")
+    if evaluates and no_eval and seen.eval_steps:
         parser.set_defaults(eval_strategy="steps")
+    elif evaluates and no_eval and best:  # the best model needs evaluations, at the saves
+        save = str(getattr(seen.save_strategy, "value", seen.save_strategy))
+        parser.set_defaults(
+            eval_strategy=save if save in ("steps", "epoch") else "steps", eval_steps=seen.save_steps
+        )
 
 
 def parse(argv: list[str]):

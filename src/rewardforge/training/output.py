@@ -227,6 +227,14 @@ def run_identity(
     }  # fmt: skip
 
 
+def _setting(key: str, value: Any) -> str:
+    """A recorded setting as a user would name it (precision: "bf16 autocast", not a tuple)."""
+    if key == "precision" and isinstance(value, list) and len(value) == 3:
+        dtype, bf16, fp16 = value
+        return "bf16 autocast" if bf16 else "fp16 autocast" if fp16 else str(dtype)
+    return repr(value)
+
+
 def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str) -> dict[str, Any]:
     """--resume continues the run its checkpoints come from: other data, another learning rate or
     LoRA would give a model that no single run trained, recorded as this one (or crash)."""
@@ -240,7 +248,7 @@ def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str)
         )
         return identity
     changed = [
-        f"{key} {before.get(key)!r} -> {identity.get(key)!r}"
+        f"{key} {_setting(key, before.get(key))} -> {_setting(key, identity.get(key))}"
         for key in RESUME_KEEPS
         if key in before  # a run from before a key was recorded is not refused for it
         and json.dumps(before.get(key), default=str) != json.dumps(identity.get(key), default=str)
