@@ -55,13 +55,30 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
     if value is None:
         return []
     if isinstance(value, str):
+        _check_encodable(value)
         if default_role == "user":
             return prompt_text_turns(value)
         return [{"role": default_role, "content": value}]
+    if not isinstance(value, dict | list | tuple):  # 5, b"..." : not a text nor messages
+        what = "prompt" if default_role == "user" else "response"
+        raise TypeError(f"a {what} is a string or a list of messages, got {type(value).__name__}")
     try:
         return checked_messages(value if isinstance(value, dict) else list(value), "messages")
     except RowError as exc:  # the data layer's checks, so a conversation reads as in training
         raise ValueError(str(exc)) from None
+
+
+def _check_encodable(text: str) -> None:
+    """A lone surrogate ('\\ud800') cannot be tokenized: say so, as the server does."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"the text is not valid Unicode (a lone surrogate at {exc.start})") from None
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
 
 
 def available_devices() -> list[str]:
@@ -141,6 +158,10 @@ def _item(item: Any) -> tuple[list[Message], list[Message]]:
         if item.get("response") is None:
             raise ValueError(f"an item needs a 'response' (got keys: {', '.join(map(str, item)) or 'none'})")
         return prompt_and_response(item.get("prompt"), item["response"], item.get("tools"))
+    if isinstance(item, str) or not isinstance(item, list | tuple) or len(item) != 2:
+        raise TypeError(
+            f"an item is a (prompt, response) pair or a {{'prompt', 'response'}} dict, got {item!r:.80}"
+        )
     prompt, response = item
     return prompt_and_response(prompt, response)
 
@@ -174,6 +195,10 @@ class RewardModel:
         self.model = loaded.model.eval()
         self.tokenizer = loaded.tokenizer
         self.text_format = loaded.text_format
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
+            raise ValueError(f"max_length must be a whole number >= 1, got {max_length!r}")
         meta_len = loaded.meta.get("max_length")
         # the loss's beta: the trained preference probability is sigmoid(beta * (r_a - r_b))
         self.beta = preference_beta(loaded.meta)
@@ -241,6 +266,9 @@ class RewardModel:
         Each item is tokenized on its own (so its score never depends on its neighbours); items
         with the same prompt are then scored in one shared-prefix row on decoders, computing
         the prompt once (best-of-N and GRPO groups)."""
+        _check_batch_size(batch_size)
+        if isinstance(items, str | dict):
+            raise TypeError("score_batch takes a list of items; for one, use score(prompt, response)")
         seqs = []
         by_prompt: dict[str, list[int]] = {}
         for i, item in enumerate(items):
@@ -260,6 +288,7 @@ class RewardModel:
 
     def score_token_ids(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
         """Scores of token sequences (one sequence each), in input order."""
+        _check_batch_size(batch_size)
         return self._score_rows([plain_row(s, i, 0) for i, s in enumerate(seqs)], len(seqs), batch_size)
 
     @torch.no_grad()
@@ -329,6 +358,8 @@ class RewardModel:
 
     def rank(self, prompt: PromptLike, responses: Sequence[ResponseLike]) -> list[tuple[int, float]]:
         """(index, score) of each response, best first."""
+        if isinstance(responses, str | dict):  # rank("p", "abc") ranked the letters
+            raise TypeError("rank takes a list of responses; for one, use score(prompt, response)")
         scores = self.score_batch([(prompt, r) for r in responses])
         return sorted(enumerate(scores), key=lambda t: -t[1])
 
