@@ -560,3 +560,30 @@ def test_a_resume_with_another_precision_names_both_as_a_user_would(tmp_path, da
                  "--bf16", "--resume")  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "precision fp32 -> bf16 autocast" in err
+
+
+def test_checkpoints_score_as_their_run_does_and_an_unfinished_run_names_them(
+    tmp_path, data, tiny_bert_dir, capsys
+):
+    """A checkpoint was scored at max length 2048 with the default format (no rewardforge.json);
+    a run killed before its model existed was 'not a model folder'."""
+    from rewardforge import RewardModel
+
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--max-steps", "2", "--save_steps", "1", "--save_strategy", "steps",
+                 "--max-length", "96", "--beta", "2") == 0  # fmt: skip
+    checkpoint = RewardModel.from_pretrained(str(out / "checkpoint-2"))
+    assert (checkpoint.max_length, checkpoint.beta) == (96, 2.0)
+    assert checkpoint.score("q0", "good answer 0") == pytest.approx(
+        RewardModel.from_pretrained(str(out)).score("q0", "good answer 0"), abs=1e-5
+    )
+    for name in ("model.safetensors", "config.json"):
+        (out / name).unlink()  # killed before the model was saved
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"prompt": "q0", "response": "good answer 0"}\n')
+    assert (
+        main(["score", "--model", str(out), "--input", str(items), "--output", str(tmp_path / "s.jsonl")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--resume" in err and "checkpoint-2" in err

@@ -427,6 +427,16 @@ def train(
             *(extra_callbacks or []),
         ],
         loss_config=loss_config,
+        # each checkpoint says how its model reads text, so it can be evaluated or scored as is
+        checkpoint_meta={
+            "rewardforge_version": __version__,
+            "checkpoint_of": str(output_dir),
+            "base_model": model_source,
+            "format": loaded.text_format.to_dict(),
+            "max_length": args.max_length,
+            "is_decoder": loaded.is_decoder,
+            "loss": asdict(loss_config),
+        },
     )
     resumed_at = int(resumed.get("global_step", 0))
     restored = trainer.restore_totals(resume, resumed_at) if resume is not None else True

@@ -22,6 +22,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rewardforge.losses import LossConfig, bradley_terry_loss, bradley_terry_loss_per_pair, pair_statistics
+from rewardforge.modeling import META_FILE
 from rewardforge.rewards import chunk_item_rewards, gather_rewards
 
 STAGING_DIR = ".staging"
@@ -34,10 +35,16 @@ class NonFiniteLossError(RuntimeError):
 
 class RewardTrainer(Trainer):
     def __init__(
-        self, *args: Any, loss_config: LossConfig | None = None, is_decoder: bool = False, **kwargs: Any
+        self,
+        *args: Any,
+        loss_config: LossConfig | None = None,
+        is_decoder: bool = False,
+        checkpoint_meta: dict[str, Any] | None = None,
+        **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.is_decoder = is_decoder
+        self.checkpoint_meta = checkpoint_meta  # written as rewardforge.json into each checkpoint
         self._computed_tokens = 0
         # Run totals (training only): tokens of the pairs' sequences, tokens actually run through
         # the model (after prefix sharing), and positions computed including padding.
@@ -216,6 +223,11 @@ class RewardTrainer(Trainer):
                 self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
             if self.args.should_save:
                 Path(staging, name, TOTALS_FILE).write_text(json.dumps(totals) + "\n", encoding="utf-8")
+                if self.checkpoint_meta is not None:
+                    meta = {**self.checkpoint_meta, "step": self.state.global_step}
+                    Path(staging, name, META_FILE).write_text(
+                        json.dumps(meta, indent=2) + "\n", encoding="utf-8"
+                    )
                 self.state.save_to_json(os.path.join(staging, name, TRAINER_STATE_NAME))
         finally:
             self._staging_run_dir = None
