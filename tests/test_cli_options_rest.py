@@ -80,6 +80,9 @@ SCORE = ["score", "--model", "m", "--input", "i.jsonl", "--output", "o.jsonl"]
         (RLHF, "--max-prompts", "0", "an integer >= 1"),
         (RLHF, "--rm-batch-size", "0", "an integer >= 1"),
         (RLHF, "--seed", "-1", "an integer from 0 to 4294967295"),
+        (RLHF, "--lora-alpha", "-4", "an integer >= 1"),  # accepted
+        (RLHF, "--lora-r", "0", "an integer >= 1"),  # PEFT's own message
+        (RLHF, "--epsilon-max", "-1", "a finite number > 0"),  # checked only after the RM loaded
     ],
 )
 def test_bad_numbers_exit_2_naming_the_option(capsys, argv, option, value, wanted):
@@ -329,6 +332,14 @@ def test_rlhf_grpo_arg_of_the_wrong_type_is_one_line_before_any_work(tmp_path, p
     assert run_cli(*rlhf_args(tmp_path, prompts, "--output", str(out), "--grpo-arg", arg)) == 2
     err = capsys.readouterr().err
     assert wanted in err and "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("options", [["--save-adapter"], ["--lora-r", "8"]])
+def test_rlhf_lora_options_without_lora_are_refused(tmp_path, prompts, capsys, options):
+    """They were ignored: a full model was trained and saved."""
+    out = tmp_path / "run"
+    assert run_cli(*rlhf_args(tmp_path, prompts, "--output", str(out), *options)) == 2
+    assert "--lora" in capsys.readouterr().err and not out.exists()
 
 
 def test_rlhf_learning_rate_default_and_overrides_reach_the_config(tmp_path, prompts, monkeypatch):

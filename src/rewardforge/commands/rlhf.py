@@ -78,8 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeatable; reads dataset columns such as 'answer')",
     )
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (r 16, all linear layers)")
-    p.add_argument("--lora-r", type=int, default=16)
-    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument(
+        "--lora-r", type=integer(1), default=16, help="with --lora: the adapters' rank (default 16)"
+    )
+    p.add_argument(
+        "--lora-alpha",
+        type=integer(1),
+        default=32,
+        help="with --lora: the adapters' scale alpha (default 32)",
+    )
     p.add_argument(
         "--save-adapter", action="store_true", help="save only the LoRA adapter, not a merged model"
     )
@@ -94,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=integer(0, 2**32 - 1), default=42)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for training forward passes")
-    p.add_argument("--epsilon-max", type=float, default=5.0, help="scalerl: CISPO importance-weight cap")
+    p.add_argument(
+        "--epsilon-max",
+        type=number(above=0),
+        default=5.0,
+        help="scalerl: CISPO importance-weight cap (default 5)",
+    )
     p.add_argument(
         "--threads", type=integer(1), default=None, help="torch CPU threads (default: torch's choice)"
     )

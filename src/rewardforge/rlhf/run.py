@@ -117,6 +117,10 @@ class RLHFOptions:
             raise UsageError(f"--max-prompts must be at least 1, got {self.max_prompts}")
         if self.rm_batch_size < 1:
             raise UsageError(f"--rm-batch-size must be at least 1, got {self.rm_batch_size}")
+        if not self.lora and self.save_adapter:
+            raise UsageError("--save-adapter keeps a LoRA adapter: it needs --lora")
+        if not self.lora and (self.lora_r, self.lora_alpha) != (16, 32):
+            raise UsageError("--lora-r and --lora-alpha set the LoRA adapters: they need --lora")
         reserved = dict(OPTION_OF_GRPO_KEY)
         if self.algo == "scalerl":
             reserved["epsilon_high"] = "--epsilon-max"
