@@ -35,9 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", required=True, type=path_text, help="results JSONL (summary beside it: .summary.json)"
     )
     p.add_argument("--n", type=integer(1), default=8, help="candidates per prompt (default: %(default)s)")
-    p.add_argument("--max-new-tokens", type=integer(1), default=128)
-    p.add_argument("--temperature", type=number(above=0), default=1.0)
-    p.add_argument("--top-p", type=number(above=0, high=1), default=1.0)
+    p.add_argument(
+        "--max-new-tokens",
+        type=integer(1),
+        default=128,
+        help="longest candidate, in tokens (default: %(default)s)",
+    )
+    p.add_argument(
+        "--temperature", type=number(above=0), default=1.0, help="sampling temperature (default: %(default)s)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=number(above=0, high=1),
+        default=1.0,
+        help="nucleus sampling mass (default: %(default)s)",
+    )
     p.add_argument("--greedy", action="store_true", help="one greedy response per prompt (n = 1)")
     p.add_argument(
         "--env-reward",
@@ -50,11 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-prompts", type=integer(1), default=None, help="use the first N prompts only")
     p.add_argument("--prompts-per-batch", type=integer(1), default=4, help="prompts per generate() call")
-    p.add_argument("--rm-batch-size", type=integer(1), default=16)
+    p.add_argument(
+        "--rm-batch-size",
+        type=integer(1),
+        default=16,
+        help="candidates per reward-model batch (default: %(default)s)",
+    )
     p.add_argument(
         "--api-key", default=None, help="API key of the reward server (default: $REWARDFORGE_API_KEY)"
     )
-    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument(
+        "--seed",
+        type=integer(0, 2**32 - 1),
+        default=0,
+        help="sampling seed, for the same candidates again (default: %(default)s)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument(
         "--threads", type=integer(1), default=None, help="torch CPU threads (default: torch's choice)"
