@@ -42,3 +42,16 @@ def test_a_bad_max_length_is_refused_not_replaced(tiny_bert_dir, max_length):
 def test_good_calls_still_work(rm):
     assert len(rm.rank("p", ["a", "b", "c"])) == 3
     assert rm.score_batch((("p", "r") for _ in range(2)), batch_size=1)[0] == rm.score("p", "r")
+
+
+def test_a_model_trained_elsewhere_says_which_format_it_is_scored_in(tiny_bert_dir, tmp_path, capsys):
+    """A TRL-trained encoder was scored in our plain format without a word (helper round 37)."""
+    RewardModel.from_pretrained(str(tiny_bert_dir))
+    assert "has no rewardforge.json, so it is scored in rewardforge's plain format" in capsys.readouterr().err
+    (tmp_path / "rewardforge.json").write_text('{"format": {"kind": "plain"}, "max_length": 64}')
+    import shutil
+
+    shutil.copytree(tiny_bert_dir, tmp_path / "ours")
+    shutil.copy(tmp_path / "rewardforge.json", tmp_path / "ours" / "rewardforge.json")
+    RewardModel.from_pretrained(str(tmp_path / "ours"))
+    assert "note:" not in capsys.readouterr().err

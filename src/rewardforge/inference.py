@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -66,6 +67,23 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
         return checked_messages(value if isinstance(value, dict) else list(value), "messages")
     except RowError as exc:  # the data layer's checks, so a conversation reads as in training
         raise ValueError(str(exc)) from None
+
+
+def note_assumed_format(loaded: Any, name: str) -> None:
+    """A reward model trained elsewhere (no rewardforge.json) is scored on text it may never have
+    seen (TRL trains encoders on the raw dataset text): say which format is assumed."""
+    if loaded.meta:
+        return
+    how = (
+        "its tokenizer's chat template"
+        if loaded.text_format.kind == "chat_template"
+        else ('rewardforge\'s plain format ("User: ...\\n\\nAssistant: ...")')
+    )
+    print(
+        f"[rewardforge] note: {name} has no rewardforge.json, so it is scored in {how}; "
+        "a model trained on other text (TRL on raw dataset text, say) scores differently",
+        file=sys.stderr,
+    )
 
 
 def _check_encodable(text: str) -> None:
@@ -242,6 +260,7 @@ class RewardModel:
             raise ModelLoadError(f"cannot load the reward model {path_or_hub_id!r}: {load_failure(e)}") from e
         if loaded.fresh_head:
             raise ModelLoadError(no_reward_head(path_or_hub_id))
+        note_assumed_format(loaded, path_or_hub_id)
         return cls(loaded, max_length=max_length, device=device)
 
     @staticmethod

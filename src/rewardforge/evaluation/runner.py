@@ -337,7 +337,7 @@ def load_model(
     """Load one model. A base model (`untrained`) gets a fresh score head seeded with `seed`:
     exactly the starting point of training (which seeds before building the head) when the
     checkpoint has no head, and an explicit seeded re-initialisation when it has one."""
-    from rewardforge.inference import RewardModel
+    from rewardforge.inference import RewardModel, note_assumed_format
     from rewardforge.modeling import load_reward_model, no_reward_head, position_limit
 
     loaded = load_reward_model(spec.path, dtype=dtype, seed=seed)
@@ -350,6 +350,8 @@ def load_model(
         raise usage_error(
             f"{no_reward_head(spec.spec)}; to evaluate it untrained, give --model base:{spec.path}"
         )
+    else:
+        note_assumed_format(loaded, spec.spec)
     limit = max_length or spec.max_length
     rm = RewardModel(loaded, max_length=limit, device=device)
     positions = position_limit(loaded.model)
