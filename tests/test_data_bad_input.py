@@ -300,3 +300,14 @@ def test_every_row_invalid_raises_even_with_skip_invalid(tmp_path):
         DataError, match=r"all_bad\.jsonl:line 1: no valid rows: all 2 are invalid; the first: malformed"
     ):
         load_pairs(str(path), skip_invalid=True)
+
+
+def test_a_hub_name_without_the_hf_prefix_is_told_the_prefix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        DataError, match=r"no such file or directory \(a Hub dataset is hf:trl-lib/ultrafeedback_binarized\)"
+    ):
+        load_pairs("trl-lib/ultrafeedback_binarized")
+    with pytest.raises(DataError) as err:
+        load_pairs("missing.jsonl")
+    assert "hf:" not in str(err.value)

@@ -91,7 +91,8 @@ def read_records(
         picker.split = spec_split
     path = Path(local)
     if not path.exists():
-        raise DataError(spec, "no such file or directory")
+        hub = re.fullmatch(r"[\w.-]+/[\w.-]+", local) and not Path(local).suffix
+        raise DataError(spec, "no such file or directory" + (f" (a Hub dataset is hf:{local})" if hub else ""))
     if path.is_dir():
         yield from _read_saved_dataset(spec, path, picker)
         return
