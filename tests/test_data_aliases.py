@@ -708,3 +708,52 @@ def test_a_column_some_rows_lack_joins_as_empty(tmp_path):
             {"prompt": "Q2?", "chosen": "A.", "rejected": "B."}]  # fmt: skip
     loaded = load_pairs(jsonl(tmp_path, rows), columns=parse_columns("prompt=prompt+passages"))
     assert [p.prompt for p in loaded.pairs] == [[user("Q1?\nP1.")], [user("Q2?")]]
+
+
+# ---- helper round 42 --------------------------------------------------------------------------
+
+
+def test_the_advice_works_for_documents_oasst_messages_and_mixed_tools(tmp_path):
+    docs = [{"doc_id": 1, "text": "The bridge closes at noon.", "metadata": {"lang": "en"}}]
+    row = {"prompt": "When does it close?", "documents": docs, "chosen": "At noon.", "rejected": "Never."}
+    with pytest.raises(DataError, match="prompt=prompt\\+documents"):
+        load_pairs(jsonl(tmp_path, [row]))
+    (pair,) = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=prompt+documents")).pairs
+    assert pair.prompt == [user("When does it close?\nThe bridge closes at noon.")]
+    talk = [{"role": "prompter", "text": "Hi"}, {"role": "assistant", "text": "Hello!"}]
+    row = {"prompt": "And then?", "conversation": talk, "chosen": "More.", "rejected": "No."}
+    with pytest.raises(DataError, match="prompt=conversation\\+prompt"):
+        load_pairs(jsonl(tmp_path, [row], "o.jsonl"))
+    (pair,) = load_pairs(
+        jsonl(tmp_path, [row], "o.jsonl"), columns=parse_columns("prompt=conversation+prompt")
+    ).pairs
+    assert pair.prompt == [user("Hi"), assistant("Hello!"), user("And then?")]
+    tool = {"name": "f", "parameters": {"type": "object", "properties": {}}}
+    rows = [{"prompt": "a?", "chosen": "x", "rejected": "y", "functions": [tool]},
+            {"prompt": "b?", "chosen": "x", "rejected": "y", "tools": [tool]}]  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, rows, "t.jsonl"), columns=parse_columns("tools=functions"))
+    assert all('"name": "f"' in p.prompt[0]["content"] for p in loaded.pairs)
+
+
+def test_a_joined_conversation_is_cut_only_at_its_last_question(tmp_path):
+    talk = [user("Again?"), assistant("one"), user("Tell me more"), assistant("two")]
+    row = {"prompt": "Again?", "messages": talk, "chosen": "three", "rejected": "no"}
+    (pair,) = load_pairs(jsonl(tmp_path, [row]), columns=parse_columns("prompt=messages+prompt")).pairs
+    assert pair.prompt == [*talk, user("Again?")]
+
+
+def test_earlier_turns_as_text_are_advised_before_the_question(tmp_path):
+    row = {"prompt": "And now?", "dialogue": "A: hi\nB: hello", "chosen": "Fine.", "rejected": "No."}
+    with pytest.raises(DataError, match="prompt=dialogue\\+prompt"):
+        load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_a_documents_labels_are_not_text_the_prompt_must_hold(tmp_path):
+    docs = [{"title": "Bridges of Town", "text": "The bridge closes at noon.", "metadata": {"lang": "en"}}]
+    row = {
+        "prompt": "The bridge closes at noon. When?",
+        "documents": docs,
+        "chosen": "Noon.",
+        "rejected": "Never.",
+    }
+    assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1

@@ -234,3 +234,17 @@ def test_a_named_pipe_is_read_whole(tmp_path, packed):
     writer.start()
     assert len(load_pairs(str(pipe)).pairs) == 3000
     writer.join(timeout=30)
+
+
+def test_a_csv_from_a_named_pipe_is_read(tmp_path):
+    """The CSV reader opened the file twice (a scan, then the reading): from a pipe it hung."""
+    import os
+    import threading
+
+    pipe = tmp_path / "pairs.csv"
+    os.mkfifo(pipe)
+    text = "prompt,chosen,rejected\n" + "".join(f"q{i},good {i},bad {i}\n" for i in range(50))
+    writer = threading.Thread(target=lambda: pipe.write_text(text), daemon=True)
+    writer.start()
+    assert len(load_pairs(str(pipe)).pairs) == 50
+    writer.join(timeout=30)

@@ -163,3 +163,13 @@ def test_a_symlink_loop_as_output_is_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "symlink loop" in err and "Traceback" not in err
+
+
+def test_a_regular_file_under_proc_is_replaced_not_appended(tmp_path, monkeypatch):
+    """Any /proc or /dev path was opened for appending: /proc/self/cwd/x got old and new lines."""
+    if not os.path.isdir("/proc/self/cwd"):
+        pytest.skip("needs Linux /proc")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.jsonl").write_text("OLD\n")
+    atomic_write_text("/proc/self/cwd/keep.jsonl", "NEW\n")
+    assert (tmp_path / "keep.jsonl").read_text() == "NEW\n"

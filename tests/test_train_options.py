@@ -297,3 +297,24 @@ def test_load_best_model_at_end_with_held_out_pairs_evaluates_at_the_saves(tmp_p
                     "steps", "--save_steps", "1", "--max-steps", "2") == 0  # fmt: skip
     logged = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "eval_loss" in r][:2] == [1, 2]
+
+
+def test_a_best_model_runs_config_takes_new_save_settings(tmp_path, data, tiny_bert_dir):
+    """Reusing its run_config.json with --save_steps 1 was refused: the recorded eval steps (2)
+    were taken as the user's own."""
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(data.read_text())
+    first = tmp_path / "first"
+    assert one_step(tiny_bert_dir, data, first, "--eval-data", dev, "--load_best_model_at_end", "--save_strategy",
+                    "steps", "--save_steps", "2", "--max-steps", "4") == 0  # fmt: skip
+    again = [
+        "--config",
+        first / "run_config.json",
+        "--output",
+        tmp_path / "again",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    ]
+    assert train(*again) == 0

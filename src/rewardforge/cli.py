@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 # Why a write fails on a machine, not in rewardforge: one line, exit 1, no traceback.
 WRITE_FAILURES = {
     errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO, errno.EISDIR,
-    errno.ENOTDIR, errno.ELOOP,
+    errno.ENOTDIR, errno.ELOOP, errno.EPIPE,
 }  # fmt: skip
 
 # Commands that write files through temporary names: on SIGTERM they unwind (removing the

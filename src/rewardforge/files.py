@@ -40,9 +40,7 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike[str]):
         given = os.path.abspath(path)
         self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-        # /dev/stdout or /proc/self/fd/1 name whatever the shell opened (a file opened with >>,
-        # a pipe): written into, appending, as a shell redirect would
-        stream = given.startswith(("/dev/", "/proc/"))
+        stream = is_descriptor_path(given)
         self.direct = stream or (self.path.exists() and not (self.path.is_file() or self.path.is_dir()))
         if self.direct:
             self.tmp = None
@@ -94,6 +92,16 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+DESCRIPTOR_PATH = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)/fd/\d+")
+
+
+def is_descriptor_path(path: str | os.PathLike[str]) -> bool:
+    """/dev/stdout, /dev/fd/N, /proc/self/fd/N: whatever the shell opened (a file opened with >>,
+    a pipe), written into, appending, as a shell redirect would. Other /dev and /proc paths
+    (/dev/shm/x) are files like any."""
+    return DESCRIPTOR_PATH.fullmatch(os.path.abspath(path)) is not None
 
 
 def _temp_prefix(path: Path) -> str:

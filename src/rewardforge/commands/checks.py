@@ -147,7 +147,9 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
     _refuse_link_loop(path, option)
     if path.is_dir():
         raise usage_error(f"{option} {path} is a folder; give a file name")
-    if str(path.absolute()).startswith(("/dev/", "/proc/")) or (path.exists() and not path.is_file()):
+    from rewardforge.files import is_descriptor_path
+
+    if is_descriptor_path(path) or (path.exists() and not path.is_file()):
         return  # a stream or device: written into directly, nothing beside it
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     _check_can_write_in(target.parent, option, path)

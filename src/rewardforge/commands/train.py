@@ -210,6 +210,8 @@ def _one_value_per_setting(args, targs, given: set[str], config: dict[str, Any])
     for ours, theirs in (("batch_size", "per_device_train_batch_size"), ("epochs", "num_train_epochs"),
                          ("output", "output_dir")):  # fmt: skip
         a, b = config.get(ours), config.get(theirs)
+        if ours == "output" and a is not None and b is not None:
+            a, b = os.path.abspath(a), os.path.abspath(b)  # "C/a/" and "./C/a" are one folder
         if a is not None and b is not None and str(a) != str(b) and not {ours, theirs} & given:
             raise UsageError(f"the config sets {ours}: {a} and {theirs}: {b}, one thing: keep one of them")
     said_bf16 = "bf16" in given or ("bf16" in config and "precision" not in config)
@@ -252,9 +254,14 @@ def _evaluate_when_asked(parser, argv: list[str]) -> None:
     best = str(seen.load_best_model_at_end).lower() in ("true", "1")
     if best and not evaluates:  # TrainingArguments would blame the save strategy
         raise UsageError("--load_best_model_at_end needs held-out pairs: give --eval-data or --eval-split")
-    if evaluates and no_eval and seen.eval_steps:
+    given = _given(argv, parser)
+    # new save settings on the command line (over a config's) take the evaluations along
+    follows_saves = (
+        best and {"save_steps", "save_strategy"} & given and not {"eval_steps", "eval_strategy"} & given
+    )
+    if evaluates and no_eval and seen.eval_steps and not follows_saves:
         parser.set_defaults(eval_strategy="steps")
-    elif evaluates and no_eval and best:  # the best model needs evaluations, at the saves
+    elif evaluates and best and (no_eval or follows_saves):  # the best model needs evaluations, at the saves
         save = str(getattr(seen.save_strategy, "value", seen.save_strategy))
         parser.set_defaults(
             eval_strategy=save if save in ("steps", "epoch") else "steps", eval_steps=seen.save_steps

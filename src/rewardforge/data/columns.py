@@ -298,8 +298,8 @@ def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
     waiting: list[str] = []
     for part in parts:
         value = record.get(part)
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            value = "\n".join(value)  # a list of documents
+        if _documents(value):  # texts or document objects: their text, a line apart
+            value = "\n".join(text for _, text in _pieces(value) if text.strip())
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if not isinstance(value, str):
@@ -325,12 +325,22 @@ def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
     return turns
 
 
+def _documents(value: Any) -> bool:
+    """A list of texts or of document objects (no message among them), or one document object."""
+    items = value if isinstance(value, list) else [value] if isinstance(value, dict) else None
+    return bool(items) and all(
+        isinstance(v, str) or (isinstance(v, dict) and not ("role" in v or "from" in v)) for v in items
+    )
+
+
 def _asked_at(turns: list[Message], text: str) -> int | None:
-    """The index of the last user turn that asks `text` (compared loosely), if any."""
+    """The index of the conversation's last user turn when it asks `text` (compared loosely):
+    the conversation goes on from that question. An earlier turn with the same words ("Why?")
+    is history, not the question asked."""
     words = _words(text)
-    for i in range(len(turns) - 1, -1, -1):
-        if turns[i]["role"] == "user" and words and _words(turns[i]["content"]) == words:
-            return i
+    last = next((i for i in range(len(turns) - 1, -1, -1) if turns[i]["role"] == "user"), None)
+    if last is not None and words and _words(turns[last]["content"]) == words:
+        return last
     return None
 
 
@@ -363,8 +373,8 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
             if ours == "tools":  # two lists of tools: no text to join
                 if record[alias] != value:
                     raise RowError(
-                        f"this row has both {ours!r} and {alias!r}: say which with --columns "
-                        f"{ours}={alias} or --columns {IGNORE}={alias}",
+                        f"this row has both {ours!r} and {alias!r}: drop one with --columns "
+                        f"{IGNORE}={alias} or --columns {IGNORE}={ours}",
                         alias,
                     )
                 continue
@@ -395,9 +405,15 @@ DOCUMENTS = ("document", "documents", "passage", "passages", "article")
 OURS_WRITTEN_OTHERWISE = ("prompt", "system", "chosen", "rejected")  # "Prompt" beside "prompt"
 
 
+CONVERSATIONS = ("messages", "conversation", "conversations", "dialogue", "dialog", "history", "trajectory")
+
+
 def _both(record: dict, ours: str, other: str) -> str:
     """The --columns value that reads two columns as one: earlier turns first, a text after."""
-    turns = isinstance(record.get(other), list | dict) and not all(isinstance(v, str) for v in record[other])
+    value = record.get(other)
+    turns = other.lower() in CONVERSATIONS or (
+        isinstance(value, list) and any(isinstance(v, dict) and ("role" in v or "from" in v) for v in value)
+    )
     return f"{other}{JOIN}{ours}" if turns else f"{ours}{JOIN}{other}"
 
 
@@ -441,7 +457,10 @@ def _refuse_unread_neighbours(record: dict, read: set[str], mapped: Iterable[str
 
 
 ASKING_ROLES = ("user", "human", "system", "developer", "prompter")
-NOT_CONTENT = ("id", "url", "uri", "href", "link", "source", "score", "type", "index")  # document fields
+NOT_CONTENT = (  # a document's labels, not its text
+    "id", "url", "uri", "href", "link", "source", "score", "type", "index", "lang", "language", "meta",
+    "metadata", "title", "date", "author",
+)  # fmt: skip
 
 
 def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]:
@@ -583,15 +602,15 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
     for ours, theirs in columns.items():
         parts = theirs.split(JOIN)
         for part in parts:
-            if part not in record and (ours == IGNORE or len(parts) > 1):
-                continue  # a column some rows lack: nothing to drop, or nothing to join
+            if part not in record and (ours == IGNORE or len(parts) > 1 or record.get(ours) is not None):
+                continue  # a column some rows lack: nothing to drop or join, or the row has ours
             if part not in record:
                 raise RowError(f"column {part!r} (mapped to {ours!r}) is not in the record", part)
             out.pop(part)
     for ours, theirs in columns.items():
         parts = theirs.split(JOIN)
-        if ours == IGNORE:
-            continue
+        if ours == IGNORE or (len(parts) == 1 and theirs not in record):
+            continue  # ignored, or this row has our own field instead
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
     return out
 

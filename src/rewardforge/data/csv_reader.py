@@ -228,6 +228,16 @@ def _check_header(spec: str, header: list[str]) -> list[int]:
 
 
 def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
+    if path.exists() and not path.is_file():  # a pipe reads once; the scan and the reader each open
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / path.name
+            with open(path, "rb") as src, open(copy, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            yield from read_csv(spec, copy)
+        return
     csv.field_size_limit(2**31 - 1)  # long responses exceed the 128 KiB default
     delimiter, list_columns = _scan(path)
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:

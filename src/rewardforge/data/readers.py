@@ -92,7 +92,9 @@ def read_records(
     path = Path(local)
     if not path.exists():
         hub = re.fullmatch(r"[\w.-]+/[\w.-]+", local) and not Path(local).suffix
-        raise DataError(spec, "no such file or directory" + (f" (a Hub dataset is hf:{local})" if hub else ""))
+        raise DataError(
+            spec, "no such file or directory" + (f" (a Hub dataset is hf:{local})" if hub else "")
+        )
     if path.is_dir():
         yield from _read_saved_dataset(spec, path, picker)
         return

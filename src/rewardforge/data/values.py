@@ -32,7 +32,16 @@ ROLE_ALIASES = {
 }
 
 
-MESSAGE_KEYS = (("role", "content"), ("from", "value"))  # OpenAI-style, ShareGPT
+# OpenAI-style, ShareGPT, and a message's text under another key: OpenAssistant's `text`,
+# Cohere's `message`, Gemini's `parts` ([{"text": ...}])
+MESSAGE_KEYS = (
+    ("role", "content"),
+    ("from", "value"),
+    ("role", "text"),
+    ("role", "message"),
+    ("role", "parts"),
+)
+OTHER_TEXT_KEYS = ("text", "message", "parts")
 
 
 def is_message(value: Any) -> bool:
@@ -125,6 +134,13 @@ def messages(value: Any, name: str) -> list[Message]:
         sharegpt = msg.get("role") is None and msg.get("content") is None and "from" in msg
         role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
         role, content = msg.get(role_key), msg.get(content_key)
+        if content is None and not sharegpt and "content" not in msg:
+            content_key = next((k for k in OTHER_TEXT_KEYS if msg.get(k) is not None), content_key)
+            content = (
+                _gemini_parts(msg[content_key], f"{where}.parts")
+                if content_key == "parts"
+                else msg.get(content_key)
+            )
         if role is None:
             raise RowError("missing", f"{where}.{role_key}")
         if not isinstance(role, str):
@@ -149,6 +165,19 @@ def messages(value: Any, name: str) -> list[Message]:
                     message[key] = _short_text(msg[key], f"{where}.{key}")
         out.append(message)
     return out
+
+
+def _gemini_parts(parts: Any, where: str) -> Any:
+    """Gemini's parts, [{"text": ...}, ...], as one text (a part that is no text is refused)."""
+    if not isinstance(parts, list):
+        return parts
+    texts = []
+    for i, part in enumerate(parts):
+        text = part.get("text") if isinstance(part, dict) else part
+        if not isinstance(text, str):
+            raise RowError('expected a text part ({"text": ...})', f"{where}[{i}]")
+        texts.append(text)
+    return "".join(texts)
 
 
 def _by_key(value: dict, name: str) -> list[dict] | None:
