@@ -757,3 +757,10 @@ def test_a_documents_labels_are_not_text_the_prompt_must_hold(tmp_path):
         "rejected": "Never.",
     }
     assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1
+
+
+def test_a_renamed_column_no_row_has_is_a_typo_not_ignored(tmp_path):
+    """A renamed column a row lacks keeps the row's own field; so a misspelt one must be said."""
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b"}]
+    with pytest.raises(DataOptionError, match="no row has a column 'questoin'"):
+        load_pairs(jsonl(tmp_path, rows), columns=parse_columns("prompt=questoin"))

@@ -201,6 +201,13 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
                 continue
     if not records:
         return {}
+    raw = [r for r in sample if isinstance(r, dict)]
+    for ours, theirs in columns.items():  # a single renamed column no row has: a typo, say so
+        if ours != IGNORE and JOIN not in theirs and not any(theirs in r for r in raw):
+            keys = sorted({k for r in raw for k in r if isinstance(k, str)})
+            raise DataOptionError(
+                f"--columns {ours}={theirs}: no row has a column {theirs!r} (the rows have: {', '.join(keys[:20])})"
+            )
     used = set(columns.values())
     inferred: dict[str, str] = {}
     if not any(ours in columns for ours in WHOLE_RESPONSES) and all(
