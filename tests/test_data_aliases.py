@@ -764,3 +764,15 @@ def test_a_renamed_column_no_row_has_is_a_typo_not_ignored(tmp_path):
     rows = [{"prompt": "q", "chosen": "a", "rejected": "b"}]
     with pytest.raises(DataOptionError, match="no row has a column 'questoin'"):
         load_pairs(jsonl(tmp_path, rows), columns=parse_columns("prompt=questoin"))
+
+
+def test_a_renamed_column_null_in_a_row_keeps_the_rows_own_field(tmp_path):
+    """Arrow writes a key other rows have as null: the row's own prompt was dropped."""
+    import pandas as pd
+
+    rows = [{"question": "Qa", "prompt": None, "chosen": "g1", "rejected": "b1"},
+            {"question": None, "prompt": "Qb", "chosen": "g2", "rejected": "b2"}]  # fmt: skip
+    path = tmp_path / "mixed.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    loaded = load_pairs(str(path), columns=parse_columns("prompt=question"))
+    assert [p.prompt for p in loaded.pairs] == [[user("Qa")], [user("Qb")]]

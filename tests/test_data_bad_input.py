@@ -311,3 +311,12 @@ def test_a_hub_name_without_the_hf_prefix_is_told_the_prefix(tmp_path, monkeypat
     with pytest.raises(DataError) as err:
         load_pairs("missing.jsonl")
     assert "hf:" not in str(err.value)
+
+
+def test_a_null_content_beside_another_text_key_reads_that_text(tmp_path):
+    """Arrow gives {"content": None, "text": "C"} for a message written with `text` only."""
+    path = tmp_path / "t.jsonl"
+    row = {"prompt": "Q?", "chosen": [{"role": "assistant", "content": None, "text": "C"}],
+           "rejected": [{"role": "assistant", "content": "D"}]}  # fmt: skip
+    path.write_text(json.dumps(row) + "\n")
+    assert load_pairs(str(path)).pairs[0].chosen_text == "C"

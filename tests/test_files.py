@@ -173,3 +173,17 @@ def test_a_regular_file_under_proc_is_replaced_not_appended(tmp_path, monkeypatc
     (tmp_path / "keep.jsonl").write_text("OLD\n")
     atomic_write_text("/proc/self/cwd/keep.jsonl", "NEW\n")
     assert (tmp_path / "keep.jsonl").read_text() == "NEW\n"
+
+
+@pytest.mark.parametrize("how", ["link", "double-slash"])
+def test_a_link_to_dev_stdout_appends_as_dev_stdout_does(tmp_path, how):
+    log = tmp_path / "app.txt"
+    log.write_text("PREVIOUS\n")
+    target = "//dev/stdout"
+    if how == "link":
+        (tmp_path / "lnk").symlink_to("/dev/stdout")
+        target = str(tmp_path / "lnk")
+    code = f"from rewardforge.files import atomic_write_text; atomic_write_text({target!r}, 'scores\\n')"
+    with open(log, "a") as shell_redirect:
+        subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
+    assert log.read_text() == "PREVIOUS\nscores\n"

@@ -101,7 +101,14 @@ def is_descriptor_path(path: str | os.PathLike[str]) -> bool:
     """/dev/stdout, /dev/fd/N, /proc/self/fd/N: whatever the shell opened (a file opened with >>,
     a pipe), written into, appending, as a shell redirect would. Other /dev and /proc paths
     (/dev/shm/x) are files like any."""
-    return DESCRIPTOR_PATH.fullmatch(os.path.abspath(path)) is not None
+    here = re.sub(r"/+", "/", os.path.abspath(path))  # "//dev/stdout" is /dev/stdout
+    for _ in range(40):  # a link to /dev/stdout writes where /dev/stdout does
+        if DESCRIPTOR_PATH.fullmatch(here):
+            return True
+        if not os.path.islink(here):
+            return False
+        here = re.sub(r"/+", "/", os.path.normpath(os.path.join(os.path.dirname(here), os.readlink(here))))
+    return False
 
 
 def _temp_prefix(path: Path) -> str:

@@ -616,10 +616,18 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
             out.pop(part)
     for ours, theirs in columns.items():
         parts = theirs.split(JOIN)
-        if ours == IGNORE or (len(parts) == 1 and theirs not in record):
-            continue  # ignored, or this row has our own field instead
+        if ours == IGNORE:
+            continue
+        if len(parts) == 1 and (
+            theirs not in record or (_blank(record[theirs]) and not _blank(record.get(ours)))
+        ):
+            continue  # this row has our own field instead (Arrow writes an absent key as null)
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
     return out
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def display_field(field: str | None, columns: dict[str, str]) -> str | None:

@@ -134,7 +134,7 @@ def messages(value: Any, name: str) -> list[Message]:
         sharegpt = msg.get("role") is None and msg.get("content") is None and "from" in msg
         role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
         role, content = msg.get(role_key), msg.get(content_key)
-        if content is None and not sharegpt and "content" not in msg:
+        if content is None and not sharegpt:  # absent, or null as Arrow writes a key other rows have
             content_key = next((k for k in OTHER_TEXT_KEYS if msg.get(k) is not None), content_key)
             content = (
                 _gemini_parts(msg[content_key], f"{where}.parts")
