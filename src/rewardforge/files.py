@@ -62,14 +62,21 @@ class AtomicFile:
     def write(self, text: str) -> None:
         self.fh.write(text)
 
+    def sync(self) -> None:
+        """Everything written is on disk (where a full disk fails), not yet in place."""
+        self.fh.flush()
+        if not self.direct:
+            os.fsync(self.fh.fileno())
+
+    def _place(self) -> None:
+        self.fh.close()
+        if self.tmp is not None:
+            os.replace(self.tmp, self.path)
+
     def commit(self) -> None:
         try:
-            self.fh.flush()
-            if not self.direct:
-                os.fsync(self.fh.fileno())
-            self.fh.close()
-            if self.tmp is not None:
-                os.replace(self.tmp, self.path)
+            self.sync()
+            self._place()
         except BaseException:
             self.discard()  # a full disk at the last write: no temporary file left behind
             raise
@@ -161,12 +168,10 @@ def commit_together(files: list[AtomicFile], remove: list[Path] = ()) -> None:
     fails), then renamed, with Ctrl-C and SIGTERM held; on failure all are discarded."""
     try:
         for f in files:
-            f.fh.flush()
-            if not f.direct:
-                os.fsync(f.fh.fileno())
+            f.sync()
         with held_signals():
             for f in files:
-                f.commit()
+                f._place()
             for path in remove:
                 path.unlink(missing_ok=True)
     except BaseException:

@@ -19,6 +19,7 @@ from rewardforge.data.errors import RowError
 from rewardforge.data.types import Message
 from rewardforge.data.values import messages as checked_messages
 from rewardforge.data.values import normalised, prompt_text_turns, response_problem
+from rewardforge.evaluation.metrics import preference_probability
 from rewardforge.memory import settle_heap_thresholds
 from rewardforge.modeling import (
     ModelLoadError,
@@ -189,12 +190,6 @@ def preference_beta(meta: dict[str, Any]) -> float:
     loss = meta.get("loss") if isinstance(meta, dict) else None
     beta = loss.get("beta") if isinstance(loss, dict) else None
     return float(beta) if isinstance(beta, int | float) and math.isfinite(beta) and beta > 0 else 1.0
-
-
-def preference_probability(difference: float, beta: float = 1.0) -> float:
-    """sigmoid(beta * difference), without overflow for large differences."""
-    x = beta * difference
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 class RewardModel:

@@ -149,14 +149,14 @@ def resolve_model_path(name_or_path: str) -> str:
         raise ModelLoadError(f"no such model folder or file: {name_or_path}")
     if os.path.exists(name_or_path):
         if not os.path.isdir(name_or_path) or not os.path.isfile(os.path.join(name_or_path, "config.json")):
-            steps = sorted(
-                (int(p.name.split("-")[1]) for p in Path(name_or_path).glob("checkpoint-*") if p.name[11:].isdigit()),
-            ) if os.path.isdir(name_or_path) else []  # fmt: skip
-            if steps:
+            from rewardforge.training.output import checkpoints  # (it imports this module)
+
+            newest = checkpoints(Path(name_or_path))[:1] if os.path.isdir(name_or_path) else []
+            if newest:
                 raise ModelLoadError(
                     f"{name_or_path} is a training run with no model yet (it stopped early?): continue it "
                     f"with the same `rewardforge train` command and --resume, or use a checkpoint "
-                    f"as the model: {os.path.join(name_or_path, f'checkpoint-{steps[-1]}')}"
+                    f"as the model: {newest[0]}"
                 )
             raise ModelLoadError(f"{name_or_path} is not a model folder (no config.json) nor a .gguf file")
     return name_or_path

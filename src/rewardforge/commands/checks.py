@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from rewardforge.files import is_descriptor_path
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose mistakes are one line on stderr and exit code 2, without
@@ -147,8 +149,6 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
     _refuse_link_loop(path, option)
     if path.is_dir():
         raise usage_error(f"{option} {path} is a folder; give a file name")
-    from rewardforge.files import is_descriptor_path
-
     if is_descriptor_path(path) or (path.exists() and not path.is_file()):
         return  # a stream or device: written into directly, nothing beside it
     target = Path(os.path.realpath(path)) if path.is_symlink() else path

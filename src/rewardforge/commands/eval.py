@@ -235,8 +235,8 @@ def main(argv: list[str]) -> int:
     page = None if args.no_report else report.build_html(run, config["command"])
     run.timing["report"] = time.perf_counter() - t0
     run.timing["total"] = time.perf_counter() - started
-    # Every document is built first and written together, with Ctrl-C/SIGTERM held: a run that
-    # stops leaves an earlier run's files as they were, never half of each.
+    # Every document is built first and written together (renamed into place with Ctrl-C/SIGTERM
+    # held): a run that stops leaves an earlier run's files as they were, never half of each.
     from rewardforge.data import rejected_text
 
     write_together(

@@ -200,20 +200,20 @@ def _one_value_per_setting(args, targs, given: set[str], config: dict[str, Any])
     from rewardforge.training.run import UsageError
 
     for ours, theirs, same in (
-        ("output", "output_dir", lambda a, b: os.path.abspath(a) == os.path.abspath(b)),
+        ("output", "output_dir", lambda a, b: os.path.abspath(a) == os.path.abspath(b)),  # "C/a/" is "./C/a"
         ("epochs", "num_train_epochs", lambda a, b: float(a) == float(b)),
         ("batch_size", "per_device_train_batch_size", lambda a, b: a == b),
     ):
-        a, b = getattr(args, ours), getattr(targs, theirs)
-        if {ours, theirs} <= given and not same(a, b):
-            raise UsageError(f"--{ours} {a} and --{theirs} {b} set one thing: give one of them")
-    for ours, theirs in (("batch_size", "per_device_train_batch_size"), ("epochs", "num_train_epochs"),
-                         ("output", "output_dir")):  # fmt: skip
-        a, b = config.get(ours), config.get(theirs)
-        if ours == "output" and a is not None and b is not None:
-            a, b = os.path.abspath(a), os.path.abspath(b)  # "C/a/" and "./C/a" are one folder
-        if a is not None and b is not None and str(a) != str(b) and not {ours, theirs} & given:
-            raise UsageError(f"the config sets {ours}: {a} and {theirs}: {b}, one thing: keep one of them")
+        if {ours, theirs} <= given:
+            a, b = getattr(args, ours), getattr(targs, theirs)
+            problem = f"--{ours} {a} and --{theirs} {b} set one thing: give one of them"
+        elif not {ours, theirs} & given and config.get(ours) is not None and config.get(theirs) is not None:
+            a, b = config[ours], config[theirs]
+            problem = f"the config sets {ours}: {a} and {theirs}: {b}, one thing: keep one of them"
+        else:
+            continue
+        if not same(a, b):
+            raise UsageError(problem)
     said_bf16 = "bf16" in given or ("bf16" in config and "precision" not in config)
     said_precision = "precision" in given or "precision" in config
     if targs.bf16 and said_precision and args.precision == "fp32":
@@ -230,31 +230,26 @@ def _one_value_per_setting(args, targs, given: set[str], config: dict[str, Any])
         args.precision = "fp32"
 
 
-def _cpu_for_bf16(parser, argv: list[str], config: dict[str, Any]) -> None:
+def _cpu_for_bf16(parser, seen: argparse.Namespace) -> None:
     """TrainingArguments refuses bf16 without a GPU unless use_cpu is set; the run sets it on a
     CPU anyway, so set it before the check (`--bf16`, as TRL configs have it, failed here)."""
     import torch
 
-    seen, _ = parser.parse_known_args(argv)
-    if not torch.cuda.is_available() and not seen.use_cpu and (seen.bf16 or config.get("bf16")):
+    if not torch.cuda.is_available() and not seen.use_cpu and seen.bf16:
         parser.set_defaults(use_cpu=True)
 
 
-def _evaluate_when_asked(parser, argv: list[str]) -> None:
+def _evaluate_when_asked(parser, seen: argparse.Namespace, given: set[str]) -> None:
     """Eval data with --eval_steps means step evaluation (training sets it later); set it before
     TrainingArguments checks --load_best_model_at_end, which refuses an evaluation strategy "no"."""
-    try:
-        seen, _ = parser.parse_known_args(argv)
-    except Exception:  # noqa: BLE001 - the real parse reports it
-        return
+    from rewardforge.training.arguments import held_out
     from rewardforge.training.run import UsageError
 
-    evaluates = seen.eval_data or seen.eval_split or seen.data is None  # built-in data: its test split
+    evaluates = held_out(seen)
     no_eval = str(seen.eval_strategy) in ("no", "IntervalStrategy.NO")
     best = str(seen.load_best_model_at_end).lower() in ("true", "1")
     if best and not evaluates:  # TrainingArguments would blame the save strategy
         raise UsageError("--load_best_model_at_end needs held-out pairs: give --eval-data or --eval-split")
-    given = _given(argv, parser)
     # new save settings on the command line (over a config's) take the evaluations along
     follows_saves = (
         best and {"save_steps", "save_strategy"} & given and not {"eval_steps", "eval_strategy"} & given
@@ -283,8 +278,14 @@ def parse(argv: list[str]):
     if config is not None:
         settings = _without_overridden(_config_from_yaml(config, parser), argv, parser)
         parser.set_defaults(**settings)
-    _evaluate_when_asked(parser, argv)
-    _cpu_for_bf16(parser, argv, settings)
+    given = _given(argv, parser)
+    try:  # the options as given, before TrainingArguments checks them
+        seen, _ = parser.parse_known_args(argv)
+    except Exception:  # noqa: BLE001 - the real parse reports it
+        seen = None
+    if seen is not None:
+        _evaluate_when_asked(parser, seen, given)
+        _cpu_for_bf16(parser, seen)
     try:
         args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except UsageError:
@@ -300,7 +301,7 @@ def parse(argv: list[str]):
         raise UsageError(
             f"unknown option(s): {' '.join(leftover)}{_hint(leftover)} (see rewardforge train --help)"
         )
-    _one_value_per_setting(args, targs, _given(argv, parser), settings)
+    _one_value_per_setting(args, targs, given, settings)
     return args, targs
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from rewardforge.data.errors import DataOptionError, RowError
 from rewardforge.data.transcripts import LOOSE_QUOTES
 from rewardforge.data.types import Message
+from rewardforge.data.values import blank, prompt_messages
 
 KNOWN_FIELDS = (
     "prompt",
@@ -299,8 +300,6 @@ def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
     that follows it, a chat prompt and its `input`): each conversation's turns in order, and
     each text (or list of texts, a line apart) inside the user turn beside it, after it when
     the turns before end with the user, before the next user turn otherwise."""
-    from rewardforge.data.values import prompt_messages
-
     turns: list[Message] = []
     waiting: list[str] = []
     for part in parts:
@@ -332,12 +331,15 @@ def _joined_turns(record: dict, parts: list[str]) -> list[Message]:
     return turns
 
 
+def _message_like(value: Any) -> bool:
+    """A message in any of its spellings: it names who speaks (`role`, ShareGPT's `from`)."""
+    return isinstance(value, dict) and ("role" in value or "from" in value)
+
+
 def _documents(value: Any) -> bool:
     """A list of texts or of document objects (no message among them), or one document object."""
     items = value if isinstance(value, list) else [value] if isinstance(value, dict) else None
-    return bool(items) and all(
-        isinstance(v, str) or (isinstance(v, dict) and not ("role" in v or "from" in v)) for v in items
-    )
+    return bool(items) and all(isinstance(v, str | dict) and not _message_like(v) for v in items)
 
 
 def _asked_at(turns: list[Message], text: str) -> int | None:
@@ -406,21 +408,18 @@ def check_unread_aliases(record: dict, read: set[str], mapped: Iterable[str] = (
 
 # Columns that hold text a pair may need, though no shape reads them beside a prompt: earlier
 # turns, or the document a question is about.
-NEIGHBOURS = ("messages", "conversation", "dialogue", "dialog", "document", "documents", "passage",
-              "passages", "article")  # fmt: skip
+EARLIER_TURNS = ("messages", "conversation", "dialogue", "dialog")
 DOCUMENTS = ("document", "documents", "passage", "passages", "article")
+NEIGHBOURS = (*EARLIER_TURNS, *DOCUMENTS)
+# every name a conversation goes by, read by a shape (an alias) or not: joined before a question
+CONVERSATIONS = (*EARLIER_TURNS, "conversations", "history", "trajectory")
 OURS_WRITTEN_OTHERWISE = ("prompt", "system", "chosen", "rejected")  # "Prompt" beside "prompt"
-
-
-CONVERSATIONS = ("messages", "conversation", "conversations", "dialogue", "dialog", "history", "trajectory")
 
 
 def _both(record: dict, ours: str, other: str) -> str:
     """The --columns value that reads two columns as one: earlier turns first, a text after."""
     value = record.get(other)
-    turns = other.lower() in CONVERSATIONS or (
-        isinstance(value, list) and any(isinstance(v, dict) and ("role" in v or "from" in v) for v in value)
-    )
+    turns = other.lower() in CONVERSATIONS or (isinstance(value, list) and any(map(_message_like, value)))
     return f"{other}{JOIN}{ours}" if turns else f"{ours}{JOIN}{other}"
 
 
@@ -479,7 +478,7 @@ def _pieces(value: Any, role: str | None = None) -> list[tuple[str | None, str]]
     if isinstance(value, list):
         return [piece for item in value for piece in _pieces(item, role)]
     if isinstance(value, dict):
-        if "role" in value or "from" in value:  # a message
+        if _message_like(value):
             speaker = str(value.get("role", value.get("from", "")) or "").lower()
             body = [value.get(k) for k in ("content", "value", "text", "parts") if value.get(k) is not None]
             calls = [value.get(k) for k in ("tool_calls", "function_call") if value.get(k)]
@@ -534,16 +533,16 @@ def _unread_text(value: Any, record: dict, *, past_last_reply: bool = False) -> 
     final reply is passed over: it may be a third response to the pair's prompt (capybara's
     original answer), not a turn the pair needs."""
 
-    def texts(*keys: str) -> list[list[str]]:
-        return [_words(t) for k in keys for _, t in _pieces(record.get(k))]
-
-    asked, replies = texts("prompt", "system"), texts("chosen", "rejected")
-    asked_marks = [_marks(t) for k in ("prompt", "system") for _, t in _pieces(record.get(k))]
-    for side in ("chosen", "rejected"):  # a conversation's own questions, or a whole transcript
-        for role, text in _pieces(record.get(side)):
-            if role in ASKING_ROLES or (role is None and record.get("prompt") is None):
-                asked.append(_words(text))
-                asked_marks.append(_marks(text))
+    asked_texts = [t for k in ("prompt", "system") for _, t in _pieces(record.get(k))]
+    reply_pieces = [piece for k in ("chosen", "rejected") for piece in _pieces(record.get(k))]
+    # a conversation's own questions, or a whole transcript when there is no prompt, ask too
+    asked_texts += [
+        t
+        for role, t in reply_pieces
+        if role in ASKING_ROLES or (role is None and record.get("prompt") is None)
+    ]
+    asked, asked_marks = [_words(t) for t in asked_texts], [_marks(t) for t in asked_texts]
+    replies = [_words(t) for _, t in reply_pieces]
     pieces = _pieces(value)
     if past_last_reply and pieces and pieces[-1][0] is not None and pieces[-1][0] not in ASKING_ROLES:
         pieces = pieces[:-1]
@@ -627,7 +626,7 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    return value is None or (isinstance(value, str) and blank(value))
 
 
 def display_field(field: str | None, columns: dict[str, str]) -> str | None:

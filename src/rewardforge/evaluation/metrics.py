@@ -31,6 +31,7 @@ __all__ = [
     "format_table",
     "most_confidently_wrong",
     "pair_metrics",
+    "preference_probability",
     "swap_check",
 ]
 
@@ -77,6 +78,13 @@ def _accuracy(correct: int, ties: int, pairs: int) -> float | None:
 def _subset_accuracy(chosen: np.ndarray, rejected: np.ndarray, mask: np.ndarray) -> float | None:
     correct, ties, _ = _counts(chosen[mask], rejected[mask])
     return _accuracy(correct, ties, int(np.count_nonzero(mask)))
+
+
+def preference_probability(difference: float, beta: float = 1.0) -> float:
+    """P(one response preferred over another) = sigmoid(beta * difference) under the
+    Bradley-Terry model, without overflow for large differences."""
+    x = beta * difference
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -203,7 +211,7 @@ def pair_metrics(
       given ``seed``; ``None`` when ``n_bootstrap == 0``).
     * ``margin_mean``, ``margin_median`` of ``margin = chosen - rejected``.
     * ``chosen_mean``, ``chosen_std``, ``rejected_mean``, ``rejected_std`` (population std).
-    * ``bt_log_loss``: mean Bradley-Terry loss ``-log sigmoid(margin)``, computed stably
+    * ``bt_log_loss``: mean Bradley-Terry loss ``-log sigmoid(beta * margin)``, computed stably
       as ``softplus(-margin)``.
     * ``auroc``: probability that a chosen score exceeds a rejected score over all
       chosen x rejected cross pairs (not only the matched pairs), ties counting 1/2; the

@@ -192,7 +192,7 @@ def reliability_diagram(results: list[RunResult]) -> Any:
         ax.scatter(x, y, s=sizes, color=color, alpha=0.7)
     ax.set_xlim(0.48, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("confidence max(p, 1-p), p = sigmoid(margin)")
+    ax.set_xlabel("confidence max(p, 1-p), p = sigmoid(beta * margin)")
     ax.set_ylabel("fraction where the preferred side is chosen")
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -482,7 +482,7 @@ def data_section(run: EvalRun, data_name: str) -> str:
     parts.append("<h3>Reliability (symmetrised)</h3>")
     parts.append(
         '<p class="note">Each pair is read from the side the model prefers: confidence max(p, 1−p) with '
-        "p = sigmoid(margin), correct when that side is the chosen one. Points above the diagonal are "
+        "p = sigmoid(beta * margin) (beta as trained, 1 by default), correct when that side is the chosen one. Points above the diagonal are "
         "under-confident, below it over-confident; point size shows how many pairs a bin holds.</p>"
     )
     parts.append(_img(reliability_diagram(results), f"reliability diagram on {data_name}", "reliability"))
@@ -566,7 +566,7 @@ def build_html(run: EvalRun, command: str = "") -> str:
 {length_table(run)}
 <p class="note">Accuracy counts ties (exactly equal scores) as half. The interval is a 95% bootstrap
 interval over pairs. AUROC compares every chosen score with every rejected score. ECE is the expected
-calibration error of sigmoid(margin), symmetrised (see the reliability diagram). Lengths are in
+calibration error of sigmoid(beta * margin), symmetrised (see the reliability diagram). Lengths are in
 characters; the length baseline is the accuracy of "the longer response wins".</p>
 <h3>Models</h3>
 {models_table(run)}

@@ -153,15 +153,10 @@ def _check_grpo_value(key: str, value: Any) -> None:
     hint = typing.get_type_hints(GRPOConfig).get(key)
     if hint is None:
         return
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     allowed = [
-        typing.get_origin(t) or t
-        for t in (
-            typing.get_args(hint)
-            if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-            else (hint,)
-        )
-    ]
-    allowed = [t for t in allowed if isinstance(t, type)]
+        t for t in (typing.get_origin(m) or m for m in members) if isinstance(t, type)
+    ]  # list[str]: list
     if not allowed:
         return
     ok = any(

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rewardforge.evaluation.metrics import preference_probability
 from rewardforge.serving.batcher import MicroBatcher, QueueFullError, StoppingError
 from rewardforge.serving.metrics import CONTENT_TYPE, Metrics
 from rewardforge.serving.page import render_page
@@ -54,13 +55,6 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 class UnpreparableItem(ValueError):
     def __init__(self, where: str, reason: str):
         super().__init__(f"{where}: {reason}")
-
-
-def sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
 
 
 def _json_error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None):
@@ -401,7 +395,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         pairs = [(prompt, _plain(r), body.tools) for r in body.responses]
         scores = await run_scoring(len(pairs), prepare_pairs(pairs, "responses[{i}]"), request)
         pairwise = [
-            [sigmoid(beta * (a - b)) if i != j else 0.5 for j, b in enumerate(scores)]
+            [preference_probability(a - b, beta) if i != j else 0.5 for j, b in enumerate(scores)]
             for i, a in enumerate(scores)
         ]
         ranking = sorted(range(len(scores)), key=lambda i: -scores[i])

@@ -114,6 +114,12 @@ class UsageError(ValueError):
     """A bad option combination; the CLI prints it and exits 2."""
 
 
+def held_out(args: Any) -> bool:
+    """Whether a run has held-out pairs to evaluate: --eval-data, --eval-split, or the built-in
+    set's own test split (no --data). `args` may be the parsed options or a first look at them."""
+    return bool(args.eval_data or args.eval_split) or args.data is None
+
+
 def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
     """Refuse values that would crash deep in a library or train something silently wrong,
     before any data or model is loaded. Each message names the option as the user wrote it."""
@@ -196,10 +202,9 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
     need(not args.save_adapter or args.lora, "--save-adapter keeps a LoRA adapter: it needs --lora")
     _check_integrations(targs)
     _check_optimizer_and_scheduler(targs)
-    evaluates = bool(args.eval_data or args.eval_split) or args.data is None  # built-in: its test split
     strategy = str(getattr(targs.eval_strategy, "value", targs.eval_strategy))
     need(
-        evaluates or (strategy == "no" and not targs.load_best_model_at_end),
+        held_out(args) or (strategy == "no" and not targs.load_best_model_at_end),
         f"{'--load_best_model_at_end' if targs.load_best_model_at_end else f'--eval_strategy {strategy}'} "
         "needs held-out pairs: give --eval-data or --eval-split",
     )

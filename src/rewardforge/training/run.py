@@ -406,6 +406,16 @@ def train(
     loss_config = LossConfig(
         beta=args.beta, center_coeff=args.center_rewards, label_smoothing=args.loss_label_smoothing
     )
+    # how the model reads text and what its scores mean: rewardforge.json of the model and of
+    # each checkpoint
+    reading = {
+        "rewardforge_version": __version__,
+        "base_model": model_source,
+        "format": loaded.text_format.to_dict(),
+        "max_length": args.max_length,
+        "is_decoder": loaded.is_decoder,
+        "loss": asdict(loss_config),
+    }
     trainer = RewardTrainer(
         model=loaded.model,
         args=targs,
@@ -428,15 +438,7 @@ def train(
         ],
         loss_config=loss_config,
         # each checkpoint says how its model reads text, so it can be evaluated or scored as is
-        checkpoint_meta={
-            "rewardforge_version": __version__,
-            "checkpoint_of": str(output_dir),
-            "base_model": model_source,
-            "format": loaded.text_format.to_dict(),
-            "max_length": args.max_length,
-            "is_decoder": loaded.is_decoder,
-            "loss": asdict(loss_config),
-        },
+        checkpoint_meta={**reading, "checkpoint_of": str(output_dir)},
     )
     resumed_at = int(resumed.get("global_step", 0))
     restored = trainer.restore_totals(resume, resumed_at) if resume is not None else True
@@ -477,16 +479,11 @@ def train(
     metrics["wall_seconds"] = round(time.time() - started, 1)
 
     meta = {
-        "rewardforge_version": __version__,
-        "base_model": model_source,
-        "format": loaded.text_format.to_dict(),
-        "max_length": args.max_length,
+        **reading,
         "precision": precision,
         "prefix_sharing": share_prefix,
-        "is_decoder": loaded.is_decoder,
         "data": data_summary,
         "tokenization": {"train": train_counts, "eval": eval_counts},
-        "loss": asdict(loss_config),
         "lora": asdict(lora) if lora else None,
         "metrics": metrics,
         "output_dir": str(output_dir),
