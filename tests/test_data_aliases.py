@@ -776,3 +776,31 @@ def test_a_renamed_column_null_in_a_row_keeps_the_rows_own_field(tmp_path):
     pd.DataFrame(rows).to_parquet(path)
     loaded = load_pairs(str(path), columns=parse_columns("prompt=question"))
     assert [p.prompt for p in loaded.pairs] == [[user("Qa")], [user("Qb")]]
+
+
+@pytest.mark.parametrize("mapping", ["prompt=foo+bar", "prompt=question+typo"])
+def test_a_joined_column_no_row_has_is_a_typo_not_ignored(tmp_path, mapping):
+    """A misspelt part of a joined mapping gave an empty prompt and dropped `question` silently."""
+    rows = [{"question": "Q?", "good": "a", "bad": "b"}]
+    missing = mapping.split("=")[1].split("+")[-1] if "question" in mapping else "foo"
+    with pytest.raises(DataOptionError, match=f"no row has a column '{missing}'"):
+        load_pairs(jsonl(tmp_path, rows), columns=parse_columns(f"{mapping},chosen=good,rejected=bad"))
+
+
+def test_a_misspelt_column_is_an_option_error_even_when_every_row_lacks_our_field(tmp_path):
+    rows = [{"question": "Q?", "good": "a", "bad": "b"}]
+    with pytest.raises(DataOptionError, match="no row has a column 'questoin'"):
+        load_pairs(jsonl(tmp_path, rows), columns=parse_columns("prompt=questoin,chosen=good,rejected=bad"))
+
+
+def test_a_joined_mapping_null_in_a_row_keeps_the_rows_own_field(tmp_path):
+    """`prompt=context+question` with both null in a row dropped that row's own prompt."""
+    import pandas as pd
+
+    rows = [{"context": "C.", "question": "Qa?", "prompt": None, "chosen": "g1", "rejected": "b1"},
+            {"context": None, "question": None, "prompt": "OWN", "chosen": "g2", "rejected": "b2"}]  # fmt: skip
+    path = tmp_path / "mixed.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    for source in (str(path), jsonl(tmp_path, rows)):
+        loaded = load_pairs(source, columns=parse_columns("prompt=context+question"))
+        assert [p.prompt for p in loaded.pairs] == [[user("C.\nQa?")], [user("OWN")]]

@@ -187,3 +187,45 @@ def test_a_link_to_dev_stdout_appends_as_dev_stdout_does(tmp_path, how):
     with open(log, "a") as shell_redirect:
         subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
     assert log.read_text() == "PREVIOUS\nscores\n"
+
+
+def test_dev_stdout_shares_the_shells_offset_when_opened_with_truncate(tmp_path):
+    """With `> out.txt`, /dev/stdout was opened anew (its own offset at the end): the program's
+    later prints landed over the scores. Writing through a copy of descriptor 1 keeps one offset,
+    and what Python had buffered for stdout goes out first."""
+    out = tmp_path / "out.txt"
+    code = (
+        "from rewardforge.files import atomic_write_text\n"
+        "print('before')\n"  # buffered, not yet flushed
+        "atomic_write_text('/dev/stdout', 'scores 1\\nscores 2\\n')\n"
+        "print('after')\n"
+    )
+    with open(out, "w") as shell_redirect:
+        subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
+    assert out.read_text() == "before\nscores 1\nscores 2\nafter\n"
+
+
+@pytest.mark.parametrize("parts", [("fd", "1"), ("dev", "fd", "1"), ("dev", "stdout")])
+def test_stdout_through_a_linked_folder_is_stdout(tmp_path, parts):
+    """`fdlink/1` with fdlink -> /proc/self/fd replaced the file the shell opened with `>>`."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs Linux /proc")
+    (tmp_path / "fd").symlink_to("/proc/self/fd")
+    (tmp_path / "dev").symlink_to("/dev")
+    target = str(tmp_path.joinpath(*parts))
+    log = tmp_path / "app.txt"
+    log.write_text("PREVIOUS\n")
+    inode = log.stat().st_ino
+    code = f"from rewardforge.files import atomic_write_text; atomic_write_text({target!r}, 'scores\\n')"
+    with open(log, "a") as shell_redirect:
+        subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
+    assert log.read_text() == "PREVIOUS\nscores\n" and log.stat().st_ino == inode
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    """The atomic replace gave a private (0600) scores file the default 0644."""
+    private = tmp_path / "scores.jsonl"
+    private.write_text("old\n")
+    private.chmod(0o600)
+    atomic_write_text(private, "new\n")
+    assert private.read_text() == "new\n" and (private.stat().st_mode & 0o777) == 0o600

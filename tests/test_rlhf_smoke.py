@@ -156,8 +156,11 @@ def test_bon_cli(tmp_path, tiny_llama_dir, one_thread, capsys):
     assert summary["mean_best_score"] >= summary["mean_score"]
     assert set(summary["env"]["contains_answer"]) == {"mean", "mean_of_best"}
     # greedy: one response per prompt (the before/after check on held-out prompts)
-    assert run_cli(*args, "--greedy", "--max-new-tokens", "4", "--output", str(tmp_path / "g.jsonl")) == 0
+    greedy = ("--greedy", "--max-new-tokens", "4", "--summary", str(tmp_path / "g-means.json"))
+    assert run_cli(*args, *greedy, "--output", str(tmp_path / "g.jsonl")) == 0
     assert all(len(json.loads(x)["candidates"]) == 1 for x in (tmp_path / "g.jsonl").read_text().splitlines())
+    assert json.loads((tmp_path / "g-means.json").read_text())["candidates"] == 3  # --summary names it
+    assert not (tmp_path / "g.summary.json").exists()
 
 
 def test_rlhf_cli_bad_options_exit_2(tmp_path, capsys):

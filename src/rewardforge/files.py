@@ -15,10 +15,13 @@ import os
 import re
 import signal
 import socket
+import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 
 def new_file_mode() -> int:
@@ -40,19 +43,23 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike[str]):
         given = os.path.abspath(path)
         self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-        stream = is_descriptor_path(given)
-        self.direct = stream or (self.path.exists() and not (self.path.is_file() or self.path.is_dir()))
+        stream = descriptor_path(given)
+        self.direct = stream is not None or (
+            self.path.exists() and not (self.path.is_file() or self.path.is_dir())
+        )
         if self.direct:
             self.tmp = None
-            self.fh = open(given if stream else self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+            self.fh = _open_stream(stream) if stream else open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
             return
         if self.path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _clear_stale_temporaries(self.path)
+        # a file replaced keeps its mode (a private 0600 file stays private)
+        mode = stat.S_IMODE(self.path.stat().st_mode) if self.path.is_file() else new_file_mode()
         fd, self.tmp = tempfile.mkstemp(prefix=_temp_prefix(self.path), suffix=".tmp", dir=self.path.parent)
         try:
-            os.fchmod(fd, new_file_mode())
+            os.fchmod(fd, mode)
             self.fh = os.fdopen(fd, "w", encoding="utf-8")
         except BaseException:
             os.close(fd)
@@ -101,21 +108,59 @@ class AtomicFile:
             self.discard()
 
 
-DESCRIPTOR_PATH = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)/fd/\d+")
+DESCRIPTOR_PATH = re.compile(
+    r"/dev/(?P<std>stdout|stderr)|/dev/fd/(?P<fd>\d+)"
+    r"|/proc/(?P<pid>self|thread-self|\d+)(?:/task/\d+)?/fd/(?P<pfd>\d+)"
+)
+STANDARD_FDS = {"stdout": 1, "stderr": 2}
+
+
+def descriptor_path(path: str | os.PathLike[str]) -> str | None:
+    """The descriptor path (/dev/stdout, /dev/fd/N, /proc/PID/fd/N) that `path` names, through
+    any links on the way, or None. What the shell opened there (a file opened with > or >>, a
+    pipe) is written into, as a shell redirect would. Other /dev and /proc paths (/dev/shm/x,
+    /proc/self/cwd/x) are files like any."""
+    here = os.path.abspath(path)
+    for _ in range(40):
+        # folders resolved (a link to /proc/self/fd, /dev/fd itself), the last part kept as named
+        here = os.path.join(os.path.realpath(os.path.dirname(here)), os.path.basename(here))
+        if DESCRIPTOR_PATH.fullmatch(here):
+            return here
+        if not os.path.islink(here):
+            return None
+        here = os.path.join(os.path.dirname(here), os.readlink(here))
+    return None
 
 
 def is_descriptor_path(path: str | os.PathLike[str]) -> bool:
-    """/dev/stdout, /dev/fd/N, /proc/self/fd/N: whatever the shell opened (a file opened with >>,
-    a pipe), written into, appending, as a shell redirect would. Other /dev and /proc paths
-    (/dev/shm/x) are files like any."""
-    here = re.sub(r"/+", "/", os.path.abspath(path))  # "//dev/stdout" is /dev/stdout
-    for _ in range(40):  # a link to /dev/stdout writes where /dev/stdout does
-        if DESCRIPTOR_PATH.fullmatch(here):
-            return True
-        if not os.path.islink(here):
-            return False
-        here = re.sub(r"/+", "/", os.path.normpath(os.path.join(os.path.dirname(here), os.readlink(here))))
-    return False
+    return descriptor_path(path) is not None
+
+
+def _own_descriptor(stream: str) -> int | None:
+    """This process's descriptor number that `stream` names, or None (another process's)."""
+    found = DESCRIPTOR_PATH.fullmatch(stream)
+    if found is None:
+        return None
+    if found["std"]:
+        return STANDARD_FDS[found["std"]]
+    if found["fd"]:
+        return int(found["fd"])
+    if found["pid"] in ("self", "thread-self", str(os.getpid())):
+        return int(found["pfd"])
+    return None
+
+
+def _open_stream(stream: str) -> TextIO:
+    """Write through a copy of our own descriptor, not a new opening of its path: a file the
+    shell opened with `>` has one offset for us and for the program's own prints, so nothing
+    either writes lands over the other. What Python has buffered for it goes out first."""
+    fd = _own_descriptor(stream)
+    if fd is None:
+        return open(stream, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+    for std in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            std.flush()
+    return os.fdopen(os.dup(fd), "w", encoding="utf-8")
 
 
 def _temp_prefix(path: Path) -> str:

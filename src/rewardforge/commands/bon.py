@@ -11,7 +11,7 @@ from pathlib import Path
 
 DESCRIPTION = """Best-of-N: sample N responses per prompt with the policy, score them with the reward model,
 keep the best. Writes one JSON line per prompt (every candidate with its score, the best, its
-index) to OUTPUT and the means to OUTPUT's .summary.json: mean_score (all candidates: what one
+index) to OUTPUT and the means to OUTPUT's .summary.json (or --summary): mean_score (all candidates: what one
 sample gets), mean_best_score and their difference. Both files are written atomically.
 
 Use --n 1 (or --greedy) on held-out prompts to score a policy before and after `rewardforge rlhf`.
@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", required=True, help='prompts JSONL: {"prompt": text or messages, ...}')
     p.add_argument(
         "--output", required=True, type=path_text, help="results JSONL (summary beside it: .summary.json)"
+    )
+    p.add_argument(
+        "--summary",
+        type=path_text,
+        default=None,
+        help="summary JSON (default: OUTPUT's name with .summary.json; needed when OUTPUT is a "
+        "stream such as /dev/stdout)",
     )
     p.add_argument("--n", type=integer(1), default=8, help="candidates per prompt (default: %(default)s)")
     p.add_argument(
@@ -84,19 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def summary_path(output: Path) -> Path:
+def summary_path(output: Path, summary: str | None = None) -> Path:
+    if summary:
+        return Path(summary)
     stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
     return output.with_name(stem + ".summary.json")
 
 
 def main(argv: list[str]) -> int:
-    from rewardforge.commands.checks import check_device, check_not_inside, check_output_file, same_path
+    from rewardforge.commands.checks import (
+        check_device,
+        check_not_inside,
+        check_output_file,
+        is_stream,
+        same_path,
+    )
     from rewardforge.training.run import UsageError
 
     args = build_parser().parse_args(argv)
     output = Path(args.output)
+    summary_file = summary_path(output, args.summary)
+    if not args.summary and is_stream(output):
+        raise UsageError(f"--output {output} is a stream: name the summary file with --summary FILE")
+    if same_path(summary_file, output):
+        raise UsageError(f"--summary {summary_file} is the --output file; choose another name")
     # before any generation: a run must not do all its work and then fail to write the result
-    for path, what in ((output, "--output"), (summary_path(output), "--output's summary file")):
+    summary_what = "--summary" if args.summary else "--output's summary file"
+    for path, what in ((output, "--output"), (summary_file, summary_what)):
         for option in ("--prompts", "--policy", "--rm"):
             if same_path(path, getattr(args, option[2:])):
                 raise UsageError(f"{what} {path} is the {option} file; choose another --output")
@@ -173,7 +194,7 @@ def main(argv: list[str]) -> int:
     write_together(  # the results and their summary: both new, or both as they were
         {
             output: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results),
-            summary_path(output): json.dumps(summary, indent=2) + "\n",
+            summary_file: json.dumps(summary, indent=2) + "\n",
         }
     )
     env = "".join(
@@ -183,7 +204,7 @@ def main(argv: list[str]) -> int:
     print(
         f"bon: {summary['prompts']} prompts x {args.n}: mean score {summary['mean_score']:.4f}, "
         f"mean best {summary['mean_best_score']:.4f} (gain {summary['best_of_n_gain']:.4f}){env}; "
-        f"wrote {output} and {summary_path(output)}"
+        f"wrote {output} and {summary_file}"
     )
     return 0
 

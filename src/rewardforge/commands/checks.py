@@ -149,10 +149,17 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
     _refuse_link_loop(path, option)
     if path.is_dir():
         raise usage_error(f"{option} {path} is a folder; give a file name")
-    if is_descriptor_path(path) or (path.exists() and not path.is_file()):
+    if is_stream(path):
         return  # a stream or device: written into directly, nothing beside it
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     _check_can_write_in(target.parent, option, path)
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """The output is written into as it is (a descriptor such as /dev/stdout, a device, a FIFO):
+    a file named after it (`OUTPUT.rejected.jsonl`) would land beside the device, in /dev."""
+    path = Path(path)
+    return is_descriptor_path(path) or (path.exists() and not (path.is_file() or path.is_dir()))
 
 
 def _refuse_link_loop(path: Path, option: str) -> None:

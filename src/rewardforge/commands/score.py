@@ -168,6 +168,7 @@ def main(argv: list[str]) -> int:
         check_device,
         check_not_inside,
         check_output_file,
+        is_stream,
         same_path,
         usage_error,
     )
@@ -185,6 +186,8 @@ def main(argv: list[str]) -> int:
     rejects = Path(args.rejects) if args.rejects else output.with_name(output.name + ".rejected.jsonl")
     if args.rejects and not args.skip_invalid:
         raise usage_error("--rejects only applies with --skip-invalid")
+    if args.skip_invalid and not args.rejects and is_stream(output):
+        raise usage_error(f"--output {output} is a stream: name the rejects file with --rejects FILE")
     if args.skip_invalid:
         # the rejects file replaces whatever is at its path: never the input or the scores
         if local and same_path(rejects, source):

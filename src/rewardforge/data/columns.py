@@ -193,6 +193,14 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     prompts with the question ignored. A prompt is only looked for in chosen/rejected rows or rows
     with rated completions. Alpaca's `instruction` is read with its `input` when any row has one.
     Two other candidate columns for one field is an error: guessing could train on the wrong text."""
+    raw = [r for r in sample if isinstance(r, dict)]
+    for ours, theirs in columns.items():  # a renamed or joined column no row has: a typo, say so
+        missing = [part for part in theirs.split(JOIN) if not any(part in r for r in raw)]
+        if ours != IGNORE and missing and raw:  # (rows that are not objects: their own error)
+            keys = sorted({k for r in raw for k in r if isinstance(k, str)})
+            raise DataOptionError(
+                f"--columns {ours}={theirs}: no row has a column {missing[0]!r} (the rows have: {', '.join(keys[:20])})"
+            )
     records = []
     for record in sample:
         if isinstance(record, dict):
@@ -202,13 +210,6 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
                 continue
     if not records:
         return {}
-    raw = [r for r in sample if isinstance(r, dict)]
-    for ours, theirs in columns.items():  # a single renamed column no row has: a typo, say so
-        if ours != IGNORE and JOIN not in theirs and not any(theirs in r for r in raw):
-            keys = sorted({k for r in raw for k in r if isinstance(k, str)})
-            raise DataOptionError(
-                f"--columns {ours}={theirs}: no row has a column {theirs!r} (the rows have: {', '.join(keys[:20])})"
-            )
     used = set(columns.values())
     inferred: dict[str, str] = {}
     if not any(ours in columns for ours in WHOLE_RESPONSES) and all(
@@ -617,10 +618,10 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
         parts = theirs.split(JOIN)
         if ours == IGNORE:
             continue
-        if len(parts) == 1 and (
-            theirs not in record or (_blank(record[theirs]) and not _blank(record.get(ours)))
-        ):
+        if all(_blank(record.get(part)) for part in parts) and not _blank(record.get(ours)):
             continue  # this row has our own field instead (Arrow writes an absent key as null)
+        if len(parts) == 1 and theirs not in record:
+            continue  # neither: the row's shape tells what is missing
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
     return out
 
