@@ -427,10 +427,14 @@ def test_bon_to_a_stream_needs_summary_and_score_needs_rejects(tmp_path, prompts
     stream = tmp_path / "pipe"
     os.mkfifo(stream)  # no reader: nothing may be written before the option error
     assert run_cli(*bon_args(tmp_path, prompts, "--output", str(stream))) == 2
-    assert f"--output {stream} is a stream: name the summary file with --summary FILE" in capsys.readouterr().err
+    assert (
+        f"--output {stream} is a stream: name the summary file with --summary FILE" in capsys.readouterr().err
+    )
     assert run_cli(*bon_args(tmp_path, prompts, "--output", str(stream), "--summary", str(stream))) == 2
     assert "is the --output file" in capsys.readouterr().err
     score = ["score", "--model", str(tmp_path / "m"), "--input", str(prompts), "--output", str(stream)]
     assert run_cli(*score, "--skip-invalid") == 2
-    assert f"--output {stream} is a stream: name the rejects file with --rejects FILE" in capsys.readouterr().err
+    assert (
+        f"--output {stream} is a stream: name the rejects file with --rejects FILE" in capsys.readouterr().err
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "prompts.jsonl"]
