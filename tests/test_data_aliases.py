@@ -22,7 +22,7 @@ def test_orca_question_and_system_columns_are_the_prompt(tmp_path):
     pair = res.pairs[0]
     assert res.shape == "explicit_prompt"
     assert res.inferred_columns == {"prompt": "question"}
-    assert "prompt=question" in res.describe_columns()
+    assert "prompt=question" in res.reading_notes()
     assert pair.prompt == [{"role": "system", "content": "Be brief."}, user("What is 2+2?")]
     assert pair.chosen == [assistant("It is 4.")] and pair.rejected == [assistant("It is 5.")]
 
@@ -67,7 +67,7 @@ def test_alpaca_instruction_and_input_are_one_prompt(tmp_path):
     ]
     res = load_pairs(jsonl(tmp_path, rows))
     assert res.inferred_columns == {"prompt": "instruction+input"}
-    assert "prompt=instruction+input" in res.describe_columns()
+    assert "prompt=instruction+input" in res.reading_notes()
     prompts = [pair.prompt for pair in res.pairs]
     assert prompts == [[user("Translate to French.\nGood morning")], [user("Say hi.")], [user("Say hi.")]]
 
@@ -429,8 +429,7 @@ def test_ultrainteract_trajectory_and_a_context_column_are_the_prompt(tmp_path):
     context = {"context": "Capital of France?", "chosen": "The capital is Paris.", "rejected": "It is Lyon."}
     loaded = load_pairs(jsonl(tmp_path, [context], "c.jsonl"))
     assert (
-        loaded.pairs[0].prompt == [user("Capital of France?")]
-        and "prompt=context" in loaded.describe_columns()
+        loaded.pairs[0].prompt == [user("Capital of France?")] and "prompt=context" in loaded.reading_notes()
     )
 
 
@@ -494,7 +493,7 @@ def test_step_dpo_whole_solutions_replace_the_last_step(tmp_path):
         row["full_chosen"],
         row["full_rejected"],
     )
-    assert "chosen=full_chosen,rejected=full_rejected" in loaded.describe_columns()
+    assert "chosen=full_chosen,rejected=full_rejected" in loaded.reading_notes()
     with pytest.raises(DataError, match=r"line 2: field 'full_chosen': missing \(this data's chosen is"):
         load_pairs(jsonl(tmp_path, [row, row | {"full_chosen": None}, row], "null.jsonl"))
     mapped = load_pairs(jsonl(tmp_path, [row]), columns={"chosen": "chosen", "rejected": "rejected"})

@@ -109,10 +109,19 @@ def test_bad_number(tmp_path):
 
 def test_no_preference_fields(tmp_path):
     raises_at(
-        jsonl_with(tmp_path, json.dumps({"question": "Q", "answer": "A"})),
+        jsonl_with(tmp_path, json.dumps({"question": "Q", "note": "A"})),
         "line 2",
         None,
         "no preference fields",
+    )
+
+
+def test_a_single_answer_is_no_preference(tmp_path):
+    raises_at(
+        jsonl_with(tmp_path, json.dumps({"question": "Q", "answer": "A"})),
+        "line 2",
+        "answer",
+        "one response per row: a single response is no preference",
     )
 
 

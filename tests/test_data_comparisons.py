@@ -96,7 +96,7 @@ def test_stack_exchange_paired_j_is_chosen(tmp_path):
     loaded = load_pairs(parquet(tmp_path, [row]))
     pair = loaded.pairs[0]
     assert (pair.prompt, pair.chosen_text, pair.rejected_text) == ([user("How?")], "good", "bad")
-    assert "chosen=response_j" in loaded.describe_columns() and "prompt=question" in loaded.describe_columns()
+    assert "chosen=response_j" in loaded.reading_notes() and "prompt=question" in loaded.reading_notes()
 
 
 def test_nested_columns_written_to_csv_by_pandas_are_read(tmp_path):

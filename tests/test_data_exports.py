@@ -168,7 +168,7 @@ def test_a_field_given_twice_in_json_or_parquet_is_refused(tmp_path):
 def test_prompt_aliases_in_another_case_are_read(tmp_path, column):
     rows = [{column: "What is 2+2?", "chosen": "It is 4.", "rejected": "It is 5."}]
     loaded = load_pairs(jsonl(tmp_path, rows))
-    assert triple(loaded.pairs[0]) == WANT and f"prompt={column}" in loaded.describe_columns()
+    assert triple(loaded.pairs[0]) == WANT and f"prompt={column}" in loaded.reading_notes()
 
 
 @pytest.mark.parametrize("column", ["problem", "user_prompt", "Task", "original_question"])
@@ -358,3 +358,85 @@ def test_pandas_csv_rows_of_missing_values_ids_and_booleans(tmp_path):
     shp.to_csv(tmp_path / "shp.csv", index=False)
     first, second = load_pairs(str(tmp_path / "shp.csv")).pairs
     assert (first.chosen_text, second.chosen_text) == ("a", "d")
+
+
+# ---- helper round 45: public layouts --------------------------------------------------------
+def test_a_row_the_data_marks_as_a_tie_is_refused(tmp_path):
+    """argilla/distilabel-intel-orca-dpo-pairs: `status: tie` rows were trained as preferences."""
+    rows = [
+        {"system": "", "input": "2+2?", "chosen": "4.", "rejected": "5.", "status": "chosen", "chosen_score": 9.0},
+        {"system": "", "input": "Sky?", "chosen": "Blue.", "rejected": "Azure.", "status": "tie", "chosen_score": 8.0},
+    ]  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, rows), skip_invalid=True)
+    assert len(loaded.pairs) == 1 and loaded.pairs[0].chosen == [assistant("4.")]
+    (bad,) = loaded.rejected
+    assert bad.location == "line 2" and bad.field == "status" and "marked as a tie" in bad.reason
+
+
+def test_equal_scores_of_a_labelled_pair_are_said(tmp_path):
+    rows = [
+        {"prompt": "2+2?", "chosen": "4.", "rejected": "5.", "score_chosen": 9, "score_rejected": 2},
+        {"prompt": "Sky?", "chosen": "Blue.", "rejected": "Azure.", "score_chosen": 7, "score_rejected": 7},
+    ]
+    loaded = load_pairs(jsonl(tmp_path, rows))
+    assert len(loaded.pairs) == 2 and loaded.equal_scores == 1
+    assert "1 pair(s) have equal scores for chosen and rejected" in loaded.reading_notes()
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        (
+            {"prompt": "Hi?", "response": "Hello.", "helpfulness": 3, "correctness": 4},
+            "response",
+        ),  # HelpSteer2
+        (
+            {"transcript": "\n\nHuman: x\n\nAssistant: y", "rating": 2.0, "red_team_member_id": 5},
+            "transcript",
+        ),
+    ],
+)
+def test_one_rated_response_per_row_is_said_to_be_no_pair(tmp_path, row, field):
+    """HelpSteer2 got the list of every layout and 'map yours with columns', which led nowhere."""
+    with pytest.raises(DataError) as err:
+        load_pairs(jsonl(tmp_path, [row]))
+    message = str(err.value)
+    assert f"field '{field}': one response per row, rated by" in message and "no preference" in message
+    assert "red_team_member_id" not in message
+
+
+def test_capybara_conversation_in_csv_reads_as_in_jsonl(tmp_path):
+    """The CSV cell of Capybara's {input, output} turns stayed text and the row was refused."""
+    import pandas as pd
+
+    talk = [
+        {"input": "Boiling point of water?", "output": "100 C."},
+        {"input": "On Everest?", "output": "70 C."},
+    ]
+    history = [user("Boiling point of water?"), assistant("100 C."), user("On Everest?")]
+    row = {
+        "source": "Airoboros",
+        "conversation": talk,
+        "prompt": "On Everest?",
+        "chosen": [*history, assistant("About 70 C.")],
+        "rejected": [*history, assistant("100 C.")],
+    }
+    from_jsonl = load_pairs(jsonl(tmp_path, [row]))
+    path = tmp_path / "capy.csv"
+    pd.DataFrame([row]).to_csv(path, index=False)
+    from_csv = load_pairs(str(path))
+    assert from_csv.fingerprint == from_jsonl.fingerprint
+    assert from_csv.pairs[0].prompt == history and from_csv.pairs[0].chosen == [assistant("About 70 C.")]
+
+
+def test_webgpt_question_renamed_to_prompt_is_read(tmp_path):
+    """`--columns prompt=question` on WebGPT gave "field 'question': missing"."""
+    from rewardforge.data.columns import parse_columns
+
+    row = {"question": {"full_text": "Why is the sky blue?"}, "answer_0": "Rayleigh scattering.",
+           "answer_1": "Paint.", "score_0": 1.0, "score_1": -1.0}  # fmt: skip
+    path = jsonl(tmp_path, [row])
+    plain, mapped = load_pairs(path), load_pairs(path, columns=parse_columns("prompt=question"))
+    assert mapped.fingerprint == plain.fingerprint and mapped.pairs[0].prompt == [
+        user("Why is the sky blue?")
+    ]

@@ -8,6 +8,7 @@ import pytest
 from _rows import assistant, jsonl, user
 
 from rewardforge.data import DataError, load_pairs, parse_columns
+from rewardforge.data.errors import DataOptionError
 
 bot = assistant
 
@@ -259,11 +260,18 @@ def test_column_mapping(tmp_path):
 
 
 def test_column_mapping_to_a_missing_column(tmp_path):
-    path = jsonl(tmp_path, [{"question": "Q?", "good": "Yes", "bad": "No"}])
+    rows = [{"question": "Q?", "good": "Yes", "worse": "No"}, {"question": "Q?", "good": "Yes", "bad": "No"}]
     with pytest.raises(
-        DataError, match=r"d\.jsonl:line 1: field 'worse': column 'worse' \(mapped to 'rejected'\) is not"
+        DataError, match=r"d\.jsonl:line 2: field 'worse': column 'worse' \(mapped to 'rejected'\) is not"
     ):
-        load_pairs(path, columns={"prompt": "question", "chosen": "good", "rejected": "worse"})
+        load_pairs(
+            jsonl(tmp_path, rows), columns={"prompt": "question", "chosen": "good", "rejected": "worse"}
+        )
+    # no row has it: a misspelt mapping, said once as an option error
+    with pytest.raises(DataOptionError, match="--columns rejected=worse: no row has a column 'worse'"):
+        load_pairs(
+            jsonl(tmp_path, rows[1:]), columns={"prompt": "question", "chosen": "good", "rejected": "worse"}
+        )
 
 
 def test_column_mapping_errors_name_the_users_column(tmp_path):

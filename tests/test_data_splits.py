@@ -51,7 +51,7 @@ def test_a_single_split_is_read_whatever_its_name(sources):
 
 def test_the_default_among_several_is_reported(sources):
     assert load_pairs(str(sources / "both.json")).split_note == "split 'train' (of data, train)"
-    assert "split 'train' (of test, train)" in load_pairs(str(sources / "dd")).describe_columns()
+    assert "split 'train' (of test, train)" in load_pairs(str(sources / "dd")).reading_notes()
 
 
 def test_bad_split_names(sources):

@@ -62,14 +62,16 @@ def _object_cell(value: Any) -> Any:
 
 
 def _webgpt_prompt(record: dict) -> list[Message]:
-    question = _object_cell(record.get("question"))
+    # `question`, or `prompt` when the user's --columns prompt=question renamed it
+    name = "prompt" if "question" not in record and "prompt" in record else "question"
+    question = _object_cell(record.get(name))
     if isinstance(question, dict):
         if not present(question, "full_text"):
-            raise RowError("missing", "question.full_text")
-        return prompt_messages(question["full_text"], "question.full_text")
+            raise RowError("missing", f"{name}.full_text")
+        return prompt_messages(question["full_text"], f"{name}.full_text")
     if question is None:
-        raise RowError("missing", "question")
-    return prompt_messages(question, "question")
+        raise RowError("missing", name)
+    return prompt_messages(question, name)
 
 
 def scored(record: dict, shape: str) -> tuple[Triple, tuple[str, str], tuple[str, str]]:

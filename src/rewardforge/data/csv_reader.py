@@ -30,8 +30,8 @@ def is_answer(value: Any) -> bool:
 
 
 def _maybe_json_cell(cell: str) -> Any:
-    """A CSV cell holding a chat message list, one message object, HelpSteer3's `output` or a
-    list of rated completions is parsed, as JSONL would give it: written as JSON, or as the
+    """A CSV cell holding a chat message list, one message object, HelpSteer3's `output`, a
+    list of rated completions or Capybara's {input, output} turns is parsed, as JSONL would give it: written as JSON, or as the
     Python repr that pandas' and `datasets`' `to_csv` write (`[{'role': 'user', ...}]`).
 
     Anything else stays text, so an answer like `{"a": 1}` reads as it would from JSONL.
@@ -48,10 +48,15 @@ def _maybe_json_cell(cell: str) -> Any:
             return value
         # one whole message or answer is enough: the other items are then checked one by one, as
         # from JSONL (a message without content, a null), and named in the error
-        if isinstance(value, list) and any(is_message(v) or is_answer(v) for v in value):
+        if isinstance(value, list) and any(is_message(v) or is_answer(v) or _io_turn(v) for v in value):
             return value
         return cell
     return cell
+
+
+def _io_turn(value: Any) -> bool:
+    """A turn written as {input, output} (Capybara's `conversation`), as JSONL gives it."""
+    return isinstance(value, dict) and "input" in value and "output" in value
 
 
 _NUMPY_ITEM_BREAK = re.compile(r"\}\s+\{")

@@ -63,12 +63,18 @@ class LoadedPairs:
     skipped_by_processor: int = 0
     inferred_columns: dict[str, str] = field(default_factory=dict)
     split_note: str | None = None  # "split 'train' (of test, train)" when one was picked among several
+    equal_scores: int = 0  # pairs labelled chosen/rejected whose own scores are equal
 
-    def describe_columns(self) -> str:
-        """Names the fields found under other names, e.g. ' (columns read as prompt=question)'."""
+    def reading_notes(self) -> str:
+        """What the reading chose or found, e.g. ' (columns read as prompt=question)'."""
         notes = [self.split_note] if self.split_note else []
         if self.inferred_columns:
             notes.append("columns read as " + ",".join(f"{k}={v}" for k, v in self.inferred_columns.items()))
+        if self.equal_scores:
+            notes.append(
+                f"{self.equal_scores} pair(s) have equal scores for chosen and rejected: read as "
+                "labelled (margin 0 with margin_from_scores)"
+            )
         return "".join(f" ({note})" for note in notes)
 
     def __len__(self) -> int:
@@ -334,6 +340,10 @@ def load_pairs(
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
         split_note=notes[0] if notes else None,
+        equal_scores=sum(
+            "score_chosen" in p.extra and p.extra.get("score_chosen") == p.extra.get("score_rejected")
+            for p in state.pairs
+        ),
     )
 
 

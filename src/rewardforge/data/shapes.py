@@ -29,7 +29,8 @@ record carries `score_chosen`/`score_rejected`):
 Margins: an explicit `margin` field always wins. With `margin_from_scores=True` a scored
 shape gets score_chosen - score_rejected (SHP: the winner's score minus the loser's, raw
 upvote counts, not scaled, so they can be large); a row whose scores say the rejected side
-is better is invalid, and a tie gives margin 0. Scores are also kept in `PreferencePair.extra`.
+is better is invalid, and a tie gives margin 0 (the loader counts such pairs). Scores are also kept in
+`PreferencePair.extra`. A chosen/rejected row the data itself marks as a tie (`status: tie`) is invalid.
 `id` and `category` (or RewardBench's `subset`) pass through as text. A `system` string and
 `tools` definitions become the prompt's system turn (`context`). Other datasets' names for these fields (question,
 chosen_response, chosen-rating, ...) are found by `columns.infer_columns` and reported.
@@ -144,6 +145,20 @@ def detect_shape(record: Any) -> Detected:
             "is one text: a single response is no preference (instruction-tuning data?); preference "
             "rows need chosen/rejected, or a list of answers with is_preferred labels (HelpSteer3)",
             "output",
+        )
+    single = [k for k in SINGLE_RESPONSES if isinstance(record.get(k), str)]
+    if not has_pair and len(single) == 1:
+        ratings = [
+            str(k)
+            for k, v in record.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and not str(k).lower().endswith("id")
+        ]
+        rated = f", rated by {', '.join(ratings[:6])}" if ratings else ""
+        raise RowError(
+            f"one response per row{rated}: a single response is no preference (HelpSteer2, red-team "
+            "transcripts?); preference rows need two responses to one prompt, chosen and rejected: "
+            "build such pairs first (e.g. the best- and worst-rated response of each prompt)",
+            single[0],
         )
     if not has_pair:
         keys = sorted(map(str, record))
@@ -325,6 +340,30 @@ def _turn_lists(detected: Detected) -> bool | None:
     return None if kind not in ("turn list", "text") else kind == "turn list"
 
 
+SINGLE_RESPONSES = ("response", "completion", "answer", "generation", "transcript")
+# a field by which the data itself marks a row as a tie (argilla's orca pairs: status "tie")
+TIE_FLAGS = (
+    "status",
+    "label",
+    "verdict",
+    "judgement",
+    "judgment",
+    "preference",
+    "winner",
+    "result",
+    "outcome",
+)
+TIE_VALUES = {"tie", "tied", "draw", "equal", "tie (bothbad)", "both_bad", "both bad", "bothbad"}
+
+
+def refuse_marked_tie(record: dict) -> None:
+    """chosen/rejected of a row marked as a tie are so only by position: no preference to learn."""
+    for key in TIE_FLAGS:
+        value = record.get(key)
+        if isinstance(value, str) and value.strip().lower() in TIE_VALUES:
+            raise RowError(f"the row is marked as a tie ({key} {value!r}): no preference to learn", key)
+
+
 def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = False) -> list[PreferencePair]:
     """Turn one record of a detected shape into one pair (several for helpsteer3, multi_completion
     and ranked)."""
@@ -363,6 +402,7 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         check_completions(c, r, names)
         triples = [(p, c, r, None)]
     else:
+        refuse_marked_tie(record)
         p, c, r = _pair_fields(record, shape)
         check_completions(c, r, ("chosen", "rejected"))
         triples = [(p, c, r, None)]

@@ -289,7 +289,7 @@ def load_dataset(
         name=name,
         spec=spec,
         pairs=loaded.pairs,
-        shape=loaded.shape + loaded.describe_columns(),
+        shape=loaded.shape + loaded.reading_notes(),
         source=loaded.source,
         fingerprint=loaded.fingerprint,
         rejected=list(loaded.rejected),

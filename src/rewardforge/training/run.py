@@ -165,7 +165,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         train = res.pairs
         summary["train"] = {
             "source": res.source,
-            "shape": res.shape + res.describe_columns(),
+            "shape": res.shape + res.reading_notes(),
             "pairs": len(res.pairs),
             "rejected_rows": len(res.rejected),
             "fingerprint": res.fingerprint,
@@ -180,7 +180,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         eval_pairs = res.pairs
         summary["eval"] = {
             "source": res.source,
-            "shape": res.shape + res.describe_columns(),
+            "shape": res.shape + res.reading_notes(),
             "pairs": len(res.pairs),
             "rejected_rows": len(res.rejected),
             "fingerprint": res.fingerprint,
