@@ -53,13 +53,13 @@ def fitting_pairs(work: Path) -> Path:
 def run_rewardforge(seed: int, out: Path, a, data: Path) -> dict:
     metrics = out / "metrics.json"
     if not metrics.exists():
-        train = (
-            [sys.executable, str(ROOT / "bench" / "_trl_text_train.py")]
-            if a.trl_text
-            else ["rewardforge", "train"]
-        )
+        train = ["rewardforge", "train"]
         if a.trl_text:
+            train = [sys.executable, str(ROOT / "bench" / "_trl_text_train.py")]
             os.environ["RF_TRL_TEXT"] = a.trl_text
+        if a.segments:
+            train = [sys.executable, str(ROOT / "bench" / "_segment_text_train.py")]
+            os.environ["RF_SEGMENTS"] = a.segments
         cmd = [*train, "--model", minilm(), "--data", str(data),
                "--eval-data", str(HH / "dev.jsonl.gz"), "--skip-invalid",
                "--max-length", str(SETTINGS["max_length"]), "--batch-size", str(SETTINGS["batch_size"]),
@@ -127,6 +127,14 @@ def main() -> None:
         "one of them; bench/_trl_text_train.py), to tell whether those tokens explain the difference",
     )
     ap.add_argument(
+        "--segments",
+        nargs="?",
+        const="types",
+        choices=["types", "sep"],
+        help="rewardforge trains and scores with the reply as BERT's second segment ([SEP] between, "
+        "token type 1; 'sep': the [SEP] alone; bench/_segment_text_train.py)",
+    )
+    ap.add_argument(
         "--trl-from",
         help="read TRL's per-seed results from an earlier result JSON of this script (same settings) "
         "instead of training TRL again",
@@ -142,6 +150,9 @@ def main() -> None:
     runs = {"rewardforge": {}, "trl": {}}
     data = fitting_pairs(work) if a.fitting_only else HH / "train.jsonl.gz"
     text_tag = {None: "", "both": "trltext-", "sep": "trltext-sep-", "human": "trltext-human-"}[a.trl_text]
+    if a.trl_text and a.segments:
+        sys.exit("--trl-text and --segments are separate ablations: give one")
+    text_tag += {None: "", "types": "segments-", "sep": "segments-sep-"}[a.segments]
     tag = ("fitting-" if a.fitting_only else "") + text_tag
     for seed in seeds:
         runs["rewardforge"][seed] = run_rewardforge(seed, work / f"rf-{tag}{a.precision}-s{seed}", a, data)
@@ -172,7 +183,12 @@ def main() -> None:
                 "both": "TRL's ('Human:' turns, a second [SEP])",
                 "sep": "its plain format plus a second [SEP]",
                 "human": "its plain format with 'Human:' for 'User:'",
-            }[a.trl_text],
+            }[a.trl_text]
+            + {
+                None: "",
+                "types": ", the reply as the second segment ([SEP] between, token type 1)",
+                "sep": ", a [SEP] between prompt and reply (token types 0)",
+            }[a.segments],
         },  # fmt: skip
         "runs": {name: {str(s): r for s, r in by_seed.items()} for name, by_seed in runs.items()},
         "summary": summary,

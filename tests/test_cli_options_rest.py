@@ -430,7 +430,19 @@ def test_bon_to_a_stream_needs_summary_and_score_needs_rejects(tmp_path, prompts
     assert (
         f"--output {stream} is a stream: name the summary file with --summary FILE" in capsys.readouterr().err
     )
-    assert run_cli(*bon_args(tmp_path, prompts, "--output", str(stream), "--summary", str(stream))) == 2
+    assert (
+        run_cli(
+            *bon_args(
+                tmp_path,
+                prompts,
+                "--output",
+                str(tmp_path / "b.jsonl"),
+                "--summary",
+                str(tmp_path / "b.jsonl"),
+            )
+        )
+        == 2
+    )
     assert "is the --output file" in capsys.readouterr().err
     score = ["score", "--model", str(tmp_path / "m"), "--input", str(prompts), "--output", str(stream)]
     assert run_cli(*score, "--skip-invalid") == 2

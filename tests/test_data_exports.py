@@ -440,3 +440,21 @@ def test_webgpt_question_renamed_to_prompt_is_read(tmp_path):
     assert mapped.fingerprint == plain.fingerprint and mapped.pairs[0].prompt == [
         user("Why is the sky blue?")
     ]
+
+
+def test_a_reply_that_is_a_json_list_of_input_output_objects_stays_text_in_csv(tmp_path):
+    """Capybara's turns are parsed only in a conversation column: a reply whose text is such a
+    list was parsed into turns and refused."""
+    import pandas as pd
+
+    reply = json.dumps([{"input": "1 2", "output": "3"}, {"input": "2 2", "output": "4"}])
+    row = {"prompt": "Give examples as JSON.", "chosen": reply, "rejected": "No."}
+    path = tmp_path / "io.csv"
+    pd.DataFrame([row]).to_csv(path, index=False)
+    assert load_pairs(str(path)).fingerprint == load_pairs(jsonl(tmp_path, [row])).fingerprint
+
+
+@pytest.mark.parametrize("extra", [{"result": "draw"}, {"label": "tie"}, {"category": "tie"}])
+def test_a_draw_or_tie_in_a_column_that_is_no_verdict_is_no_tie(tmp_path, extra):
+    row = {"prompt": "Best move?", "chosen": "Nf3", "rejected": "Qh5??", **extra}
+    assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1

@@ -229,3 +229,65 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
     private.chmod(0o600)
     atomic_write_text(private, "new\n")
     assert private.read_text() == "new\n" and (private.stat().st_mode & 0o777) == 0o600
+
+
+# ---- helper round 46: descriptors that are not the shell's, and several outputs on one stream ----
+def score_in_shell(model, tmp_path, redirects: str, *options: str) -> subprocess.CompletedProcess:
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"prompt": "Hi?", "response": "Hello."}\n{"prompt": "Hi?", "response": ""}\n')
+    command = " ".join(
+        [sys.executable, "-m", "rewardforge.cli", "score", "--model", str(model), "--input", str(items),
+         "--no-progress", *options]
+    )  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", f"{command} {redirects}"], capture_output=True, text=True, cwd=tmp_path
+    )
+
+
+@pytest.mark.parametrize(
+    ("redirects", "rejects", "problem"),
+    [
+        (">&-", "/dev/stdout", "descriptor 1 was not open when rewardforge started"),
+        ("", "/dev/fd/7", "descriptor 7 was not open when rewardforge started"),
+        ("1<ro.txt", "/dev/stdout", "descriptor 1 is open for reading only"),
+    ],
+)
+def test_a_descriptor_the_shell_did_not_open_for_writing_is_refused_first(
+    tiny_bert_dir, tmp_path, redirects, rejects, problem
+):
+    """With stdout closed, /dev/stdout named the temporary file of --output: the rejects were
+    written into the scores, exit 0. A closed descriptor was a traceback after the scoring."""
+    (tmp_path / "ro.txt").write_text("")
+    out = tmp_path / "scores.jsonl"
+    done = score_in_shell(
+        tiny_bert_dir, tmp_path, redirects, "--output", str(out), "--skip-invalid", "--rejects", rejects
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"--rejects {rejects}: {problem}" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_stdout_and_stderr_into_one_file_are_not_the_same_output(tiny_bert_dir, tmp_path):
+    """--output /dev/stdout --rejects /dev/stderr with 2>&1 was refused as one file."""
+    done = score_in_shell(
+        tiny_bert_dir, tmp_path, "> both.txt 2>&1", "--output", "/dev/stdout", "--skip-invalid",
+        "--rejects", "/dev/stderr",
+    )  # fmt: skip
+    text = (tmp_path / "both.txt").read_text()
+    assert done.returncode == 0, text
+    assert text.count('"score"') == 1 and '"reason"' in text and "1 items scored" in text
+
+
+def test_outputs_linked_to_one_stream_come_out_in_the_order_written(tmp_path):
+    """Each file had its own buffer on the stream: a long text went out before a short one."""
+    for name in ("a", "b"):
+        (tmp_path / name).symlink_to("/dev/stdout")
+    code = (
+        "from pathlib import Path; from rewardforge.files import write_together\n"
+        f"write_together({{Path({str(tmp_path / 'a')!r}): 'A' * 3000 + '\\n', "
+        f"Path({str(tmp_path / 'b')!r}): 'B' * 20001 + '\\n'}})\n"
+    )
+    out = tmp_path / "out.txt"
+    with open(out, "w") as shell_redirect:
+        subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
+    assert out.read_text() == "A" * 3000 + "\n" + "B" * 20001 + "\n"

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rewardforge: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return EXIT_BAD_INPUT
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from rewardforge import files
+
+    files.note_inherited_descriptors()  # before the command opens any file
     command = _load(COMMANDS[name][0])
     previous = _terminate_cleanly() if name in CLEAN_ON_SIGTERM else None
     try:
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_TRAINING_FAILED
         raise
     finally:
+        files.INHERITED_DESCRIPTORS = None
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 # Why a write fails on a machine, not in rewardforge: one line, exit 1, no traceback.
 WRITE_FAILURES = {
     errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO, errno.EISDIR,
-    errno.ENOTDIR, errno.ELOOP, errno.EPIPE,
+    errno.ENOTDIR, errno.ELOOP, errno.EPIPE, errno.EBADF,
 }  # fmt: skip
 
 # Commands that write files through temporary names: on SIGTERM they unwind (removing the

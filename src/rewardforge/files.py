@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import glob
 import os
 import re
@@ -68,6 +69,8 @@ class AtomicFile:
 
     def write(self, text: str) -> None:
         self.fh.write(text)
+        if self.direct:  # a stream shared with other outputs: each text out in the order written
+            self.fh.flush()
 
     def sync(self) -> None:
         """Everything written is on disk (where a full disk fails), not yet in place."""
@@ -150,6 +153,43 @@ def _own_descriptor(stream: str) -> int | None:
     return None
 
 
+# The descriptors open when a command started (`note_inherited_descriptors`, called by the CLI
+# before it opens any file): a descriptor path naming another number would write into one of
+# the command's own files, such as the temporary file of another output.
+INHERITED_DESCRIPTORS: set[int] | None = None
+
+
+def note_inherited_descriptors() -> None:
+    global INHERITED_DESCRIPTORS
+    try:
+        listing = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # no /proc: only the check of each descriptor's own flags
+        INHERITED_DESCRIPTORS = None
+        return
+    try:  # the listing's own descriptor (the lowest free number, 1 if stdout is closed) aside
+        INHERITED_DESCRIPTORS = {int(name) for name in os.listdir(listing)} - {listing}
+    finally:
+        os.close(listing)
+
+
+def stream_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why our descriptor that `path` names cannot take the output (closed, not ours from the
+    start, read-only), or None. Asked before any work, and again when the file is opened."""
+    stream = descriptor_path(path)
+    fd = None if stream is None else _own_descriptor(stream)
+    if fd is None:
+        return None
+    if INHERITED_DESCRIPTORS is not None and fd not in INHERITED_DESCRIPTORS:
+        return f"descriptor {fd} was not open when rewardforge started"
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return f"descriptor {fd} is not open"
+    if flags & os.O_ACCMODE == os.O_RDONLY:
+        return f"descriptor {fd} is open for reading only"
+    return None
+
+
 def _open_stream(stream: str) -> TextIO:
     """Write through a copy of our own descriptor, not a new opening of its path: a file the
     shell opened with `>` has one offset for us and for the program's own prints, so nothing
@@ -157,6 +197,9 @@ def _open_stream(stream: str) -> TextIO:
     fd = _own_descriptor(stream)
     if fd is None:
         return open(stream, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
+    problem = stream_problem(stream)
+    if problem:
+        raise OSError(errno.EBADF, problem, stream)
     for std in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             std.flush()

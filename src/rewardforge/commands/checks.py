@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from rewardforge.files import is_descriptor_path
+from rewardforge.files import is_descriptor_path, stream_problem
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -116,7 +116,10 @@ def check_not_inside(path: str | os.PathLike, folder: str | os.PathLike, option:
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if `a` and `b` name the same file or folder (after resolving links, `..`, and for
-    existing files also hard links)."""
+    existing files also hard links). Two streams (/dev/stdout and /dev/stderr on one terminal,
+    or with 2>&1) are never the same file here: what is written into them lands in order."""
+    if is_stream(a) and is_stream(b):
+        return False
     pa, pb = Path(os.path.realpath(a)), Path(os.path.realpath(b))  # realpath: no error on a link loop
     if pa == pb:
         return True
@@ -149,8 +152,11 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
     _refuse_link_loop(path, option)
     if path.is_dir():
         raise usage_error(f"{option} {path} is a folder; give a file name")
-    if is_stream(path):
-        return  # a stream or device: written into directly, nothing beside it
+    if is_stream(path):  # a stream or device: written into directly, nothing beside it
+        problem = stream_problem(path)
+        if problem:
+            raise usage_error(f"{option} {path}: {problem}")
+        return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     _check_can_write_in(target.parent, option, path)
 

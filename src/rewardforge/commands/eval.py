@@ -199,10 +199,13 @@ def main(argv: list[str]) -> int:
 
     args, options = parse(argv)
     out = Path(args.output)
-    from rewardforge.commands.checks import check_device, check_output_dir, holds_model
+    from rewardforge.commands.checks import check_device, check_output_dir, check_output_file, holds_model
     from rewardforge.training.run import UsageError
 
     check_output_dir(out)  # a read-only place fails now, not after the scoring
+    for name in EVAL_FILES:  # one linked to a closed /dev/stdout, say: now too
+        if (out / name).is_symlink():
+            check_output_file(out / name, "--output")
 
     if holds_model(out):
         # A model folder: its metrics.json (training) would be overwritten by eval's.

@@ -29,9 +29,10 @@ def is_answer(value: Any) -> bool:
     )
 
 
-def _maybe_json_cell(cell: str) -> Any:
+def _maybe_json_cell(cell: str, io_turns: bool = False) -> Any:
     """A CSV cell holding a chat message list, one message object, HelpSteer3's `output`, a
-    list of rated completions or Capybara's {input, output} turns is parsed, as JSONL would give it: written as JSON, or as the
+    list of rated completions or, in a conversation column (`io_turns`), Capybara's {input,
+    output} turns is parsed, as JSONL would give it: written as JSON, or as the
     Python repr that pandas' and `datasets`' `to_csv` write (`[{'role': 'user', ...}]`).
 
     Anything else stays text, so an answer like `{"a": 1}` reads as it would from JSONL.
@@ -48,7 +49,9 @@ def _maybe_json_cell(cell: str) -> Any:
             return value
         # one whole message or answer is enough: the other items are then checked one by one, as
         # from JSONL (a message without content, a null), and named in the error
-        if isinstance(value, list) and any(is_message(v) or is_answer(v) or _io_turn(v) for v in value):
+        if isinstance(value, list) and any(
+            is_message(v) or is_answer(v) or (io_turns and _io_turn(v)) for v in value
+        ):
             return value
         return cell
     return cell
@@ -133,14 +136,19 @@ def _scan(path: Path) -> tuple[str, set[str]]:
     return delimiter, found if len(found) >= 2 else set()
 
 
-def _cell(cell: str | None, completion_list: bool, an_id: bool = False) -> Any:
+def _cell(cell: str | None, completion_list: bool, an_id: bool = False, io_turns: bool = False) -> Any:
     """A cell as JSONL would give it: a completion list, a message list or answers, else text.
     An id written "5.0" is 5: pandas writes an integer column with missing values as floats."""
     if cell is None:
         return None
     if an_id and _FLOAT_INTEGER.match(cell):
         return cell.strip().split(".")[0]
-    return (_text_list(cell) if completion_list else None) or _maybe_json_cell(cell)
+    return (_text_list(cell) if completion_list else None) or _maybe_json_cell(cell, io_turns)
+
+
+# columns whose {input, output} lists are turns (Capybara's `conversation`); elsewhere, such a
+# list is a reply's text, as JSONL gives it
+IO_TURN_COLUMNS = ("conversation", "conversations", "history", "dialogue", "dialog", "trajectory")
 
 
 _FLOAT_INTEGER = re.compile(r"\s*-?\d+\.0+\s*$")
@@ -301,7 +309,10 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
                 yield location, ReadProblem(f"{len(cells)} cells but the header has {len(header)}", cells)
             else:
                 cells += [None] * (len(header) - len(cells))
-                record = {h: _cell(c, h in list_columns, h in id_columns) for h, c in zip(header, cells)}
+                record = {
+                    h: _cell(c, h in list_columns, h in id_columns, h.lower() in IO_TURN_COLUMNS)
+                    for h, c in zip(header, cells)
+                }
                 unread = next(
                     (h for h, v in record.items() if isinstance(v, str) and MESSAGE_REPR.match(v)), None
                 )

@@ -342,17 +342,8 @@ def _turn_lists(detected: Detected) -> bool | None:
 
 SINGLE_RESPONSES = ("response", "completion", "answer", "generation", "transcript")
 # a field by which the data itself marks a row as a tie (argilla's orca pairs: status "tie")
-TIE_FLAGS = (
-    "status",
-    "label",
-    "verdict",
-    "judgement",
-    "judgment",
-    "preference",
-    "winner",
-    "result",
-    "outcome",
-)
+# (not `label` or `result`: a topic, or a game's result, would refuse valid pairs)
+TIE_FLAGS = ("status", "verdict", "judgement", "judgment", "preference", "winner")
 TIE_VALUES = {"tie", "tied", "draw", "equal", "tie (bothbad)", "both_bad", "both bad", "bothbad"}
 
 
