@@ -578,3 +578,30 @@ def test_eval_never_writes_over_its_data(tmp_path, tiny_bert_dir, pairs_file, ca
     code = run_cli(["--model", str(tiny_bert_dir), "--data", f"dev={data}", "--output", str(out), "--quiet"])
     assert code == 2 and "which eval writes" in _one_line_error(capsys)
     assert data.read_bytes() == pairs_file.read_bytes()
+
+
+# ---- helper round 47: eval's own files linked to each other, and links it only removes ---------
+def test_two_of_evals_files_that_are_one_file_are_refused(tmp_path, tiny_bert_dir, pairs_file, capsys):
+    """scores.jsonl linked to metrics.json: metrics replaced the scores, exit 0."""
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "scores.jsonl").symlink_to("metrics.json")
+    code = run_cli(
+        ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out), "--no-report"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "scores.jsonl and metrics.json are one file there" in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_a_link_eval_only_removes_is_not_checked_as_an_output(
+    tmp_path, tiny_bert_dir, pairs_file, one_thread
+):
+    """With --no-report, report.html is removed, not written: a link of it to a closed descriptor
+    refused the run."""
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "report.html").symlink_to("/dev/fd/987")
+    argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out), "--no-report"]
+    assert run_cli([*argv, "--quiet", "--max-length", "40"]) == 0
+    assert (out / "scores.jsonl").is_file() and not (out / "report.html").is_symlink()

@@ -291,3 +291,22 @@ def test_outputs_linked_to_one_stream_come_out_in_the_order_written(tmp_path):
     with open(out, "w") as shell_redirect:
         subprocess.run([sys.executable, "-c", code], stdout=shell_redirect, check=True)
     assert out.read_text() == "A" * 3000 + "\n" + "B" * 20001 + "\n"
+
+
+def test_one_file_opened_twice_by_the_shell_is_refused_as_one_output(tiny_bert_dir, tmp_path):
+    """`>f 3>f`: two openings, two offsets; the rejects landed over the scores, exit 0."""
+    done = score_in_shell(
+        tiny_bert_dir, tmp_path, "> same.txt 3> same.txt", "--output", "/dev/stdout", "--skip-invalid",
+        "--rejects", "/dev/fd/3",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--rejects /dev/fd/3 is the --output file" in done.stderr
+
+
+def test_the_inherited_descriptors_leave_out_the_listings_own():
+    """os.listdir(fd) lists through a copy of fd: that number was recorded as inherited."""
+    code = (
+        "from rewardforge import files; files.note_inherited_descriptors(); "
+        "print(sorted(files.INHERITED_DESCRIPTORS))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[0, 1, 2]"

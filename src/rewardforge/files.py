@@ -166,10 +166,48 @@ def note_inherited_descriptors() -> None:
     except OSError:  # no /proc: only the check of each descriptor's own flags
         INHERITED_DESCRIPTORS = None
         return
-    try:  # the listing's own descriptor (the lowest free number, 1 if stdout is closed) aside
-        INHERITED_DESCRIPTORS = {int(name) for name in os.listdir(listing)} - {listing}
+    try:  # the listing's own descriptors (1 if stdout is closed) aside: `listing` and its copy
+        names = {int(name) for name in os.listdir(listing)} - {listing}
     finally:
         os.close(listing)
+    INHERITED_DESCRIPTORS = {fd for fd in names if _is_open(fd)}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
+
+
+def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True if descriptor paths `a` and `b` are one regular file opened twice (`>f 3>f`): each
+    has its own offset, so their writes land over each other. One opening shared (`2>&1`), a
+    terminal or a pipe take both in order."""
+    fds = []
+    for path in (a, b):
+        stream = descriptor_path(path)
+        fd = None if stream is None else _own_descriptor(stream)
+        if fd is None:
+            return False
+        fds.append(fd)
+    try:
+        first, second = (os.fstat(fd) for fd in fds)
+        if not (
+            stat.S_ISREG(first.st_mode) and (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+        ):
+            return False
+        # one opening has one offset: move the first's and see whether the second's moves with it
+        here = os.lseek(fds[0], 0, os.SEEK_CUR)
+        os.lseek(fds[0], here + 1, os.SEEK_SET)
+        try:
+            shared = os.lseek(fds[1], 0, os.SEEK_CUR) == here + 1
+        finally:
+            os.lseek(fds[0], here, os.SEEK_SET)
+    except OSError:
+        return False
+    return not shared
 
 
 def stream_problem(path: str | os.PathLike[str]) -> str | None:

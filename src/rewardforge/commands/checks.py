@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from rewardforge.files import is_descriptor_path, stream_problem
+from rewardforge.files import is_descriptor_path, separate_openings_of_one_file, stream_problem
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -116,10 +116,11 @@ def check_not_inside(path: str | os.PathLike, folder: str | os.PathLike, option:
 
 def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if `a` and `b` name the same file or folder (after resolving links, `..`, and for
-    existing files also hard links). Two streams (/dev/stdout and /dev/stderr on one terminal,
-    or with 2>&1) are never the same file here: what is written into them lands in order."""
+    existing files also hard links). Two streams are the same only as one regular file opened
+    twice (`>f 3>f`): /dev/stdout and /dev/stderr on one terminal, or with 2>&1, take what is
+    written into them in order."""
     if is_stream(a) and is_stream(b):
-        return False
+        return separate_openings_of_one_file(a, b)
     pa, pb = Path(os.path.realpath(a)), Path(os.path.realpath(b))  # realpath: no error on a link loop
     if pa == pb:
         return True

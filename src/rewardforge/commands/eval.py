@@ -70,6 +70,25 @@ def _refuse_writing_over_inputs(out: Path, data: list[str]) -> None:
                 )
 
 
+def _check_output_files(out: Path, args: argparse.Namespace) -> None:
+    """Before the scoring: a file eval writes that is a link to a closed /dev/stdout, say, and
+    two of its files that are one (a link, or /dev/stdout redirected into metrics.json), where
+    one would replace the other. rejected_rows.jsonl is written only if rows are rejected."""
+    from rewardforge.commands.checks import check_output_file, same_path
+    from rewardforge.training.run import UsageError
+
+    for name in EVAL_FILES[:-1]:
+        if (out / name).is_symlink() and not (name == "report.html" and args.no_report):
+            check_output_file(out / name, "--output")
+    for i, first in enumerate(EVAL_FILES):
+        for second in EVAL_FILES[i + 1 :]:
+            if same_path(out / first, out / second):
+                raise UsageError(
+                    f"--output {out}: {first} and {second} are one file there (a link?), and eval "
+                    "writes both: remove the link or choose another --output"
+                )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rewardforge.commands.checks import OneLineParser, integer, path_text
 
@@ -199,13 +218,11 @@ def main(argv: list[str]) -> int:
 
     args, options = parse(argv)
     out = Path(args.output)
-    from rewardforge.commands.checks import check_device, check_output_dir, check_output_file, holds_model
+    from rewardforge.commands.checks import check_device, check_output_dir, holds_model
     from rewardforge.training.run import UsageError
 
     check_output_dir(out)  # a read-only place fails now, not after the scoring
-    for name in EVAL_FILES:  # one linked to a closed /dev/stdout, say: now too
-        if (out / name).is_symlink():
-            check_output_file(out / name, "--output")
+    _check_output_files(out, args)
 
     if holds_model(out):
         # A model folder: its metrics.json (training) would be overwritten by eval's.
