@@ -2,8 +2,9 @@
 
 Every output rewardforge writes (models' metadata, metrics, scores, rejected rows) goes
 through `AtomicFile`: a temporary file beside the target, fsynced, then renamed over it. The
-temporary file gets the mode a plain `open()` would give (0666 minus the umask), not
-mkstemp's 0600. No torch here, so the data layer can use it.
+temporary file gets the mode of the file it replaces, or the one a plain `open()` would give
+(0666 minus the umask), not mkstemp's 0600. A stream (/dev/stdout, a FIFO, a device) is written
+into directly. No torch here, so the data layer can use it.
 """
 
 from __future__ import annotations
@@ -45,9 +46,7 @@ class AtomicFile:
         given = os.path.abspath(path)
         self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
         stream = descriptor_path(given)
-        self.direct = stream is not None or (
-            self.path.exists() and not (self.path.is_file() or self.path.is_dir())
-        )
+        self.direct = stream is not None or _special(self.path)
         if self.direct:
             self.tmp = None
             self.fh = _open_stream(stream) if stream else open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
@@ -139,6 +138,23 @@ def is_descriptor_path(path: str | os.PathLike[str]) -> bool:
     return descriptor_path(path) is not None
 
 
+def _special(path: Path) -> bool:
+    """A device, FIFO or socket (`/dev/null`, a named pipe)."""
+    return path.exists() and not (path.is_file() or path.is_dir())
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """An output written into as it is (a descriptor such as /dev/stdout, a device, a FIFO): a
+    file named after it (`OUTPUT.rejected.jsonl`) would land beside the device, in /dev."""
+    return is_descriptor_path(path) or _special(Path(path))
+
+
+def _own_descriptor_of(path: str | os.PathLike[str]) -> int | None:
+    """This process's descriptor number that `path` names (through links), or None."""
+    stream = descriptor_path(path)
+    return None if stream is None else _own_descriptor(stream)
+
+
 def _own_descriptor(stream: str) -> int | None:
     """This process's descriptor number that `stream` names, or None (another process's)."""
     found = DESCRIPTOR_PATH.fullmatch(stream)
@@ -185,13 +201,9 @@ def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLik
     """True if descriptor paths `a` and `b` are one regular file opened twice (`>f 3>f`): each
     has its own offset, so their writes land over each other. One opening shared (`2>&1`), a
     terminal or a pipe take both in order."""
-    fds = []
-    for path in (a, b):
-        stream = descriptor_path(path)
-        fd = None if stream is None else _own_descriptor(stream)
-        if fd is None:
-            return False
-        fds.append(fd)
+    fds = [_own_descriptor_of(a), _own_descriptor_of(b)]
+    if None in fds:
+        return False
     try:
         first, second = (os.fstat(fd) for fd in fds)
         if not (
@@ -213,8 +225,7 @@ def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLik
 def stream_problem(path: str | os.PathLike[str]) -> str | None:
     """Why our descriptor that `path` names cannot take the output (closed, not ours from the
     start, read-only), or None. Asked before any work, and again when the file is opened."""
-    stream = descriptor_path(path)
-    fd = None if stream is None else _own_descriptor(stream)
+    fd = _own_descriptor_of(path)
     if fd is None:
         return None
     if INHERITED_DESCRIPTORS is not None and fd not in INHERITED_DESCRIPTORS:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from rewardforge.files import is_descriptor_path, separate_openings_of_one_file, stream_problem
+from rewardforge.files import is_stream, separate_openings_of_one_file, stream_problem
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -160,13 +160,6 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     _check_can_write_in(target.parent, option, path)
-
-
-def is_stream(path: str | os.PathLike) -> bool:
-    """The output is written into as it is (a descriptor such as /dev/stdout, a device, a FIFO):
-    a file named after it (`OUTPUT.rejected.jsonl`) would land beside the device, in /dev."""
-    path = Path(path)
-    return is_descriptor_path(path) or (path.exists() and not (path.is_file() or path.is_dir()))
 
 
 def _refuse_link_loop(path: Path, option: str) -> None:

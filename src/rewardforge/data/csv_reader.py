@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rewardforge.data.columns import CONVERSATIONS
 from rewardforge.data.errors import DataError, ReadProblem, corrupt_reason
 from rewardforge.data.public_sets import RANKED_RANK_KEYS, RANKED_SCORE_KEYS
 from rewardforge.data.values import is_message
@@ -144,11 +145,6 @@ def _cell(cell: str | None, completion_list: bool, an_id: bool = False, io_turns
     if an_id and _FLOAT_INTEGER.match(cell):
         return cell.strip().split(".")[0]
     return (_text_list(cell) if completion_list else None) or _maybe_json_cell(cell, io_turns)
-
-
-# columns whose {input, output} lists are turns (Capybara's `conversation`); elsewhere, such a
-# list is a reply's text, as JSONL gives it
-IO_TURN_COLUMNS = ("conversation", "conversations", "history", "dialogue", "dialog", "trajectory")
 
 
 _FLOAT_INTEGER = re.compile(r"\s*-?\d+\.0+\s*$")
@@ -310,7 +306,9 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             else:
                 cells += [None] * (len(header) - len(cells))
                 record = {
-                    h: _cell(c, h in list_columns, h in id_columns, h.lower() in IO_TURN_COLUMNS)
+                    # {input, output} lists are turns only in a conversation column (Capybara's);
+                    # elsewhere such a list is a reply's text, as JSONL gives it
+                    h: _cell(c, h in list_columns, h in id_columns, h.lower() in CONVERSATIONS)
                     for h, c in zip(header, cells)
                 }
                 unread = next(
