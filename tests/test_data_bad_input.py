@@ -37,6 +37,12 @@ def test_malformed_json_line(tmp_path):
     raises_at(jsonl_with(tmp_path, '{"prompt": "Q", "chosen": '), "line 2", None, "malformed JSON")
 
 
+def test_a_line_cut_short_is_placed_at_its_end(tmp_path):
+    """The line's own newline made json say "column 1" (of its line 2)."""
+    err = raises_at(jsonl_with(tmp_path, '{"prompt": "p4", "chosen": '), "line 2", None, "malformed JSON")
+    assert "Expecting value (column 28)" in str(err)
+
+
 def test_record_not_an_object(tmp_path):
     raises_at(jsonl_with(tmp_path, '["Q", "A", "B"]'), "line 2", None, r"not a JSON object \(got list\)")
 

@@ -161,6 +161,18 @@ def test_an_eval_split_holding_out_every_record_says_so(tmp_path, capsys, tiny_b
     assert "holds out every one of the 1 record(s)" in capsys.readouterr().err
 
 
+def test_an_eval_split_names_the_datas_shape(tmp_path, capsys, tiny_bert_dir):
+    """It printed "shape split", which no shape is, and rewardforge.json kept none."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS * 2))
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--eval-split", "0.5", "--save_strategy", "no") == 0
+    printed = capsys.readouterr().out
+    shape = json.loads((out / "rewardforge.json").read_text())["data"]["train"]["shape"]
+    assert f"(eval split 0.5), shape {shape}," in printed and "shape split" not in printed
+    assert json.loads((out / "rewardforge.json").read_text())["data"]["eval"]["shape"] == shape
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -290,13 +290,14 @@ def _read_jsonl(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
                 continue
             if not text.strip():
                 continue
+            text = text.rstrip("\r\n")  # a line cut short fails at its end, not at "line 2 column 1"
             try:
                 record, repeated = _loads(text)
             except (ValueError, RecursionError) as exc:
                 reason = _json_failure(exc, text)[0]
                 if isinstance(exc, json.JSONDecodeError):
                     reason += _cr_only_hint(text, exc)
-                yield location, ReadProblem(reason, text.rstrip("\r\n"))
+                yield location, ReadProblem(reason, text)
                 continue
             if repeated is not None:
                 yield location, ReadProblem(_repeated_key(repeated), text.rstrip("\r\n"))

@@ -159,7 +159,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         summary["train"] = {"source": "builtin:train", "shape": "builtin", "pairs": len(train)}
         eval_pairs = builtin_pairs("test") if args.eval_data is None and not args.eval_split else None
         if eval_pairs is not None:
-            summary["eval"] = {"source": "builtin:test", "pairs": len(eval_pairs)}
+            summary["eval"] = {"source": "builtin:test", "shape": "builtin", "pairs": len(eval_pairs)}
     else:
         res = load(args.data, "train", args.limit or None)  # "train" among splits: TRL's convention
         train = res.pairs
@@ -202,12 +202,13 @@ def load_training_data(args: RewardArguments, output_dir: Path):
             )
         summary["eval"] = {
             "source": f"{summary['train']['source']} (eval split {args.eval_split})",
+            "shape": summary["train"]["shape"],
             "pairs": len(eval_pairs),
         }
     if os.environ.get("LOCAL_RANK", "0") == "0":
         for name, info in summary.items():
             print(
-                f"[rewardforge] {name} data: {info['source']}, shape {info.get('shape', 'split')}, {info['pairs']} pairs"
+                f"[rewardforge] {name} data: {info['source']}, shape {info['shape']}, {info['pairs']} pairs"
             )
     return train, eval_pairs, summary, rejected
 
