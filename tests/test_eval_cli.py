@@ -605,3 +605,27 @@ def test_a_link_eval_only_removes_is_not_checked_as_an_output(
     argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out), "--no-report"]
     assert run_cli([*argv, "--quiet", "--max-length", "40"]) == 0
     assert (out / "scores.jsonl").is_file() and not (out / "report.html").is_symlink()
+
+
+def test_evals_rejects_link_is_checked_before_the_scoring(tmp_path, tiny_bert_dir, pairs_file, capsys):
+    """rejected_rows.jsonl linked to a closed descriptor failed after the scoring, exit 1."""
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "rejected_rows.jsonl").symlink_to("/dev/fd/987")
+    data = tmp_path / "with_bad.jsonl"
+    data.write_text(pairs_file.read_text() + '{"prompt": "q", "chosen": "same", "rejected": "same"}\n')
+    code = run_cli(
+        ["--model", str(tiny_bert_dir), "--data", str(data), "--output", str(out), "--skip-invalid"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "rejected_rows.jsonl: descriptor 987 was not open" in err
+    assert "[rewardforge] model" not in err  # refused before any model was loaded
+
+
+def test_a_file_eval_removes_may_be_linked_to_one_it_writes(tmp_path, tiny_bert_dir, pairs_file, one_thread):
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "report.html").symlink_to("metrics.json")
+    argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out), "--no-report"]
+    assert run_cli([*argv, "--quiet", "--max-length", "40"]) == 0
+    assert json.loads((out / "metrics.json").read_text()) and not (out / "report.html").exists()

@@ -310,3 +310,29 @@ def test_the_inherited_descriptors_leave_out_the_listings_own():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[0, 1, 2]"
+
+
+def test_two_openings_one_byte_apart_are_still_two(tiny_bert_dir, tmp_path):
+    """The offset test moved the first by one byte onto the second's offset: taken for one."""
+    done = score_in_shell(
+        tiny_bert_dir, tmp_path, "3> same.txt", "--output", "/dev/stdout", "--skip-invalid",
+        "--rejects", "/dev/fd/3",
+    )  # fmt: skip
+    assert done.returncode == 0  # the same command without the shared file works
+    command = done.args[2].replace(" 3> same.txt", "")
+    shifted = subprocess.run(
+        ["bash", "-c", f"{{ printf a; {command} 3> same.txt; }} > same.txt"], capture_output=True, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert shifted.returncode == 2 and "--rejects /dev/fd/3 is the --output file" in shifted.stderr
+
+
+def test_two_appending_openings_of_one_file_are_accepted(tiny_bert_dir, tmp_path):
+    """>>f 3>>f: every write goes to the end, so nothing lands over anything."""
+    done = score_in_shell(
+        tiny_bert_dir, tmp_path, ">> both.txt 3>> both.txt", "--output", "/dev/stdout", "--skip-invalid",
+        "--rejects", "/dev/fd/3",
+    )  # fmt: skip
+    text = (tmp_path / "both.txt").read_text()
+    assert done.returncode == 0, done.stderr
+    assert text.count('"score"') == 1 and text.count('"reason"') == 1

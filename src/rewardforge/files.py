@@ -199,8 +199,8 @@ def _is_open(fd: int) -> bool:
 
 def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """True if descriptor paths `a` and `b` are one regular file opened twice (`>f 3>f`): each
-    has its own offset, so their writes land over each other. One opening shared (`2>&1`), a
-    terminal or a pipe take both in order."""
+    has its own offset, so their writes land over each other. One opening shared (`2>&1`), two
+    openings that both append, a terminal or a pipe take both in order."""
     fds = [_own_descriptor_of(a), _own_descriptor_of(b)]
     if None in fds:
         return False
@@ -210,8 +210,13 @@ def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLik
             stat.S_ISREG(first.st_mode) and (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
         ):
             return False
-        # one opening has one offset: move the first's and see whether the second's moves with it
+        if all(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND for fd in fds):
+            return False  # both append (>>f 3>>f): every write goes to the end, none over another
+        # one opening has one offset: different offsets are two openings; equal ones, move the
+        # first's and see whether the second's moves with it
         here = os.lseek(fds[0], 0, os.SEEK_CUR)
+        if os.lseek(fds[1], 0, os.SEEK_CUR) != here:
+            return True
         os.lseek(fds[0], here + 1, os.SEEK_SET)
         try:
             shared = os.lseek(fds[1], 0, os.SEEK_CUR) == here + 1

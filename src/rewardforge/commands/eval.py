@@ -70,18 +70,18 @@ def _refuse_writing_over_inputs(out: Path, data: list[str]) -> None:
                 )
 
 
-def _check_output_files(out: Path, args: argparse.Namespace) -> None:
-    """Before the scoring: a file eval writes that is a link to a closed /dev/stdout, say, and
-    two of its files that are one (a link, or /dev/stdout redirected into metrics.json), where
-    one would replace the other. rejected_rows.jsonl is written only if rows are rejected."""
+def _check_output_files(out: Path, written: list[str]) -> None:
+    """Before the scoring, for the files this run writes (the others it only removes): one that
+    is a link to a closed /dev/stdout, say, and two that are one file (a link, or /dev/stdout
+    redirected into metrics.json), where one would replace the other."""
     from rewardforge.commands.checks import check_output_file, same_path
     from rewardforge.training.run import UsageError
 
-    for name in EVAL_FILES[:-1]:
-        if (out / name).is_symlink() and not (name == "report.html" and args.no_report):
+    for name in written:
+        if (out / name).is_symlink():
             check_output_file(out / name, "--output")
-    for i, first in enumerate(EVAL_FILES):
-        for second in EVAL_FILES[i + 1 :]:
+    for i, first in enumerate(written):
+        for second in written[i + 1 :]:
             if same_path(out / first, out / second):
                 raise UsageError(
                     f"--output {out}: {first} and {second} are one file there (a link?), and eval "
@@ -222,7 +222,6 @@ def main(argv: list[str]) -> int:
     from rewardforge.training.run import UsageError
 
     check_output_dir(out)  # a read-only place fails now, not after the scoring
-    _check_output_files(out, args)
 
     if holds_model(out):
         # A model folder: its metrics.json (training) would be overwritten by eval's.
@@ -241,6 +240,12 @@ def main(argv: list[str]) -> int:
             extra = f", {len(ds.rejected)} invalid rows skipped ({describe_rejected(ds.rejected)})"
         print(f"[rewardforge] data {ds.name}: {len(ds.pairs)} pairs ({ds.shape}){extra}", file=sys.stderr)
     rejected = [row for ds in datasets for row in ds.rejected]
+    written = (
+        ["scores.jsonl", "metrics.json"] + ([] if args.no_report else ["report.html"]) + ["eval_config.json"]
+    )
+    if rejected:
+        written.append("rejected_rows.jsonl")
+    _check_output_files(out, written)
 
     def loaded(info):
         print(
@@ -270,10 +275,5 @@ def main(argv: list[str]) -> int:
     )
 
     print(report.console_table(run))
-    files = (
-        ["scores.jsonl", "metrics.json"] + ([] if args.no_report else ["report.html"]) + ["eval_config.json"]
-    )
-    if rejected:
-        files.append("rejected_rows.jsonl")
-    print(f"[rewardforge] wrote {', '.join(files)} to {out}")
+    print(f"[rewardforge] wrote {', '.join(written)} to {out}")
     return 0
