@@ -377,10 +377,13 @@ def test_equal_scores_of_a_labelled_pair_are_said(tmp_path):
     rows = [
         {"prompt": "2+2?", "chosen": "4.", "rejected": "5.", "score_chosen": 9, "score_rejected": 2},
         {"prompt": "Sky?", "chosen": "Blue.", "rejected": "Azure.", "score_chosen": 7, "score_rejected": 7},
+        {"prompt": "Sea?", "chosen": "Salty.", "rejected": "Sweet.", "score_chosen": 3, "score_rejected": 8},
     ]
     loaded = load_pairs(jsonl(tmp_path, rows))
-    assert len(loaded.pairs) == 2 and loaded.equal_scores == 1
-    assert "1 pair(s) have equal scores for chosen and rejected" in loaded.reading_notes()
+    assert len(loaded.pairs) == 3 and (loaded.equal_scores, loaded.contrary_scores) == (1, 1)
+    notes = loaded.reading_notes()
+    assert "1 pair(s) have equal scores for chosen and rejected" in notes
+    assert "1 pair(s) score rejected above chosen: read as labelled" in notes
 
 
 @pytest.mark.parametrize(

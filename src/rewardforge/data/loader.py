@@ -64,6 +64,7 @@ class LoadedPairs:
     inferred_columns: dict[str, str] = field(default_factory=dict)
     split_note: str | None = None  # "split 'train' (of test, train)" when one was picked among several
     equal_scores: int = 0  # pairs labelled chosen/rejected whose own scores are equal
+    contrary_scores: int = 0  # ... whose own scores favour the rejected side
 
     def reading_notes(self) -> str:
         """What the reading chose or found, e.g. ' (columns read as prompt=question)'."""
@@ -74,6 +75,11 @@ class LoadedPairs:
             notes.append(
                 f"{self.equal_scores} pair(s) have equal scores for chosen and rejected: read as "
                 "labelled (margin 0 with margin_from_scores)"
+            )
+        if self.contrary_scores:
+            notes.append(
+                f"{self.contrary_scores} pair(s) score rejected above chosen: read as labelled "
+                "(invalid with margin_from_scores)"
             )
         return "".join(f" ({note})" for note in notes)
 
@@ -340,11 +346,15 @@ def load_pairs(
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
         split_note=notes[0] if notes else None,
-        equal_scores=sum(
-            "score_chosen" in p.extra and p.extra.get("score_chosen") == p.extra.get("score_rejected")
-            for p in state.pairs
-        ),
+        equal_scores=sum(_scores(p) is not None and _scores(p)[0] == _scores(p)[1] for p in state.pairs),
+        contrary_scores=sum(_scores(p) is not None and _scores(p)[0] < _scores(p)[1] for p in state.pairs),
     )
+
+
+def _scores(pair: PreferencePair) -> tuple[float, float] | None:
+    """The pair's own scores of chosen and rejected, when its data gives both."""
+    chosen, rejected = pair.extra.get("score_chosen"), pair.extra.get("score_rejected")
+    return None if chosen is None or rejected is None else (chosen, rejected)
 
 
 def _check_result(state: _Load, n_records: int) -> None:
