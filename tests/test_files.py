@@ -232,15 +232,24 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
 
 
 # ---- helper round 46: descriptors that are not the shell's, and several outputs on one stream ----
-def score_in_shell(model, tmp_path, redirects: str, *options: str) -> subprocess.CompletedProcess:
+def score_in_shell(
+    model, tmp_path, redirects: str, *options: str, shell: str = "{command} {redirects}"
+) -> subprocess.CompletedProcess:
+    """`rewardforge score` of one valid and one invalid item, run by bash as `shell` says."""
     items = tmp_path / "items.jsonl"
     items.write_text('{"prompt": "Hi?", "response": "Hello."}\n{"prompt": "Hi?", "response": ""}\n')
     command = " ".join(
         [sys.executable, "-m", "rewardforge.cli", "score", "--model", str(model), "--input", str(items),
          "--no-progress", *options]
     )  # fmt: skip
-    return subprocess.run(
-        ["bash", "-c", f"{command} {redirects}"], capture_output=True, text=True, cwd=tmp_path
+    line = shell.format(command=command, redirects=redirects)
+    return subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=tmp_path)
+
+
+def scores_to_stdout(model, tmp_path, redirects: str, rejects: str, **shell) -> subprocess.CompletedProcess:
+    """Scores to /dev/stdout and rejects to the stream `rejects`, both as the shell opened them."""
+    return score_in_shell(
+        model, tmp_path, redirects, "--output", "/dev/stdout", "--skip-invalid", "--rejects", rejects, **shell
     )
 
 
@@ -269,10 +278,7 @@ def test_a_descriptor_the_shell_did_not_open_for_writing_is_refused_first(
 
 def test_stdout_and_stderr_into_one_file_are_not_the_same_output(tiny_bert_dir, tmp_path):
     """--output /dev/stdout --rejects /dev/stderr with 2>&1 was refused as one file."""
-    done = score_in_shell(
-        tiny_bert_dir, tmp_path, "> both.txt 2>&1", "--output", "/dev/stdout", "--skip-invalid",
-        "--rejects", "/dev/stderr",
-    )  # fmt: skip
+    done = scores_to_stdout(tiny_bert_dir, tmp_path, "> both.txt 2>&1", "/dev/stderr")
     text = (tmp_path / "both.txt").read_text()
     assert done.returncode == 0, text
     assert text.count('"score"') == 1 and '"reason"' in text and "1 items scored" in text
@@ -295,10 +301,7 @@ def test_outputs_linked_to_one_stream_come_out_in_the_order_written(tmp_path):
 
 def test_one_file_opened_twice_by_the_shell_is_refused_as_one_output(tiny_bert_dir, tmp_path):
     """`>f 3>f`: two openings, two offsets; the rejects landed over the scores, exit 0."""
-    done = score_in_shell(
-        tiny_bert_dir, tmp_path, "> same.txt 3> same.txt", "--output", "/dev/stdout", "--skip-invalid",
-        "--rejects", "/dev/fd/3",
-    )  # fmt: skip
+    done = scores_to_stdout(tiny_bert_dir, tmp_path, "> same.txt 3> same.txt", "/dev/fd/3")
     assert done.returncode == 2 and "--rejects /dev/fd/3 is the --output file" in done.stderr
 
 
@@ -314,25 +317,21 @@ def test_the_inherited_descriptors_leave_out_the_listings_own():
 
 def test_two_openings_one_byte_apart_are_still_two(tiny_bert_dir, tmp_path):
     """The offset test moved the first by one byte onto the second's offset: taken for one."""
-    done = score_in_shell(
-        tiny_bert_dir, tmp_path, "3> same.txt", "--output", "/dev/stdout", "--skip-invalid",
-        "--rejects", "/dev/fd/3",
-    )  # fmt: skip
+    done = scores_to_stdout(tiny_bert_dir, tmp_path, "3> same.txt", "/dev/fd/3")
     assert done.returncode == 0  # the same command without the shared file works
-    command = done.args[2].replace(" 3> same.txt", "")
-    shifted = subprocess.run(
-        ["bash", "-c", f"{{ printf a; {command} 3> same.txt; }} > same.txt"], capture_output=True, text=True,
-        cwd=tmp_path,
-    )  # fmt: skip
+    shifted = scores_to_stdout(
+        tiny_bert_dir,
+        tmp_path,
+        "3> same.txt",
+        "/dev/fd/3",
+        shell="{{ printf a; {command} {redirects}; }} > same.txt",
+    )
     assert shifted.returncode == 2 and "--rejects /dev/fd/3 is the --output file" in shifted.stderr
 
 
 def test_two_appending_openings_of_one_file_are_accepted(tiny_bert_dir, tmp_path):
     """>>f 3>>f: every write goes to the end, so nothing lands over anything."""
-    done = score_in_shell(
-        tiny_bert_dir, tmp_path, ">> both.txt 3>> both.txt", "--output", "/dev/stdout", "--skip-invalid",
-        "--rejects", "/dev/fd/3",
-    )  # fmt: skip
+    done = scores_to_stdout(tiny_bert_dir, tmp_path, ">> both.txt 3>> both.txt", "/dev/fd/3")
     text = (tmp_path / "both.txt").read_text()
     assert done.returncode == 0, done.stderr
     assert text.count('"score"') == 1 and text.count('"reason"') == 1

@@ -39,16 +39,15 @@ class AtomicFile:
 
     A symlink is followed (its target is replaced, the link stays). A device, FIFO or socket
     (`/dev/null`, a pipe) is written directly: renaming a file over it would replace the device
-    itself. Temporary files of writers that died (kill -9) are cleared by the next writer of the
+    itself; a descriptor path (/dev/stdout) through a copy of the descriptor. Temporary files of writers that died (kill -9) are cleared by the next writer of the
     same file on this host."""
 
     def __init__(self, path: str | os.PathLike[str]):
         given = os.path.abspath(path)
         self.path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
         stream = descriptor_path(given)
-        self.direct = stream is not None or _special(self.path)
-        if self.direct:
-            self.tmp = None
+        self.tmp: str | None = None  # the temporary file; None for a stream, written directly
+        if stream is not None or _special(self.path):
             self.fh = _open_stream(stream) if stream else open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
             return
         if self.path.is_dir():
@@ -65,6 +64,10 @@ class AtomicFile:
             os.close(fd)
             Path(self.tmp).unlink(missing_ok=True)
             raise
+
+    @property
+    def direct(self) -> bool:
+        return self.tmp is None
 
     def write(self, text: str) -> None:
         self.fh.write(text)
@@ -134,10 +137,6 @@ def descriptor_path(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def is_descriptor_path(path: str | os.PathLike[str]) -> bool:
-    return descriptor_path(path) is not None
-
-
 def _special(path: Path) -> bool:
     """A device, FIFO or socket (`/dev/null`, a named pipe)."""
     return path.exists() and not (path.is_file() or path.is_dir())
@@ -146,7 +145,7 @@ def _special(path: Path) -> bool:
 def is_stream(path: str | os.PathLike[str]) -> bool:
     """An output written into as it is (a descriptor such as /dev/stdout, a device, a FIFO): a
     file named after it (`OUTPUT.rejected.jsonl`) would land beside the device, in /dev."""
-    return is_descriptor_path(path) or _special(Path(path))
+    return descriptor_path(path) is not None or _special(Path(path))
 
 
 def _own_descriptor_of(path: str | os.PathLike[str]) -> int | None:
@@ -231,8 +230,10 @@ def stream_problem(path: str | os.PathLike[str]) -> str | None:
     """Why our descriptor that `path` names cannot take the output (closed, not ours from the
     start, read-only), or None. Asked before any work, and again when the file is opened."""
     fd = _own_descriptor_of(path)
-    if fd is None:
-        return None
+    return None if fd is None else _descriptor_problem(fd)
+
+
+def _descriptor_problem(fd: int) -> str | None:
     if INHERITED_DESCRIPTORS is not None and fd not in INHERITED_DESCRIPTORS:
         return f"descriptor {fd} was not open when rewardforge started"
     try:
@@ -251,7 +252,7 @@ def _open_stream(stream: str) -> TextIO:
     fd = _own_descriptor(stream)
     if fd is None:
         return open(stream, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/discard
-    problem = stream_problem(stream)
+    problem = _descriptor_problem(fd)
     if problem:
         raise OSError(errno.EBADF, problem, stream)
     for std in (sys.stdout, sys.stderr):

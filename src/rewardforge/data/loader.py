@@ -337,6 +337,7 @@ def load_pairs(
         if limit is not None and len(state.pairs) >= limit:
             break
     _check_result(state, n_records)
+    scored = [both for both in map(_scores, state.pairs) if both is not None]
     return LoadedPairs(
         pairs=state.pairs,
         rejected=state.rejected,
@@ -346,8 +347,8 @@ def load_pairs(
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
         split_note=notes[0] if notes else None,
-        equal_scores=sum(_scores(p) is not None and _scores(p)[0] == _scores(p)[1] for p in state.pairs),
-        contrary_scores=sum(_scores(p) is not None and _scores(p)[0] < _scores(p)[1] for p in state.pairs),
+        equal_scores=sum(chosen == rejected for chosen, rejected in scored),
+        contrary_scores=sum(chosen < rejected for chosen, rejected in scored),
     )
 
 
