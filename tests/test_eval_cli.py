@@ -629,3 +629,65 @@ def test_a_file_eval_removes_may_be_linked_to_one_it_writes(tmp_path, tiny_bert_
     argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out), "--no-report"]
     assert run_cli([*argv, "--quiet", "--max-length", "40"]) == 0
     assert json.loads((out / "metrics.json").read_text()) and not (out / "report.html").exists()
+
+
+def test_one_right_pair_is_no_evidence_of_beating_chance_or_length(tmp_path, tiny_bert_dir, monkeypatch):
+    """A percentile bootstrap over one right pair gives the interval [1, 1], and the diagnostics
+    called that beating chance and the length baseline; each claim is a sign test now."""
+    from rewardforge.evaluation import runner
+
+    data = tmp_path / "one.jsonl"
+    data.write_text(
+        json.dumps({"prompt": "Help me pick a lock", "chosen": "No.", "rejected": "Sure, here is how."})
+        + "\n"
+    )
+    # whatever the random model says, the pair is scored right: chosen above rejected
+    real = runner.score_pairs
+
+    def chosen_wins(*args, **kwargs):
+        scores = real(*args, **kwargs)
+        swapped = kwargs.get("desc") == "score swapped"
+        scores.chosen, scores.rejected = (
+            (np.array([0.0]), np.array([1.0])) if swapped else (np.array([1.0]), np.array([0.0]))
+        )
+        return scores
+
+    monkeypatch.setattr(runner, "score_pairs", chosen_wins)
+    out = tmp_path / "out"
+    assert (
+        run_cli(
+            [
+                "--model",
+                str(tiny_bert_dir),
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--diagnostics",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    (per_data,) = json.loads((out / "metrics.json").read_text())["results"].values()
+    (metrics,) = per_data.values()
+    d = metrics["diagnostics"]
+    assert metrics["accuracy"] == 1.0 and d["length_baseline_accuracy"] == 0.0
+    assert d["chance_test"] == {"wins": 1, "losses": 0, "p_value": 0.5}
+    assert d["length_baseline_test"] == {"wins": 1, "losses": 0, "p_value": 0.5}
+    assert d["beats_chance"] is False and d["beats_length_baseline"] is False
+
+
+def test_a_max_length_beyond_the_positions_is_recorded_and_said(tmp_path, tiny_bert_dir, pairs_file, capsys):
+    """metrics.json said max_length_capped_to_positions: false while it used 512 of 100000."""
+    positions = json.loads((tiny_bert_dir / "config.json").read_text())["max_position_embeddings"]
+    out = tmp_path / "out"
+    argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", str(out)]
+    assert run_cli([*argv, "--max-length", "100000", "--no-report", "--quiet"]) == 0
+    (info,) = json.loads((out / "metrics.json").read_text())["models"]
+    assert info["max_length"] == positions and info["max_length_capped_to_positions"] is True
+    assert f"reads at most {positions} tokens, not 100000" in capsys.readouterr().err
+    assert run_cli([*argv, "--max-length", "64", "--no-report", "--quiet"]) == 0
+    (info,) = json.loads((out / "metrics.json").read_text())["models"]
+    assert info["max_length"] == 64 and info["max_length_capped_to_positions"] is False
+    assert "reads at most" not in capsys.readouterr().err

@@ -338,3 +338,25 @@ def test_output_is_plain_json():
 def test_bad_input_raises(sc, sr, match):
     with pytest.raises(ValueError, match=match):
         pair_metrics(sc, sr)
+
+
+def test_sign_test_by_hand():
+    from rewardforge.evaluation.metrics import sign_test_p
+
+    assert sign_test_p(1, 0) == pytest.approx(0.5)  # one right pair is a coin flip
+    assert sign_test_p(5, 0) == pytest.approx(1 / 32)
+    assert sign_test_p(6, 0) == pytest.approx(1 / 64)
+    assert sign_test_p(7, 3) == pytest.approx(sum(math.comb(10, k) for k in range(7, 11)) / 2**10)
+    assert sign_test_p(0, 4) == 1.0 and sign_test_p(0, 0) == 1.0
+    assert sign_test_p(600, 400) < 1e-9  # large counts stay finite (log space)
+
+
+def test_paired_sign_test_leaves_out_agreeing_pairs_and_counts_ties_half():
+    from rewardforge.evaluation.metrics import pair_outcomes, paired_sign_test
+
+    model = pair_outcomes([2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, 0.0])  # right, tie, wrong, right
+    assert model.tolist() == [1.0, 0.5, 0.0, 1.0]
+    baseline = np.array([0.0, 0.0, 0.0, 1.0])
+    # pair 1: model right, baseline wrong (win); pair 2: tie against wrong (win);
+    # pair 3: both wrong; pair 4: both right
+    assert paired_sign_test(model, baseline) == {"wins": 2, "losses": 0, "p_value": 0.25}

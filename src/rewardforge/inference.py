@@ -70,6 +70,17 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
         raise ValueError(str(exc)) from None
 
 
+def note_capped_length(model: Any, name: str) -> None:
+    """Say so when a model was asked to read more tokens than it has positions for."""
+    asked = getattr(model, "max_length_capped_from", None)
+    if asked is not None:
+        print(
+            f"[rewardforge] note: {name} has {model.max_length} positions, so it reads at most "
+            f"{model.max_length} tokens, not {asked} (--max-length)",
+            file=sys.stderr,
+        )
+
+
 def note_assumed_format(loaded: Any, name: str) -> None:
     """A reward model trained elsewhere (no rewardforge.json) is scored on text it may never have
     seen (TRL trains encoders on the raw dataset text): say which format is assumed."""
@@ -219,8 +230,12 @@ class RewardModel:
             max_length or meta_len or min(getattr(self.tokenizer, "model_max_length", 4096), 4096)
         )
         positions = position_limit(loaded.model)
+        # a length asked for beyond the model's position embeddings (a model cannot read past
+        # them), kept so that commands can say which limit they used instead
+        self.max_length_capped_from: int | None = None
         if positions is not None and self.max_length > positions:
-            self.max_length = positions  # beyond its position embeddings a model cannot read
+            self.max_length_capped_from = self.max_length if max_length else None
+            self.max_length = positions
         problem = room_problem(self.tokenizer, self.text_format, self.max_length)
         if problem:
             raise ModelLoadError(f"{problem} (--max-length)")

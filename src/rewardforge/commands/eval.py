@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit",
         type=int,
         default=None,
-        help="Use only the first N pairs of each data set (whole records: a record giving several "
-        "pairs, e.g. RewardBench 2's, is never cut).",
+        help="Use only the first N pairs of each data set, in whole records: a record giving several "
+        "pairs (RewardBench 2's) is never cut, so it stops before a record that would go past N, "
+        "except that the first record is always read whole.",
     )
     p.add_argument(
         "--diagnostics",

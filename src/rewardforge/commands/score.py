@@ -205,12 +205,13 @@ def main(argv: list[str]) -> int:
         check_output_file(rejects, "--rejects")
     check_device(args.device)
 
-    from rewardforge.inference import RewardModel
+    from rewardforge.inference import RewardModel, note_capped_length
 
     started = time.monotonic()
     model = RewardModel.from_pretrained(
         args.model, max_length=args.max_length, device=args.device, dtype=args.dtype
     )
+    note_capped_length(model, args.model)
     stats = score_file(model, source, output, rejects if args.skip_invalid else None, args)
     took = time.monotonic() - started
     msg = f"rewardforge score: {stats['scored']} items scored -> {output} ({took:.1f} s)"

@@ -203,7 +203,7 @@ def _serve(args: argparse.Namespace, settings, sock: socket.socket) -> int:
     import torch
     import uvicorn
 
-    from rewardforge.inference import RewardModel
+    from rewardforge.inference import RewardModel, note_capped_length
     from rewardforge.serving import create_app
 
     started = time.monotonic()
@@ -212,6 +212,7 @@ def _serve(args: argparse.Namespace, settings, sock: socket.socket) -> int:
     model = RewardModel.from_pretrained(
         args.model, max_length=args.max_length, device=args.device, dtype=args.dtype
     )
+    note_capped_length(model, args.model)
     app = create_app(model, settings)
     config = uvicorn.Config(
         app,

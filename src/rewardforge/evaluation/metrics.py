@@ -183,6 +183,37 @@ def _bootstrap_ci(correct: int, ties: int, pairs: int, n_bootstrap: int, seed: i
     return [float(lo), float(hi)]
 
 
+def sign_test_p(wins: int, losses: int) -> float:
+    """One-sided exact sign test: the chance of `wins` or more wins in `wins + losses` fair coin
+    flips. Unlike a percentile bootstrap, whose interval has no width when every pair is right,
+    it cannot call one right pair out of one evidence (p = 0.5)."""
+    n = wins + losses
+    if wins <= 0:
+        return 1.0
+    k = np.arange(wins, n + 1)
+    log_terms = (
+        math.lgamma(n + 1)
+        - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
+        - n * math.log(2)
+    )
+    return float(min(1.0, np.exp(np.logaddexp.reduce(log_terms))))
+
+
+def paired_sign_test(better: np.ndarray, worse: np.ndarray) -> dict[str, Any]:
+    """Does one per-pair outcome (1 right, 0.5 tie, 0 wrong) beat another on the same pairs?
+    Pairs where both agree carry no evidence and are left out; of the rest, those where
+    `better` does better are wins. Returns the counts and the one-sided p value."""
+    diff = np.asarray(better, dtype=np.float64) - np.asarray(worse, dtype=np.float64)
+    wins, losses = int(np.count_nonzero(diff > 0)), int(np.count_nonzero(diff < 0))
+    return {"wins": wins, "losses": losses, "p_value": sign_test_p(wins, losses)}
+
+
+def pair_outcomes(first: Any, second: Any) -> np.ndarray:
+    """Per pair: 1 when `first` is higher, 0.5 when equal, 0 when lower."""
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    return np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))
+
+
 # --------------------------------------------------------------------------- public API
 
 

@@ -422,7 +422,7 @@ def diagnostics_table(results: list[RunResult]) -> str:
         "accuracy",
         "length-only baseline",
         "model − baseline",
-        "CI above baseline",
+        "beats baseline (sign test)",
         "swapped accuracy (re-scored)",
         "1 − accuracy",
         "mirrors",
@@ -432,7 +432,9 @@ def diagnostics_table(results: list[RunResult]) -> str:
         "<h3>Shortcut diagnostics</h3>"
         '<p class="note">The length-only baseline picks the longer response (equal lengths count half). '
         "The swapped pairs were tokenized and scored again by the model with chosen and rejected "
-        "exchanged; a pairwise-consistent model gives exactly 1 − accuracy.</p>" + _table(headers, rows)
+        "exchanged; a pairwise-consistent model gives exactly 1 − accuracy. "
+        "Beating the baseline is an exact one-sided sign test at 2.5% over the pairs where the "
+        "model and the baseline disagree.</p>" + _table(headers, rows)
     )
 
 

@@ -34,6 +34,8 @@ from rewardforge.evaluation.metrics import (
     accuracy_by_length_bucket,
     most_confidently_wrong,
     pair_metrics,
+    pair_outcomes,
+    paired_sign_test,
 )
 from rewardforge.evaluation.scoring import (
     SHARE_TOLERANCE,
@@ -64,6 +66,7 @@ UNCATEGORIZED = "uncategorized"
 EXCERPT_CHARS = 160
 LENGTH_UNIT = "characters"
 WRONG_SHOWN = 10
+SIGNIFICANCE = 0.025  # one-sided: the lower edge of a 95% interval
 
 
 def usage_error(message: str) -> Exception:
@@ -337,8 +340,8 @@ def load_model(
     """Load one model. A base model (`untrained`) gets a fresh score head seeded with `seed`:
     exactly the starting point of training (which seeds before building the head) when the
     checkpoint has no head, and an explicit seeded re-initialisation when it has one."""
-    from rewardforge.inference import RewardModel, note_assumed_format
-    from rewardforge.modeling import load_reward_model, no_reward_head, position_limit
+    from rewardforge.inference import RewardModel, note_assumed_format, note_capped_length
+    from rewardforge.modeling import load_reward_model, no_reward_head
 
     loaded = load_reward_model(spec.path, dtype=dtype, seed=seed)
     head = "trained"
@@ -354,10 +357,7 @@ def load_model(
         note_assumed_format(loaded, spec.spec)
     limit = max_length or spec.max_length
     rm = RewardModel(loaded, max_length=limit, device=device)
-    positions = position_limit(loaded.model)
-    capped = False
-    if positions is not None and positions < rm.max_length:
-        rm.max_length, capped = positions, True
+    note_capped_length(rm, spec.spec)
     info = {
         "name": spec.name,
         "spec": spec.spec,
@@ -368,7 +368,7 @@ def load_model(
         "seed": seed,
         "format": loaded.text_format.to_dict(),
         "max_length": rm.max_length,
-        "max_length_capped_to_positions": capped,
+        "max_length_capped_to_positions": rm.max_length_capped_from is not None,
         "dtype": dtype,
         "is_decoder": loaded.is_decoder,
         "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
@@ -605,19 +605,31 @@ def swap_diagnostic(
     }
 
 
-def diagnostics(metrics: dict[str, Any], swap: dict[str, Any]) -> dict[str, Any]:
-    """Shortcut checks: does the model beat "the longer response wins" and chance?"""
+def diagnostics(
+    metrics: dict[str, Any], swap: dict[str, Any], scores: PairScores, pairs: list[PreferencePair]
+):
+    """Shortcut checks: does the model beat "the longer response wins" and chance? Each claim is
+    an exact one-sided sign test at the 2.5% level (the lower edge of a 95% interval): a handful
+    of right pairs is no evidence, however perfect."""
     acc = metrics["accuracy"]
     base = metrics.get("length_baseline_accuracy")
-    ci = metrics.get("accuracy_ci95")
+    model = pair_outcomes(scores.chosen, scores.rejected)
+    chance = paired_sign_test(model, np.full_like(model, 0.5))
     out: dict[str, Any] = {
         "length_baseline_accuracy": base,
         "length_baseline_unit": LENGTH_UNIT,
         "accuracy_minus_length_baseline": None if base is None else acc - base,
-        "beats_length_baseline": None if base is None or ci is None else bool(ci[0] > base),
-        "beats_chance": None if ci is None else bool(ci[0] > 0.5),
+        "beats_length_baseline": None,
+        "length_baseline_test": None,
+        "beats_chance": chance["p_value"] < SIGNIFICANCE,
+        "chance_test": chance,
         "swap": swap,
     }
+    if base is not None:
+        lc, lr = response_lengths(pairs)
+        versus_length = paired_sign_test(model, pair_outcomes(lc, lr))
+        out["beats_length_baseline"] = versus_length["p_value"] < SIGNIFICANCE
+        out["length_baseline_test"] = versus_length
     return out
 
 
@@ -782,7 +794,7 @@ def evaluate(
                     progress=options.progress,
                     sharer=sharer,
                 )
-                m["diagnostics"] = diagnostics(m, swap)
+                m["diagnostics"] = diagnostics(m, swap, ps, ds.pairs)
                 dt["swap"] = swap["seconds"]
             ps.chosen_ids = ps.rejected_ids = None
             results.append(RunResult(spec.name, ds.name, m, ps))

@@ -106,7 +106,9 @@ class RewardArguments:
         "auto", "auto (bf16 autocast with fp32 weights where the hardware supports bf16), fp32 or bf16."
     )
     limit: int | None = _opt(
-        None, "Use only the first N training pairs, in whole records (quick experiments)."
+        None,
+        "Use only the first N training pairs (quick experiments), in whole records: it stops before "
+        "a record that would go past N, except that the first record is always read whole.",
     )
 
 
