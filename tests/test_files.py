@@ -5,6 +5,7 @@ disk at the last write left the temporary file behind, and so did kill -9)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -335,3 +336,45 @@ def test_two_appending_openings_of_one_file_are_accepted(tiny_bert_dir, tmp_path
     text = (tmp_path / "both.txt").read_text()
     assert done.returncode == 0, done.stderr
     assert text.count('"score"') == 1 and text.count('"reason"') == 1
+
+
+def test_a_dash_is_standard_input_and_output(tiny_bert_dir, tmp_path):
+    """`--output -` made a file named `-`, and `--input -` was 'unsupported file type'."""
+    items = '{"prompt": "Hi?", "response": "Hello."}\n{"prompt": "Hi?", "response": ""}\n'
+    command = [
+        sys.executable,
+        "-m",
+        "rewardforge.cli",
+        "score",
+        "--model",
+        str(tiny_bert_dir),
+        "--no-progress",
+    ]
+    run = subprocess.run(
+        [*command, "--input", "-", "--output", "-", "--skip-invalid", "--rejects", "rejects.jsonl"],
+        input=items, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (line,) = run.stdout.splitlines()
+    assert json.loads(line)["location"] == "line 1" and isinstance(json.loads(line)["score"], float)
+    (rejected,) = (tmp_path / "rejects.jsonl").read_text().splitlines()
+    assert json.loads(rejected)["location"] == "line 2" and json.loads(rejected)["source"] == "-"
+    assert not (tmp_path / "-").exists()
+    # a bad line from standard input is named like any file's
+    run = subprocess.run(
+        [*command, "--input", "-", "--output", "-"], input=items, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "-:line 2: field 'response': empty response" in run.stderr
+
+
+def test_bon_output_dash_is_a_stream_that_needs_its_summary_named(tmp_path, capsys):
+    from rewardforge import cli
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Hi"}\n')
+    argv = ["bon", "--policy", "p", "--rm", "r", "--prompts", str(prompts), "--output", "-"]
+    assert cli.main(argv) == 2
+    assert (
+        "--output /dev/stdout is a stream: name the summary file with --summary FILE"
+        in capsys.readouterr().err
+    )

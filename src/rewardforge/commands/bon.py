@@ -23,7 +23,7 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser, integer, number, path_text
+    from rewardforge.commands.checks import OneLineParser, integer, number, output_file_text
 
     p = OneLineParser(
         prog="rewardforge bon", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -32,11 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
     p.add_argument("--prompts", required=True, help='prompts JSONL: {"prompt": text or messages, ...}')
     p.add_argument(
-        "--output", required=True, type=path_text, help="results JSONL (summary beside it: .summary.json)"
+        "--output",
+        required=True,
+        type=output_file_text,
+        help="results JSONL (summary beside it: .summary.json); - is standard output",
     )
     p.add_argument(
         "--summary",
-        type=path_text,
+        type=output_file_text,
         default=None,
         help="summary JSON (default: OUTPUT's name with .summary.json; needed when OUTPUT is a "
         "stream such as /dev/stdout)",

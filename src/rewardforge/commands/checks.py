@@ -96,6 +96,12 @@ def path_text(text: str) -> str:
     return text
 
 
+def output_file_text(text: str) -> str:
+    """argparse type for a file a command writes: `-` is standard output, as in most Unix tools
+    (it made a file named `-`)."""
+    return "/dev/stdout" if path_text(text) == "-" else text
+
+
 MODEL_MARKERS = ("config.json", "rewardforge.json", "adapter_config.json")
 
 

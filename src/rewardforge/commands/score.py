@@ -38,7 +38,7 @@ Examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rewardforge.commands.checks import OneLineParser, integer, path_text
+    from rewardforge.commands.checks import OneLineParser, integer, output_file_text, path_text
 
     p = OneLineParser(
         prog="rewardforge score",
@@ -55,9 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--input",
         required=True,
         type=path_text,
-        help="items file: .jsonl, .jsonl.gz, .json, .csv, .parquet, ...",
+        help="items file: .jsonl, .jsonl.gz, .json, .csv, .parquet, ...; - reads JSONL from standard input",
     )
-    p.add_argument("--output", required=True, type=path_text, help="scores file (JSONL), written atomically")
+    p.add_argument(
+        "--output",
+        required=True,
+        type=output_file_text,
+        help="scores file (JSONL), written atomically; - or /dev/stdout streams the scores out",
+    )
     p.add_argument(
         "--batch-size", type=integer(1), default=16, help="items per forward pass (default: %(default)s)"
     )
@@ -73,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rejects",
         default=None,
-        type=path_text,
+        type=output_file_text,
         help="rejects file with --skip-invalid (default: OUTPUT.rejected.jsonl)",
     )
     p.add_argument(
@@ -173,11 +178,11 @@ def main(argv: list[str]) -> int:
         usage_error,
     )
     from rewardforge.data.errors import DataError
-    from rewardforge.data.readers import split_local_spec
+    from rewardforge.data.readers import STDIN, split_local_spec
 
     args = build_parser().parse_args(argv)
     source = args.input
-    local = not source.startswith("hf:")
+    local = not source.startswith("hf:") and source != STDIN
     if local and not Path(split_local_spec(source)[0]).exists():
         raise DataError(source, "no such file or directory")
     output = Path(args.output)

@@ -25,6 +25,7 @@ from rewardforge.data.shapes import detect_shape
 from rewardforge.data.values import is_message, type_name
 
 HF_PREFIX = "hf:"
+STDIN = "-"  # standard input, read as JSONL
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 _JSON_SUFFIXES = (".json", ".json.gz")
@@ -81,6 +82,10 @@ def read_records(
         # Path("") is ".", which would read the working directory as a saved dataset.
         raise DataError(spec, "no data source given (empty path)")
     picker = _SplitPicker(spec, split, default_split, notes)
+    if spec == STDIN:  # JSONL, the one format that streams
+        picker.none()
+        yield from _read_jsonl(spec, Path("/dev/stdin"))
+        return
     if spec.startswith(HF_PREFIX):
         yield from _read_hub(spec, picker)
         return
