@@ -803,3 +803,17 @@ def test_a_joined_mapping_null_in_a_row_keeps_the_rows_own_field(tmp_path):
     for source in (str(path), jsonl(tmp_path, rows)):
         loaded = load_pairs(source, columns=parse_columns("prompt=context+question"))
         assert [p.prompt for p in loaded.pairs] == [[user("C.\nQa?")], [user("OWN")]]
+
+
+def test_our_labels_in_another_case_are_read_and_said(tmp_path):
+    """`Margin`, `ID`, `Category` were dropped without a word: every pair trained with margin 0."""
+    path = tmp_path / "upper.csv"
+    path.write_text(
+        "ID,Prompt,Chosen,Rejected,Margin,Category\na1,What is 2+2?,4,5,3.0,math\na2,Capital?,Paris,Rome,0.5,geo\n"
+    )
+    res = load_pairs(str(path))
+    assert [(p.id, p.category, p.margin) for p in res.pairs] == [("a1", "math", 3.0), ("a2", "geo", 0.5)]
+    assert "margin=Margin" in res.reading_notes() and "id=ID" in res.reading_notes()
+    row = {"Id": "x", "ID": "y", "prompt": "Q", "chosen": "A", "rejected": "B"}
+    with pytest.raises(DataOptionError, match="several columns that could be it \\(Id, ID\\)"):
+        load_pairs(jsonl(tmp_path, [row]))

@@ -165,6 +165,7 @@ def test_truncated_gzip(tmp_path):
     loaded = load_pairs(str(path), skip_invalid=True)  # rows before the cut are kept, the cut is reported
     assert 0 < len(loaded.pairs) < 2000
     assert [r.location for r in loaded.rejected] == [err.location] == [f"line {len(loaded.pairs) + 1}"]
+    assert loaded.rejected[0].reason.endswith("the rest of it could not be read")
 
 
 @pytest.mark.parametrize("name", ["packed.jsonl", "packed.json"])

@@ -599,3 +599,19 @@ def test_a_context_of_symbols_alone_is_not_dropped(tmp_path, extra):
         )
         == 1
     )
+
+
+def test_a_null_prompt_among_conversation_prompts_is_read_as_an_absent_one(tmp_path):
+    """Arrow writes an absent prompt as null: such a row was a "mixture of shapes", while the
+    same row with [] was read (a null text prompt stays a missing field: see test_data_bad_input)."""
+    from _rows import assistant, user
+
+    first = {"chosen": [user("Q"), assistant("A")], "rejected": [user("Q"), assistant("B")]}
+    rows = [
+        first,
+        *({"prompt": [user(q)], "chosen": [assistant("A")], "rejected": [assistant("B")]} for q in "34"),
+    ]
+    as_null = load_pairs(jsonl(tmp_path, [{"prompt": None, **first}, *rows[1:]]))
+    as_empty = load_pairs(jsonl(tmp_path, [{"prompt": [], **first}, *rows[1:]]))
+    assert len(as_null.pairs) == 3 and as_null.fingerprint == as_empty.fingerprint
+    assert as_null.pairs[0].prompt == [user("Q")]

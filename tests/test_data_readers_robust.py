@@ -139,6 +139,8 @@ def test_csv_unterminated_quote_is_not_folded(tmp_path):
     assert [prompt_text(p) for p in loaded.pairs] == ["q0"]
     assert [r.location for r in loaded.rejected] == ["row 2"]
     assert re.search(reason, loaded.rejected[0].reason)
+    # the rows it swallowed are no one bad row: the reason says how much of the file is lost
+    assert loaded.rejected[0].reason.endswith("lines 3-5 (the rest of the file) could not be read")
     # a closed multi-line quoted field is fine
     path.write_text('prompt,chosen,rejected\n"line 1\nline 2",good,"bad\n"\nq2,good2,bad2\n')
     assert [prompt_text(p) for p in load_pairs(spec).pairs] == ["line 1\nline 2", "q2"]

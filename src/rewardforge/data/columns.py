@@ -96,6 +96,7 @@ ALIASES = {
     "tools": ("functions",),  # OpenAI's older name for the tool definitions
     "prompt": ("question", "instruction", "query", "input", "conversations", "trajectory", "context"),
 }
+PAIR_LABELS = ("margin", "id", "category", "subset")  # ours that are no text
 # Step-level DPO sets (xinlai/Math-Step-DPO-10K) give the last step as chosen/rejected and the
 # whole solutions beside them: a reward model scores whole responses, so these replace them.
 WHOLE_RESPONSES = {"chosen": "full_chosen", "rejected": "full_rejected"}
@@ -253,6 +254,19 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
         if found:
             inferred[ours] = found[0]
             used.update(found[0].split(JOIN))
+    for ours in PAIR_LABELS:  # `Margin`, `ID`: ours written another way (a margin changes the loss)
+        if ours in columns or any(r.get(ours) is not None for r in records):
+            continue
+        keys = dict.fromkeys(k for r in records for k in r if isinstance(k, str))
+        found = [k for k in keys if k.lower() == ours and k not in used and _majority(records, k)]
+        if len(found) > 1:
+            raise DataOptionError(
+                f"the rows have no {ours!r} field and several columns that could be it "
+                f"({', '.join(found)}): say which with --columns {ours}={found[0]}"
+            )
+        if found:
+            inferred[ours] = found[0]
+            used.add(found[0])
     return inferred
 
 

@@ -221,7 +221,8 @@ def _csv_error(exc: csv.Error, what: str, start_line: int, line: int) -> str:
     if str(exc) == "unexpected end of data":
         # Without strict=True, csv folds everything after the open quote into one cell.
         return (
-            f"unterminated quoted field starting at {what} (line {start_line}): its closing quote is missing"
+            f"unterminated quoted field starting at {what} (line {start_line}): its closing quote is "
+            f"missing, so lines {start_line}-{line} (the rest of the file) could not be read"
         )
     return f"malformed CSV at line {line} ({exc})"
 

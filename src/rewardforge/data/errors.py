@@ -50,5 +50,5 @@ class ReadProblem:
 def corrupt_reason(exc: BaseException) -> str:
     """A failure while reading: a damaged gzip stream, or any other I/O error."""
     if isinstance(exc, EOFError | zlib.error | gzip.BadGzipFile):
-        return f"truncated or corrupt compressed file ({type(exc).__name__}: {exc})"
+        return f"truncated or corrupt compressed file ({type(exc).__name__}: {exc}); the rest of it could not be read"
     return f"read error ({type(exc).__name__}: {exc})"

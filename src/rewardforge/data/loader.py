@@ -195,6 +195,17 @@ class _Load:
             if isinstance(record, dict):
                 check_unread_aliases(record, self.read_columns, self.columns)
         detected = detect_shape(record)
+        if (
+            self.shape is not None
+            and detected.shape != self.shape.shape
+            and detected.features.get("prompt") == "null"
+            and self.shape.features.get("chosen") == "messages"
+        ):
+            # a conversation's prompt is optional, and Arrow writes an absent one as null: the row
+            # is read as with [] (a text prompt is required: null there is a missing field)
+            if detect_shape({**record, "prompt": []}).shape == self.shape.shape:
+                record = {**record, "prompt": []}
+                detected = detect_shape(record)
         if self.shape is not None and detected.shape != self.shape.shape:
             differs = mixture_field(self.shape, detected)
             what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
