@@ -44,7 +44,15 @@ def test_read_prompts_text_messages_and_extra_columns(tmp_path):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("{not json", "line 1: not valid JSON"),
+        ("{not json", "line 1: malformed JSON"),
+        # bon and rlhf generated from these (helper 51)
+        (
+            {"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+            "ends with an assistant turn",
+        ),
+        ({"prompt": [{"role": "system", "content": "be nice"}]}, "has no user turn after its system turn"),
+        ({"prompt": [{"role": "user", "content": " "}]}, "its last user turn is empty"),
+        ({"prompt": "hi", "id": [1, 2]}, "field 'id': must be a string or an integer"),
         ({"question": "x"}, "'prompt' field"),
         ({"prompt": ""}, "field 'prompt': empty prompt"),
         ({"prompt": []}, "field 'prompt': empty prompt"),
@@ -138,3 +146,28 @@ def test_read_prompts_bad_bytes_and_a_cut_gzip_name_the_line(tmp_path):
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match="truncated or corrupt compressed file"):
         read_prompts(cut)
+
+
+@pytest.mark.parametrize("kind", ["json", "parquet", "csv", "dataset"])
+def test_read_prompts_reads_every_data_format(tmp_path, kind):
+    """Prompts were JSONL only: a Parquet file was 'not valid UTF-8', a folder 'no such file'."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"prompt": ["What is 2+2?", "Say hi"], "answer": ["4", "hi"]})
+    path = tmp_path / f"p.{kind}"
+    if kind == "json":
+        frame.to_json(path, orient="records")
+    elif kind == "parquet":
+        frame.to_parquet(path)
+    elif kind == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        from datasets import Dataset
+
+        Dataset.from_pandas(frame).save_to_disk(str(path))
+    recs = read_prompts(path)
+    assert [r["prompt"] for r in recs] == [
+        [{"role": "user", "content": "What is 2+2?"}],
+        [{"role": "user", "content": "Say hi"}],
+    ]
+    assert [r["answer"] for r in recs] == ["4", "hi"]

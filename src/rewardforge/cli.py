@@ -61,7 +61,10 @@ def known_errors() -> tuple[type[BaseException], ...]:
     from rewardforge.modeling import ModelLoadError
     from rewardforge.training.run import UsageError
 
-    return (DataError, DataOptionError, ModelLoadError, UsageError, FileNotFoundError)
+    # a user's env reward failing (rlhf and bon): its module is only imported by those commands
+    env_rewards = sys.modules.get("rewardforge.rlhf.env_rewards")
+    extra = (env_rewards.EnvRewardError,) if env_rewards is not None else ()
+    return (DataError, DataOptionError, ModelLoadError, UsageError, FileNotFoundError, *extra)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
-    p.add_argument("--prompts", required=True, help='prompts JSONL: {"prompt": text or messages, ...}')
+    p.add_argument(
+        "--prompts",
+        required=True,
+        help='prompts: {"prompt": text or messages, ...} a record, as JSONL, JSON, Parquet, CSV or a saved dataset',
+    )
     p.add_argument(
         "--output",
         required=True,
@@ -146,6 +150,9 @@ def main(argv: list[str]) -> int:
         env_rewards = [load_env_reward(spec) for spec in args.env_reward]
     except ValueError as e:
         raise UsageError(str(e)) from None
+    names = [f.__name__ for f in env_rewards]
+    if len(set(names)) != len(names):  # results name each value by its function (rlhf refuses it too)
+        raise UsageError(f"--env-reward: each needs its own function name, got {', '.join(names)}")
     records = read_prompts(args.prompts, limit=args.max_prompts)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     api_key = args.api_key or os.environ.get("REWARDFORGE_API_KEY") or None

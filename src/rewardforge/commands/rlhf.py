@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
-    p.add_argument("--prompts", required=True, help="prompts JSONL (.jsonl or .jsonl.gz)")
+    p.add_argument(
+        "--prompts",
+        required=True,
+        help='prompts: {"prompt": text or messages, ...} a record, as JSONL, JSON, Parquet, CSV or a saved dataset',
+    )
     p.add_argument(
         "--output", required=True, type=path_text, help="run folder: policy, summary.json, checkpoints/"
     )

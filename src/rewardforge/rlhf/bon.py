@@ -91,7 +91,8 @@ def best_of_n(
         for offset, (rec, cands) in enumerate(zip(chunk, candidates)):
             cand_scores = [float(s) for s in scores[k : k + len(cands)]]
             k += len(cands)
-            best = max(range(len(cands)), key=lambda i: (cand_scores[i], -i))
+            # the highest score, the first on ties; a NaN score (a broken RM) is never the best
+            best = max(range(len(cands)), key=lambda i: (_rank(cand_scores[i]), -i))
             out: dict[str, Any] = {"index": start + offset}
             if rec.get("id") is not None:
                 out["id"] = rec["id"]
@@ -109,6 +110,10 @@ def best_of_n(
         if progress is not None:
             progress(len(results), len(records))
     return results
+
+
+def _rank(score: float) -> float:
+    return -math.inf if math.isnan(score) else score
 
 
 def _env_values(

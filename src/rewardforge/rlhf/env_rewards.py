@@ -69,9 +69,14 @@ BUILTIN_ENV_REWARDS = {
 }
 
 
+class EnvRewardError(ValueError):
+    """An env reward that cannot be loaded, or that gave values no trainer can use."""
+
+
 def load_env_reward(spec: str):
     """A reward function by name: a built-in (exact_match, contains_answer, complete_sentence), "pkg.module:func"
-    or "path/to/file.py:func"."""
+    or "path/to/file.py:func". A user's function is wrapped so that a wrong number or kind of
+    values is an EnvRewardError naming it, not an IndexError deep in a trainer."""
     import importlib
     import importlib.util
     import os
@@ -80,20 +85,59 @@ def load_env_reward(spec: str):
         return BUILTIN_ENV_REWARDS[spec]
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
-        raise ValueError(
+        raise EnvRewardError(
             f"--env-reward {spec!r}: give a built-in ({', '.join(BUILTIN_ENV_REWARDS)}), "
             "module:function or file.py:function"
         )
-    if target.endswith(".py"):
-        if not os.path.isfile(target):
-            raise FileNotFoundError(f"--env-reward {spec!r}: no such file {target}")
-        mod_name = "rewardforge_env_" + os.path.splitext(os.path.basename(target))[0]
-        module_spec = importlib.util.spec_from_file_location(mod_name, target)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(target)
+    if target.endswith(".py") and not os.path.isfile(target):
+        raise FileNotFoundError(f"--env-reward {spec!r}: no such file {target}")
+    try:
+        if target.endswith(".py"):
+            mod_name = "rewardforge_env_" + os.path.splitext(os.path.basename(target))[0]
+            module_spec = importlib.util.spec_from_file_location(mod_name, target)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except Exception as exc:  # noqa: BLE001 - the user's module failing to import: say so in one line
+        raise EnvRewardError(
+            f"--env-reward {spec!r}: cannot import {target}: {type(exc).__name__}: {exc}"
+        ) from None
     func = getattr(module, name, None)
     if not callable(func):
-        raise ValueError(f"--env-reward {spec!r}: {target} has no function {name!r}")
-    return func
+        raise EnvRewardError(f"--env-reward {spec!r}: {target} has no function {name!r}")
+    return checked(func)
+
+
+def checked(func):
+    """`func` returning one number (or None) per completion, checked: NaN reads as None (no value,
+    as TRL reads it), anything else is an EnvRewardError naming the function."""
+    import functools
+    import math
+
+    @functools.wraps(func)
+    def call(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        values = func(prompts=prompts, completions=completions, **kwargs)
+        name = getattr(func, "__name__", repr(func))
+        try:
+            values = list(values)
+        except TypeError:
+            raise EnvRewardError(
+                f"env reward {name!r} returned {type(values).__name__}, not a list of numbers"
+            ) from None
+        if len(values) != len(completions):
+            raise EnvRewardError(
+                f"env reward {name!r} returned {len(values)} values for {len(completions)} completions"
+            )
+        out: list[float | None] = []
+        for v in values:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise EnvRewardError(
+                    f"env reward {name!r} returned {type(v).__name__} {v!r}; expected a number or None"
+                )
+            if v is not None and math.isinf(v):
+                raise EnvRewardError(f"env reward {name!r} returned {v}; expected a finite number or None")
+            out.append(None if v is None or math.isnan(v) else float(v))
+        return out
+
+    return call

@@ -1,4 +1,4 @@
-"""Prompt sets for RLHF and best-of-N: JSONL, one prompt a line.
+"""Prompt sets for RLHF and best-of-N: one prompt a record (JSONL, one a line, or any data format).
 
     {"prompt": "What is 2+2?", "answer": "4"}
     {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
@@ -13,17 +13,14 @@ own format.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import random
-import zlib
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from rewardforge.data.context import with_context
-from rewardforge.data.errors import DataError, RowError, corrupt_reason
+from rewardforge.data.errors import DataError, RowError
 from rewardforge.data.types import PreferencePair, turn_text
 from rewardforge.files import atomic_write_text
 
@@ -43,50 +40,50 @@ def prompt_messages(value: Any, source: str = "prompt", location: str | None = N
 
 
 def read_prompts(path: str | os.PathLike, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Records of a prompts file (.jsonl or .jsonl.gz) with `prompt` as message lists; every
-    other column kept. A bad line raises DataError naming the file and line."""
-    import gzip
+    """Records of a prompts source, in any format the data layer reads (JSONL, JSON, Parquet,
+    CSV, a saved dataset, `hf:`, `-` for standard input), with `prompt` as message lists; every
+    other column kept. A bad record raises DataError naming the file, line or row, and field."""
+    from rewardforge.data.readers import iter_records
 
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), "no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
+    source = os.fspath(path)
     records: list[dict[str, Any]] = []
-    with opener(path, "rb") as f:
-        lines = iter(f)
-        for lineno in itertools.count(1):
-            where = f"line {lineno}"
-            try:
-                raw = next(lines, None)
-            except (OSError, EOFError, zlib.error) as e:  # a truncated or damaged .gz
-                raise DataError(str(path), corrupt_reason(e), location=where) from None
-            if raw is None or (limit is not None and len(records) >= limit):
-                break
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(
-                    str(path), f"not valid UTF-8 (byte {e.start + 1} of the line)", location=where
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(str(path), f"not valid JSON: {e.msg}", location=where) from None
-            if not isinstance(rec, dict) or "prompt" not in rec:
-                raise DataError(str(path), "expected a JSON object with a 'prompt' field", location=where)
-            rec["prompt"] = prompt_messages(rec["prompt"], str(path), where)
-            try:  # `system` and `tools` columns join the system turn, as in training data
-                rec["prompt"] = with_context(rec, rec["prompt"])
-            except RowError as e:
-                raise DataError(str(path), e.reason, location=where, field=e.field) from None
-            records.append(rec)
-    if not records:
-        raise DataError(str(path), "no prompts")
+    for where, rec in iter_records(source):
+        if limit is not None and len(records) >= limit:
+            break
+        if not isinstance(rec, dict) or "prompt" not in rec:
+            raise DataError(source, "expected a record with a 'prompt' field", location=where)
+        rec = dict(rec)
+        rec["prompt"] = prompt_messages(rec["prompt"], source, where)
+        try:  # `system` and `tools` columns join the system turn, as in training data
+            rec["prompt"] = with_context(rec, rec["prompt"])
+        except RowError as e:
+            raise DataError(source, e.reason, location=where, field=e.field) from None
+        problem = _generation_problem(rec)
+        if problem:
+            raise DataError(source, problem[1], location=where, field=problem[0])
+        records.append(rec)
     return records
+
+
+def _generation_problem(rec: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) when a policy cannot answer this prompt: the next turn must be the assistant's,
+    after something to answer."""
+    from rewardforge.data.values import blank
+
+    prompt = rec["prompt"]
+    last = prompt[-1]
+    if last["role"] == "assistant":
+        return "prompt", "ends with an assistant turn: the policy would answer its own reply"
+    if last["role"] == "system":
+        return "prompt", "has no user turn after its system turn: nothing to answer"
+    if last["role"] == "user" and blank(last["content"]):
+        return "prompt", "its last user turn is empty: nothing to answer"
+    ident = rec.get("id")
+    if ident is not None and (isinstance(ident, bool) or not isinstance(ident, str | int)):
+        return "id", f"must be a string or an integer, got {type(ident).__name__}"
+    return None
 
 
 def prompts_dataset(records: list[dict[str, Any]]):

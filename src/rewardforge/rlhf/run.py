@@ -21,7 +21,13 @@ from transformers import TrainerCallback
 from rewardforge.files import atomic_write_text
 from rewardforge.training.run import UsageError
 
-RESUME_KEYS = ("policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora")
+RESUME_KEYS = (
+    "policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora",
+    # what a step optimises and samples: the record of the steps before would not be this run's
+    "env_rewards", "prompts_per_step", "max_completion_length", "temperature",
+)  # fmt: skip
+# the files a run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
+RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
 
 # --grpo-arg keys that rewardforge sets itself, and the option that sets them. Such a key is
 # refused (naming the option) rather than silently beaten by, or beating, that option.
@@ -103,8 +109,9 @@ class RLHFOptions:
         ):
             if int(value) < low:
                 raise UsageError(f"{name} must be at least {low}, got {value}")
-        if not math.isfinite(self.rm_coeff):
-            raise UsageError("--rm-coeff must be a finite number")
+        if not math.isfinite(self.rm_coeff) or (self.mode == "bonus" and self.rm_coeff <= 0):
+            # a weight <= 0 would have the policy lower the RM score (or ignore it)
+            raise UsageError(f"--rm-coeff must be a finite number > 0, got {self.rm_coeff}")
         if self.kl_coeff is not None and (not math.isfinite(self.kl_coeff) or self.kl_coeff < 0):
             raise UsageError("--kl-coeff must be a finite number >= 0")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -195,18 +202,21 @@ class ProgressPrinter(TrainerCallback):
         elapsed = time.monotonic() - self.started
         per_step = elapsed / done if done > 0 else math.nan
         left = per_step * (state.max_steps - state.global_step) if done > 0 else math.nan
-        parts = [
-            f"step {state.global_step}/{state.max_steps}",
-            "rm {:.3f} (sd {:.3f}, {:.3f}..{:.3f})".format(
-                *(logs.get(f"rm_score/{k}", math.nan) for k in ("mean", "std", "min", "max"))
-            ),
-        ]
-        for name in self.env_names:
-            parts.append(f"{name} {logs.get(f'rewards/{name}/mean', math.nan):.3f}")
+        rm = [_figure(logs.get(f"rm_score/{k}")) for k in ("mean", "std", "min", "max")]
+        parts = [f"step {state.global_step}/{state.max_steps}", f"rm {rm[0]} (sd {rm[1]}, {rm[2]}..{rm[3]})"]
+        # an env reward gives no value (None) on rollouts it cannot judge, a whole step's maybe
+        parts += [f"{name} {_figure(logs.get(f'rewards/{name}/mean'))}" for name in self.env_names]
         if "kl" in logs:
-            parts.append(f"kl {logs['kl']:.4f}")
+            parts.append(f"kl {_figure(logs['kl'], 4)}")
         parts.append(f"{per_step:.1f} s/step, ~{_duration(left)} left")
         self.printer(" | ".join(parts), flush=True)
+
+
+def _figure(value: Any, digits: int = 3) -> str:
+    """A logged number for the progress line; "n/a" for one the step did not have."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.{digits}f}"
+    return "n/a"
 
 
 def _duration(seconds: float) -> str:
@@ -238,6 +248,51 @@ def _check_resume(out: Path, opts: RLHFOptions) -> str:
                 + ", ".join(f"{k} {old[k]!r} -> {now.get(k)!r}" for k in changed)
             )
     return last
+
+
+def _check_no_run(out: Path) -> None:
+    """A new run must not mix its logs with another's, nor overwrite a user's files of the same
+    names: a folder with checkpoints or run logs is refused (--resume continues a run)."""
+    ckpt_dir = out / "checkpoints"
+    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        raise UsageError(
+            f"{out} already holds a run (checkpoints/); pass --resume or choose another --output"
+        )
+    found = [path.name for pattern in RUN_LOGS for path in sorted(out.glob(pattern))] if out.is_dir() else []
+    if not _is_rlhf_output(out) and (out / "run_config.json").exists():
+        found.insert(0, "run_config.json")
+    if found:
+        raise UsageError(
+            f"--output {out} already holds {', '.join(found)}"
+            + (" of a run with no checkpoint to resume" if _is_rlhf_output(out) else "")
+            + ": choose another --output, or remove them"
+        )
+
+
+def _checkpoint_step(checkpoint: str) -> int:
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+        return int(state["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return int(Path(checkpoint).name.rpartition("-")[2])
+
+
+def _drop_logged_steps_after(out: Path, step: int) -> None:
+    """Keep the log lines of steps up to `step` (a resumed run logs the later ones again)."""
+    for pattern in ("train_log.jsonl", "rollouts*.jsonl"):
+        for path in sorted(out.glob(pattern)):
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if _logged_step(line) <= step]
+            if len(kept) != len(lines):
+                atomic_write_text(path, "".join(kept))
+
+
+def _logged_step(line: str) -> float:
+    try:
+        value = json.loads(line).get("step")
+    except (ValueError, AttributeError):
+        return -math.inf  # not a record of ours: kept
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else -math.inf
 
 
 def _is_rlhf_output(out: Path) -> bool:
@@ -292,15 +347,19 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     resume_from = None
     if opts.resume:
         resume_from = _check_resume(out, opts)
-    elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
-        raise UsageError(
-            f"{out} already holds a run (checkpoints/); pass --resume or choose another --output"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-
+    else:
+        _check_no_run(out)
     env_funcs = [load_env_reward(spec) for spec in opts.env_rewards]
     records = read_prompts(opts.prompts, limit=opts.max_prompts)
+    if len(records) < opts.prompts_per_step:  # the trainer would run 0 steps and exit 0
+        raise UsageError(
+            f"--prompts-per-step {opts.prompts_per_step} needs at least that many prompts; "
+            f"{opts.prompts} gives {len(records)}"
+        )
     dataset = prompts_dataset(records)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume_from is not None:  # steps after the checkpoint are done again: their lines go
+        _drop_logged_steps_after(out, _checkpoint_step(resume_from))
 
     use_cpu = (not torch.cuda.is_available()) if opts.use_cpu is None else opts.use_cpu
     use_cpu = bool(opts.grpo_overrides.get("use_cpu", use_cpu))  # --grpo-arg use_cpu=... wins
