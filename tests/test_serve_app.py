@@ -432,3 +432,61 @@ def test_a_json_body_sent_with_no_content_type_is_read():
     with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
         r = httpx.post(server.url + "/v1/score", content=b'{"response": "hey"}', headers={"Content-Type": ""})
         assert r.status_code == 200 and r.json()["score"] == 3.0
+
+
+@pytest.mark.parametrize("media", ["text/json", "application/jsonl", "Application/JSON; charset=utf-8"])
+def test_a_json_body_under_another_json_type_is_read(media):
+    """text/json passed our check, then FastAPI did not parse it: "valid dictionary"."""
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        r = httpx.post(
+            server.url + "/v1/score", content=b'{"response": "hey"}', headers={"Content-Type": media}
+        )
+        assert r.status_code == 200 and r.json()["score"] == 3.0
+
+
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ({"response": [{"role": "assistant", "content": [{"type": "text", "text": "r" * 301}]}]}, "content[0].text"),
+        ({"response": [{"role": "assistant", "content": "a", "tool_calls": [{"name": "f", "arguments": "x" * 301}]}]}, "tool_calls[0].arguments"),
+        ({"response": "x", "tools": [{"name": "f", "description": "d" * 301}]}, "tools[0].description"),
+    ],
+    ids=["content-part", "tool-call", "tool-definition"],
+)  # fmt: skip
+def test_every_text_has_the_length_limit(body, where):
+    """Only plain strings were limited: a 3 MB tool description was scored."""
+    with ServerThread(create_app(EchoScorer(), ServeSettings(max_text_chars=300))) as server:
+        r = httpx.post(server.url + "/v1/score", json=body)
+        assert r.status_code == 422 and f"{where}: a text of 301 characters; at most 300" in r.json()["error"]
+
+
+def test_a_bad_content_names_the_field_not_pydantics_union():
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        r = httpx.post(
+            server.url + "/v1/score", json={"prompt": [{"role": "user", "content": 5}], "response": "x"}
+        )
+        assert r.status_code == 422
+        assert (
+            r.json()["error"]
+            == "invalid request: prompt[0].content: expected a string or a list of content parts"
+        )
+
+
+def test_jobs_failed_at_stop_leave_no_unretrieved_exception_in_the_log(caplog):
+    """Each request cancelled at the graceful timeout logged "Future exception was never retrieved"."""
+    import gc
+
+    async def main():
+        b = MicroBatcher(
+            lambda xs: time.sleep(0.3) or [1.0] * len(xs), max_batch_size=1, max_wait_ms=1, max_queue=100
+        )
+        await b.start()
+        futures = [b.submit([i]) for i in range(5)]
+        await asyncio.sleep(0.05)  # the first is running; the rest wait
+        await b.stop(drain_timeout=0)
+        del futures  # nobody awaits them: as when their requests were cancelled
+        gc.collect()
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        asyncio.run(main())
+    assert "never retrieved" not in caplog.text

@@ -118,7 +118,8 @@ class GuardMiddleware:
                     if problem:
                         await _json_error(422, problem)(scope, receive, send_and_note)
                         return
-                    if not media:  # no type given: JSON is what these take (FastAPI would not parse it)
+                    if media != "application/json":  # none, text/json, ...: FastAPI parses only
+                        # application/json (and +json); JSON is what these paths take
                         headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
                         scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
                 receive = _replay(body, receive)

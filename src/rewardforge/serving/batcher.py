@@ -85,10 +85,9 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        while self._pending:
-            job = self._pending.popleft()
-            if not job.future.done():
-                job.future.set_exception(StoppingError("the server is shutting down"))
+        left = list(self._pending)
+        self._pending.clear()
+        self._fail(left, StoppingError("the server is shutting down"))
         if self.executor is not None:
             self.executor.shutdown(wait=True)
 
@@ -192,6 +191,9 @@ class MicroBatcher:
         for job in batch:
             if not job.future.done():
                 job.future.set_exception(exc)
+                # its request may be gone (cancelled at the graceful timeout): marked as seen, so
+                # asyncio logs no "exception was never retrieved"; an awaiting request still gets it
+                job.future.exception()
 
     async def _score(self, batch: list[Job]) -> None:
         batch = [j for j in batch if not j.future.done()]

@@ -51,12 +51,32 @@ def _text_or_list(text_type: Any, list_type: Any, what: str = "a list of chat me
     ]
 
 
-def _tool_definitions(value: Any) -> Any:
-    """Tools are read as training reads a `tools` column (RowError is a ValueError: 422)."""
-    from rewardforge.data.context import tool_specs
+def _check_texts(value: Any, limit: int, where: str) -> None:
+    """Every text inside `value` (content parts, tool calls and definitions) within the limit
+    plain texts have: a 3 MB tool description was scored."""
+    if isinstance(value, str):
+        if len(value) > limit:
+            raise ValueError(
+                f"{where}: a text of {len(value)} characters; at most {limit} (--max-text-chars)"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(item, limit, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_texts(item, limit, f"{where}[{i}]")
 
-    tool_specs(value)
-    return value
+
+def _tool_definitions(limit: int):
+    def check(value: Any) -> Any:
+        """Tools are read as training reads a `tools` column (RowError is a ValueError: 422)."""
+        from rewardforge.data.context import tool_specs
+
+        _check_texts(value, limit, "tools")
+        tool_specs(value)
+        return value
+
+    return check
 
 
 def _one_message_as_list(value: Any) -> Any:
@@ -65,7 +85,8 @@ def _one_message_as_list(value: Any) -> Any:
 
 
 def _reply_text(value: str) -> str:
-    """A response given as text must not be blank (training refuses it too)."""
+    """A response given as text, checked as training checks one, except that it may be empty:
+    a policy's completion can be, and the RLHF reward must score it."""
     _refuse_bad_response([{"role": "assistant", "content": value}])
     return value
 
@@ -100,7 +121,12 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
 
         model_config = ConfigDict(extra="forbid")
         role: Annotated[str, Field(max_length=32, examples=["user", "assistant", "system", "tool"])]
-        content: Annotated[str, Field(max_length=text_len)] | list[dict[str, Any]] | None = None
+        content: (
+            _text_or_list(
+                Annotated[str, Field(max_length=text_len)], list[dict[str, Any]], "a list of content parts"
+            )
+            | None
+        ) = None
         tool_calls: Annotated[list[dict[str, Any]], Field(max_length=settings.max_messages)] | None = None
         function_call: dict[str, Any] | None = None
         name: Annotated[str, Field(max_length=text_len)] | None = None
@@ -111,6 +137,8 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
             from rewardforge.data.values import messages
 
             messages([self.model_dump(exclude_none=True)], "message")  # RowError is a ValueError: 422
+            for field in ("content", "tool_calls", "function_call"):
+                _check_texts(getattr(self, field), text_len, field)
             return self
 
     Text = Annotated[str, Field(max_length=text_len)]
@@ -121,8 +149,8 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         BeforeValidator(_one_message_as_list),
         Field(description="A user message as text, or a list of chat messages (or one); optional."),
     ]
-    # what training refuses (a blank reply, messages that do not end with the assistant's
-    # reply) is refused here too, in the same words: 422 naming the field
+    # what training refuses (messages that do not end with the assistant's reply) is refused here
+    # too, in the same words: 422 naming the field; an empty reply is scored (see _reply_text)
     Response = Annotated[
         _text_or_list(
             Annotated[Text, AfterValidator(_reply_text)], Annotated[Messages, AfterValidator(_reply_messages)]
@@ -130,13 +158,13 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         BeforeValidator(_one_message_as_list),
         Field(
             description="The assistant reply as text, or a list of chat messages ending with the "
-            "assistant's reply (or that one message); not blank."
+            "assistant's reply (or that one message); it may be empty (a policy's completion can be)."
         ),
     ]
 
     Tools = Annotated[
         Any,
-        AfterValidator(_tool_definitions),
+        AfterValidator(_tool_definitions(text_len)),
         Field(
             default=None,
             description="Tool definitions the assistant may call, in any form a `tools` column takes "
