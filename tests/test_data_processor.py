@@ -191,3 +191,17 @@ def test_a_numpy_id_from_user_code_is_a_number():
     )
     checked = check_pair(pair)
     assert (checked.id, checked.category) == ("7", "2")
+
+
+def test_the_documented_example_reads_csv_in_the_right_direction(tmp_path):
+    """The docstring's Votes compared CSV text: "10" > "9" is false, so Gravel was chosen."""
+    doc = PreferenceProcessor.__doc__
+    code = textwrap.dedent(doc[doc.index("::\n") + 3 : doc.index("The class is instantiated")])
+    (tmp_path / "my_format.py").write_text(code)
+    data = tmp_path / "votes.csv"
+    data.write_text(
+        "question,a,b,votes_a,votes_b\nBest fruit?,Mango,Gravel,10,9\nBest pet?,Dog,Rock,12,3\nTie?,x,y,5,5.0\n"
+    )
+    loaded = load_pairs(str(data), processor=f"{tmp_path / 'my_format.py'}:Votes")
+    assert [(p.chosen_text, p.rejected_text) for p in loaded.pairs] == [("Mango", "Gravel"), ("Dog", "Rock")]
+    assert loaded.skipped_by_processor == 1

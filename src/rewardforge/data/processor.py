@@ -32,7 +32,9 @@ class PreferenceProcessor:
       Any other exception from `to_pair` (a `KeyError` for a record that lacks a field, say)
       makes an invalid row too, named by its type and message.
 
-    Records come from the usual readers (JSONL, JSON, CSV, Parquet, saved datasets, hf:).
+    Records come from the usual readers (JSONL, JSON, CSV, Parquet, saved datasets, hf:). A CSV
+    cell is text ("10", not 10): convert numbers yourself, as the example does, since "10" > "9"
+    is false.
     To read files of your own, also override `read(spec)` to yield `(location, record)`
     tuples, where location is something a user can find again, like "line 12".
 
@@ -42,9 +44,10 @@ class PreferenceProcessor:
 
         class Votes(PreferenceProcessor):
             def to_pair(self, record):
-                if record["votes_a"] == record["votes_b"]:
+                votes_a, votes_b = float(record["votes_a"]), float(record["votes_b"])  # CSV: text
+                if votes_a == votes_b:
                     return None  # a tie says nothing about preference
-                a_wins = record["votes_a"] > record["votes_b"]
+                a_wins = votes_a > votes_b
                 return {
                     "prompt": record["question"],
                     "chosen": record["a"] if a_wins else record["b"],
