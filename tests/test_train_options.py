@@ -250,7 +250,8 @@ def test_written_files_are_readable_by_others_like_any_new_file(tmp_path, data, 
         assert one_step(tiny_bert_dir, data, out) == 0
     finally:
         os.umask(old)
-    for name in ("rewardforge.json", "run_config.json", "metrics.json"):
+    # the weights too: transformers writes them 0600, and a server run by another user must read them
+    for name in ("rewardforge.json", "run_config.json", "metrics.json", "model.safetensors", "config.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 

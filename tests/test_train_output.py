@@ -599,3 +599,111 @@ def test_checkpoints_score_as_their_run_does_and_an_unfinished_run_names_them(
     )
     err = capsys.readouterr().err
     assert "--resume" in err and "checkpoint-2" in err
+
+
+def test_a_resume_that_plans_more_steps_takes_the_new_plans_learning_rate(tmp_path, data, tiny_bert_dir):
+    """The first step after the resume ran at the old plan's end rate, 0 on a linear schedule."""
+    out, fresh = tmp_path / "run", tmp_path / "fresh"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "2", "--logging_steps", "1") == 0
+    (out / "model.safetensors").unlink()  # as if killed after its checkpoint
+    assert train(tiny_bert_dir, data, out, "--resume", "--max-steps", "4", "--logging_steps", "1") == 0
+    assert (
+        train(tiny_bert_dir, data, fresh, "--max-steps", "4", "--logging_steps", "1", "--save_strategy", "no")
+        == 0
+    )
+
+    def rates(run):
+        rows = [json.loads(line) for line in (run / "train_metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["learning_rate"] for r in rows if "learning_rate" in r}
+
+    resumed = rates(out)
+    assert resumed[3] > 0 and resumed[3] == pytest.approx(rates(fresh)[3])
+
+
+def test_a_resume_past_the_planned_steps_is_refused(tmp_path, data, capsys, tiny_bert_dir):
+    """--max-steps 1 from checkpoint-2 'finished' and recorded a 2-step model as a 1-step run."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "2") == 0
+    (out / "model.safetensors").unlink()
+    assert train(tiny_bert_dir, data, out, "--resume", "--max-steps", "1") == 2
+    assert "checkpoint-2 is at step 2, past the 1 steps this run plans" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "key"),
+    [("--warmup_steps", "3", "schedule"), ("--max_grad_norm", "0.5", "schedule"), ("--keep-dropout", None, "dropout"), ("--data_seed", "5", "data_order")],
+)  # fmt: skip
+def test_a_resume_keeps_the_schedule_dropout_and_data_order(
+    tmp_path, data, capsys, tiny_bert_dir, option, value, key
+):
+    """These were accepted on --resume, and changed what the remaining steps did."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1", "--max-steps", "1") == 0
+    (out / "model.safetensors").unlink()
+    assert train(tiny_bert_dir, data, out, "--resume", option, *([value] if value else [])) == 2
+    assert f"{key} " in capsys.readouterr().err
+
+
+def test_resume_after_a_kill_before_the_first_checkpoint_starts_again(tmp_path, data, capsys, tiny_bert_dir):
+    """The folder held only run_config.json, and every later --resume was refused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run_config.json").write_text("{}")
+    (out / "train_metrics.jsonl").write_text('{"step": 1, "loss": 0.7}\n')
+    assert train(tiny_bert_dir, data, out, "--resume") == 0
+    assert "no checkpoint in" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
+    assert {"step": 1, "loss": 0.7} not in rows and (
+        out / "model.safetensors"
+    ).exists()  # the dead run's log went
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metric_for_best_model", "eval_acc"], "--metric_for_best_model eval_acc: no evaluation gives it; choose one of loss, pairs, accuracy"),
+        (["--eval-split", "1"], "--eval-split must be a fraction between 0 and 1, got 1.0"),
+        (["--precision", "fp16"], "--precision must be auto, fp32 or bf16"),
+        (["--dtype", "fp16"], "--dtype must be fp32 or bf16"),
+        (["--debug", "underflow_overflow"], "--debug underflow_overflow cannot watch a reward model"),
+    ],
+)  # fmt: skip
+def test_options_that_failed_late_are_refused_before_the_old_run_goes(
+    tmp_path, data, capsys, tiny_bert_dir, extra, message
+):
+    """A bad --metric_for_best_model crashed after --overwrite had removed the old model; the
+    others left an empty output folder, or a traceback (--debug underflow_overflow)."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0
+    before = digest(out / "model.safetensors")
+    assert train(tiny_bert_dir, data, out, "--overwrite", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert digest(out / "model.safetensors") == before
+    assert train(tiny_bert_dir, data, tmp_path / "new", *extra) == 2
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("targets", ["query,nonexist", "query,"])
+def test_a_lora_target_that_matches_nothing_is_refused(tmp_path, data, capsys, tiny_bert_dir, targets):
+    """A typo beside a real name was dropped by PEFT without a word (and recorded as a target)."""
+    assert train(tiny_bert_dir, data, tmp_path / "run", "--lora", "--lora-target-modules", targets) == 2
+    err = capsys.readouterr().err
+    missing = targets.split(",")[1]
+    assert f"LoRA target module {missing!r} matches no module of BertForSequenceClassification" in err
+    assert "its linear layers: dense, key, query, value" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("run.yaml", "batch_size: 2\nlearning_rate: 1.0e-4\nbatch-size: 4\n", "option 'batch-size' is given twice (line 3)"),
+        ("run.json", '{"batch_size": 2, "batch_size": 4}', "option 'batch_size' is given twice"),
+    ],
+)  # fmt: skip
+def test_a_config_option_given_twice_is_refused(tmp_path, data, capsys, tiny_bert_dir, name, text, where):
+    """The later value silently won."""
+    config = tmp_path / name
+    config.write_text(text)
+    assert main(["train", "--config", str(config), "--output", str(tmp_path / "run")]) == 2
+    assert where in capsys.readouterr().err

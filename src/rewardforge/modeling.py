@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rewardforge.attention import enable_packed_attention
-from rewardforge.files import atomic_write_text
+from rewardforge.files import atomic_write_text, new_file_mode
 from rewardforge.formatting import TextFormat
 
 META_FILE = "rewardforge.json"
@@ -239,6 +239,14 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
     heads = head_module_names(model)
     # full names by default: a leaf name such as "out_proj" or "dense" would also match the head's
     targets = settings.target_modules or _backbone_linears(model)
+    names = [name for name, _ in model.named_modules()]
+    # PEFT wraps what any name matches and says nothing of a name that matches nothing (a typo)
+    unmatched = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names if t)]
+    if unmatched:
+        raise ModelLoadError(
+            f"LoRA target module {unmatched[0]!r} matches no module of {type(model).__name__} (its linear "
+            f"layers: {', '.join(default_lora_targets(model)) or 'none'}; set them with --lora-target-modules)"
+        )
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=settings.rank,
@@ -543,7 +551,10 @@ def save_hf_folder(
         to_save.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         written = {item.name for item in staging.iterdir()}
+        mode = new_file_mode()
         for item in staging.iterdir():
+            if item.is_file():  # transformers writes the weights 0600: a model is shared like any file
+                item.chmod(mode)
             dest = output_dir / item.name
             if dest.is_dir():
                 shutil.rmtree(dest)

@@ -76,10 +76,30 @@ def _config_from_yaml(path: str, parser) -> dict[str, Any]:
 
     from rewardforge.training.run import UsageError
 
+    def once(pairs: list[tuple[Any, Any]], lines: list[int] | None = None) -> dict[Any, Any]:
+        # an option given twice (batch_size, then batch-size): the later one silently won
+        seen: dict[Any, Any] = {}
+        for i, (key, value) in enumerate(pairs):
+            if str(key).replace("-", "_") in {str(k).replace("-", "_") for k in seen}:
+                where = f" (line {lines[i]})" if lines else ""
+                raise UsageError(f"config {path}: option {key!r} is given twice{where}")
+            seen[key] = value
+        return seen
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            pairs = [(self.construct_object(k, deep=deep), v) for k, v in node.value]
+            once(pairs, [k.start_mark.line + 1 for k, _ in node.value])
+            return super().construct_mapping(node, deep=deep)
+
     try:
         with open(path, encoding="utf-8-sig") as f:  # a BOM (Windows editors) is no content
             # JSON by its own parser: YAML 1.1 reads a JSON number such as 1e-06 as text
-            cfg = (json.load(f) if path.endswith(".json") else yaml.safe_load(f)) or {}
+            cfg = (
+                json.load(f, object_pairs_hook=once) if path.endswith(".json") else yaml.load(f, UniqueKeys)
+            ) or {}
+    except UsageError:
+        raise
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read config {path}: {e}") from None
     except (yaml.YAMLError, ValueError) as e:

@@ -210,6 +210,30 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         f"{'--load_best_model_at_end' if targs.load_best_model_at_end else f'--eval_strategy {strategy}'} "
         "needs held-out pairs: give --eval-data or --eval-split",
     )
+    need(
+        finite(args.eval_split) and (args.eval_split == 0 or 0 < args.eval_split < 1),
+        f"--eval-split must be a fraction between 0 and 1, got {args.eval_split!r}",
+    )
+    need(args.dtype in ("fp32", "bf16"), f"--dtype must be fp32 or bf16, got {args.dtype!r}")
+    need(
+        args.precision in ("auto", "fp32", "bf16"),
+        f"--precision must be auto, fp32 or bf16, got {args.precision!r} (fp16: --fp16)",
+    )
+    need(
+        "underflow_overflow" not in str(targs.debug),
+        "--debug underflow_overflow cannot watch a reward model (it fails on the boolean masks "
+        "of the pair batches); use --detect_anomaly, or leave --debug out",
+    )
+    if targs.metric_for_best_model:
+        from rewardforge.training.run import eval_metric_names
+
+        name = targs.metric_for_best_model.removeprefix("eval_")
+        names = eval_metric_names()
+        need(
+            name in names,
+            f"--metric_for_best_model {targs.metric_for_best_model}: no evaluation gives it; "
+            f"choose one of {', '.join(names)} (with or without eval_)",
+        )
     if args.eval_data:
         need(not args.eval_split, "give --eval-data or --eval-split, not both")
         if args.data and os.path.exists(args.data) and os.path.exists(args.eval_data):

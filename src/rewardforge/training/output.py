@@ -26,6 +26,8 @@ RUN_FILES = (
     "rejected_rows.jsonl",
     "run_config.json",
 )
+# what a run writes before its first checkpoint (no model yet)
+UNFINISHED_RUN_FILES = ("train_metrics.jsonl", "rejected_rows.jsonl", "run_config.json")
 # What save_pretrained writes for a model, an adapter or a tokenizer: a run replaced by
 # --overwrite must not leave one behind for a scorer to load beside the new model.
 MODEL_FILES = re.compile(
@@ -81,6 +83,10 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
     )
     if not previous or resumable:
         return []
+    if args.resume == "last" and all(p.is_file() and p.name in UNFINISHED_RUN_FILES for p in previous):
+        # a run killed before its first checkpoint left only its logs: nothing to continue and no
+        # model to lose, so --resume starts it again (a preemptible job always passes --resume)
+        return previous
     if not args.overwrite:
         shown = ", ".join(p.name for p in previous[:3])
         problems = "; ".join(f"{c.name}: {checkpoint_problem(c)}" for c in checkpoints(output_dir)[:3])
@@ -193,7 +199,7 @@ def find_resume_checkpoint(output_dir: Path, resume: str) -> str | None:
 RESUME_KEEPS = (  # what a resumed run must share with the run it continues
     "model", "train_data", "limit", "eval_split", "learning_rate", "lr_scheduler_type", "batch_size",
     "gradient_accumulation_steps", "max_length", "loss", "margin_from_scores", "lora", "seed", "precision",
-    "optimizer",
+    "optimizer", "schedule", "dropout", "data_order",
 )  # fmt: skip
 
 
@@ -224,6 +230,12 @@ def run_identity(
             str(getattr(targs.optim, "value", targs.optim)), targs.optim_args, targs.weight_decay,
             targs.adam_beta1, targs.adam_beta2, targs.adam_epsilon,
         ],
+        # the learning rate at each step, and what each step sees
+        "schedule": [
+            targs.warmup_steps, getattr(targs, "warmup_ratio", None), targs.lr_scheduler_kwargs, targs.max_grad_norm,
+        ],
+        "dropout": "kept" if args.keep_dropout else "off",
+        "data_order": [targs.data_seed, str(getattr(targs, "train_sampling_strategy", None))],
     }  # fmt: skip
 
 

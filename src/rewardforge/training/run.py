@@ -185,9 +185,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
             "rejected_rows": len(res.rejected),
             "fingerprint": res.fingerprint,
         }
-    elif args.eval_split:
-        if not 0 < args.eval_split < 1:
-            raise UsageError("--eval-split must be a fraction between 0 and 1")
+    elif args.eval_split:  # a fraction in (0, 1): check_options said so
         # whole records: a record's pairs share a prompt, and held-out pairs must be unseen
         keys = [p.source or f"pair {i}" for i, p in enumerate(train)]
         records = list(dict.fromkeys(keys))
@@ -254,12 +252,26 @@ def eval_metrics_fn(eval_pairs: list[PreferencePair], beta: float = 1.0):
             n_bootstrap=200,
             beta=beta,
         )
-        flat = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if m.get("accuracy_ci95"):
-            flat["accuracy_ci95_lo"], flat["accuracy_ci95_hi"] = m["accuracy_ci95"]
-        return flat
+        return flat_metrics(m)
 
     return compute
+
+
+def flat_metrics(m: dict[str, Any]) -> dict[str, float]:
+    """The numbers of `pair_metrics` the Trainer logs (it takes no nested values)."""
+    flat = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if m.get("accuracy_ci95"):
+        flat["accuracy_ci95_lo"], flat["accuracy_ci95_hi"] = m["accuracy_ci95"]
+    return flat
+
+
+def eval_metric_names() -> list[str]:
+    """What an evaluation during training logs (after "eval_"): `--metric_for_best_model` must
+    be one, or the Trainer fails with a KeyError after the first evaluation."""
+    from rewardforge.evaluation.metrics import pair_metrics
+
+    sample = pair_metrics([1.0, 0.0], [0.0, 1.0], len_chosen=[1, 2], len_rejected=[2, 1], n_bootstrap=10)
+    return ["loss", *flat_metrics(sample)]
 
 
 def prepare_training_args(
@@ -443,7 +455,13 @@ def train(
     )
     resumed_at = int(resumed.get("global_step", 0))
     restored = trainer.restore_totals(resume, resumed_at) if resume is not None else True
-    finishing = resume is not None and resumed_at >= planned_steps(trainer)
+    planned = planned_steps(trainer)
+    if resume is not None and resumed_at > planned:  # its model would be saved as a shorter run's
+        raise UsageError(
+            f"--resume: {Path(resume).name} is at step {resumed_at}, past the {planned} steps this run "
+            f"plans (--max-steps, --epochs): ask for at least {resumed_at}"
+        )
+    finishing = resume is not None and resumed_at == planned
     if finishing:
         # the Trainer would run one step past the end from a checkpoint already there
         print(f"[rewardforge] {Path(resume).name} is the run's last step: finishing from it")

@@ -149,6 +149,22 @@ class RewardTrainer(Trainer):
         steps = self.state.global_step - self._loss_steps_from
         return self.run_loss_sum() / steps if steps > 0 else None
 
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """The Trainer restores the optimizer's learning rate as saved: the rate the checkpoint's
+        own plan gives. A resume that plans more steps (more --max-steps) must take this plan's
+        rate at once, or its first step runs at the old plan's end rate (0 on a linear schedule).
+        With the same plan the two are the same number."""
+        super()._load_optimizer_and_scheduler(checkpoint)
+        schedule = self.lr_scheduler
+        if checkpoint is None or not isinstance(schedule, torch.optim.lr_scheduler.LambdaLR):
+            return
+        rates = [
+            base * rate(schedule.last_epoch) for rate, base in zip(schedule.lr_lambdas, schedule.base_lrs)
+        ]
+        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
+        schedule._last_lr = rates
+
     def restore_totals(self, checkpoint: str, step: int) -> bool:
         """The run's totals and loss sum as they were when `checkpoint` (saved at `step`) was
         saved; False for a checkpoint saved without them (this run's counts then start at it)."""
