@@ -312,8 +312,10 @@ def test_write_rejected_makes_rows_json_safe(tmp_path):
 def test_every_row_invalid_raises_even_with_skip_invalid(tmp_path):
     path = tmp_path / "all_bad.jsonl"
     path.write_text("{oops\n" + json.dumps({**GOOD, "chosen": ""}) + "\n")
+    # each kind of problem counted, so thousands of bad rows are not known by the first alone
     with pytest.raises(
-        DataError, match=r"all_bad\.jsonl:line 1: no valid rows: all 2 are invalid; the first: malformed"
+        DataError,
+        match=r"all_bad\.jsonl:line 1: no valid rows: all 2 are invalid \(1 malformed JSON, 1 empty response\); the first: malformed",
     ):
         load_pairs(str(path), skip_invalid=True)
 
@@ -336,3 +338,13 @@ def test_a_null_content_beside_another_text_key_reads_that_text(tmp_path):
            "rejected": [{"role": "assistant", "content": "D"}]}  # fmt: skip
     path.write_text(json.dumps(row) + "\n")
     assert load_pairs(str(path)).pairs[0].chosen_text == "C"
+
+
+def test_a_rejected_row_keeps_a_lone_surrogate_exactly(tmp_path):
+    """rejected_rows.jsonl had "Q?" for the row's "Q\\ud800": the row as read was lost."""
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"prompt": "Q\\ud800", "chosen": "A", "rejected": "B"}\n' + json.dumps(GOOD) + "\n")
+    loaded = load_pairs(str(path), skip_invalid=True)
+    write_rejected(loaded.rejected, tmp_path / "r.jsonl")
+    (line,) = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["row"]["prompt"] == "Q\ud800"

@@ -360,6 +360,28 @@ def test_pandas_csv_rows_of_missing_values_ids_and_booleans(tmp_path):
     assert (first.chosen_text, second.chosen_text) == ("a", "d")
 
 
+def test_csv_ids_are_read_as_floats_only_in_a_column_pandas_wrote_as_floats(tmp_path):
+    """ "1.5" beside "1.0" and "2.0" made ids 1, 1.5, 2, and "1.0" beside "1" two ids 1."""
+    path = tmp_path / "ids.csv"
+    path.write_text("id,prompt,chosen,rejected\n1.0,Q,A,B\n1.5,Q,A,B\n2.0,Q,A,B\n")
+    assert [p.id for p in load_pairs(str(path)).pairs] == ["1.0", "1.5", "2.0"]
+    path.write_text("id,prompt,chosen,rejected\n1.0,Q,A,B\n1,Q,A,B\n")
+    assert [p.id for p in load_pairs(str(path)).pairs] == ["1.0", "1"]
+    path.write_text("id,prompt,chosen,rejected\n1.0,Q,A,B\n,Q,A,B\n3.0,Q,A,B\n")  # pandas: ints with a gap
+    assert [p.id for p in load_pairs(str(path)).pairs] == ["1", None, "3"]
+
+
+def test_csv_cells_read_as_completion_lists_are_said(tmp_path):
+    """Replies that are Python list literals became RewardBench-style pairs without a word."""
+    path = tmp_path / "lists.csv"
+    path.write_text("id,prompt,chosen,rejected\nt1,Words?,\"['hello', 'world']\",['hello world']\n")
+    loaded = load_pairs(str(path))
+    assert loaded.shape == "multi_completion"
+    assert "(CSV cells of chosen, rejected read as lists of completions)" in loaded.reading_notes()
+    path.write_text("id,prompt,chosen,rejected\nt1,Words?,hello world,hello\n")
+    assert load_pairs(str(path)).reading_notes() == ""
+
+
 # ---- helper round 45: public layouts --------------------------------------------------------
 def test_a_row_the_data_marks_as_a_tie_is_refused(tmp_path):
     """argilla/distilabel-intel-orca-dpo-pairs: `status: tie` rows were trained as preferences."""

@@ -13,7 +13,6 @@ failed or interrupted run never leaves a partial file under the output name.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -164,10 +163,6 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     return prompt_msgs, response_msgs, item_id
 
 
-def _json_line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False) + "\n"
-
-
 def main(argv: list[str]) -> int:
     from rewardforge.commands.checks import (
         check_device,
@@ -233,7 +228,7 @@ def score_file(
     from tqdm.auto import tqdm
 
     from rewardforge.data.errors import DataError, RowError
-    from rewardforge.data.loader import RejectedRow, jsonable
+    from rewardforge.data.loader import RejectedRow, json_line, jsonable
     from rewardforge.data.readers import ReadProblem, iter_records, read_records
 
     out = AtomicFile(output)
@@ -248,7 +243,7 @@ def score_file(
             raise DataError(source, reason, location=location, field=field)
         row = RejectedRow(source, location, field, reason, jsonable(raw))
         first_reject = first_reject or row
-        rej.write(_json_line(asdict(row)))
+        rej.write(json_line(asdict(row)))
         stats["rejected"] += 1
 
     def flush() -> None:
@@ -264,7 +259,7 @@ def score_file(
                     "its weights may be broken or the dtype too narrow (try --dtype fp32)"
                 )
             out.write(
-                _json_line(
+                json_line(
                     {"id": item_id, "score": s} if item_id is not None else {"location": location, "score": s}
                 )
             )

@@ -108,33 +108,39 @@ def _literal(node: ast.AST) -> Any:
 SCAN_ROWS = 1000
 
 
-def _scan(path: Path) -> tuple[str, set[str]]:
+def _scan(path: Path) -> tuple[str, set[str], set[str]]:
     """One look at the file's head: its delimiter ("," unless the header is one column holding ";"
     or tabs, a European or tab-separated export) and its columns of completion lists: those most
     of whose first rows hold lists of texts, when there are two or more of them (RewardBench 2's
     and RM-Bench's chosen and rejected, under any name; CSV has no other way to hold them).
     Decided for the file: a reply that only looks like a list (`['a', 'I']` to a coding
-    question) in a file of texts stays text."""
+    question) in a file of texts stays text. Also the id columns pandas wrote as floats (every
+    id of the head ends in ".0": an integer column with missing values), whose "5.0" is id 5;
+    in any other column "1.0" and "1.5" are ids as written."""
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         try:
             head = fh.readline()
             first = next(csv.reader([head]), [])
         except (csv.Error, OSError):
-            return ",", set()  # reported when the file is read
+            return ",", set(), set()  # reported when the file is read
         delimiter = next((d for d in ("\t", ";") if d in first[0]), ",") if len(first) == 1 else ","
         header = [name.strip() for name in next(csv.reader([head], delimiter=delimiter), [])]
         rows, lists = 0, [0] * len(header)
+        ids = {i: True for i, name in enumerate(header) if _is_id_column(name)}  # all ".0" so far
         try:
             for cells in csv.reader(fh, delimiter=delimiter):
                 rows += 1
                 for i, cell in enumerate(cells[: len(header)]):
                     lists[i] += _text_list(cell) is not None
+                    if i in ids and cell.strip() and not _FLOAT_INTEGER.match(cell):
+                        ids[i] = False
                 if rows >= SCAN_ROWS:
                     break
         except (csv.Error, OSError):
-            return delimiter, set()
+            return delimiter, set(), set()
     found = {name for name, count in zip(header, lists) if name and count * 2 > rows}
-    return delimiter, found if len(found) >= 2 else set()
+    float_ids = {header[i] for i, all_float in ids.items() if all_float}
+    return delimiter, found if len(found) >= 2 else set(), float_ids
 
 
 def _cell(cell: str | None, completion_list: bool, an_id: bool = False, io_turns: bool = False) -> Any:
@@ -237,7 +243,7 @@ def _check_header(spec: str, header: list[str]) -> list[int]:
     return [i for i, name in enumerate(header) if not name.strip()]
 
 
-def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
+def read_csv(spec: str, path: Path, notes: list[str] | None = None) -> Iterator[tuple[str, Any]]:
     if path.exists() and not path.is_file():  # a pipe reads once; the scan and the reader each open
         import shutil
         import tempfile
@@ -246,10 +252,12 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             copy = Path(folder) / path.name
             with open(path, "rb") as src, open(copy, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            yield from read_csv(spec, copy)
+            yield from read_csv(spec, copy, notes)
         return
     csv.field_size_limit(2**31 - 1)  # long responses exceed the 128 KiB default
-    delimiter, list_columns = _scan(path)
+    delimiter, list_columns, id_columns = _scan(path)
+    if list_columns and notes is not None:  # a reply that is a list literal would be read so too: said
+        notes.append(f"CSV cells of {', '.join(sorted(list_columns))} read as lists of completions")
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         # strict: an unterminated quote or text after a closing quote is an error, not a merged cell
         reader = csv.reader(fh, strict=True, delimiter=delimiter)
@@ -267,7 +275,6 @@ def read_csv(spec: str, path: Path) -> Iterator[tuple[str, Any]]:
             raise DataError(spec, "CSV header is not valid UTF-8", location="line 1")
         header = [name.strip() for name in header]  # "prompt, chosen, rejected"
         unnamed = _check_header(spec, header)
-        id_columns = {name for name in header if _is_id_column(name)}
         index = 0
         while True:
             start_line = reader.line_num + 1

@@ -63,12 +63,13 @@ class LoadedPairs:
     skipped_by_processor: int = 0
     inferred_columns: dict[str, str] = field(default_factory=dict)
     split_note: str | None = None  # "split 'train' (of test, train)" when one was picked among several
+    reader_notes: list[str] = field(default_factory=list)  # how the reader took the cells (CSV lists)
     equal_scores: int = 0  # pairs labelled chosen/rejected whose own scores are equal
     contrary_scores: int = 0  # ... whose own scores favour the rejected side
 
     def reading_notes(self) -> str:
         """What the reading chose or found, e.g. ' (columns read as prompt=question)'."""
-        notes = [self.split_note] if self.split_note else []
+        notes = ([self.split_note] if self.split_note else []) + self.reader_notes
         if self.inferred_columns:
             notes.append("columns read as " + ",".join(f"{k}={v}" for k, v in self.inferred_columns.items()))
         if self.equal_scores:
@@ -110,7 +111,7 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return value  # a lone surrogate stays (json_line escapes it): the row as it was read
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return repr(value)
@@ -129,11 +130,20 @@ def describe_rejected(rows: list[RejectedRow]) -> str:
     return "; ".join(f"{n} x {reason}" for reason, n in count_reasons(rows).items())
 
 
+def json_line(obj: Any) -> str:
+    """One JSONL line, readable UTF-8; a text that is no valid Unicode (a lone surrogate from a
+    JSON escape) is written as JSON escapes, so the line reads back to exactly that text."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, ensure_ascii=True)
+    return line + "\n"
+
+
 def rejected_text(rows: list[RejectedRow]) -> str:
     """Rejected rows as JSONL: source, location, field, reason, row."""
-    return "".join(
-        json.dumps(asdict(row) | {"row": jsonable(row.row)}, ensure_ascii=False) + "\n" for row in rows
-    )
+    return "".join(json_line(asdict(row) | {"row": jsonable(row.row)}) for row in rows)
 
 
 def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> None:
@@ -357,7 +367,8 @@ def load_pairs(
         fingerprint=fingerprint(state.pairs),
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
-        split_note=notes[0] if notes else None,
+        split_note=next((n for n in notes if n.startswith("split ")), None),
+        reader_notes=[n for n in notes if not n.startswith("split ")],
         equal_scores=sum(chosen == rejected for chosen, rejected in scored),
         contrary_scores=sum(chosen < rejected for chosen, rejected in scored),
     )
@@ -380,6 +391,15 @@ def _check_result(state: _Load, n_records: int) -> None:
         return
     if state.rejected:
         first = state.rejected[0]
-        reason = f"no valid rows: all {len(state.rejected)} are invalid; the first: {first.reason}"
+        counts = Counter(r.reason.split(":")[0] for r in state.rejected).most_common()  # kinds, not details
+        tally = (
+            ""
+            if len(counts) < 2
+            else " ("
+            + ", ".join(f"{n} {why}" for why, n in counts[:5])
+            + (", ..." if len(counts) > 5 else "")
+            + ")"
+        )
+        reason = f"no valid rows: all {len(state.rejected)} are invalid{tally}; the first: {first.reason}"
         raise DataError(state.source, reason, location=first.location, field=first.field)
     raise DataError(state.source, f"no pairs: the processor skipped all {state.skipped} records")

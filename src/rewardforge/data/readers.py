@@ -121,7 +121,7 @@ def read_records(
         yield from _read_parquet(spec, path)
     elif name.endswith(".csv"):
         picker.none()
-        yield from read_csv(spec, path)
+        yield from read_csv(spec, path, notes)
     else:
         raise DataError(
             spec, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {SUPPORTED}"
