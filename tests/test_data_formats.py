@@ -231,3 +231,25 @@ def test_hf_offline_is_a_clear_data_error(tmp_path):
     assert (
         "DATAERROR hf:rewardforge-test/does-not-exist: could not load from the Hugging Face Hub" in out.stdout
     ), out.stdout + out.stderr
+
+
+def test_json_objects_of_columns_under_a_split_or_as_pandas_split_frames(tmp_path):
+    """{"data": Dataset.to_dict()} was "no preference fields", {"train": columns} "holds dict", and
+    pandas' orient="split" "record is not a JSON object"; uneven columns blamed 'prompt[0]'."""
+    import pandas as pd
+    from _rows import jsonl
+
+    columns = {"prompt": ["Q1", "Q2"], "chosen": ["A", "C"], "rejected": ["B", "D"]}
+    (tmp_path / "data.json").write_text(json.dumps({"data": columns}))
+    (tmp_path / "splits.json").write_text(json.dumps({"train": columns, "test": columns}))
+    pd.DataFrame(columns).to_json(tmp_path / "frame.json", orient="split")
+    expected = load_pairs(
+        jsonl(tmp_path, [dict(zip(columns, row)) for row in zip(*columns.values())])
+    ).fingerprint
+    for name in ("data.json", "splits.json", "frame.json"):
+        assert load_pairs(str(tmp_path / name)).fingerprint == expected, name
+    (tmp_path / "uneven.json").write_text(json.dumps({**columns, "rejected": ["B"]}))
+    with pytest.raises(
+        DataError, match=r"columns of different lengths \(prompt: 2, chosen: 2, rejected: 1\)"
+    ):
+        load_pairs(str(tmp_path / "uneven.json"))

@@ -348,12 +348,20 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
         return doc
     if not isinstance(doc, dict):
         raise DataError(spec, f"expected a JSON list of objects, got {type(doc).__name__}")
-    rows = _column_rows(doc)
+    rows = _column_rows(doc) or _split_frame_rows(doc)
     if rows is not None:
         picker.none()
         return rows
+    # a split may hold its rows by columns too ({"train": Dataset.to_dict(), ...})
+    columnar = {k: r for k, v in doc.items() if isinstance(v, dict) and (r := _column_rows(v)) is not None}
+    uneven = _uneven_columns(doc)
+    if uneven:
+        raise DataError(
+            spec,
+            f"columns of different lengths ({uneven}): a JSON object of columns needs one value per row in each",
+        )
     if picker.split is not None:
-        lists = [k for k, v in doc.items() if isinstance(v, list)]
+        lists = [k for k, v in doc.items() if isinstance(v, list) or k in columnar]
         if picker.split in doc and picker.split not in lists:
             raise DataError(
                 spec, f"{picker.split!r} holds {type_name(doc[picker.split])}, not a list of records"
@@ -361,7 +369,7 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
     elif _is_one_record(doc):  # a record, whatever its other fields hold ("data": tags, ...)
         return [doc]  # (a JSON Lines file of one line is also this)
     else:  # only the usual names: a single record's message lists are not splits
-        lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list)]
+        lists = [k for k in JSON_SPLIT_KEYS if isinstance(doc.get(k), list) or k in columnar]
         if not lists and not _holds_records(doc):
             return [doc]  # let the shape check say what is wrong with it
         if not lists:
@@ -373,7 +381,31 @@ def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
     name = picker.pick(lists)
     if not doc[name]:
         raise DataError(spec, f"empty: split {name!r} has no records")
-    return doc[name]
+    return columnar.get(name, doc[name])
+
+
+def _split_frame_rows(doc: dict) -> list[dict] | None:
+    """pandas' `to_json(orient="split")`: {"columns": [...], "index": [...], "data": [[...], ...]}."""
+    columns, data = doc.get("columns"), doc.get("data")
+    if not (
+        set(doc) <= {"columns", "index", "data"} and isinstance(columns, list) and isinstance(data, list)
+    ):
+        return None
+    if not data or not all(isinstance(c, str) for c in columns):
+        return None
+    if not all(isinstance(row, list) and len(row) == len(columns) for row in data):
+        return None
+    return [dict(zip(columns, row)) for row in data]
+
+
+def _uneven_columns(doc: dict) -> str | None:
+    """The lengths, when `doc` is columns of lists (chosen and rejected among them) that differ."""
+    if not ({"chosen", "rejected"} <= doc.keys()) or not all(isinstance(v, list) for v in doc.values()):
+        return None
+    if any(is_message(x) for v in doc.values() for x in v):
+        return None
+    lengths = {k: len(v) for k, v in doc.items()}
+    return None if len(set(lengths.values())) == 1 else ", ".join(f"{k}: {n}" for k, n in lengths.items())
 
 
 def _column_rows(doc: dict) -> list[dict] | None:
