@@ -691,3 +691,17 @@ def test_a_max_length_beyond_the_positions_is_recorded_and_said(tmp_path, tiny_b
     (info,) = json.loads((out / "metrics.json").read_text())["models"]
     assert info["max_length"] == 64 and info["max_length_capped_to_positions"] is False
     assert "reads at most" not in capsys.readouterr().err
+
+
+def test_pairs_without_a_category_are_not_merged_with_a_category_so_named():
+    """A real category "uncategorized" and the pairs with none were one row of the table."""
+    from rewardforge.data.types import PreferencePair
+    from rewardforge.evaluation.runner import pair_categories
+
+    def pair(category):
+        return PreferencePair(prompt=[], chosen=[{"role": "assistant", "content": "a"}],
+                              rejected=[{"role": "assistant", "content": "b"}], category=category)  # fmt: skip
+
+    labels = pair_categories([pair("uncategorized"), pair(None), pair("math")])
+    assert labels == ["uncategorized", "(uncategorized)", "math"]
+    assert pair_categories([pair(None), pair("math")]) == ["uncategorized", "math"]

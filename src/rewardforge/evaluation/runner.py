@@ -483,9 +483,15 @@ def response_lengths(pairs: list[PreferencePair]) -> tuple[np.ndarray, np.ndarra
 
 
 def pair_categories(pairs: list[PreferencePair]) -> list[str] | None:
-    if not any(p.category is not None for p in pairs):
+    """Each pair's category; pairs with none share a label no real category has (a category the
+    data calls "uncategorized" is not merged with them)."""
+    named = {str(p.category) for p in pairs if p.category is not None}
+    if not named:
         return None
-    return [UNCATEGORIZED if p.category is None else str(p.category) for p in pairs]
+    none = UNCATEGORIZED
+    while none in named:
+        none = f"({none})"
+    return [none if p.category is None else str(p.category) for p in pairs]
 
 
 def compute_metrics(
