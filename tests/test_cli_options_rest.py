@@ -450,3 +450,13 @@ def test_bon_to_a_stream_needs_summary_and_score_needs_rejects(tmp_path, prompts
         f"--output {stream} is a stream: name the rejects file with --rejects FILE" in capsys.readouterr().err
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "prompts.jsonl"]
+
+
+def test_serve_warns_of_an_open_port_only_once_it_listens(capsys, monkeypatch):
+    """The no-API-key warning was printed for a host it then failed to listen on."""
+    from rewardforge import cli
+
+    monkeypatch.delenv("REWARDFORGE_API_KEY", raising=False)
+    assert cli.main(["serve", "--model", "never-loaded", "--host", "999.1.1.1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen on 999.1.1.1" in err and "warning" not in err

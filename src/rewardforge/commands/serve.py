@@ -184,13 +184,13 @@ def main(argv: list[str]) -> int:
     check_device(args.device)
     from rewardforge.serving.settings import is_loopback
 
-    if not is_loopback(args.host) and not settings.auth_required:
+    sock = bind_socket(args.host, args.port)  # fail fast (exit 2) before loading the model
+    if not is_loopback(args.host) and not settings.auth_required:  # (said once it does listen)
         print(
             f"rewardforge serve: warning: listening on {args.host} with no API key; "
             "anyone who can reach this port can use the model (set --api-key or REWARDFORGE_API_KEY)",
             file=sys.stderr,
         )
-    sock = bind_socket(args.host, args.port)  # fail fast (exit 2) before loading the model
     try:
         return _serve(args, settings, sock)
     finally:
