@@ -707,3 +707,21 @@ def test_a_config_option_given_twice_is_refused(tmp_path, data, capsys, tiny_ber
     config.write_text(text)
     assert main(["train", "--config", str(config), "--output", str(tmp_path / "run")]) == 2
     assert where in capsys.readouterr().err
+
+
+def test_a_saved_adapter_loads_with_plain_peft_and_scores_as_rewardforge_does(tmp_path, data, tiny_llama_dir):
+    """What the README tells a PEFT user (num_labels=1: PEFT builds the base with transformers'
+    default of 2 labels, which the saved score head does not fit)."""
+    import torch
+    from peft import AutoPeftModelForSequenceClassification
+
+    from rewardforge import RewardModel
+
+    out = tmp_path / "run"
+    assert train(tiny_llama_dir, data, out, "--lora", "--save-adapter", "--save_strategy", "no") == 0
+    rm = RewardModel.from_pretrained(str(out))
+    peft_model = AutoPeftModelForSequenceClassification.from_pretrained(str(out), num_labels=1).eval()
+    ids = rm.encode("q1", "good answer 1")
+    with torch.no_grad():
+        plain = peft_model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+    assert plain == pytest.approx(rm.score("q1", "good answer 1"), abs=1e-5)
