@@ -328,6 +328,7 @@ def test_flags_override_config_values_set_under_the_other_name(tmp_path, data, t
         (["--lr_scheduler_kwargs", '{"min_lr": 1e-6}'], "unexpected keyword argument 'min_lr'"),
         (["--lr_scheduler_type", "cosine_with_min_lr"], "min_lr"),
         (["--optim", "adamw_bnb_8bit"], "bitsandbytes"),
+        (["--optim_args", "foo"], "with --optim_args foo (key=value,...)"),  # it blamed --optim alone
     ],
 )
 def test_an_optimizer_or_scheduler_that_cannot_start_is_refused_before_overwrite(

@@ -277,7 +277,8 @@ def _check_optimizer_and_scheduler(targs: TrainingArguments) -> None:
         optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(targs, torch.nn.Linear(2, 2))
         optimizer_cls([weight], **kwargs)
     except Exception as exc:  # noqa: BLE001 - whatever stops the optimizer, said in one line
-        raise UsageError(f"--optim {optim}: {_one_line(exc)}") from None
+        extra = f" with --optim_args {targs.optim_args} (key=value,...)" if targs.optim_args else ""
+        raise UsageError(f"--optim {optim}{extra}: {_one_line(exc)}") from None
     kwargs = targs.lr_scheduler_kwargs or {}
     scheduler = str(getattr(targs.lr_scheduler_type, "value", targs.lr_scheduler_type))
     try:
