@@ -329,9 +329,16 @@ def test_flags_override_config_values_set_under_the_other_name(tmp_path, data, t
         (["--lr_scheduler_type", "cosine_with_min_lr"], "min_lr"),
         (["--optim", "adamw_bnb_8bit"], "bitsandbytes"),
         (["--optim_args", "foo"], "with --optim_args foo (key=value,...)"),  # it blamed --optim alone
+        # helper 54: a bad metric name crashed after --overwrite had removed the old model; the
+        # others left an empty output folder, or a traceback (--debug underflow_overflow)
+        (["--metric_for_best_model", "eval_acc"], "--metric_for_best_model eval_acc: no evaluation gives it; choose one of loss, pairs, accuracy"),
+        (["--eval-split", "1"], "--eval-split must be a fraction between 0 and 1, got 1.0"),
+        (["--precision", "fp16"], "--precision must be auto, fp32 or bf16"),
+        (["--dtype", "fp16"], "--dtype must be fp32 or bf16"),
+        (["--debug", "underflow_overflow"], "--debug underflow_overflow cannot watch a reward model"),
     ],
-)
-def test_an_optimizer_or_scheduler_that_cannot_start_is_refused_before_overwrite(
+)  # fmt: skip
+def test_options_that_cannot_work_are_refused_before_overwrite_and_any_folder(
     tmp_path, data, capsys, tiny_bert_dir, extra, message
 ):
     """--overwrite removed the old run, then the Trainer failed on its optimizer: nothing left."""
@@ -342,6 +349,8 @@ def test_an_optimizer_or_scheduler_that_cannot_start_is_refused_before_overwrite
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert digest(out / "model.safetensors") == before
+    assert train(tiny_bert_dir, data, tmp_path / "new", *extra) == 2
+    assert not (tmp_path / "new").exists()
 
 
 def test_the_best_checkpoint_is_found_after_the_run_folder_moved(tmp_path, data, tiny_bert_dir):
@@ -657,32 +666,6 @@ def test_resume_after_a_kill_before_the_first_checkpoint_starts_again(tmp_path, 
     assert {"step": 1, "loss": 0.7} not in rows and (
         out / "model.safetensors"
     ).exists()  # the dead run's log went
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--metric_for_best_model", "eval_acc"], "--metric_for_best_model eval_acc: no evaluation gives it; choose one of loss, pairs, accuracy"),
-        (["--eval-split", "1"], "--eval-split must be a fraction between 0 and 1, got 1.0"),
-        (["--precision", "fp16"], "--precision must be auto, fp32 or bf16"),
-        (["--dtype", "fp16"], "--dtype must be fp32 or bf16"),
-        (["--debug", "underflow_overflow"], "--debug underflow_overflow cannot watch a reward model"),
-    ],
-)  # fmt: skip
-def test_options_that_failed_late_are_refused_before_the_old_run_goes(
-    tmp_path, data, capsys, tiny_bert_dir, extra, message
-):
-    """A bad --metric_for_best_model crashed after --overwrite had removed the old model; the
-    others left an empty output folder, or a traceback (--debug underflow_overflow)."""
-    out = tmp_path / "run"
-    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0
-    before = digest(out / "model.safetensors")
-    assert train(tiny_bert_dir, data, out, "--overwrite", *extra) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-    assert digest(out / "model.safetensors") == before
-    assert train(tiny_bert_dir, data, tmp_path / "new", *extra) == 2
-    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("targets", ["query,nonexist", "query,"])
