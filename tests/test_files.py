@@ -378,3 +378,35 @@ def test_bon_output_dash_is_a_stream_that_needs_its_summary_named(tmp_path, caps
         "--output /dev/stdout is a stream: name the summary file with --summary FILE"
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("rejects", ["-", "/dev/stdout", "/dev/fd/1"])
+def test_one_stream_named_twice_is_one_output(tiny_bert_dir, tmp_path, rejects):
+    """`--output - --rejects -` mixed the rejects into the scores (and bon's `--output -
+    --summary -` kept only the summary: one dict key)."""
+    done = score_in_shell(
+        tiny_bert_dir, tmp_path, "", "--output", "-", "--skip-invalid", "--rejects", rejects
+    )
+    assert done.returncode == 2 and "is the --output file" in done.stderr
+
+
+def test_bon_output_and_summary_on_one_stream_are_refused(tmp_path, capsys):
+    from rewardforge import cli
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Hi"}\n')
+    argv = ["bon", "--policy", "p", "--rm", "r", "--prompts", str(prompts), "--output", "-", "--summary", "-"]
+    assert cli.main(argv) == 2
+    assert "--summary /dev/stdout is the --output file" in capsys.readouterr().err
+
+
+def test_standard_input_closed_is_refused_before_the_model_loads(tiny_bert_dir, tmp_path):
+    """With `<&-`, descriptor 0 was the next file opened: it scored its own output file."""
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"prompt": "Hi?", "response": "Hello."}\n')
+    line = (
+        f"{sys.executable} -m rewardforge.cli score --model {tiny_bert_dir} --input - --output - <&- >> {own}"
+    )
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
+    assert done.returncode == 2 and "standard input was not open when rewardforge started" in done.stderr
+    assert "Loading" not in done.stderr and own.read_text().count("\n") == 1

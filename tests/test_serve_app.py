@@ -450,14 +450,16 @@ def test_a_json_body_under_another_json_type_is_read(media):
         ({"response": [{"role": "assistant", "content": [{"type": "text", "text": "r" * 301}]}]}, "content[0].text"),
         ({"response": [{"role": "assistant", "content": "a", "tool_calls": [{"name": "f", "arguments": "x" * 301}]}]}, "tool_calls[0].arguments"),
         ({"response": "x", "tools": [{"name": "f", "description": "d" * 301}]}, "tools[0].description"),
+        ({"response": "x", "tools": [{"name": "f", "parameters": {"properties": {"k" * 301: {"type": "string"}}}}]}, "tools[0].parameters.properties: a key of 301"),
     ],
-    ids=["content-part", "tool-call", "tool-definition"],
+    ids=["content-part", "tool-call", "tool-definition", "tool-parameter-name"],
 )  # fmt: skip
 def test_every_text_has_the_length_limit(body, where):
     """Only plain strings were limited: a 3 MB tool description was scored."""
     with ServerThread(create_app(EchoScorer(), ServeSettings(max_text_chars=300))) as server:
         r = httpx.post(server.url + "/v1/score", json=body)
-        assert r.status_code == 422 and f"{where}: a text of 301 characters; at most 300" in r.json()["error"]
+        what = where if "a key of" in where else f"{where}: a text of 301"
+        assert r.status_code == 422 and f"{what} characters; at most 300" in r.json()["error"]
 
 
 def test_a_bad_content_names_the_field_not_pydantics_union():

@@ -148,7 +148,7 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
     return descriptor_path(path) is not None or _special(Path(path))
 
 
-def _own_descriptor_of(path: str | os.PathLike[str]) -> int | None:
+def own_descriptor_of(path: str | os.PathLike[str]) -> int | None:
     """This process's descriptor number that `path` names (through links), or None."""
     stream = descriptor_path(path)
     return None if stream is None else _own_descriptor(stream)
@@ -200,7 +200,7 @@ def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLik
     """True if descriptor paths `a` and `b` are one regular file opened twice (`>f 3>f`): each
     has its own offset, so their writes land over each other. One opening shared (`2>&1`), two
     openings that both append, a terminal or a pipe take both in order."""
-    fds = [_own_descriptor_of(a), _own_descriptor_of(b)]
+    fds = [own_descriptor_of(a), own_descriptor_of(b)]
     if None in fds:
         return False
     try:
@@ -229,7 +229,7 @@ def separate_openings_of_one_file(a: str | os.PathLike[str], b: str | os.PathLik
 def stream_problem(path: str | os.PathLike[str]) -> str | None:
     """Why our descriptor that `path` names cannot take the output (closed, not ours from the
     start, read-only), or None. Asked before any work, and again when the file is opened."""
-    fd = _own_descriptor_of(path)
+    fd = own_descriptor_of(path)
     return None if fd is None else _descriptor_problem(fd)
 
 

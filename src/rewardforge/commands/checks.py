@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from rewardforge.files import is_stream, separate_openings_of_one_file, stream_problem
+from rewardforge.files import is_stream, own_descriptor_of, separate_openings_of_one_file, stream_problem
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -124,9 +124,11 @@ def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True if `a` and `b` name the same file or folder (after resolving links, `..`, and for
     existing files also hard links). Two streams are the same only as one regular file opened
     twice (`>f 3>f`): /dev/stdout and /dev/stderr on one terminal, or with 2>&1, take what is
-    written into them in order."""
+    written into them in order; one descriptor named twice is one output."""
     if is_stream(a) and is_stream(b):
-        return separate_openings_of_one_file(a, b)
+        # one descriptor named twice (`--output - --rejects -`): one output asked to hold two
+        one = own_descriptor_of(a)
+        return (one is not None and one == own_descriptor_of(b)) or separate_openings_of_one_file(a, b)
     pa, pb = Path(os.path.realpath(a)), Path(os.path.realpath(b))  # realpath: no error on a link loop
     if pa == pb:
         return True

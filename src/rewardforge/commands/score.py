@@ -173,11 +173,13 @@ def main(argv: list[str]) -> int:
         usage_error,
     )
     from rewardforge.data.errors import DataError
-    from rewardforge.data.readers import STDIN, split_local_spec
+    from rewardforge.data.readers import STDIN, check_stdin, split_local_spec
 
     args = build_parser().parse_args(argv)
     source = args.input
     local = not source.startswith("hf:") and source != STDIN
+    if source == STDIN:
+        check_stdin()  # before the model loads
     if local and not Path(split_local_spec(source)[0]).exists():
         raise DataError(source, "no such file or directory")
     output = Path(args.output)

@@ -83,6 +83,7 @@ def read_records(
         raise DataError(spec, "no data source given (empty path)")
     picker = _SplitPicker(spec, split, default_split, notes)
     if spec == STDIN:  # JSONL, the one format that streams
+        check_stdin()
         picker.none()
         yield from _read_jsonl(spec, Path("/dev/stdin"))
         return
@@ -126,6 +127,15 @@ def read_records(
         raise DataError(
             spec, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {SUPPORTED}"
         )
+
+
+def check_stdin() -> None:
+    """Standard input (`-`) must have been open when the command started: closed (`<&-`), its
+    descriptor is whichever file the command opened first, maybe its own output."""
+    from rewardforge import files
+
+    if files.INHERITED_DESCRIPTORS is not None and 0 not in files.INHERITED_DESCRIPTORS:
+        raise DataError(STDIN, "standard input was not open when rewardforge started")
 
 
 @dataclass
