@@ -179,7 +179,84 @@ def test_a_nan_score_is_never_the_best_of_n(tiny_llama_dir):
 
     torch.manual_seed(0)
     model, tokenizer = load_policy(str(tiny_llama_dir))
-    (result,) = best_of_n(
-        model, tokenizer, NanFirst(), [{"prompt": [{"role": "user", "content": "Hi"}]}], 3, max_new_tokens=2
+    from rewardforge.modeling import ModelLoadError
+
+    prompts = [{"prompt": [{"role": "user", "content": "Hi"}]}]
+    with pytest.raises(ModelLoadError, match=r"non-finite score \(nan\) to a candidate of prompt 0"):
+        best_of_n(model, tokenizer, NanFirst(), prompts, 3, max_new_tokens=2)
+
+
+def test_resume_of_a_finished_run_is_refused(tmp_path, capsys):
+    """Each --resume of a finished run trained one more step past --steps."""
+    out = fake_run(tmp_path, ["exact_match"], step=2)
+    argv = rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match", "--steps", "2")
+    assert cli.main(argv) == 2
+    assert "checkpoint-2 is at step 2 and --steps is 2: nothing is left to train" in capsys.readouterr().err
+    assert (out / "train_log.jsonl").read_text().count("\n") == 4  # untouched
+
+
+def test_resume_drops_a_cut_last_line_and_keeps_texts_with_line_separators(tmp_path):
+    """str.splitlines cut records holding U+2028 into pieces that were kept (steps doubled), and a
+    line cut short by the kill was kept, with the next run's first line glued onto it."""
+    from rewardforge.rlhf.run import _drop_logged_steps_after
+
+    out = tmp_path / "o"
+    out.mkdir()
+    rows = [json.dumps({"step": s, "text": "one\u2028two"}, ensure_ascii=False) for s in (1, 2, 3)]
+    (out / "rollouts.jsonl").write_text("\n".join(rows) + '\n{"step": 4, "lo', encoding="utf-8")
+    _drop_logged_steps_after(out, 2)
+    kept = (out / "rollouts.jsonl").read_text(encoding="utf-8")
+    assert kept.endswith("\n") and [json.loads(line)["step"] for line in kept.split("\n")[:-1]] == [1, 2]
+
+
+def test_resume_keeps_the_prompts_and_the_seed(tmp_path, capsys):
+    """--max-prompts and --seed change which prompts later steps see; they were accepted."""
+    fake_run(tmp_path, ["exact_match"])
+    config = json.loads((tmp_path / "o" / "run_config.json").read_text())
+    config["options"].update(max_prompts=None, seed=42)
+    (tmp_path / "o" / "run_config.json").write_text(json.dumps(config))
+    base = ["--resume", "--mode", "bonus", "--env-reward", "exact_match"]
+    assert cli.main(rlhf(tmp_path, *base, "--seed", "7")) == 2
+    assert "seed 42 -> 7" in capsys.readouterr().err
+    assert cli.main(rlhf(tmp_path, *base, "--max-prompts", "3", "--prompts-per-step", "2")) == 2
+    assert "max_prompts None -> 3" in capsys.readouterr().err
+
+
+def test_a_column_of_numbers_and_texts_becomes_texts():
+    """`answer` 4 in one row and "Paris" in the next: a pyarrow traceback (exit 1)."""
+    from rewardforge.rlhf.prompts import prompts_dataset
+
+    user = [{"role": "user", "content": "q"}]
+    ds = prompts_dataset(
+        [{"prompt": user, "answer": 4, "id": 1}, {"prompt": user, "answer": "Paris", "id": "b"}]
     )
-    assert result["best_index"] == 2 and result["best_score"] == 0.5
+    assert ds["answer"] == ["4", "Paris"] and ds["id"] == ["1", "b"]
+    assert prompts_dataset([{"prompt": user, "answer": 4}, {"prompt": user, "answer": 5}])["answer"] == [4, 5]
+
+
+def test_env_rewards_of_every_callable_kind_and_number_kind():
+    """A class instance was logged as 'call' (two were 'duplicates'); numpy and torch numbers were
+    refused; an exception inside was a trainer's traceback."""
+    import functools
+
+    import numpy as np
+    import torch
+
+    from rewardforge.rlhf.env_rewards import EnvRewardError, checked
+
+    class Length:
+        def __call__(self, prompts, completions, **kw):
+            return np.ones(len(completions), dtype=np.float32)
+
+    def scaled(prompts, completions, factor=1.0, **kw):
+        return torch.ones(len(completions)) * factor
+
+    def boom(prompts, completions, **kw):
+        raise KeyError("answer_missing")
+
+    completions = [[{"role": "assistant", "content": "a"}]] * 2
+    assert checked(Length()).__name__ == "Length" and checked(Length())(["p"] * 2, completions) == [1.0, 1.0]
+    partial = checked(functools.partial(scaled, factor=2.0))
+    assert partial.__name__ == "scaled" and partial(["p"] * 2, completions) == [2.0, 2.0]
+    with pytest.raises(EnvRewardError, match="env reward 'boom' raised KeyError: 'answer_missing'"):
+        checked(boom)(["p"] * 2, completions)

@@ -16,7 +16,8 @@ Rewards: --mode replace  reward = RM score (env rewards, if any, are logged with
 --algo grpo uses TRL's GRPO defaults; --algo scalerl uses CISPO (eps_max 5), batch-level advantage
 normalisation, prompt-level loss averaging and zero-variance prompt filtering (docs/rlhf.md).
 
-Prompts file: JSONL, {"prompt": text or chat messages, ...extra columns such as "answer"}.
+Prompts: one record per prompt, {"prompt": text or chat messages, ...extra columns such as "answer"},
+as JSONL, JSON, Parquet, CSV, a saved dataset or - (JSONL on standard input).
 --rm is a reward model folder or the URL of `rewardforge serve` (API key: --api-key or
 $REWARDFORGE_API_KEY). Checkpoints are saved to OUT/checkpoints every --save-steps; --resume
 continues the run in OUT from the newest one.

@@ -86,13 +86,21 @@ def best_of_n(
         )
         items = [(p, c) for p, cands in zip(prompts, candidates) for c in cands]
         scores = rm.score_batch(items, batch_size=rm_batch_size)
+        broken = next((i for i, x in enumerate(scores) if not math.isfinite(float(x))), None)
+        if broken is not None:  # a mean or a best of NaN is no result (and NaN is no JSON)
+            from rewardforge.modeling import ModelLoadError
+
+            raise ModelLoadError(
+                f"the reward model gave a non-finite score ({float(scores[broken])}) to a candidate of "
+                f"prompt {start + _prompt_of(broken, candidates)}; its "
+                "weights may be broken or the dtype too narrow (try --dtype fp32)"
+            )
         env = _env_values(env_rewards, chunk, candidates)
         k = 0
         for offset, (rec, cands) in enumerate(zip(chunk, candidates)):
             cand_scores = [float(s) for s in scores[k : k + len(cands)]]
             k += len(cands)
-            # the highest score, the first on ties; a NaN score (a broken RM) is never the best
-            best = max(range(len(cands)), key=lambda i: (_rank(cand_scores[i]), -i))
+            best = max(range(len(cands)), key=lambda i: (cand_scores[i], -i))  # the first on ties
             out: dict[str, Any] = {"index": start + offset}
             if rec.get("id") is not None:
                 out["id"] = rec["id"]
@@ -112,8 +120,13 @@ def best_of_n(
     return results
 
 
-def _rank(score: float) -> float:
-    return -math.inf if math.isnan(score) else score
+def _prompt_of(item: int, candidates: Sequence[Sequence[str]]) -> int:
+    """The index (in its chunk) of the prompt whose candidates hold flat item `item`."""
+    for index, cands in enumerate(candidates):
+        if item < len(cands):
+            return index
+        item -= len(cands)
+    return len(candidates) - 1
 
 
 def _env_values(

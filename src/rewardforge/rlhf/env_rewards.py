@@ -109,16 +109,30 @@ def load_env_reward(spec: str):
     return checked(func)
 
 
+def callable_name(func: Any) -> str:
+    """The name TRL logs a reward function under: its own, a partial's function's, or an
+    instance's class name."""
+    inner = getattr(func, "func", None)  # functools.partial
+    return getattr(func, "__name__", None) or getattr(inner, "__name__", None) or type(func).__name__
+
+
 def checked(func):
     """`func` returning one number (or None) per completion, checked: NaN reads as None (no value,
-    as TRL reads it), anything else is an EnvRewardError naming the function."""
-    import functools
+    as TRL reads it), numpy and torch numbers are numbers, and anything else, or an exception
+    inside it, is an EnvRewardError naming the function (one line, not a trainer's traceback)."""
     import math
 
-    @functools.wraps(func)
+    name = callable_name(func)
+
     def call(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        values = func(prompts=prompts, completions=completions, **kwargs)
-        name = getattr(func, "__name__", repr(func))
+        try:
+            values = func(prompts=prompts, completions=completions, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the user's code: said in one line, with its words
+            raise EnvRewardError(f"env reward {name!r} raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(values, str | bytes):
+            raise EnvRewardError(
+                f"env reward {name!r} returned {type(values).__name__}, not a list of numbers"
+            )
         try:
             values = list(values)
         except TypeError:
@@ -131,13 +145,29 @@ def checked(func):
             )
         out: list[float | None] = []
         for v in values:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            number = _number(v)
+            if v is not None and number is None:
                 raise EnvRewardError(
                     f"env reward {name!r} returned {type(v).__name__} {v!r}; expected a number or None"
                 )
-            if v is not None and math.isinf(v):
-                raise EnvRewardError(f"env reward {name!r} returned {v}; expected a finite number or None")
-            out.append(None if v is None or math.isnan(v) else float(v))
+            if number is not None and math.isinf(number):
+                raise EnvRewardError(
+                    f"env reward {name!r} returned {number}; expected a finite number or None"
+                )
+            out.append(None if number is None or math.isnan(number) else number)
         return out
 
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = getattr(func, "__doc__", None)
     return call
+
+
+def _number(value: Any) -> float | None:
+    """A Python, numpy or torch number as a float; None for None and for what is no number (a
+    text, a bool: True is no reward)."""
+    if value is None or isinstance(value, str | bytes | bool) or type(value).__name__ == "bool_":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several numbers
+        return None

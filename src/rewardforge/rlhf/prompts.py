@@ -87,13 +87,31 @@ def _generation_problem(rec: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def prompts_dataset(records: list[dict[str, Any]]):
-    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns)."""
+    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns). A column whose
+    values are of several kinds (`answer` 4 in one row, "Paris" in the next) cannot be an Arrow
+    column: its values become texts (a number as written, anything else as JSON)."""
     from datasets import Dataset
 
     keys: list[str] = []
     for r in records:
         keys += [k for k in r if k not in keys]
-    return Dataset.from_list([{k: r.get(k) for k in keys} for r in records])
+    rows = [{k: r.get(k) for k in keys} for r in records]
+    for key in keys:
+        kinds = {_kind(row[key]) for row in rows if row[key] is not None}
+        if key != "prompt" and len(kinds) > 1:
+            for row in rows:
+                value = row[key]
+                if value is not None and not isinstance(value, str):
+                    row[key] = (
+                        str(value) if _kind(value) == "number" else json.dumps(value, ensure_ascii=False)
+                    )
+    return Dataset.from_list(rows)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, int | float) else type(value).__name__
 
 
 def prompts_from_pairs(

@@ -24,7 +24,7 @@ from rewardforge.training.run import UsageError
 RESUME_KEYS = (
     "policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora",
     # what a step optimises and samples: the record of the steps before would not be this run's
-    "env_rewards", "prompts_per_step", "max_completion_length", "temperature",
+    "env_rewards", "prompts_per_step", "max_completion_length", "temperature", "max_prompts", "seed",
 )  # fmt: skip
 # the files a run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
 RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
@@ -281,10 +281,14 @@ def _drop_logged_steps_after(out: Path, step: int) -> None:
     """Keep the log lines of steps up to `step` (a resumed run logs the later ones again)."""
     for pattern in ("train_log.jsonl", "rollouts*.jsonl"):
         for path in sorted(out.glob(pattern)):
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [line for line in lines if _logged_step(line) <= step]
-            if len(kept) != len(lines):
-                atomic_write_text(path, "".join(kept))
+            # records end with "\n" only (a text may hold U+2028); a last one without it was cut
+            # short by the kill, and the resumed run's first line would be glued onto it
+            text = path.read_text(encoding="utf-8")
+            lines = text.split("\n")
+            whole, cut = lines[:-1], lines[-1]
+            kept = [line for line in whole if _logged_step(line) <= step]
+            if len(kept) != len(whole) or cut:
+                atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _logged_step(line: str) -> float:
@@ -357,6 +361,13 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
             f"{opts.prompts} gives {len(records)}"
         )
     dataset = prompts_dataset(records)
+    if resume_from is not None and _checkpoint_step(resume_from) >= opts.steps:
+        # the Trainer would train one step past --steps, and again at each resume
+        raise UsageError(
+            f"--resume: {Path(resume_from).name} is at step {_checkpoint_step(resume_from)} and --steps is "
+            f"{opts.steps}: nothing is left to train; give more --steps to go on (that checkpoint's "
+            "weights are the run's last)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if resume_from is not None:  # steps after the checkpoint are done again: their lines go
         _drop_logged_steps_after(out, _checkpoint_step(resume_from))

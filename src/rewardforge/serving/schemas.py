@@ -62,7 +62,9 @@ def _check_texts(value: Any, limit: int, where: str) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and len(key) > limit:  # a key is read too (a tool's parameter names)
-                raise ValueError(f"{where}: a key of {len(key)} characters; at most {limit} (--max-text-chars)")
+                raise ValueError(
+                    f"{where}: a key of {len(key)} characters; at most {limit} (--max-text-chars)"
+                )
             _check_texts(item, limit, f"{where}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
