@@ -166,8 +166,9 @@ def test_bon_refuses_an_env_reward_given_twice(tmp_path, capsys):
     assert "each needs its own function name, got exact_match, exact_match" in capsys.readouterr().err
 
 
-def test_a_nan_score_is_never_the_best_of_n(tiny_llama_dir):
-    """A NaN first candidate was kept as the best (every comparison with NaN is false)."""
+def test_a_nan_score_is_a_broken_reward_model_not_a_best_of_n(tiny_llama_dir):
+    """A NaN first candidate was kept as the best (every comparison with NaN is false), and the
+    means and the results file held NaN (no JSON)."""
     import torch
 
     from rewardforge.rlhf.bon import best_of_n
