@@ -693,6 +693,27 @@ def test_a_max_length_beyond_the_positions_is_recorded_and_said(tmp_path, tiny_b
     assert "reads at most" not in capsys.readouterr().err
 
 
+def test_a_default_length_beyond_the_positions_is_recorded_without_a_note(
+    tmp_path, tiny_llama_dir, pairs_file, capsys
+):
+    """The tiny Llama has 2048 positions and a 4096-token default: capped, and said false."""
+    out = tmp_path / "out"
+    argv = [
+        "--model",
+        f"base:{tiny_llama_dir}",
+        "--data",
+        str(pairs_file),
+        "--output",
+        str(out),
+        "--limit",
+        "2",
+    ]
+    assert run_cli([*argv, "--no-report", "--quiet"]) == 0
+    (info,) = json.loads((out / "metrics.json").read_text())["models"]
+    assert info["max_length"] == 2048 and info["max_length_capped_to_positions"] is True
+    assert "reads at most" not in capsys.readouterr().err  # no one asked for more
+
+
 def test_pairs_without_a_category_are_not_merged_with_a_category_so_named():
     """A real category "uncategorized" and the pairs with none were one row of the table."""
     from rewardforge.data.types import PreferencePair
@@ -705,3 +726,17 @@ def test_pairs_without_a_category_are_not_merged_with_a_category_so_named():
     labels = pair_categories([pair("uncategorized"), pair(None), pair("math")])
     assert labels == ["uncategorized", "(uncategorized)", "math"]
     assert pair_categories([pair(None), pair("math")]) == ["uncategorized", "math"]
+
+
+def test_eval_output_dash_is_refused(tmp_path, tiny_bert_dir, pairs_file, capsys, monkeypatch):
+    """`--output -` made a folder named "-" (score's and bon's - is standard output)."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--output", "-"]) == 2
+    assert "- (standard output) cannot hold them" in capsys.readouterr().err and not (tmp_path / "-").exists()
+
+
+def test_the_report_says_whether_the_model_beats_chance(single_run):
+    """Only metrics.json had it: the report could say "beats the baseline" of a model at chance."""
+    _, out, _ = single_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "beats chance (sign test)" in page and "beats baseline (sign test)" in page

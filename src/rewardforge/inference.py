@@ -73,7 +73,7 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
 def note_capped_length(model: Any, name: str) -> None:
     """Say so when a model was asked to read more tokens than it has positions for."""
     asked = getattr(model, "max_length_capped_from", None)
-    if asked is not None:
+    if asked is not None and getattr(model, "max_length_asked", False):  # a default is no one's word
         print(
             f"[rewardforge] note: {name} has {model.max_length} positions, so it reads at most "
             f"{model.max_length} tokens, not {asked} (--max-length)",
@@ -233,9 +233,9 @@ class RewardModel:
         # a length asked for beyond the model's position embeddings (a model cannot read past
         # them), kept so that commands can say which limit they used instead
         self.max_length_capped_from: int | None = None
+        self.max_length_asked = bool(max_length)
         if positions is not None and self.max_length > positions:
-            self.max_length_capped_from = self.max_length if max_length else None
-            self.max_length = positions
+            self.max_length_capped_from, self.max_length = self.max_length, positions
         problem = room_problem(self.tokenizer, self.text_format, self.max_length)
         if problem:
             raise ModelLoadError(f"{problem} (--max-length)")

@@ -222,6 +222,8 @@ def main(argv: list[str]) -> int:
     from rewardforge.commands.checks import check_device, check_output_dir, holds_model
     from rewardforge.training.run import UsageError
 
+    if args.output == "-":  # it made a folder named "-"
+        raise UsageError("--output is a folder for eval's files; - (standard output) cannot hold them")
     check_output_dir(out)  # a read-only place fails now, not after the scoring
 
     if holds_model(out):

@@ -393,11 +393,11 @@ def diagnostics_table(results: list[RunResult]) -> str:
         if not d:
             continue
         s = d["swap"]
-        beats = d["beats_length_baseline"]
-        verdict = (
+        verdict, chance = (
             '<span class="good">yes</span>'
             if beats
             else ('<span class="bad">no</span>' if beats is not None else "–")
+            for beats in (d["beats_length_baseline"], d.get("beats_chance"))
         )
         rows.append(
             [
@@ -406,6 +406,7 @@ def diagnostics_table(results: list[RunResult]) -> str:
                 (_num(d["length_baseline_accuracy"]), "num"),
                 (_num(d["accuracy_minus_length_baseline"]), "num"),
                 (verdict, ""),
+                (chance, ""),
                 (_num(s["accuracy_swapped"]), "num"),
                 (_num(s["accuracy_swapped_expected"]), "num"),
                 (
@@ -423,6 +424,7 @@ def diagnostics_table(results: list[RunResult]) -> str:
         "length-only baseline",
         "model − baseline",
         "beats baseline (sign test)",
+        "beats chance (sign test)",
         "swapped accuracy (re-scored)",
         "1 − accuracy",
         "mirrors",
@@ -434,7 +436,8 @@ def diagnostics_table(results: list[RunResult]) -> str:
         "The swapped pairs were tokenized and scored again by the model with chosen and rejected "
         "exchanged; a pairwise-consistent model gives exactly 1 − accuracy. "
         "Beating the baseline is an exact one-sided sign test at 2.5% over the pairs where the "
-        "model and the baseline disagree.</p>" + _table(headers, rows)
+        "model and the baseline disagree; beating chance, the same test over the pairs the model "
+        "gets right or wrong (ties left out).</p>" + _table(headers, rows)
     )
 
 
