@@ -817,3 +817,16 @@ def test_our_labels_in_another_case_are_read_and_said(tmp_path):
     row = {"Id": "x", "ID": "y", "prompt": "Q", "chosen": "A", "rejected": "B"}
     with pytest.raises(DataOptionError, match="several columns that could be it \\(Id, ID\\)"):
         load_pairs(jsonl(tmp_path, [row]))
+
+
+def test_our_labels_in_another_case_are_read_in_every_row_that_has_them(tmp_path):
+    """A `Margin` in one row of four (labels are often null) or beside rows with `margin` was
+    dropped without a word."""
+    base = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    assert [
+        p.margin for p in load_pairs(jsonl(tmp_path, [{**base, "Margin": 1}, base, base, base])).pairs
+    ] == [1.0, None, None, None]
+    mixed = [{**base, "margin": 1}, {**base, "Margin": 2}, {**base, "Margin": 3}]
+    assert [p.margin for p in load_pairs(jsonl(tmp_path, mixed)).pairs] == [1.0, 2.0, 3.0]
+    with pytest.raises(DataError, match="both 'id' and 'ID' have a value"):
+        load_pairs(jsonl(tmp_path, [{**base, "id": "1", "ID": "2"}]))

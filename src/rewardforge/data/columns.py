@@ -255,10 +255,19 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             inferred[ours] = found[0]
             used.update(found[0].split(JOIN))
     for ours in PAIR_LABELS:  # `Margin`, `ID`: ours written another way (a margin changes the loss)
-        if ours in columns or any(r.get(ours) is not None for r in records):
+        if ours in columns:
             continue
+        # read wherever a row has it (a label is often null, unlike a text), also beside rows
+        # that write it our way; a row with both is an error (apply_inferred)
         keys = dict.fromkeys(k for r in records for k in r if isinstance(k, str))
-        found = [k for k in keys if k.lower() == ours and k not in used and _majority(records, k)]
+        found = [
+            k
+            for k in keys
+            if k != ours
+            and k.lower() == ours
+            and k not in used
+            and any(r.get(k) is not None for r in records)
+        ]
         if len(found) > 1:
             raise DataOptionError(
                 f"the rows have no {ours!r} field and several columns that could be it "

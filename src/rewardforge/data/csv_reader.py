@@ -256,8 +256,9 @@ def read_csv(spec: str, path: Path, notes: list[str] | None = None) -> Iterator[
         return
     csv.field_size_limit(2**31 - 1)  # long responses exceed the 128 KiB default
     delimiter, list_columns, id_columns = _scan(path)
-    if list_columns and notes is not None:  # a reply that is a list literal would be read so too: said
-        notes.append(f"CSV cells of {', '.join(sorted(list_columns))} read as lists of completions")
+    replies = sorted(list_columns & {"chosen", "rejected"})
+    if replies and notes is not None:  # a reply that is a list literal is read so too: said
+        notes.append(f"CSV cells of {', '.join(replies)} read as lists of completions")
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         # strict: an unterminated quote or text after a closing quote is an error, not a merged cell
         reader = csv.reader(fh, strict=True, delimiter=delimiter)
