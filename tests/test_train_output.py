@@ -709,3 +709,22 @@ def test_a_saved_adapter_loads_with_plain_peft_and_scores_as_rewardforge_does(tm
     with torch.no_grad():
         plain = peft_model(input_ids=torch.tensor([ids])).logits[0, 0].item()
     assert plain == pytest.approx(rm.score("q1", "good answer 1"), abs=1e-5)
+
+
+def test_standard_input_is_read_once(tmp_path, data, capsys, tiny_bert_dir):
+    """`--data - --eval-data -`: the second found standard input read already."""
+    assert main(["train", "--data", "-", "--eval-data", "-", "--output", str(tmp_path / "run")]) == 2
+    assert "standard input can be read once" in capsys.readouterr().err
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_bert_dir),
+        "--data",
+        "-",
+        "--data",
+        "x=-",
+        "--output",
+        str(tmp_path / "ev"),
+    ]
+    assert main(argv) == 2
+    assert "standard input can be read once" in capsys.readouterr().err

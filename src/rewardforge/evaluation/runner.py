@@ -705,6 +705,8 @@ def validate(options: EvalOptions) -> None:
         raise usage_error("--columns and --processor cannot be combined: a processor maps its own fields")
     if options.dtype not in {"fp32", "bf16"}:
         raise usage_error(f"--dtype must be fp32 or bf16, got {options.dtype!r}")
+    if sum(split_name(spec)[1] == "-" for spec in options.data) > 1:  # the second would find it read
+        raise usage_error("--data -: standard input can be read once; give it to one --data only")
 
 
 def prepare(options: EvalOptions) -> tuple[list[ModelSpec], list[DataSet], float]:

@@ -234,6 +234,10 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
             f"--metric_for_best_model {targs.metric_for_best_model}: no evaluation gives it; "
             f"choose one of {', '.join(names)} (with or without eval_)",
         )
+    need(
+        not (args.data == "-" and args.eval_data == "-"),
+        "--data - and --eval-data -: standard input can be read once; give it to one of them",
+    )
     if args.eval_data:
         need(not args.eval_split, "give --eval-data or --eval-split, not both")
         if args.data and os.path.exists(args.data) and os.path.exists(args.eval_data):
