@@ -247,11 +247,13 @@ def test_written_files_are_readable_by_others_like_any_new_file(tmp_path, data, 
     out = tmp_path / "out"
     old = os.umask(0o022)
     try:
-        assert one_step(tiny_bert_dir, data, out) == 0
+        assert one_step(tiny_bert_dir, data, out, "--save_strategy", "steps", "--save_steps", "1") == 0
     finally:
         os.umask(old)
-    # the weights too: transformers writes them 0600, and a server run by another user must read them
-    for name in ("rewardforge.json", "run_config.json", "metrics.json", "model.safetensors", "config.json"):
+    # the weights too, a checkpoint's as well: transformers writes them 0600, and a server run by
+    # another user must read them
+    names = ("rewardforge.json", "run_config.json", "metrics.json", "model.safetensors", "config.json")
+    for name in (*names, "checkpoint-1/model.safetensors"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 

@@ -88,8 +88,12 @@ def _config_from_yaml(path: str, parser) -> dict[str, Any]:
 
     class UniqueKeys(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
-            pairs = [(self.construct_object(k, deep=deep), v) for k, v in node.value]
-            once(pairs, [k.start_mark.line + 1 for k, _ in node.value])
+            # the mapping's own keys (a merge key `<<:` brings others, which its own may override)
+            own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+            once(
+                [(self.construct_object(k, deep=deep), v) for k, v in own],
+                [k.start_mark.line + 1 for k, _ in own],
+            )
             return super().construct_mapping(node, deep=deep)
 
     try:
@@ -283,6 +287,20 @@ def _evaluate_when_asked(parser, seen: argparse.Namespace, given: set[str]) -> N
         )
 
 
+def _better_side_of_the_best_metric(parser, seen: argparse.Namespace, given: set[str], config: dict) -> None:
+    """--greater_is_better by the metric (the Trainer takes higher unless the name ends in "loss",
+    and kept the worst checkpoint by ece), unless it was given."""
+    from rewardforge.training.run import EVAL_METRICS
+
+    name = (seen.metric_for_best_model or "").removeprefix("eval_")
+    if (
+        EVAL_METRICS.get(name) is not None
+        and "greater_is_better" not in given
+        and "greater_is_better" not in config
+    ):
+        parser.set_defaults(greater_is_better=EVAL_METRICS[name])
+
+
 def parse(argv: list[str]):
     from rewardforge.training.run import UsageError
 
@@ -306,6 +324,7 @@ def parse(argv: list[str]):
     if seen is not None:
         _evaluate_when_asked(parser, seen, given)
         _cpu_for_bf16(parser, seen)
+        _better_side_of_the_best_metric(parser, seen, given, settings)
     try:
         args, targs, *rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except UsageError:

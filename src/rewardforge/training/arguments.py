@@ -225,14 +225,19 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         "of the pair batches); use --detect_anomaly, or leave --debug out",
     )
     if targs.metric_for_best_model:
-        from rewardforge.training.run import eval_metric_names
+        from rewardforge.training.run import EVAL_METRICS
 
         name = targs.metric_for_best_model.removeprefix("eval_")
-        names = eval_metric_names()
+        usable = ", ".join(k for k, better in EVAL_METRICS.items() if better is not None)
         need(
-            name in names,
+            name in EVAL_METRICS,
             f"--metric_for_best_model {targs.metric_for_best_model}: no evaluation gives it; "
-            f"choose one of {', '.join(names)} (with or without eval_)",
+            f"choose one of {usable} (with or without eval_)",
+        )
+        need(
+            EVAL_METRICS[name] is not None,
+            f"--metric_for_best_model {targs.metric_for_best_model}: neither a higher nor a lower value "
+            f"is a better model, so it cannot pick the best checkpoint; choose one of {usable}",
         )
     need(
         not (args.data == "-" and args.eval_data == "-"),

@@ -83,7 +83,9 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
     )
     if not previous or resumable:
         return []
-    if args.resume == "last" and all(p.is_file() and p.name in UNFINISHED_RUN_FILES for p in previous):
+    if args.resume == "last" and all(
+        (p.is_file() and p.name in UNFINISHED_RUN_FILES) or p.name == STAGING_DIR for p in previous
+    ):  # (a checkpoint still in .staging was never finished: killed while it was written)
         # a run killed before its first checkpoint left only its logs: nothing to continue and no
         # model to lose, so --resume starts it again (a preemptible job always passes --resume)
         return previous
@@ -199,7 +201,8 @@ def find_resume_checkpoint(output_dir: Path, resume: str) -> str | None:
 RESUME_KEEPS = (  # what a resumed run must share with the run it continues
     "model", "train_data", "limit", "eval_split", "learning_rate", "lr_scheduler_type", "batch_size",
     "gradient_accumulation_steps", "max_length", "loss", "margin_from_scores", "lora", "seed", "precision",
-    "optimizer", "schedule", "dropout", "data_order",
+    "optimizer", "warmup_steps", "warmup_ratio", "lr_scheduler_kwargs", "max_grad_norm", "dropout", "data_seed",
+    "train_sampling_strategy",
 )  # fmt: skip
 
 
@@ -231,11 +234,13 @@ def run_identity(
             targs.adam_beta1, targs.adam_beta2, targs.adam_epsilon,
         ],
         # the learning rate at each step, and what each step sees
-        "schedule": [
-            targs.warmup_steps, getattr(targs, "warmup_ratio", None), targs.lr_scheduler_kwargs, targs.max_grad_norm,
-        ],
+        "warmup_steps": targs.warmup_steps,
+        "warmup_ratio": getattr(targs, "warmup_ratio", None),
+        "lr_scheduler_kwargs": targs.lr_scheduler_kwargs or {},
+        "max_grad_norm": targs.max_grad_norm,
         "dropout": "kept" if args.keep_dropout else "off",
-        "data_order": [targs.data_seed, str(getattr(targs, "train_sampling_strategy", None))],
+        "data_seed": targs.data_seed,
+        "train_sampling_strategy": str(getattr(targs, "train_sampling_strategy", None)),
     }  # fmt: skip
 
 
@@ -245,6 +250,21 @@ def _setting(key: str, value: Any) -> str:
         dtype, bf16, fp16 = value
         return "bf16 autocast" if bf16 else "fp16 autocast" if fp16 else str(dtype)
     return repr(value)
+
+
+def _comparable(value: Any) -> str:
+    """A setting as text that ignores how it was written: key order, 2 or 2.0."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        return v
+
+    return json.dumps(plain(value), sort_keys=True, default=str)
 
 
 def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str) -> dict[str, Any]:
@@ -263,7 +283,7 @@ def check_same_run(config_path: Path, identity: dict[str, Any], checkpoint: str)
         f"{key} {_setting(key, before.get(key))} -> {_setting(key, identity.get(key))}"
         for key in RESUME_KEEPS
         if key in before  # a run from before a key was recorded is not refused for it
-        and json.dumps(before.get(key), default=str) != json.dumps(identity.get(key), default=str)
+        and _comparable(before.get(key)) != _comparable(identity.get(key))
     ]
     if changed:
         raise UsageError(

@@ -265,13 +265,17 @@ def flat_metrics(m: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def eval_metric_names() -> list[str]:
-    """What an evaluation during training logs (after "eval_"): `--metric_for_best_model` must
-    be one, or the Trainer fails with a KeyError after the first evaluation."""
-    from rewardforge.evaluation.metrics import pair_metrics
-
-    sample = pair_metrics([1.0, 0.0], [0.0, 1.0], len_chosen=[1, 2], len_rejected=[2, 1], n_bootstrap=10)
-    return ["loss", *flat_metrics(sample)]
+# What an evaluation during training logs (after "eval_"), and which side of each is better for
+# --metric_for_best_model (None: neither; such a figure cannot pick a best checkpoint). A name
+# the Trainer does not get fails with a KeyError after the first evaluation; one whose better
+# side is lower (ece) made the Trainer keep the worst checkpoint (it takes higher unless "loss").
+EVAL_METRICS: dict[str, bool | None] = {
+    "loss": False, "accuracy": True, "margin_mean": True, "margin_median": True, "bt_log_loss": False,
+    "auroc": True, "ece": False, "ties": False, "accuracy_ci95_lo": True, "accuracy_ci95_hi": True,
+    "category_weighted_accuracy": True,  # with categories in the eval data
+    "pairs": None, "chosen_mean": None, "chosen_std": None, "rejected_mean": None, "rejected_std": None,
+    "length_baseline_accuracy": None,
+}  # fmt: skip
 
 
 def prepare_training_args(
@@ -332,6 +336,12 @@ def train(
     started = time.time()
 
     train_pairs, eval_pairs, data_summary, rejected = load_training_data(args, output_dir)
+    best = (targs.metric_for_best_model or "").removeprefix("eval_")
+    if best == "category_weighted_accuracy" and not any(p.category is not None for p in eval_pairs or []):
+        raise UsageError(
+            "--metric_for_best_model category_weighted_accuracy needs categories in the held-out pairs "
+            "(a category or subset field); these have none"
+        )
     targs = prepare_training_args(targs, args, has_eval=eval_pairs is not None)
 
     lora = None
@@ -386,6 +396,10 @@ def train(
             print(f"[rewardforge] no checkpoint in {output_dir}; starting from scratch")
     # read now: the checkpoint may be rotated away while training
     resumed = checkpoint_state(resume)
+    if resume is not None and 0 < targs.max_steps < int(resumed.get("global_step", 0)):
+        # refused before the run's log and config are touched (an --epochs plan is checked once
+        # the Trainer has counted its batches, below)
+        refuse_resume_past_plan(resume, int(resumed["global_step"]), targs.max_steps)
     if resume is not None:  # the run the checkpoint comes from: this folder's, or another's (--resume PATH)
         identity = check_same_run(Path(resume).parent / "run_config.json", identity, resume)
         repoint_best_checkpoint(resume, resumed)
@@ -457,10 +471,7 @@ def train(
     restored = trainer.restore_totals(resume, resumed_at) if resume is not None else True
     planned = planned_steps(trainer)
     if resume is not None and resumed_at > planned:  # its model would be saved as a shorter run's
-        raise UsageError(
-            f"--resume: {Path(resume).name} is at step {resumed_at}, past the {planned} steps this run "
-            f"plans (--max-steps, --epochs): ask for at least {resumed_at}"
-        )
+        refuse_resume_past_plan(resume, resumed_at, planned)
     finishing = resume is not None and resumed_at == planned
     if finishing:
         # the Trainer would run one step past the end from a checkpoint already there
@@ -514,6 +525,13 @@ def train(
             (output_dir / STAGING_DIR).rmdir()
     trainer.accelerator.wait_for_everyone()
     return meta
+
+
+def refuse_resume_past_plan(checkpoint: str, step: int, planned: int) -> None:
+    raise UsageError(
+        f"--resume: {Path(checkpoint).name} is at step {step}, past the end of this run's plan "
+        f"({planned} step{'s' if planned != 1 else ''}: --max-steps, --epochs); ask for at least {step}"
+    )
 
 
 def planned_steps(trainer: RewardTrainer) -> int:

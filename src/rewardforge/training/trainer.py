@@ -21,6 +21,7 @@ from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from rewardforge.files import new_file_mode
 from rewardforge.losses import LossConfig, bradley_terry_loss, bradley_terry_loss_per_pair, pair_statistics
 from rewardforge.modeling import META_FILE
 from rewardforge.rewards import chunk_item_rewards, gather_rewards
@@ -59,7 +60,6 @@ class RewardTrainer(Trainer):
         # The summed per-step loss the Trainer sums too (its `train_loss` is this over the steps),
         # kept with each checkpoint with `totals`, so a resumed run reports the whole run's figures.
         self._loss_sum = torch.zeros(())
-        self._loss_sum_before = 0.0
         self._loss_steps_from = 0  # the first step the loss sum counts (a resume without totals)
         self._totals_before = dict.fromkeys(self.totals, 0)
 
@@ -134,7 +134,7 @@ class RewardTrainer(Trainer):
     def run_loss_sum(self) -> float:
         """The loss summed over every step of the run, before a resume too (mean over processes)."""
         here = self.accelerator.reduce(self._loss_sum.to(self.args.device), reduction="mean")
-        return self._loss_sum_before + float(here)
+        return float(here)
 
     def run_totals(self) -> dict[str, int]:
         """`totals` of the whole run: every process's share, and the steps before a resume."""
@@ -176,7 +176,9 @@ class RewardTrainer(Trainer):
         self._totals_before.update(
             {k: int(v) for k, v in saved.get("totals", {}).items() if k in self.totals}
         )
-        self._loss_sum_before = float(saved.get("loss_sum", 0.0))
+        # the sum goes on from the saved one, so one process adds the same numbers in the same
+        # order as a run that was never stopped (a separate total added at the end rounded apart)
+        self._loss_sum = torch.tensor(float(saved.get("loss_sum", 0.0)))
         return True
 
     def _accumulate(self, r_chosen, r_rejected, inputs) -> None:
@@ -245,6 +247,9 @@ class RewardTrainer(Trainer):
                         json.dumps(meta, indent=2) + "\n", encoding="utf-8"
                     )
                 self.state.save_to_json(os.path.join(staging, name, TRAINER_STATE_NAME))
+                mode = new_file_mode()  # transformers writes the weights 0600; a checkpoint is a model too
+                for weights in Path(staging, name).glob("*.safetensors"):
+                    weights.chmod(mode)
         finally:
             self._staging_run_dir = None
         self.accelerator.wait_for_everyone()
