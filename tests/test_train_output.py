@@ -223,18 +223,21 @@ def test_resume_with_nothing_to_continue_does_not_replace_a_model(tmp_path, data
     assert digest(precious / "model.safetensors") == before
 
 
+def scheduler_kwargs_from_config(model, data, out, tail: str) -> dict:
+    """Train from a YAML config ending in `tail`; the scheduler arguments the run resolved."""
+    config = out.with_suffix(".yaml")
+    config.write_text(
+        f"model: {model}\ndata: {data}\nmax_steps: 2\nbatch_size: 4\nsave_strategy: 'no'\n{tail}"
+    )
+    assert main(["train", "--config", str(config), "--output", str(out)]) == 0
+    return json.loads((out / "run_config.json").read_text())["training_arguments"]["lr_scheduler_kwargs"]
+
+
 def test_config_numbers_yaml_reads_as_text_and_json_configs(tmp_path, data, tiny_bert_dir):
     """YAML 1.1 reads 1e-6 as text: inside a dict no option type turns it back into a number."""
-    config = tmp_path / "run.yaml"
-    config.write_text(
-        f"model: {tiny_bert_dir}\ndata: {data}\nmax_steps: 2\nbatch_size: 4\nsave_strategy: no\n"
-        "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr: 1e-6}\nreport_to: null\n"
-    )
+    tail = "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr: 1e-6}\nreport_to: null\n"
     out = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--output", str(out)]) == 0
-    assert json.loads((out / "run_config.json").read_text())["training_arguments"]["lr_scheduler_kwargs"] == {
-        "min_lr": 1e-6
-    }
+    assert scheduler_kwargs_from_config(tiny_bert_dir, data, out, tail) == {"min_lr": 1e-6}
     assert main(["train", "--config", str(out / "run_config.json"), "--output", str(tmp_path / "again")]) == 0
 
 
@@ -802,13 +805,5 @@ def test_the_best_checkpoint_by_ece_is_the_lowest(tmp_path, data, capsys, tiny_b
 
 def test_yaml_merge_keys_still_work_in_configs(tmp_path, data, tiny_bert_dir):
     """The duplicate-key check made `<<:` invalid YAML; a merged key its mapping overrides is fine."""
-    config = tmp_path / "run.yaml"
-    config.write_text(
-        f"model: {tiny_bert_dir}\ndata: {data}\nmax_steps: 1\nsave_strategy: 'no'\n"
-        "lr_scheduler_type: cosine_with_restarts\nlr_scheduler_kwargs:\n  <<: {num_cycles: 3}\n  num_cycles: 2\n"
-    )
-    out = tmp_path / "run"
-    assert main(["train", "--config", str(config), "--output", str(out)]) == 0
-    assert json.loads((out / "run_config.json").read_text())["training_arguments"]["lr_scheduler_kwargs"] == {
-        "num_cycles": 2
-    }
+    tail = "lr_scheduler_type: cosine_with_restarts\nlr_scheduler_kwargs:\n  <<: {num_cycles: 3}\n  num_cycles: 2\n"
+    assert scheduler_kwargs_from_config(tiny_bert_dir, data, tmp_path / "run", tail) == {"num_cycles": 2}
