@@ -492,3 +492,11 @@ def test_jobs_failed_at_stop_leave_no_unretrieved_exception_in_the_log(caplog):
     with caplog.at_level("ERROR", logger="asyncio"):
         asyncio.run(main())
     assert "never retrieved" not in caplog.text
+
+
+def test_health_answers_head_too():
+    """Load balancers and `curl -I` probe with HEAD: it was 405."""
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        head = httpx.head(server.url + "/health")
+        assert head.status_code == 200 and head.content == b""
+        assert httpx.get(server.url + "/health").json()["status"] == "ok"

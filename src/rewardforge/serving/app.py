@@ -430,6 +430,9 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         scores = await run_scoring(len(texts), prepare, request)
         return {"rewards": scores, "scores": scores, "extra_logs": {"reward": scores}}
 
+    # HEAD too (out of the schema, which would list the one operation twice): load balancers and
+    # `curl -I` probe with it (it was 405)
+    @app.head("/health", include_in_schema=False)
     @app.get("/health", response_model=HealthResponse, summary="Liveness and settings")
     async def health() -> Any:
         return {
