@@ -829,4 +829,7 @@ def test_our_labels_in_another_case_are_read_in_every_row_that_has_them(tmp_path
     mixed = [{**base, "margin": 1}, {**base, "Margin": 2}, {**base, "Margin": 3}]
     assert [p.margin for p in load_pairs(jsonl(tmp_path, mixed)).pairs] == [1.0, 2.0, 3.0]
     with pytest.raises(DataError, match="both 'id' and 'ID' have a value"):
-        load_pairs(jsonl(tmp_path, [{**base, "id": "1", "ID": "2"}]))
+        load_pairs(jsonl(tmp_path, [{**base, "id": "1", "ID": "2"}, {**base, "ID": "3"}]))
+    # beside our own id in every row, `ID` is something else (a question's): not read
+    both = [{**base, "id": "p1", "ID": "q7"}, {**base, "id": "p2", "ID": "q8"}]
+    assert [p.id for p in load_pairs(jsonl(tmp_path, both)).pairs] == ["p1", "p2"]

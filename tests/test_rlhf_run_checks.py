@@ -234,6 +234,17 @@ def test_a_column_of_numbers_and_texts_becomes_texts():
     assert ds["answer"] == ["4", "Paris"] and ds["id"] == ["1", "b"]
     assert prompts_dataset([{"prompt": user, "answer": 4}, {"prompt": user, "answer": 5}])["answer"] == [4, 5]
 
+    def column(*values):
+        return prompts_dataset([{"prompt": user, "answer": v} for v in values])["answer"]
+
+    # helper 58: 4 beside 2.5 became 4.0 (exact_match then scored "4" wrong), and deeper mixtures,
+    # objects with other keys and integers past 64 bits were pyarrow tracebacks or added keys
+    assert column(4, 2.5) == ["4", "2.5"]
+    assert column([1, 2], ["x"]) == ["[1, 2]", '["x"]'] and column([1, "s"]) == ['[1, "s"]']
+    assert column({"k": 1}, {"j": "s"}) == ['{"k": 1}', '{"j": "s"}']
+    assert column(2**70, 1) == [str(2**70), "1"]
+    assert column([], [1]) == [[], [1]] and column(None, 3) == [None, 3]  # what Arrow holds stays
+
 
 def test_env_rewards_of_every_callable_kind_and_number_kind():
     """A class instance was logged as 'call' (two were 'duplicates'); numpy and torch numbers were
@@ -261,3 +272,11 @@ def test_env_rewards_of_every_callable_kind_and_number_kind():
     assert partial.__name__ == "scaled" and partial(["p"] * 2, completions) == [2.0, 2.0]
     with pytest.raises(EnvRewardError, match="env reward 'boom' raised KeyError: 'answer_missing'"):
         checked(boom)(["p"] * 2, completions)
+
+    def flags(prompts, completions, **kw):  # numpy's and torch's booleans are no reward either
+        return torch.tensor([True] * len(completions))
+
+    with pytest.raises(EnvRewardError, match="env reward 'flags' returned Tensor"):
+        checked(flags)(["p"] * 2, completions)
+    with pytest.raises(EnvRewardError, match="returned bool"):
+        checked(lambda prompts, completions, **kw: [np.bool_(False)] * 2)(["p"] * 2, completions)

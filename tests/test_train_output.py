@@ -787,6 +787,14 @@ def test_the_best_checkpoint_by_ece_is_the_lowest(tmp_path, data, capsys, tiny_b
     assert (
         json.loads((out / "run_config.json").read_text())["training_arguments"]["greater_is_better"] is False
     )
+    config = tmp_path / "best.yaml"  # a config's null is no choice either (it kept True)
+    config.write_text("metric_for_best_model: ece\ngreater_is_better: null\n")
+    again = tmp_path / "again"
+    assert train(tiny_bert_dir, data, again, *best, "--config", config) == 0
+    assert (
+        json.loads((again / "run_config.json").read_text())["training_arguments"]["greater_is_better"]
+        is False
+    )
     assert train(tiny_bert_dir, data, tmp_path / "p", *best, "--metric_for_best_model", "pairs") == 2
     assert "neither a higher nor a lower value is a better model" in capsys.readouterr().err
     assert (

@@ -296,7 +296,7 @@ def _better_side_of_the_best_metric(parser, seen: argparse.Namespace, given: set
     if (
         EVAL_METRICS.get(name) is not None
         and "greater_is_better" not in given
-        and "greater_is_better" not in config
+        and config.get("greater_is_better") is None  # (a config's null is not given either)
     ):
         parser.set_defaults(greater_is_better=EVAL_METRICS[name])
 

@@ -255,8 +255,8 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
             inferred[ours] = found[0]
             used.update(found[0].split(JOIN))
     for ours in PAIR_LABELS:  # `Margin`, `ID`: ours written another way (a margin changes the loss)
-        if ours in columns:
-            continue
+        if ours in columns or all(r.get(ours) is not None for r in records):
+            continue  # (beside our own in every row, `ID` is something else: a question's, a model's)
         # read wherever a row has it (a label is often null, unlike a text), also beside rows
         # that write it our way; a row with both is an error (apply_inferred)
         keys = dict.fromkeys(k for r in records for k in r if isinstance(k, str))

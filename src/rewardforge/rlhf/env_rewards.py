@@ -165,8 +165,10 @@ def checked(func):
 def _number(value: Any) -> float | None:
     """A Python, numpy or torch number as a float; None for None and for what is no number (a
     text, a bool: True is no reward)."""
-    if value is None or isinstance(value, str | bytes | bool) or type(value).__name__ == "bool_":
+    if value is None or isinstance(value, str | bytes | bool):
         return None
+    if "bool" in str(getattr(value, "dtype", "")) or type(value).__name__ in ("bool_", "bool"):
+        return None  # numpy's and torch's booleans
     try:
         return float(value)
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several numbers

@@ -87,9 +87,11 @@ def _generation_problem(rec: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def prompts_dataset(records: list[dict[str, Any]]):
-    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns). A column whose
-    values are of several kinds (`answer` 4 in one row, "Paris" in the next) cannot be an Arrow
-    column: its values become texts (a number as written, anything else as JSON)."""
+    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns). An Arrow column
+    holds one kind of value: a column whose values differ in kind, at any depth (`answer` 4 in one
+    row and "Paris" or 2.5 in the next, lists of numbers and of texts, objects with other keys),
+    or holds an integer beyond 64 bits, becomes texts as written (a number as Python writes it,
+    anything else as JSON), so no value is changed (4 becoming 4.0) and no key is added."""
     from datasets import Dataset
 
     keys: list[str] = []
@@ -97,21 +99,41 @@ def prompts_dataset(records: list[dict[str, Any]]):
         keys += [k for k in r if k not in keys]
     rows = [{k: r.get(k) for k in keys} for r in records]
     for key in keys:
-        kinds = {_kind(row[key]) for row in rows if row[key] is not None}
-        if key != "prompt" and len(kinds) > 1:
+        if key == "prompt":
+            continue
+        kinds = {_shape(row[key]) for row in rows if row[key] is not None}
+        if any(k.startswith("list[") and k != "list[]" for k in kinds):
+            kinds.discard("list[]")  # an empty list fits a list of anything
+        if len(kinds) > 1 or any("mixed" in kind or "big" in kind for kind in kinds):
             for row in rows:
-                value = row[key]
-                if value is not None and not isinstance(value, str):
-                    row[key] = (
-                        str(value) if _kind(value) == "number" else json.dumps(value, ensure_ascii=False)
-                    )
+                row[key] = _as_text(row[key])
     return Dataset.from_list(rows)
 
 
-def _kind(value: Any) -> str:
+def _shape(value: Any) -> str:
+    """What Arrow makes of a value: its kind, and for lists and objects their items' shapes."""
     if isinstance(value, bool):
         return "bool"
-    return "number" if isinstance(value, int | float) else type(value).__name__
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "big int"
+    if isinstance(value, list):
+        inner = {_shape(v) for v in value if v is not None}
+        return f"list[{'mixed' if len(inner) > 1 else next(iter(inner), '')}]"
+    if isinstance(value, dict):
+        return (
+            "dict{"
+            + ",".join(f"{k}:{_shape(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+            + "}"
+        )
+    return type(value).__name__
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def prompts_from_pairs(
