@@ -615,3 +615,5 @@ def test_a_null_prompt_among_conversation_prompts_is_read_as_an_absent_one(tmp_p
     as_empty = load_pairs(jsonl(tmp_path, [{"prompt": [], **first}, *rows[1:]]))
     assert len(as_null.pairs) == 3 and as_null.fingerprint == as_empty.fingerprint
     assert as_null.pairs[0].prompt == [user("Q")]
+    left_out = load_pairs(jsonl(tmp_path, [first, *rows[1:]]))  # no prompt key at all: the same
+    assert left_out.fingerprint == as_empty.fingerprint

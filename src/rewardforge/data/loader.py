@@ -208,11 +208,12 @@ class _Load:
         if (
             self.shape is not None
             and detected.shape != self.shape.shape
-            and detected.features.get("prompt") == "null"
+            and detected.features.get("prompt") in ("null", "absent")
             and self.shape.features.get("chosen") == "messages"
         ):
-            # a conversation's prompt is optional, and Arrow writes an absent one as null: the row
-            # is read as with [] (a text prompt is required: null there is a missing field)
+            # a conversation's prompt is optional: left out of a row, or null (as Arrow writes an
+            # absent one), the row is read as with [] (a text prompt is required: null there is a
+            # missing field)
             if detect_shape({**record, "prompt": []}).shape == self.shape.shape:
                 record = {**record, "prompt": []}
                 detected = detect_shape(record)
