@@ -244,6 +244,8 @@ def test_a_column_of_numbers_and_texts_becomes_texts():
     assert column({"k": 1}, {"j": "s"}) == ['{"k": 1}', '{"j": "s"}']
     assert column(2**70, 1) == [str(2**70), "1"]
     assert column([], [1]) == [[], [1]] and column(None, 3) == [None, 3]  # what Arrow holds stays
+    assert column({"x": None}, {"x": 1}) == [{"x": None}, {"x": 1}] and column([[]], [[1]]) == [[[]], [[1]]]
+    assert column({}, {"a": 1}) == ["{}", '{"a": 1}']  # Arrow would give the first an "a": None
 
 
 def test_env_rewards_of_every_callable_kind_and_number_kind():
@@ -280,3 +282,6 @@ def test_env_rewards_of_every_callable_kind_and_number_kind():
         checked(flags)(["p"] * 2, completions)
     with pytest.raises(EnvRewardError, match="returned bool"):
         checked(lambda prompts, completions, **kw: [np.bool_(False)] * 2)(["p"] * 2, completions)
+    for odd in (np.complex128(1 + 2j), bytearray(b"7"), np.array([1.5])):  # helper 59: 1.0, 7.0, refused
+        with pytest.raises(EnvRewardError, match="expected a number or None"):
+            checked(lambda prompts, completions, odd=odd, **kw: [odd] * 2)(["p"] * 2, completions)

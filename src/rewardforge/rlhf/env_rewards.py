@@ -165,10 +165,13 @@ def checked(func):
 def _number(value: Any) -> float | None:
     """A Python, numpy or torch number as a float; None for None and for what is no number (a
     text, a bool: True is no reward)."""
-    if value is None or isinstance(value, str | bytes | bool):
+    if value is None or isinstance(value, str | bytes | bytearray | memoryview | bool | complex):
         return None
-    if "bool" in str(getattr(value, "dtype", "")) or type(value).__name__ in ("bool_", "bool"):
-        return None  # numpy's and torch's booleans
+    kind = str(getattr(value, "dtype", ""))
+    if "bool" in kind or "complex" in kind or type(value).__name__ in ("bool_", "bool"):
+        return None  # numpy's and torch's booleans and complex numbers
+    if getattr(value, "ndim", 0):  # an array of one item: np.array([1.5]) and torch alike refused
+        return None
     try:
         return float(value)
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several numbers

@@ -87,11 +87,10 @@ def _generation_problem(rec: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def prompts_dataset(records: list[dict[str, Any]]):
-    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns). An Arrow column
-    holds one kind of value: a column whose values differ in kind, at any depth (`answer` 4 in one
-    row and "Paris" or 2.5 in the next, lists of numbers and of texts, objects with other keys),
-    or holds an integer beyond 64 bits, becomes texts as written (a number as Python writes it,
-    anything else as JSON), so no value is changed (4 becoming 4.0) and no key is added."""
+    """A `datasets.Dataset` for GRPOTrainer (columns: prompt + the extra columns). A column Arrow
+    cannot hold unchanged (`answer` 4 in one row and "Paris" or 2.5 in the next would fail or
+    become 4.0; objects with other keys would get each other's keys; lists of numbers and of texts
+    fail) becomes texts as written: a number as Python writes it, anything else as JSON."""
     from datasets import Dataset
 
     keys: list[str] = []
@@ -99,33 +98,21 @@ def prompts_dataset(records: list[dict[str, Any]]):
         keys += [k for k in r if k not in keys]
     rows = [{k: r.get(k) for k in keys} for r in records]
     for key in keys:
-        if key == "prompt":
-            continue
-        kinds = {_shape(row[key]) for row in rows if row[key] is not None}
-        if any(k.startswith("list[") and k != "list[]" for k in kinds):
-            kinds.discard("list[]")  # an empty list fits a list of anything
-        if len(kinds) > 1 or any("mixed" in kind or "big" in kind for kind in kinds):
+        if key != "prompt" and not _arrow_keeps([row[key] for row in rows]):
             for row in rows:
                 row[key] = _as_text(row[key])
     return Dataset.from_list(rows)
 
 
-def _shape(value: Any) -> str:
-    """What Arrow makes of a value: its kind, and for lists and objects their items' shapes."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int" if -(2**63) <= value < 2**63 else "big int"
-    if isinstance(value, list):
-        inner = {_shape(v) for v in value if v is not None}
-        return f"list[{'mixed' if len(inner) > 1 else next(iter(inner), '')}]"
-    if isinstance(value, dict):
-        return (
-            "dict{"
-            + ",".join(f"{k}:{_shape(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
-            + "}"
-        )
-    return type(value).__name__
+def _arrow_keeps(values: list[Any]) -> bool:
+    """Whether an Arrow column of `values` reads back as the same values (NaN as NaN)."""
+    import pyarrow as pa
+
+    try:
+        back = pa.array(values).to_pylist()
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return False
+    return json.dumps(back, sort_keys=True, default=str) == json.dumps(values, sort_keys=True, default=str)
 
 
 def _as_text(value: Any) -> str | None:
