@@ -21,7 +21,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -31,6 +31,14 @@ def new_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def give_new_file_mode(paths: Iterable[Path]) -> None:
+    """Files written with a mode of their own (transformers saves weights 0600) get the mode any
+    new file gets here: a model is read by whoever may read its folder (a server, a colleague)."""
+    mode = new_file_mode()
+    for path in paths:
+        path.chmod(mode)
 
 
 class AtomicFile:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rewardforge.attention import enable_packed_attention
-from rewardforge.files import atomic_write_text, new_file_mode
+from rewardforge.files import atomic_write_text, give_new_file_mode
 from rewardforge.formatting import TextFormat
 
 META_FILE = "rewardforge.json"
@@ -551,10 +551,8 @@ def save_hf_folder(
         to_save.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         written = {item.name for item in staging.iterdir()}
-        mode = new_file_mode()
+        give_new_file_mode(item for item in staging.iterdir() if item.is_file())
         for item in staging.iterdir():
-            if item.is_file():  # transformers writes the weights 0600: a model is shared like any file
-                item.chmod(mode)
             dest = output_dir / item.name
             if dest.is_dir():
                 shutil.rmtree(dest)

@@ -92,7 +92,7 @@ def best_of_n(
 
             raise ModelLoadError(
                 f"the reward model gave a non-finite score ({float(scores[broken])}) to a candidate of "
-                f"prompt {start + _prompt_of(broken, candidates)}; its "
+                f"prompt {start + [i for i, cands in enumerate(candidates) for _ in cands][broken]}; its "
                 "weights may be broken or the dtype too narrow (try --dtype fp32)"
             )
         env = _env_values(env_rewards, chunk, candidates)
@@ -118,15 +118,6 @@ def best_of_n(
         if progress is not None:
             progress(len(results), len(records))
     return results
-
-
-def _prompt_of(item: int, candidates: Sequence[Sequence[str]]) -> int:
-    """The index (in its chunk) of the prompt whose candidates hold flat item `item`."""
-    for index, cands in enumerate(candidates):
-        if item < len(cands):
-            return index
-        item -= len(cands)
-    return len(candidates) - 1
 
 
 def _env_values(

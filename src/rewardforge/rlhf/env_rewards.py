@@ -168,7 +168,7 @@ def _number(value: Any) -> float | None:
     if value is None or isinstance(value, str | bytes | bytearray | memoryview | bool | complex):
         return None
     kind = str(getattr(value, "dtype", ""))
-    if "bool" in kind or "complex" in kind or type(value).__name__ in ("bool_", "bool"):
+    if "bool" in kind or "complex" in kind:
         return None  # numpy's and torch's booleans and complex numbers
     if getattr(value, "ndim", 0):  # an array of one item: np.array([1.5]) and torch alike refused
         return None

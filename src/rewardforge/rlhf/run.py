@@ -230,7 +230,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-def _check_resume(out: Path, opts: RLHFOptions) -> str:
+def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str, int]:
+    """The newest checkpoint of the run in `out` and its step, if the run may go on from it."""
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_dir = out / "checkpoints"
@@ -247,7 +248,13 @@ def _check_resume(out: Path, opts: RLHFOptions) -> str:
                 "--resume with different options than the run being resumed: "
                 + ", ".join(f"{k} {old[k]!r} -> {now.get(k)!r}" for k in changed)
             )
-    return last
+    step = _checkpoint_step(last)
+    if step >= opts.steps:  # the Trainer would train one step past --steps, and again at each resume
+        raise UsageError(
+            f"--resume: {Path(last).name} is at step {step} and --steps is {opts.steps}: nothing is left "
+            "to train; give more --steps to go on (that checkpoint's weights are the run's last)"
+        )
+    return last, step
 
 
 def _check_no_run(out: Path) -> None:
@@ -259,20 +266,23 @@ def _check_no_run(out: Path) -> None:
             f"{out} already holds a run (checkpoints/); pass --resume or choose another --output"
         )
     found = [path.name for pattern in RUN_LOGS for path in sorted(out.glob(pattern))] if out.is_dir() else []
-    if not _is_rlhf_output(out) and (out / "run_config.json").exists():
+    ours = _is_rlhf_output(out)
+    if not ours and (out / "run_config.json").exists():
         found.insert(0, "run_config.json")
     if found:
         raise UsageError(
             f"--output {out} already holds {', '.join(found)}"
-            + (" of a run with no checkpoint to resume" if _is_rlhf_output(out) else "")
+            + (" of a run with no checkpoint to resume" if ours else "")
             + ": choose another --output, or remove them"
         )
 
 
 def _checkpoint_step(checkpoint: str) -> int:
+    """The step a checkpoint was saved at: its state's, else its name's (checkpoint-N)."""
+    from rewardforge.training.output import checkpoint_state
+
     try:
-        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
-        return int(state["global_step"])
+        return int(checkpoint_state(checkpoint)["global_step"])
     except (OSError, ValueError, KeyError, TypeError):
         return int(Path(checkpoint).name.rpartition("-")[2])
 
@@ -348,9 +358,9 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     out = Path(opts.output)
     _check_output(out, opts)
     ckpt_dir = out / "checkpoints"
-    resume_from = None
+    resume_from, resumed_at = None, 0
     if opts.resume:
-        resume_from = _check_resume(out, opts)
+        resume_from, resumed_at = _check_resume(out, opts)
     else:
         _check_no_run(out)
     env_funcs = [load_env_reward(spec) for spec in opts.env_rewards]
@@ -361,16 +371,9 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
             f"{opts.prompts} gives {len(records)}"
         )
     dataset = prompts_dataset(records)
-    if resume_from is not None and _checkpoint_step(resume_from) >= opts.steps:
-        # the Trainer would train one step past --steps, and again at each resume
-        raise UsageError(
-            f"--resume: {Path(resume_from).name} is at step {_checkpoint_step(resume_from)} and --steps is "
-            f"{opts.steps}: nothing is left to train; give more --steps to go on (that checkpoint's "
-            "weights are the run's last)"
-        )
     out.mkdir(parents=True, exist_ok=True)
     if resume_from is not None:  # steps after the checkpoint are done again: their lines go
-        _drop_logged_steps_after(out, _checkpoint_step(resume_from))
+        _drop_logged_steps_after(out, resumed_at)
 
     use_cpu = (not torch.cuda.is_available()) if opts.use_cpu is None else opts.use_cpu
     use_cpu = bool(opts.grpo_overrides.get("use_cpu", use_cpu))  # --grpo-arg use_cpu=... wins

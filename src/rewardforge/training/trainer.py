@@ -21,7 +21,7 @@ from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from rewardforge.files import new_file_mode
+from rewardforge.files import give_new_file_mode
 from rewardforge.losses import LossConfig, bradley_terry_loss, bradley_terry_loss_per_pair, pair_statistics
 from rewardforge.modeling import META_FILE
 from rewardforge.rewards import chunk_item_rewards, gather_rewards
@@ -247,9 +247,7 @@ class RewardTrainer(Trainer):
                         json.dumps(meta, indent=2) + "\n", encoding="utf-8"
                     )
                 self.state.save_to_json(os.path.join(staging, name, TRAINER_STATE_NAME))
-                mode = new_file_mode()  # transformers writes the weights 0600; a checkpoint is a model too
-                for weights in Path(staging, name).glob("*.safetensors"):
-                    weights.chmod(mode)
+                give_new_file_mode(Path(staging, name).glob("*.safetensors"))  # a checkpoint is a model too
         finally:
             self._staging_run_dir = None
         self.accelerator.wait_for_everyone()
