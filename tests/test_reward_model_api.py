@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rewardforge import RewardModel
@@ -26,10 +28,42 @@ def rm(tiny_bert_dir):
         (lambda rm: rm.score("Hi", 5), TypeError, "a response is a string or a list of messages"),
         (lambda rm: rm.score("Hi", b"bytes"), TypeError, "got bytes"),
         (lambda rm: rm.score("Hi", "bad \ud800 text"), ValueError, "lone surrogate"),
+        # helper round 60: which item, which field; keys the API does not read; None; strings
+        (lambda rm: rm.score_batch([("p", "r")] * 3 + [("p", 5)]), TypeError, "item 3: a response is"),
+        (
+            lambda rm: rm.score_batch([("p", [{"role": "bot", "content": "x"}])]),
+            ValueError,
+            "item 0: field 'response[0].role': unknown chat role",
+        ),
+        (
+            lambda rm: rm.score_batch([{"Prompt": "p", "response": "r"}]),
+            ValueError,
+            "unknown key(s) 'Prompt'",
+        ),
+        (
+            lambda rm: rm.score_batch([{"prompt": "p", "response": "r", "system": "S"}]),
+            ValueError,
+            "'system'",
+        ),
+        (
+            lambda rm: rm.score("Hi", None),
+            TypeError,
+            "a response is a string or a list of messages, got None",
+        ),
+        (lambda rm: rm.rank("p", ["a", None]), TypeError, "response 1: a response is"),
+        (lambda rm: rm.score_texts("abc"), TypeError, "list of texts"),
+        (lambda rm: rm.score_token_ids([[5], []]), ValueError, "sequence 1 has no tokens"),
+        (lambda rm: RewardModel.ensemble("rm"), TypeError, "list of models"),
+        (lambda rm: RewardModel.from_pretrained(5), TypeError, "got int"),
+        (
+            lambda rm: RewardModel.from_pretrained("rm", dtype="auto"),
+            ValueError,
+            "dtype must be 'fp32' or 'bf16'",
+        ),
     ],
 )
 def test_wrong_arguments_are_clear_errors(rm, call, error, words):
-    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(error, match=re.escape(words)):
         call(rm)
 
 
@@ -55,3 +89,94 @@ def test_a_model_trained_elsewhere_says_which_format_it_is_scored_in(tiny_bert_d
     shutil.copy(tmp_path / "rewardforge.json", tmp_path / "ours" / "rewardforge.json")
     RewardModel.from_pretrained(str(tmp_path / "ours"))
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_path_object_and_a_torch_dtype_are_taken(tiny_bert_dir):
+    import torch
+
+    rm = RewardModel.from_pretrained(tiny_bert_dir, dtype=torch.float32)
+    assert rm.score("p", "r") == RewardModel.from_pretrained(str(tiny_bert_dir)).score("p", "r")
+    assert RewardModel.ensemble([tiny_bert_dir]).score("p", "r")[1] == 0.0
+
+
+def test_a_length_beyond_the_positions_is_capped_with_a_warning(tiny_bert_dir):
+    with pytest.warns(UserWarning, match="reads at most 512 tokens, not 5000"):
+        rm = RewardModel.from_pretrained(tiny_bert_dir, max_length=5000)
+    assert rm.max_length == 512
+
+
+LONG_PROMPT = [
+    {"role": "user", "content": "first question " * 6},
+    {"role": "assistant", "content": "first answer " * 6},
+    {"role": "user", "content": "second question " * 6},
+    {"role": "assistant", "content": "second answer " * 6},
+    {"role": "user", "content": "the question now"},
+]
+SHORT, LONG = "yes.", "a much longer reply that goes on and on about many things " * 2
+
+
+@pytest.mark.parametrize("model", ["tiny_bert_dir", "tiny_llama_dir"])
+def test_compare_and_rank_cut_the_prompt_once_as_training_and_eval_do(model, request):
+    """compare/rank scored each response with its own prompt cut (helper round 60): a short reply
+    kept more history than a long one, so P(a > b) was not the one eval's scores give."""
+    from rewardforge.data.types import PreferencePair
+    from rewardforge.evaluation.metrics import preference_probability
+    from rewardforge.tokenization import tokenize_pair
+
+    rm = RewardModel.from_pretrained(request.getfixturevalue(model), max_length=64)
+    pair = PreferencePair(
+        LONG_PROMPT, [{"role": "assistant", "content": SHORT}], [{"role": "assistant", "content": LONG}]
+    )
+    tokens = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
+    assert tokens.prompt_truncated
+    chosen, rejected = rm.score_token_ids([tokens.chosen_ids, tokens.rejected_ids])
+    alone = rm.score_batch([(LONG_PROMPT, SHORT), (LONG_PROMPT, LONG)])
+    assert alone[0] != pytest.approx(chosen, abs=1e-6)  # on its own the short reply keeps more prompt
+    assert rm.compare(LONG_PROMPT, SHORT, LONG) == pytest.approx(
+        preference_probability(chosen - rejected, rm.beta), abs=1e-6
+    )
+    ranked = dict(rm.rank(LONG_PROMPT, [SHORT, LONG]))
+    assert ranked[0] == pytest.approx(chosen, abs=1e-5) and ranked[1] == pytest.approx(rejected, abs=1e-5)
+
+
+def test_equal_items_score_exactly_alike(tiny_llama_dir):
+    """Shared-prefix rows gave one text three scores 1e-8 apart, so rank put a later copy first
+    and compare(p, x, x) was 0.4999999958 (helper round 60)."""
+    rm = RewardModel.from_pretrained(tiny_llama_dir)
+    assert rm.compare("hi", "x", "x") == 0.5
+    scores = rm.score_batch([("hi", "x"), ("hi", "y"), ("hi", "x"), ("hi", "x")])
+    assert scores[0] == scores[2] == scores[3]
+    assert [i for i, _ in rm.rank("hi", ["x", "y", "x"]) if i != 1] == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("missing_folder/", "no such model folder or file"),  # was "Repo id must use alphanumeric chars"
+        ("{model}/config.json", "is a file, not a model folder"),
+    ],
+)
+def test_a_path_that_is_no_model_folder_says_what_it_is(tiny_bert_dir, path, words):
+    from rewardforge.modeling import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=words):
+        RewardModel.from_pretrained(path.format(model=tiny_bert_dir))
+
+
+def test_an_adapter_whose_base_model_is_gone_says_it_is_an_adapter(tmp_path):
+    from rewardforge.modeling import ModelLoadError
+
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "/gone/base"}')
+    with pytest.raises(ModelLoadError, match=r"is a LoRA adapter, and its base model '/gone/base'"):
+        RewardModel.from_pretrained(tmp_path)
+
+
+def test_the_package_names_what_it_exports():
+    import rewardforge
+    from rewardforge import ModelLoadError, RewardEnsemble  # the error from_pretrained raises
+    from rewardforge.modeling import ModelLoadError as raised
+
+    assert ModelLoadError is raised and RewardEnsemble.__name__ == "RewardEnsemble"
+    assert {"RewardModel", "ModelLoadError"} <= set(dir(rewardforge))
+    with pytest.raises(AttributeError, match="has no attribute 'Foo'"):
+        rewardforge.Foo  # noqa: B018

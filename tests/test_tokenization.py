@@ -143,3 +143,24 @@ def test_pairs_over_the_model_limit_are_cut_without_the_indexing_errors_warning(
         logging.getLogger("transformers").removeHandler(handler)
     assert t.prompt_truncated and max(len(t.chosen_ids), len(t.rejected_ids)) <= 128
     assert not [m for m in seen if "indexing errors" in m], seen
+
+
+def test_a_system_turn_stays_when_old_turns_are_cut(tiny_llama_dir):
+    """Cutting the oldest turns dropped the system turn first, and a chat template then scored
+    its own default system prompt in its place (helper round 60)."""
+    from transformers import AutoTokenizer
+
+    from rewardforge.formatting import TextFormat
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    fmt = TextFormat.for_tokenizer(tok)
+    prompt = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "old " * 60},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "q"},
+    ]
+    group = tokenize_group(tok, fmt, prompt, [[{"role": "assistant", "content": "x"}]], 40)
+    text = tok.decode(group.ids[0])
+    assert group.prompt_truncated and "old" not in text
+    assert "Be brief." in text and "SmolLM" not in text

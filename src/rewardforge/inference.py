@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -54,18 +56,18 @@ ResponseLike = str | Sequence[Message]
 def as_messages(value: PromptLike, default_role: str) -> list[Message]:
     """A string becomes one message of `default_role` (a prompt string is read as training reads
     it: a transcript as its turns, a blank one as no prompt); a message list is checked and copied."""
-    if value is None:
+    what = "prompt" if default_role == "user" else "response"
+    if value is None and what == "prompt":
         return []
     if isinstance(value, str):
         _check_encodable(value)
         if default_role == "user":
             return prompt_text_turns(value)
         return [{"role": default_role, "content": value}]
-    if not isinstance(value, dict | list | tuple):  # 5, b"..." : not a text nor messages
-        what = "prompt" if default_role == "user" else "response"
+    if not isinstance(value, dict | list | tuple):  # None, 5, b"..." : not a text nor messages
         raise TypeError(f"a {what} is a string or a list of messages, got {type(value).__name__}")
     try:
-        return checked_messages(value if isinstance(value, dict) else list(value), "messages")
+        return checked_messages(value if isinstance(value, dict) else list(value), what)
     except RowError as exc:  # the data layer's checks, so a conversation reads as in training
         raise ValueError(str(exc)) from None
 
@@ -183,10 +185,18 @@ def _whole_conversation(response: list[Message]) -> bool:
     return bool(response) and response[0]["role"] in ("user", "system")
 
 
+ITEM_KEYS = ("prompt", "response", "tools")
+
+
 def _item(item: Any) -> tuple[list[Message], list[Message]]:
     if isinstance(item, dict):
-        if item.get("response") is None:
+        if "response" not in item:
             raise ValueError(f"an item needs a 'response' (got keys: {', '.join(map(str, item)) or 'none'})")
+        if unknown := [str(k) for k in item if k not in ITEM_KEYS]:  # "Prompt", "system": not read
+            raise ValueError(
+                f"unknown key(s) {', '.join(map(repr, unknown))}; an item has {', '.join(ITEM_KEYS)} "
+                "(a system prompt goes into the prompt's messages)"
+            )
         return prompt_and_response(item.get("prompt"), item["response"], item.get("tools"))
     if isinstance(item, str) or not isinstance(item, list | tuple) or len(item) != 2:
         raise TypeError(
@@ -194,6 +204,30 @@ def _item(item: Any) -> tuple[list[Message], list[Message]]:
         )
     prompt, response = item
     return prompt_and_response(prompt, response)
+
+
+def _numbered(kind: str, index: int, read: Callable[[], Any]) -> Any:
+    """`read()`, with a problem it finds named by the item it is in ("item 3: ...")."""
+    try:
+        return read()
+    except (TypeError, ValueError) as exc:
+        raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{kind} {index}: {exc}") from None
+
+
+def _dtype_name(dtype: Any) -> str:
+    """ "fp32"/"bf16", also given as torch.float32/torch.bfloat16 or "float32"/"bfloat16"."""
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", "float32": "fp32", "bfloat16": "bf16"}
+    name = names.get(dtype, dtype)
+    if name not in ("fp32", "bf16"):
+        raise ValueError(f"dtype must be 'fp32' or 'bf16' (or torch.float32, torch.bfloat16), got {dtype!r}")
+    return name
+
+
+def _check_max_length(max_length: Any) -> None:
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+    ):
+        raise ValueError(f"max_length must be a whole number >= 1, got {max_length!r}")
 
 
 def preference_beta(meta: dict[str, Any]) -> float:
@@ -219,10 +253,7 @@ class RewardModel:
         self.model = loaded.model.eval()
         self.tokenizer = loaded.tokenizer
         self.text_format = loaded.text_format
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
-        ):
-            raise ValueError(f"max_length must be a whole number >= 1, got {max_length!r}")
+        _check_max_length(max_length)
         meta_len = loaded.meta.get("max_length")
         # the loss's beta: the trained preference probability is sigmoid(beta * (r_a - r_b))
         self.beta = preference_beta(loaded.meta)
@@ -252,16 +283,27 @@ class RewardModel:
     @classmethod
     def from_pretrained(
         cls,
-        path_or_hub_id: str,
+        path_or_hub_id: str | os.PathLike,
         *,
         max_length: int | None = None,
         device: str | None = None,
-        dtype: str = "fp32",
+        dtype: str | torch.dtype = "fp32",
     ) -> RewardModel:
         """Load a folder saved by rewardforge (or any one-output HF classifier: then the format is
         the tokenizer's chat template if it has one, else the plain format). A model that cannot
-        be loaded raises `ModelLoadError` naming it; a device that does not exist, ValueError."""
-        resolve_device(device)  # before the (slow) load
+        be loaded raises `ModelLoadError` naming it; a device that does not exist or an argument
+        out of range, ValueError (before the slow load). A `max_length` beyond the model's
+        positions is capped to them, with a warning."""
+        if isinstance(path_or_hub_id, os.PathLike):
+            path_or_hub_id = os.fspath(path_or_hub_id)
+        if not isinstance(path_or_hub_id, str):
+            raise TypeError(
+                "from_pretrained takes a model folder, a .gguf file or a Hub id (a string or a path), "
+                f"got {type(path_or_hub_id).__name__}"
+            )
+        dtype = _dtype_name(dtype)
+        _check_max_length(max_length)
+        resolve_device(device)
         try:
             loaded = load_reward_model(path_or_hub_id, dtype=dtype, seed=0)
         except ModelLoadError:
@@ -271,10 +313,19 @@ class RewardModel:
         if loaded.fresh_head:
             raise ModelLoadError(no_reward_head(path_or_hub_id))
         note_assumed_format(loaded, path_or_hub_id)
-        return cls(loaded, max_length=max_length, device=device)
+        model = cls(loaded, max_length=max_length, device=device)
+        if model.max_length_capped_from is not None and max_length is not None:
+            warnings.warn(
+                f"{path_or_hub_id} has {model.max_length} positions, so it reads at most "
+                f"{model.max_length} tokens, not {max_length}",
+                stacklevel=2,
+            )
+        return model
 
     @staticmethod
-    def ensemble(models: Iterable[RewardModel | str]) -> RewardEnsemble:
+    def ensemble(models: Iterable[RewardModel | str | os.PathLike]) -> RewardEnsemble:
+        if isinstance(models, str | os.PathLike | RewardModel):  # ensemble("rm") loaded "r", "m"
+            raise TypeError("ensemble takes a list of models or their paths")
         return RewardEnsemble(
             [m if isinstance(m, RewardModel) else RewardModel.from_pretrained(m) for m in models]
         )
@@ -298,26 +349,63 @@ class RewardModel:
         _check_batch_size(batch_size)
         if isinstance(items, str | dict):
             raise TypeError("score_batch takes a list of items; for one, use score(prompt, response)")
-        seqs = []
-        by_prompt: dict[str, list[int]] = {}
+        seqs, prompts = [], []
         for i, item in enumerate(items):
-            prompt, response = _item(item)
+            prompt, response = _numbered("item", i, lambda item=item: _item(item))
             seqs.append(
                 tokenize_group(self.tokenizer, self.text_format, prompt, [response], self.max_length).ids[0]
             )
-            by_prompt.setdefault(json.dumps(prompt), []).append(i)
+            prompts.append(json.dumps(prompt))
+        return self._score_by_prompt(seqs, prompts, batch_size)
+
+    def _score_group(
+        self, prompt: PromptLike, responses: Iterable[ResponseLike], batch_size: int = 16
+    ) -> list[float]:
+        """Scores of responses to one prompt, tokenized together as training tokenizes a pair:
+        beyond max_length every response loses the same prompt turns, so their scores compare
+        like for like. Responses that hold their own prompt (whole conversations) are scored
+        as `score_batch` scores them."""
+        items = [
+            _numbered("response", i, lambda r=r: prompt_and_response(prompt, r))
+            for i, r in enumerate(responses)
+        ]
+        prompts = [json.dumps(p) for p, _ in items]
+        if len(set(prompts)) != 1:
+            return self.score_batch(items, batch_size=batch_size) if items else []
+        group = tokenize_group(
+            self.tokenizer, self.text_format, items[0][0], [r for _, r in items], self.max_length
+        )
+        return self._score_by_prompt(group.ids, prompts, batch_size)
+
+    def _score_by_prompt(self, seqs: list[list[int]], prompts: list[str], batch_size: int) -> list[float]:
+        """Scores of token sequences, each distinct sequence computed once (so equal items score
+        exactly alike); on decoders, sequences of one prompt share a row that computes it once."""
+        index: dict[tuple[int, ...], int] = {}
+        where = [index.setdefault(tuple(s), len(index)) for s in seqs]
+        unique = [list(s) for s in index]
         if not self.loaded.is_decoder or not self.share_prefix:
-            return self.score_token_ids(seqs, batch_size=batch_size)
+            scores = self.score_token_ids(unique, batch_size=batch_size)
+            return [scores[j] for j in where]
+        by_prompt: dict[str, list[int]] = {}
+        seen: set[int] = set()
+        for i, j in enumerate(where):
+            if j not in seen:  # the first item with this sequence
+                seen.add(j)
+                by_prompt.setdefault(prompts[i], []).append(j)
         groups = []
         for members in by_prompt.values():
             for start in range(0, len(members), MAX_COMPLETIONS_PER_ROW):
                 group = members[start : start + MAX_COMPLETIONS_PER_ROW]
-                groups.append((group, common_prefix_len([seqs[i] for i in group])))
-        return self._score_rows(_grouped_rows(seqs, groups), len(seqs), batch_size)
+                groups.append((group, common_prefix_len([unique[j] for j in group])))
+        scores = self._score_rows(_grouped_rows(unique, groups), len(unique), batch_size)
+        return [scores[j] for j in where]
 
     def score_token_ids(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
         """Scores of token sequences (one sequence each), in input order."""
         _check_batch_size(batch_size)
+        for i, s in enumerate(seqs):
+            if not len(s):
+                raise ValueError(f"sequence {i} has no tokens")
         return self._score_rows([plain_row(s, i, 0) for i, s in enumerate(seqs)], len(seqs), batch_size)
 
     @torch.no_grad()
@@ -377,19 +465,23 @@ class RewardModel:
 
     def score_texts(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
         """Scores of already formatted conversations (see `encode_text`), in input order."""
+        if isinstance(texts, str):  # score_texts("abc") scored the letters
+            raise TypeError("score_texts takes a list of texts")
         return self.score_token_ids([self.encode_text(t) for t in texts], batch_size=batch_size)
 
     def compare(self, prompt: PromptLike, a: ResponseLike, b: ResponseLike) -> float:
         """P(a preferred over b) = sigmoid(beta * (r_a - r_b)) under the Bradley-Terry model, with
-        the beta the model was trained with (1 unless `train --beta` said otherwise)."""
-        r_a, r_b = self.score_batch([(prompt, a), (prompt, b)])
+        the beta the model was trained with (1 unless `train --beta` said otherwise). Both
+        responses are tokenized together, as training tokenizes a pair."""
+        r_a, r_b = self._score_group(prompt, [a, b])
         return preference_probability(r_a - r_b, self.beta)
 
     def rank(self, prompt: PromptLike, responses: Sequence[ResponseLike]) -> list[tuple[int, float]]:
-        """(index, score) of each response, best first."""
+        """(index, score) of each response, best first (equal scores in input order). The
+        responses are tokenized together: beyond max_length each loses the same prompt turns."""
         if isinstance(responses, str | dict):  # rank("p", "abc") ranked the letters
             raise TypeError("rank takes a list of responses; for one, use score(prompt, response)")
-        scores = self.score_batch([(prompt, r) for r in responses])
+        scores = self._score_group(prompt, responses)
         return sorted(enumerate(scores), key=lambda t: -t[1])
 
 

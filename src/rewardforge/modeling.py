@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,7 @@ def no_reward_head(name: str) -> str:
 
 def _looks_local(name: str) -> bool:
     """A path the user meant as a local one; a Hub id is 'name' or 'org/name' with no folder 'org' here."""
-    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+    if name.startswith((".", "/", "~")) or name.endswith("/") or "\\" in name or name.count("/") > 1:
         return True
     return "/" in name and os.path.isdir(name.split("/", 1)[0])
 
@@ -158,7 +159,10 @@ def resolve_model_path(name_or_path: str) -> str:
                     f"with the same `rewardforge train` command and --resume, or use a checkpoint "
                     f"as the model: {newest[0]}"
                 )
-            raise ModelLoadError(f"{name_or_path} is not a model folder (no config.json) nor a .gguf file")
+            what = (
+                "is a file, not a model folder" if os.path.isfile(name_or_path) else "is not a model folder"
+            )
+            raise ModelLoadError(f"{name_or_path} {what} (a folder with config.json) nor a .gguf file")
     return name_or_path
 
 
@@ -466,9 +470,19 @@ def _load_adapter(path: str, *, dtype: str, attn_implementation: str | None) -> 
         ]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelLoadError(f"{path}: unreadable adapter_config.json ({e})") from None
-    loaded = load_reward_model(base, dtype=dtype, attn_implementation=attn_implementation, fresh_head_ok=True)
     try:
-        model = PeftModel.from_pretrained(loaded.model, path).merge_and_unload()
+        loaded = load_reward_model(
+            base, dtype=dtype, attn_implementation=attn_implementation, fresh_head_ok=True
+        )
+    except ModelLoadError as e:  # the adapter is fine; the model it was trained on is not there
+        raise ModelLoadError(
+            f"{path} is a LoRA adapter, and its base model {base!r} (base_model_name_or_path in "
+            f"adapter_config.json) cannot be loaded: {e}"
+        ) from None
+    try:
+        with warnings.catch_warnings():  # PEFT calls a deprecated transformers property
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = PeftModel.from_pretrained(loaded.model, path).merge_and_unload()
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise ModelLoadError(f"cannot apply the LoRA adapter {path} to {base!r}: {load_failure(e)}") from None

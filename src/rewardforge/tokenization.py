@@ -1,7 +1,8 @@
 """Token ids for a prompt and its completions, cut to `max_length` without losing a pair.
 
 Rule (the same for training, evaluation and scoring): responses are kept whole; the prompt
-loses its oldest turns first, then its oldest tokens; only when a response alone does not
+loses its oldest turns first (a leading system turn stays: it is instructions, not history),
+then its oldest tokens; only when a response alone does not
 fit is the response itself cut (from the right) and counted. Several completions of one
 prompt are tokenized together so they lose the same prompt turns, and the length of the
 token prefix they share is returned for prefix sharing.
@@ -57,18 +58,23 @@ def _encode(tokenizer: Any, fmt: TextFormat, prompt: list[Message], completions:
 
 
 def _encode_from(
-    tokenizer: Any, fmt: TextFormat, prompt: list[Message], start: int, completions: list[list[Message]]
+    tokenizer: Any,
+    fmt: TextFormat,
+    prompt: list[Message],
+    kept: int,
+    start: int,
+    completions: list[list[Message]],
 ) -> list[list[int]]:
-    """`_encode` with the prompt from turn `start`, or from the next turn a template takes: a
-    template that wants roles to alternate from a user turn (Gemma's) refuses a prompt cut to
-    begin with the assistant's reply. The last turn is always tried."""
+    """`_encode` with the prompt's first `kept` turns and its turns from `start`, or from the next
+    turn a template takes: a template that wants roles to alternate from a user turn (Gemma's)
+    refuses a prompt cut to begin with the assistant's reply. The last turn is always tried."""
     for begin in range(start, len(prompt)):
         try:
-            return _encode(tokenizer, fmt, prompt[begin:], completions)
+            return _encode(tokenizer, fmt, prompt[:kept] + prompt[begin:], completions)
         except TemplateRefused:
             if begin >= len(prompt) - 1:
                 raise
-    return _encode(tokenizer, fmt, prompt[start:], completions)
+    return _encode(tokenizer, fmt, prompt[:kept] + prompt[start:], completions)
 
 
 def room_problem(tokenizer: Any, fmt: TextFormat, max_length: int) -> str | None:
@@ -103,12 +109,15 @@ def tokenize_group(
     if max(len(s) for s in ids) <= max_length:
         return TokenizedGroup(ids, common_prefix_len(ids))
 
-    # Drop the oldest prompt turns: find the fewest dropped (binary search; fewer turns, shorter text).
-    lo, hi = 1, max(len(prompt) - 1, 0)  # keep at least the last prompt turn
+    # Drop the oldest prompt turns: find the fewest dropped (binary search; fewer turns, shorter
+    # text). A system turn that opens the prompt stays: without it a chat template would put its
+    # own default system prompt in its place.
+    kept = 1 if len(prompt) > 1 and prompt[0]["role"] == "system" else 0
+    lo, hi = kept + 1, max(len(prompt) - 1, 0)  # keep at least the last prompt turn
     best = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        cand = _encode_from(tokenizer, fmt, prompt, mid, completions)
+        cand = _encode_from(tokenizer, fmt, prompt, kept, mid, completions)
         if max(len(s) for s in cand) <= max_length:
             best, hi = cand, mid - 1
         else:
@@ -116,10 +125,11 @@ def tokenize_group(
     if best is not None:
         return TokenizedGroup(best, common_prefix_len(best), prompt_truncated=True)
 
-    # Still too long with only the last turn: cut the oldest prompt tokens, keeping a leading
-    # special token (BOS/CLS) so the model sees the start marker it was trained with.
+    # Still too long with only the last turn (and the system turn): cut the oldest prompt tokens,
+    # keeping a leading special token (BOS/CLS) so the model sees the start marker it was trained with.
+    turns = len(prompt)
     if prompt:
-        prompt = prompt[-1:]
+        prompt = prompt[:kept] + prompt[-1:]
         ids = _encode(tokenizer, fmt, prompt, completions)
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     head = 1 if ids and ids[0] and ids[0][0] in special else 0
@@ -134,7 +144,7 @@ def tokenize_group(
     removable = max(prompt_len - head, 0)
     cut = min(excess, removable)
     ids = [s[:head] + s[head + cut :] for s in ids]
-    truncated_prompt = cut > 0 or len(prompt) > 1
+    truncated_prompt = cut > 0 or len(prompt) < turns
     response_cut = False
     if any(len(s) > max_length for s in ids):
         response_cut = True
