@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rewardforge.data import DataError, RejectedRow, load_pairs, write_rejected
+from rewardforge.data.errors import DataOptionError
 
 GOOD = {"prompt": "Q?", "chosen": "Good answer", "rejected": "Bad answer"}
 
@@ -348,3 +349,28 @@ def test_a_rejected_row_keeps_a_lone_surrogate_exactly(tmp_path):
     write_rejected(loaded.rejected, tmp_path / "r.jsonl")
     (line,) = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(line)["row"]["prompt"] == "Q\ud800"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [  # helper round 60: a list of columns failed deep inside; "no" read as yes; "1" as a limit
+        ({"columns": ["prompt"]}, TypeError, "columns is a dict"),
+        ({"limit": "1"}, DataOptionError, "limit must be a positive whole number"),
+        ({"limit": 1.5}, DataOptionError, "limit must be a positive whole number"),
+        ({"limit": True}, DataOptionError, "limit must be a positive whole number"),
+        ({"skip_invalid": "no"}, TypeError, "skip_invalid is True or False"),
+        ({"margin_from_scores": 1}, TypeError, "margin_from_scores is True or False"),
+    ],
+)
+def test_load_pairs_refuses_arguments_of_the_wrong_kind(tmp_path, kwargs, error, words):
+    path = jsonl_with(tmp_path, json.dumps(GOOD))
+    with pytest.raises(error, match=words):
+        load_pairs(path, **kwargs)
+
+
+def test_load_pairs_takes_columns_as_the_command_line_writes_them(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
+    assert load_pairs(path, columns="prompt=question").pairs[0].prompt == [{"role": "user", "content": "Q?"}]
+    with pytest.raises(TypeError, match="a path or 'hf:ORG/NAME'"):
+        load_pairs(bytes(path))

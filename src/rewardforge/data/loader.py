@@ -27,6 +27,7 @@ from rewardforge.data.columns import (
     check_unread_aliases,
     display_field,
     infer_columns,
+    parse_columns,
     read_from,
 )
 from rewardforge.data.errors import DataError, DataOptionError, RowError
@@ -302,6 +303,31 @@ def _records(
         raise DataError(spec, f"{name}.read() raised {type(exc).__name__}: {exc}") from exc
 
 
+def _checked_arguments(
+    spec: Any, columns: Any, skip_invalid: Any, margin_from_scores: Any, limit: Any
+) -> tuple[str, dict[str, str] | None]:
+    """`load_pairs`'s arguments as it uses them: a TypeError or DataOptionError for a wrong one
+    (`limit="1"` failed deep inside, `skip_invalid="no"` read as yes). `columns` may be given
+    as the command line writes it, "prompt=question,chosen=good"."""
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise TypeError(f"spec is a path or 'hf:ORG/NAME' as a string or a path, got {type(spec).__name__}")
+    for name, flag in (("skip_invalid", skip_invalid), ("margin_from_scores", margin_from_scores)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} is True or False, got {flag!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataOptionError(f"limit must be a positive whole number of pairs, got {limit!r}")
+    if isinstance(columns, str):
+        columns = parse_columns(columns)
+    if columns is not None and not isinstance(columns, dict):
+        raise TypeError(
+            f"columns is a dict such as {{'prompt': 'question'}} (or the text 'prompt=question'), "
+            f"got {type(columns).__name__}"
+        )
+    return spec, columns
+
+
 def load_pairs(
     spec: str,
     *,
@@ -327,11 +353,9 @@ def load_pairs(
     - `limit` stops after that many pairs, at a record's end: a record giving several pairs is
       kept whole or left out (whole, if it is the first).
     """
-    if limit is not None and limit < 1:
-        raise DataOptionError(f"limit must be a positive number of pairs, got {limit}")
+    spec, columns = _checked_arguments(spec, columns, skip_invalid, margin_from_scores, limit)
     if columns and processor:
         raise DataOptionError("columns and processor cannot be combined: a processor maps its own fields")
-    spec = os.fspath(spec)
     proc = load_processor(processor) if processor else None
     state = _Load(spec, skip_invalid, margin_from_scores, check_columns(columns or {}), proc)
     n_records = 0
