@@ -382,3 +382,41 @@ def test_implicit_text_does_not_split_inside_a_code_block_and_keeps_indentation(
     record = {"chosen": "Fix this:\n    x = 1", "rejected": "Fix this:\n    x = 2"}
     pair = load_pairs(jsonl(tmp_path, [record], "b.jsonl")).pairs[0]
     assert pair.prompt == [user("Fix this:")] and pair.chosen_text == "    x = 1"
+
+
+def test_openai_preference_fine_tuning_rows(tmp_path):
+    """OpenAI's DPO fine-tuning JSONL was "no preference fields", and mapping its columns gave
+    `input[0].role: missing` for an object that is no list (helper round 62)."""
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    row = {
+        "input": {"messages": [{"role": "system", "content": "Be brief."}, user("Hi")], "tools": [tool]},
+        "preferred_output": [bot("Hello!")],
+        "non_preferred_output": [bot("Go away.")],
+    }
+    loaded = load_pairs(jsonl(tmp_path, [row, {**row, "input": {"messages": [user("Yo")], "tools": []}}]))
+    assert loaded.shape == "openai_preference"
+    first, second = loaded.pairs
+    assert first.prompt[0]["role"] == "system" and first.prompt[0]["content"].startswith("Be brief.")
+    assert "get_weather" in first.prompt[0]["content"] and first.prompt[1:] == [user("Hi")]
+    assert (first.chosen, first.rejected) == ([bot("Hello!")], [bot("Go away.")])
+    assert second.prompt == [user("Yo")]
+    same = {**row, "non_preferred_output": [bot("Hello!")]}
+    with pytest.raises(DataError, match="field 'non_preferred_output': identical to 'preferred_output'"):
+        load_pairs(jsonl(tmp_path, [row, same], name="same.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("chosen", "words"),
+    [
+        (
+            {"messages": [bot("x")]},
+            "field 'chosen': expected a list of messages or one {role, content} message",
+        ),
+        ({"content": "x"}, "field 'chosen.role': missing"),  # one message: no made-up [0]
+    ],
+)
+def test_an_object_where_messages_belong_is_named_as_it_is(tmp_path, chosen, words):
+    row = {"prompt": "q", "chosen": chosen, "rejected": [bot("y")]}
+    with pytest.raises(DataError) as info:
+        load_pairs(jsonl(tmp_path, [row]))
+    assert words in str(info.value)

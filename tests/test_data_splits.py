@@ -137,3 +137,38 @@ def test_small_wordings_and_a_given_name_kept(tmp_path):
     (tmp_path / "se.jsonl").write_text(json.dumps({"question": "Q?", "answers": answers}) + "\n")
     with pytest.raises(DataError, match=r"field 'answers\[0\]\.pm_score': missing"):
         load_pairs(str(tmp_path / "se.jsonl"))
+
+
+@pytest.mark.parametrize("name", ["dd", "s.json"])
+def test_a_split_picked_by_default_is_named_where_a_row_is_bad(tmp_path, name):
+    """`dd:row 3` did not say which split row 3 is in, when train was picked by default (helper
+    round 62); `dd:train:row 3` is how the location reads when the user names it."""
+    import datasets
+
+    bad = rows(3)
+    bad[2] = ROW | {"rejected": ROW["chosen"]}
+    if name == "dd":
+        datasets.DatasetDict(
+            {"train": datasets.Dataset.from_list(bad), "test": datasets.Dataset.from_list(rows(2))}
+        ).save_to_disk(str(tmp_path / name))
+    else:
+        (tmp_path / name).write_text(json.dumps({"train": bad, "test": rows(2)}), encoding="utf-8")
+    spec = str(tmp_path / name)
+    with pytest.raises(DataError, match=re.escape(f"{spec}:train:") + r"(row|item|record) 3"):
+        load_pairs(spec)
+    loaded = load_pairs(spec, skip_invalid=True)
+    assert loaded.rejected[0].location.startswith("train:")
+    assert loaded.pairs[0].source.startswith(f"{spec}:train:")
+
+
+@pytest.mark.parametrize(("default", "suggested"), [("train", "train_prefs"), (None, "test_prefs")])
+def test_the_suggested_split_is_the_likely_one(tmp_path, default, suggested):
+    """UltraFeedback-binarized's splits: "e.g. :test_gen" was suggested for training (helper round 62)."""
+    import datasets
+
+    names = ("test_gen", "test_prefs", "test_sft", "train_gen", "train_prefs", "train_sft")
+    datasets.DatasetDict({n: datasets.Dataset.from_list(rows(2)) for n in names}).save_to_disk(
+        str(tmp_path / "uf")
+    )
+    with pytest.raises(DataError, match=re.escape(f"e.g. {tmp_path / 'uf'}:{suggested}")):
+        load_pairs(str(tmp_path / "uf"), default_split=default)

@@ -1,6 +1,6 @@
 """Record shapes of particular public datasets, each read into (prompt, chosen, rejected) triples.
 
-HelpSteer3's rated answers, SHP, PKU-SafeRLHF, RewardBench 2's lists, HelpSteer2/3 pairwise
+HelpSteer3's rated answers, OpenAI's preference fine-tuning rows, SHP, PKU-SafeRLHF, RewardBench 2's lists, HelpSteer2/3 pairwise
 grades, Chatbot Arena battles and rated completion lists (openbmb/UltraFeedback, Nectar).
 `shapes.detect_shape` decides which one a record is; `shapes.normalise` calls these.
 """
@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from rewardforge.data.columns import RATED_LISTS
+from rewardforge.data.context import with_tools
 from rewardforge.data.errors import RowError
 from rewardforge.data.transcripts import split_transcripts
 from rewardforge.data.types import Message
@@ -41,6 +42,28 @@ GRADED_FIELDS = (
     ("response2", "response_2"),
     ("overall_preference", "preference_strength"),
 )
+
+
+OPENAI_SIDES = ("preferred_output", "non_preferred_output")
+
+
+def openai_preference(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
+    """OpenAI's preference fine-tuning rows: `input` ({messages, tools} or messages) with
+    `preferred_output` and `non_preferred_output` message lists."""
+    source, name, tools = record.get("input"), "input", None
+    if isinstance(source, dict) and "messages" in source:
+        source, name, tools = source["messages"], "input.messages", source.get("tools")
+    if source is None:
+        raise RowError("missing", name)
+    prompt = prompt_messages(source, name)
+    if tools:
+        prompt = with_tools(prompt, tools)
+    sides = []
+    for side in OPENAI_SIDES:
+        if not present(record, side):
+            raise RowError("missing", side)
+        sides.append(messages(record[side], side))
+    return prompt, sides[0], sides[1], OPENAI_SIDES
 
 
 def helpsteer3(record: dict) -> list[tuple[list[Message], list[Message], list[Message], int]]:

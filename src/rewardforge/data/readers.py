@@ -76,12 +76,19 @@ def read_records(
     A source with splits (a saved DatasetDict, a JSON object of lists) is read at `split`, or
     `PATH:SPLIT`; with none named, its only split, or `default_split` among several. With
     `default_split=None` several splits are an error: evaluating on whichever came first would
-    hide a mistake. The split chosen among several is appended to `notes`.
+    hide a mistake. The split chosen among several is appended to `notes` and leads each
+    location ("train:row 18"), as `PATH:SPLIT` names it when the user chose.
     """
     if not spec:
         # Path("") is ".", which would read the working directory as a saved dataset.
         raise DataError(spec, "no data source given (empty path)")
     picker = _SplitPicker(spec, split, default_split, notes)
+    for location, record in _read_source(spec, split, picker):
+        yield (f"{picker.defaulted}:{location}" if picker.defaulted else location), record
+
+
+def _read_source(spec: str, split: str | None, picker: _SplitPicker) -> Iterator[tuple[str, Any]]:
+    notes = picker.notes
     if spec == STDIN:  # JSONL, the one format that streams
         check_stdin()
         picker.none()
@@ -146,6 +153,7 @@ class _SplitPicker:
     split: str | None
     default: str | None
     notes: list[str] | None
+    defaulted: str | None = None  # the default split, when it was picked among several
 
     def none(self) -> None:
         # Silently reading everything when a split was asked for would hide a mistake.
@@ -164,14 +172,28 @@ class _SplitPicker:
         if self.default is not None and self.default in available:
             if self.notes is not None:
                 self.notes.append(f"split {self.default!r} (of {', '.join(sorted(available))})")
+            self.defaulted = self.default
             return self.default
         if not available:
             raise DataError(self.spec, "holds no splits")
         raise DataError(
             self.spec,
             f"holds several splits ({', '.join(sorted(available))}); name one, e.g. "
-            f"{self.spec}:{sorted(available)[0]}",
+            f"{self.spec}:{self.likely(sorted(available))}",
         )
+
+    def likely(self, available: list[str]) -> str:
+        """The split a user most likely means: one named like the default (train_prefs for
+        training), or for evaluation a test or validation split (test_prefs), preferences first
+        (UltraFeedback-binarized also has train_gen and train_sft); else the first."""
+        starts = (self.default,) if self.default else ("test", "valid", "dev", "eval")
+        for start in starts:
+            named = sorted(
+                (name for name in available if name.lower().startswith(start)), key=lambda n: "pref" not in n
+            )
+            if named:
+                return named[0]
+        return available[0]
 
 
 def iter_records(

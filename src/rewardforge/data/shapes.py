@@ -10,6 +10,8 @@ record carries `score_chosen`/`score_rejected`):
 - implicit_text: `chosen`/`rejected` plain texts, no prompt; the whole lines they share first are the
   prompt (texts that part mid-line are kept whole, with no prompt).
 - helpsteer3: `input` + `output` [{"answer", "label": {"is_preferred"}}]; one pair per non-preferred answer.
+- openai_preference: OpenAI's preference fine-tuning JSONL: `input` ({"messages", "tools"}),
+  `preferred_output`, `non_preferred_output` (message lists).
 - shp: `history`, `human_ref_A`, `human_ref_B`, `labels` (1 = A preferred), `score_A`, `score_B`.
 - multi_completion: RewardBench 2's `prompt` with `chosen`/`rejected` lists of texts; one pair
   per (chosen, rejected) combination, ids "ID#k".
@@ -109,6 +111,8 @@ def detect_shape(record: Any) -> Detected:
     if not isinstance(record, dict):
         raise RowError(f"record is not a JSON object (got {type_name(record)})")
     has_pair = present(record, "chosen") or present(record, "rejected")
+    if not has_pair and any(k in record for k in public_sets.OPENAI_SIDES):
+        return Detected("openai_preference", {"chosen": "absent", "preferred_output": "present"})
     if not has_pair and present(record, "output") and not isinstance(record["output"], str):
         return Detected("helpsteer3", {"chosen": "absent", "output": "present"})
     ranked = rated_list(record) if not has_pair else None
@@ -171,7 +175,8 @@ def detect_shape(record: Any) -> Detected:
             "answer_0/answer_1/score_0/score_1 (WebGPT), conv_A/conv_B/conv_A_rating/conv_B_rating "
             "(Unified-Feedback), info/summaries/choice (summarize_from_feedback), "
             "prompt/completions[{response, overall_score}] (UltraFeedback), "
-            "prompt/answers[{answer, rank}] (Nectar) or "
+            "prompt/answers[{answer, rank}] (Nectar), "
+            "input/preferred_output/non_preferred_output (OpenAI preference fine-tuning) or "
             f"history/human_ref_A/human_ref_B (SHP); found keys: {', '.join(keys[:12]) or 'none'} "
             f"(map yours with columns){suggest_columns(keys)}"
         )
@@ -383,6 +388,10 @@ def normalise(record: dict, detected: Detected, *, margin_from_scores: bool = Fa
         triples = [(p, c, r, None)]
     elif shape == "summary_comparison":
         (p, c, r), names = comparisons.summary_comparison(record)
+        check_completions(c, r, names)
+        triples = [(p, c, r, None)]
+    elif shape == "openai_preference":
+        p, c, r, names = public_sets.openai_preference(record)
         check_completions(c, r, names)
         triples = [(p, c, r, None)]
     elif shape in ("indexed_pair", "alpaca_farm", "arena"):

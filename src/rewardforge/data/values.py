@@ -121,13 +121,20 @@ def messages(value: Any, name: str) -> list[Message]:
     turn's tool calls and a tool turn's name and call id. ShareGPT's {"from": "human"|"gpt",
     "value": ...} messages are read as role and content; so are messages stored by key, as a
     `datasets.Sequence` of a dict gives them: {"role": [...], "content": [...]}."""
+    one = isinstance(value, dict) and _by_key(value, name) is None  # one message, not a list
+    if one and not any(k in value for k in ("role", "from", "content", "value", *OTHER_TEXT_KEYS)):
+        keys = ", ".join(sorted(map(str, value))[:8]) or "none"
+        raise RowError(
+            f"expected a list of messages or one {{role, content}} message, got an object with keys {keys}",
+            name,
+        )
     if isinstance(value, dict):
-        value = _by_key(value, name) or [value]
+        value = [value] if one else _by_key(value, name)
     if not isinstance(value, list):
         raise RowError(f"expected a list of messages, got {type_name(value)}", name)
     out: list[Message] = []
     for i, msg in enumerate(value):
-        where = f"{name}[{i}]"
+        where = name if one else f"{name}[{i}]"
         if not isinstance(msg, dict):
             raise RowError(f"expected a message object, got {type_name(msg)}", where)
         # ShareGPT; in Parquet a list mixing both kinds has every key, the unused ones null
