@@ -384,7 +384,8 @@ def test_scorer_max_length_beyond_the_position_embeddings_is_capped(tiny_bert_di
     from rewardforge.inference import RewardModel
 
     positions = _json.loads((tiny_bert_dir / "config.json").read_text())["max_position_embeddings"]
-    rm = RewardModel.from_pretrained(str(tiny_bert_dir), max_length=100_000)
+    with pytest.warns(UserWarning, match=f"reads at most {positions} tokens"):
+        rm = RewardModel.from_pretrained(str(tiny_bert_dir), max_length=100_000)
     assert rm.max_length == positions
     assert isinstance(rm.score("q " * 50, "word " * (positions * 2)), float)
 

@@ -86,15 +86,16 @@ def note_capped_length(model: Any, name: str) -> None:
 def note_assumed_format(loaded: Any, name: str) -> None:
     """A reward model trained elsewhere (no rewardforge.json) is scored on text it may never have
     seen (TRL trains encoders on the raw dataset text): say which format is assumed."""
-    if loaded.meta:
+    if loaded.meta.get("format"):
         return
+    missing = "no text format in its rewardforge.json" if loaded.meta else "no rewardforge.json"
     how = (
         "its tokenizer's chat template"
         if loaded.text_format.kind == "chat_template"
         else ('rewardforge\'s plain format ("User: ...\\n\\nAssistant: ...")')
     )
     print(
-        f"[rewardforge] note: {name} has no rewardforge.json, so it is scored in {how}; "
+        f"[rewardforge] note: {name} has {missing}, so it is scored in {how}; "
         "a model trained on other text (TRL on raw dataset text, say) scores differently",
         file=sys.stderr,
     )
@@ -275,7 +276,9 @@ class RewardModel:
         default_tokens = CPU_TOKENS_PER_BATCH if self.device.type == "cpu" else GPU_TOKENS_PER_BATCH
         self.max_tokens_per_batch = max_tokens_per_batch or default_tokens
         # chunk-width multiple for every batch this model scores (see packing.pad_multiple)
-        self.pad_to_multiple_of = pad_multiple(next(self.model.parameters()).dtype == torch.bfloat16)
+        self.pad_to_multiple_of = pad_multiple(
+            next(self.model.parameters()).dtype == torch.bfloat16, positions
+        )
         self.model.to(self.device)
         if self.device.type == "cpu":
             settle_heap_thresholds()  # activations reused, not faulted in afresh (see memory.py)

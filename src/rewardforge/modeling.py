@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from rewardforge.files import atomic_write_text, give_new_file_mode
 from rewardforge.formatting import TextFormat
 
 META_FILE = "rewardforge.json"
+FORMAT_KINDS = ("plain", "chat_template")
 HEAD_NAMES = ("score", "classifier", "v_head")
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
@@ -82,6 +84,7 @@ def convert_gguf(gguf_path: str | os.PathLike) -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         kwargs = {"gguf_file": gguf_path.name}
@@ -109,14 +112,32 @@ def convert_gguf(gguf_path: str | os.PathLike) -> Path:
     return target
 
 
+STALE_STAGING_SECONDS = 6 * 3600  # a conversion takes minutes; older halves were killed
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Half-written conversions left by a killed run (hundreds of MB each); a running one is young."""
+    now = time.time()
+    for old in folder.glob(".convert-*"):
+        try:
+            if now - old.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _head_mismatch(e: BaseException) -> bool:
-    return "mismatch" in str(e).lower()  # "size mismatch for ...", "ignore_mismatched_sizes"
+    text = str(e).lower()  # not PEFT's "mismatched target modules": an adapter on another model
+    return "size mismatch" in text or "ignore_mismatched_sizes" in text
 
 
 def load_failure(e: BaseException) -> str:
     """One line on why loading a model failed (libraries raise multi-line reports)."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    text = f"{type(e).__name__}: {lines[0] if lines else ''}"
+    first = (lines[0] if lines else "").replace("For details look at the above report!", "").strip()
+    if "tokenizer" in first.lower() and first.endswith(":"):  # "...the backend tokenizer from one of:"
+        first += " (are the tokenizer files missing from the folder?)"
+    text = f"{type(e).__name__}: {first}"
     if _head_mismatch(e):
         return (
             "its weights do not fit a reward model with one output (is it a classifier with "
@@ -167,11 +188,41 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def read_meta(path: str) -> dict[str, Any]:
+    """A model folder's rewardforge.json ({} when it has none), checked where scoring reads it:
+    a damaged file is named, not met later as a traceback or as scores in another format."""
     meta_path = os.path.join(path, META_FILE)
-    if os.path.isfile(meta_path):
+    if not os.path.isfile(meta_path):
+        return {}
+    try:
         with open(meta_path, encoding="utf-8") as f:
-            return json.load(f)
-    return {}
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{meta_path}: unreadable ({type(e).__name__}: {e})") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise ModelLoadError(f"{meta_path}: {problem} (written by rewardforge train; restore or delete it)")
+    return meta
+
+
+def _meta_problem(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return f"expected a JSON object, got {type(meta).__name__}"
+    fmt = meta.get("format")
+    if fmt is not None:
+        if not isinstance(fmt, dict):
+            return f"'format' must be an object, got {fmt!r:.60}"
+        if fmt.get("kind", "plain") not in FORMAT_KINDS:
+            return f"'format.kind' must be one of {', '.join(FORMAT_KINDS)}, got {fmt.get('kind')!r:.60}"
+    length = meta.get("max_length")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+        return f"'max_length' must be a whole number of tokens >= 1, got {length!r:.60}"
+    for key in ("loss", "metrics"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            return f"{key!r} must be an object, got {meta[key]!r:.60}"
+    base = meta.get("base_model")
+    if base is not None and not isinstance(base, str):
+        return f"'base_model' must be a text, got {base!r:.60}"
+    return None
 
 
 def ensure_pad_token(tokenizer: Any, model: nn.Module | None, text_format: TextFormat) -> None:
@@ -402,8 +453,20 @@ def load_reward_model(
 
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
+    name_or_path = os.fspath(name_or_path)
     if _is_adapter_folder(name_or_path):
-        return _load_adapter(name_or_path, dtype=dtype, attn_implementation=attn_implementation)
+        loaded = _load_adapter(
+            name_or_path,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            seed=seed,
+            keep_dropout=keep_dropout,
+        )
+        loaded.model.requires_grad_(True)  # PEFT froze the base; merged, it trains as a full model
+        return dataclasses.replace(
+            loaded,
+            model=_for_training(loaded.model, lora=lora, gradient_checkpointing=gradient_checkpointing),
+        )
     path = resolve_model_path(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -411,6 +474,7 @@ def load_reward_model(
     except (OSError, ValueError, KeyError) as e:
         where = "" if os.path.exists(path) else " (not a local folder, and the Hub could not provide it)"
         raise ModelLoadError(f"cannot load model {name_or_path!r}{where}: {load_failure(e)}") from None
+    _check_tokenizer(tokenizer, config, name_or_path)
     meta = read_meta(path)
     config.num_labels = 1
     config.problem_type = "regression"
@@ -422,24 +486,18 @@ def load_reward_model(
         kwargs["attn_implementation"] = attn_implementation
     try:
         model, fresh_head = _build_classifier(path, kwargs, name_or_path, fresh_head_ok)
-    except (OSError, ValueError, TypeError, RuntimeError, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 - torn weights raise safetensors' and pickle's own errors
         raise ModelLoadError(
-            f"cannot build a one-output classifier from {name_or_path!r}: {load_failure(e)}"
+            f"cannot build a one-output classifier from {name_or_path!r}: {load_failure(e)}{_cached_copy(path)}"
         ) from None
-    text_format = TextFormat.from_dict(meta.get("format")) if meta else TextFormat.for_tokenizer(tokenizer)
+    text_format = saved_format(meta, tokenizer)
     ensure_pad_token(tokenizer, model, text_format)
     if not keep_dropout:
         disable_dropout(model)
     tokenizer.padding_side = "right"
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
     is_decoder = is_decoder_config(config)
     packed = is_decoder and enable_packed_attention(model)
-    if lora is not None:
-        if gradient_checkpointing:
-            model.enable_input_require_grads()
-        model = apply_lora(model, lora)
+    model = _for_training(model, lora=lora, gradient_checkpointing=gradient_checkpointing)
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -453,12 +511,51 @@ def load_reward_model(
     )
 
 
+def _for_training(model: nn.Module, *, lora: LoraSettings | None, gradient_checkpointing: bool) -> nn.Module:
+    """Gradient checkpointing and LoRA, as training asks for them (a scorer asks for neither)."""
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora is not None:
+        if gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = apply_lora(model, lora)
+    return model
+
+
+def saved_format(meta: dict[str, Any], tokenizer: Any) -> TextFormat:
+    """The text format a model was trained with; with none recorded (trained elsewhere, or an
+    old rewardforge.json), its tokenizer's chat template if it has one, else the plain format."""
+    return TextFormat.from_dict(meta["format"]) if meta.get("format") else TextFormat.for_tokenizer(tokenizer)
+
+
+def _check_tokenizer(tokenizer: Any, config: Any, name: str) -> None:
+    """A folder with no tokenizer files of its own can still give a tokenizer (BERT's class
+    builds one of five special tokens): every word would be [UNK], every score the same."""
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and vocab >= 1000 and len(tokenizer) < vocab // 10:
+        raise ModelLoadError(
+            f"{name!r}: its tokenizer knows {len(tokenizer)} tokens for a model of {vocab}: are the "
+            "tokenizer files (tokenizer.json, vocab.txt, tokenizer_config.json) missing from the folder?"
+        )
+
+
+def _cached_copy(path: str) -> str:
+    """A hint when a failed folder is a GGUF file's converted copy: it may be damaged."""
+    cache = cache_dir() / "gguf"
+    if Path(path).resolve().parent == cache.resolve():
+        return f" (this is the converted copy of a GGUF file; delete {path} to convert it again)"
+    return ""
+
+
 def _is_adapter_folder(path: str) -> bool:
     folder = Path(path)
     return (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file()
 
 
-def _load_adapter(path: str, *, dtype: str, attn_implementation: str | None) -> LoadedModel:
+def _load_adapter(
+    path: str, *, dtype: str, attn_implementation: str | None, seed: int | None, keep_dropout: bool
+) -> LoadedModel:
     """A `train --lora --save-adapter` folder: its base model with the adapter (and the trained
     head it saves) merged in, scored as the merged save would be."""
     from peft import PeftModel
@@ -470,9 +567,18 @@ def _load_adapter(path: str, *, dtype: str, attn_implementation: str | None) -> 
         ]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelLoadError(f"{path}: unreadable adapter_config.json ({e})") from None
+    if not isinstance(base, str) or not base:
+        raise ModelLoadError(
+            f"{path}: adapter_config.json names no base model (base_model_name_or_path {base!r})"
+        )
     try:
         loaded = load_reward_model(
-            base, dtype=dtype, attn_implementation=attn_implementation, fresh_head_ok=True
+            base,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            fresh_head_ok=True,
+            seed=seed,
+            keep_dropout=keep_dropout,
         )
     except ModelLoadError as e:  # the adapter is fine; the model it was trained on is not there
         raise ModelLoadError(
@@ -484,10 +590,10 @@ def _load_adapter(path: str, *, dtype: str, attn_implementation: str | None) -> 
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             model = PeftModel.from_pretrained(loaded.model, path).merge_and_unload()
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - torn adapter weights raise safetensors' own errors
         raise ModelLoadError(f"cannot apply the LoRA adapter {path} to {base!r}: {load_failure(e)}") from None
     meta = read_meta(path)
-    text_format = TextFormat.from_dict(meta.get("format")) if meta else loaded.text_format
+    text_format = saved_format(meta, tokenizer)
     ensure_pad_token(tokenizer, model, text_format)
     tokenizer.padding_side = "right"
     return dataclasses.replace(
@@ -501,7 +607,16 @@ def position_limit(model: nn.Module) -> int | None:
     positions = getattr(model.config, "max_position_embeddings", None) or getattr(
         model.config, "n_positions", None
     )
-    return positions if isinstance(positions, int) and positions > 0 else None
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    # RoBERTa-style embeddings (XLM-R, MPNet, ...) number positions from padding_idx + 1: of
+    # roberta-base's 514, 512 are usable
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    embeddings = getattr(getattr(inner, "base_model", inner), "embeddings", None)
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    if isinstance(padding_idx, int) and hasattr(embeddings, "create_position_ids_from_input_ids"):
+        positions -= padding_idx + 1
+    return positions if positions > 0 else None
 
 
 def save_reward_model(

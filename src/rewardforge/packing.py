@@ -12,6 +12,7 @@ each row only up to the longest row of its own chunk.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -117,9 +118,12 @@ def block_mask(rows: list[Row], width: int) -> torch.Tensor:
 PAD_MULTIPLE_BF16 = 32
 
 
-def pad_multiple(bf16: bool) -> int:
-    """Chunk-width multiple for a run or scorer that computes in bf16 (or not)."""
-    return PAD_MULTIPLE_BF16 if bf16 else 1
+def pad_multiple(bf16: bool, positions: int | None = None) -> int:
+    """Chunk-width multiple for a run or scorer that computes in bf16 (or not). A model with
+    `positions` that are no multiple of it gets a divisor of both: rounding up must never
+    make a chunk wider than the model can read."""
+    multiple = PAD_MULTIPLE_BF16 if bf16 else 1
+    return math.gcd(multiple, positions) if positions else multiple
 
 
 def collate_chunk(

@@ -3,7 +3,9 @@ for reward models) or a LoRA adapter folder saved by `rewardforge rlhf --save-ad
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +30,11 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose fp32 or bf16")
     spec = os.fspath(spec)
     is_adapter = os.path.isfile(os.path.join(spec, "adapter_config.json"))
+    if is_adapter and _adapter_task(spec) == "SEQ_CLS":
+        raise ModelLoadError(
+            f"policy {spec!r} is a reward model's LoRA adapter (a classifier), not a causal LM's: "
+            "pass it as --rm, and a language model as --policy"
+        )
     try:
         path = spec if is_adapter else resolve_model_path(spec)
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -50,11 +57,24 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
         raise
     except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this policy
         raise ModelLoadError(f"cannot load policy {spec!r}: {load_failure(e)}") from e
+    if tokenizer.eos_token is None:  # nothing would end a reply, and GRPO's masks need it
+        raise ModelLoadError(
+            f"policy {spec!r}: its tokenizer has no end-of-sequence token, so no reply it generates "
+            "could end; give the tokenizer an eos_token (tokenizer_config.json)"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if device:
         model.to(device)
     return model, tokenizer
+
+
+def _adapter_task(folder: str) -> str | None:
+    try:
+        config = json.loads(Path(folder, "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("task_type") if isinstance(config, dict) else None
 
 
 def check_chat_template(tokenizer: Any, spec: str) -> None:

@@ -452,7 +452,7 @@ def train(
             loaded.tokenizer.pad_token_id,
             share_prefix=share_prefix,
             max_tokens_per_batch=max_tokens,
-            pad_to_multiple_of=pad_multiple(bool(targs.bf16) or args.dtype == "bf16"),
+            pad_to_multiple_of=pad_multiple(bool(targs.bf16) or args.dtype == "bf16", positions),
             packed=loaded.packed,
         ),
         is_decoder=loaded.is_decoder,
