@@ -461,3 +461,27 @@ def test_serve_warns_of_an_open_port_only_once_it_listens(capsys, monkeypatch):
     assert cli.main(["serve", "--model", "never-loaded", "--host", "999.1.1.1"]) == 2
     err = capsys.readouterr().err
     assert "cannot listen on 999.1.1.1" in err and "warning" not in err
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "score", "serve", "bon", "rlhf"])
+def test_help_says_the_defaults(command, capsys):
+    """`train --help` gave no default for --max-length, --beta or the LoRA sizes, and several
+    options of the other commands had no text at all (helper round 61)."""
+    from rewardforge.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    expected = {
+        "train": ["turns first, pairs are never dropped. (default: 512)", "--resume [CHECKPOINT]",
+                  "--no-prefix-sharing Turn prefix sharing off"],
+        "eval": ["0 (none), or 100 to 100000 (default: 1000)"],
+        "score": ["--dtype {fp32,bf16} weights dtype (default: fp32)"],
+        "serve": ["--max-messages MAX_MESSAGES", "(default: 1024)", "server log detail (default: info)"],
+        "bon": ["prompts per generate() call (default: 4)"],
+        "rlhf": ["sampling temperature (default: 1.0)", "(default: replace)", "the loss (see above) (default: grpo)"],
+    }[command]  # fmt: skip
+    for words in expected:
+        assert words in text, words
+    assert "(default: [])" not in text and "(default: None)" not in text

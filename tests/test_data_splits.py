@@ -172,3 +172,17 @@ def test_the_suggested_split_is_the_likely_one(tmp_path, default, suggested):
     )
     with pytest.raises(DataError, match=re.escape(f"e.g. {tmp_path / 'uf'}:{suggested}")):
         load_pairs(str(tmp_path / "uf"), default_split=default)
+
+
+def test_score_items_under_other_keys_are_records_to_name(tmp_path):
+    """`score --input` read {"a": [items], "b": [items]} as one record and said "field 'response':
+    missing"; train and eval said to name the key (helper round 61)."""
+    from rewardforge.data import iter_records
+
+    path = tmp_path / "items.json"
+    path.write_text(
+        json.dumps({"a": [{"prompt": "x", "response": "y"}], "b": [{"prompt": "x", "response": "z"}]})
+    )
+    with pytest.raises(DataError, match="name the key holding them as .*items.json:KEY"):
+        list(iter_records(str(path)))
+    assert [r["response"] for _, r in iter_records(f"{path}:b")] == ["z"]

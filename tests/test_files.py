@@ -375,9 +375,30 @@ def test_bon_output_dash_is_a_stream_that_needs_its_summary_named(tmp_path, caps
     argv = ["bon", "--policy", "p", "--rm", "r", "--prompts", str(prompts), "--output", "-"]
     assert cli.main(argv) == 2
     assert (
-        "--output /dev/stdout is a stream: name the summary file with --summary FILE"
+        "--output - is a stream: name the summary file with --summary FILE"  # as typed (helper round 61)
         in capsys.readouterr().err
     )
+
+
+def test_bon_greedy_with_several_candidates_is_refused(tmp_path, capsys):
+    """`bon --greedy --n 4` made one candidate per prompt without a word (helper round 61)."""
+    from rewardforge import cli
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Hi"}\n')
+    argv = [
+        "bon",
+        "--policy",
+        "p",
+        "--rm",
+        "r",
+        "--prompts",
+        str(prompts),
+        "--output",
+        str(tmp_path / "o.jsonl"),
+    ]
+    assert cli.main([*argv, "--greedy", "--n", "4"]) == 2
+    assert "--greedy makes one candidate per prompt; drop --n 4 or --greedy" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("rejects", ["-", "/dev/stdout", "/dev/fd/1"])

@@ -500,3 +500,21 @@ def test_health_answers_head_too():
         head = httpx.head(server.url + "/health")
         assert head.status_code == 200 and head.content == b""
         assert httpx.get(server.url + "/health").json()["status"] == "ok"
+
+
+def test_long_conversations_are_scored_and_the_limit_is_an_option():
+    """129 prompt messages were a 422 from a limit no option or doc named (helper round 61): a
+    long agent transcript scored in process failed through the server, so remote RLHF failed."""
+    from rewardforge.commands.serve import build_parser, settings_from_args
+
+    turns = []
+    for i in range(100):
+        turns += [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]
+    body = {"prompt": turns[:-1], "response": "final"}
+    with ServerThread(create_app(EchoScorer(), ServeSettings())) as server:
+        assert httpx.post(server.url + "/v1/score", json=body).status_code == 200
+    settings = settings_from_args(build_parser().parse_args(["--model", "m", "--max-messages", "50"]))
+    assert settings.max_messages == 50
+    with ServerThread(create_app(EchoScorer(), settings)) as server:
+        r = httpx.post(server.url + "/v1/score", json=body)
+        assert r.status_code == 422 and "at most 50 items" in r.json()["error"]

@@ -815,3 +815,15 @@ def test_yaml_merge_keys_still_work_in_configs(tmp_path, data, tiny_bert_dir):
     """The duplicate-key check made `<<:` invalid YAML; a merged key its mapping overrides is fine."""
     tail = "lr_scheduler_type: cosine_with_restarts\nlr_scheduler_kwargs:\n  <<: {num_cycles: 3}\n  num_cycles: 2\n"
     assert scheduler_kwargs_from_config(tiny_bert_dir, data, tmp_path / "run", tail) == {"num_cycles": 2}
+
+
+def test_the_recorded_precision_names_the_weights_dtype(tmp_path, data, tiny_bert_dir):
+    """With --dtype bf16, rewardforge.json said "bf16 autocast (fp32 weights)" over bf16 weights
+    (helper round 61)."""
+    out = tmp_path / "bf16"
+    assert (
+        train(tiny_bert_dir, data, out, "--save_strategy", "no", "--dtype", "bf16", "--precision", "bf16")
+        == 0
+    )
+    assert json.loads((out / "rewardforge.json").read_text())["precision"] == "bf16 autocast (bf16 weights)"
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"

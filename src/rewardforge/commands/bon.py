@@ -25,9 +25,7 @@ Examples:
 def build_parser() -> argparse.ArgumentParser:
     from rewardforge.commands.checks import OneLineParser, integer, number, output_file_text
 
-    p = OneLineParser(
-        prog="rewardforge bon", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = OneLineParser(prog="rewardforge bon", description=DESCRIPTION)
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
     p.add_argument(
@@ -112,6 +110,7 @@ def main(argv: list[str]) -> int:
         check_output_file,
         is_stream,
         same_path,
+        shown,
     )
     from rewardforge.training.run import UsageError
 
@@ -119,7 +118,7 @@ def main(argv: list[str]) -> int:
     output = Path(args.output)
     summary_file = summary_path(output, args.summary)
     if not args.summary and is_stream(output):
-        raise UsageError(f"--output {output} is a stream: name the summary file with --summary FILE")
+        raise UsageError(f"--output {shown(output)} is a stream: name the summary file with --summary FILE")
     if same_path(summary_file, output):
         raise UsageError(f"--summary {summary_file} is the --output file; choose another name")
     # before any generation: a run must not do all its work and then fail to write the result
@@ -132,6 +131,8 @@ def main(argv: list[str]) -> int:
             check_not_inside(path, getattr(args, option[2:]), what, option)
         check_output_file(path, what)
     check_device(args.device)
+    if args.greedy and any(a == "--n" or a.startswith("--n=") for a in argv) and args.n != 1:
+        raise UsageError(f"--greedy makes one candidate per prompt; drop --n {args.n} or --greedy")
     if args.greedy:
         args.n = 1
     import torch

@@ -20,9 +20,32 @@ from pathlib import Path
 from rewardforge.files import is_stream, own_descriptor_of, separate_openings_of_one_file, stream_problem
 
 
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help says each option's default (unless its text already does, or it has none), and
+    keeps the description's own line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and action.nargs != 0  # a flag: its absence is the default
+            and default not in (None, argparse.SUPPRESS, "")
+            and default is not False  # an option left off
+            and default != []  # an option that collects values
+            and "default" not in text.lower()
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose mistakes are one line on stderr and exit code 2, without
     argparse's usage block: the line names the option, --help has the rest."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -100,6 +123,11 @@ def output_file_text(text: str) -> str:
     """argparse type for a file a command writes: `-` is standard output, as in most Unix tools
     (it made a file named `-`)."""
     return "/dev/stdout" if path_text(text) == "-" else text
+
+
+def shown(path: str | os.PathLike) -> str:
+    """An output path as the user wrote it: standard output is `-`."""
+    return "-" if os.fspath(path) == "/dev/stdout" else os.fspath(path)
 
 
 MODEL_MARKERS = ("config.json", "rewardforge.json", "adapter_config.json")

@@ -19,8 +19,8 @@ bootstrap interval, margins, BT log-loss, AUROC, calibration (symmetrised ECE), 
 per-category accuracy and truncation counts; a self-contained HTML report.
 
 Model specs:
-  PATH | HUB_ID | FILE.gguf      a model (a folder saved by `rewardforge train`, any one-output
-                                 sequence classifier, or a base model)
+  PATH | HUB_ID | FILE.gguf      a reward model (a folder saved by `rewardforge train`, or any
+                                 one-output sequence classifier with a trained head)
   base:PATH                      the base model with a freshly initialised score head (seeded
                                  with --seed): the "before training" figure
   NAME=SPEC                      the same, shown as NAME (also for --data)
@@ -92,9 +92,7 @@ def _check_output_files(out: Path, written: list[str]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from rewardforge.commands.checks import OneLineParser, integer, path_text
 
-    p = OneLineParser(
-        prog="rewardforge eval", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = OneLineParser(prog="rewardforge eval", description=DESCRIPTION)
     p.add_argument(
         "--model", action="append", default=[], metavar="SPEC", help="Model to evaluate (repeat for several)."
     )
@@ -151,15 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=integer(0, 2**32 - 1),
         default=42,
-        help="Seed of fresh score heads and of the bootstrap (42).",
+        help="Seed of fresh score heads and of the bootstrap.",
     )
     p.add_argument(
         "--bootstrap",
         type=_resamples,
         default=1000,
-        help="Bootstrap resamples for the 95%% CI: 0 (none) or at least 100 (default: %(default)s).",
+        help="Bootstrap resamples for the 95%% CI: 0 (none), or 100 to 100000 (default: %(default)s).",
     )
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="Weight dtype (fp32).")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="Weight dtype.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
     p.add_argument(
         "--no-share-prefix",

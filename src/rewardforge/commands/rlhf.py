@@ -45,9 +45,7 @@ def _kv(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     from rewardforge.commands.checks import OneLineParser, integer, number, path_text
 
-    p = OneLineParser(
-        prog="rewardforge rlhf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = OneLineParser(prog="rewardforge rlhf", description=DESCRIPTION)
     p.add_argument("--policy", required=True, help="causal LM folder, .gguf file or LoRA adapter folder")
     p.add_argument("--rm", required=True, help="reward model folder, or http(s) URL of `rewardforge serve`")
     p.add_argument(
@@ -58,19 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", required=True, type=path_text, help="run folder: policy, summary.json, checkpoints/"
     )
-    p.add_argument("--mode", choices=["replace", "bonus"], default="replace")
+    p.add_argument(
+        "--mode",
+        choices=["replace", "bonus"],
+        default="replace",
+        help="what the reward is (see Rewards above)",
+    )
     p.add_argument(
         "--rm-coeff", type=float, default=0.5, help="RM weight in bonus mode (default: %(default)s)"
     )
     p.add_argument(
         "--kl-coeff", type=float, default=None, help="KL penalty beta (default: grpo 0.0, scalerl 0.01)"
     )
-    p.add_argument("--algo", choices=["grpo", "scalerl"], default="grpo")
+    p.add_argument("--algo", choices=["grpo", "scalerl"], default="grpo", help="the loss (see above)")
     p.add_argument("--steps", type=int, default=30, help="optimizer steps (default: %(default)s)")
     p.add_argument("--group-size", type=int, default=4, help="rollouts per prompt (default: %(default)s)")
     p.add_argument("--prompts-per-step", type=int, default=2, help="prompts per step (default: %(default)s)")
     p.add_argument("--max-completion-length", type=int, default=128, help="tokens per rollout (default: 128)")
-    p.add_argument("--temperature", type=number(above=0), default=1.0)
+    p.add_argument("--temperature", type=number(above=0), default=1.0, help="sampling temperature")
     p.add_argument(
         "--learning-rate", type=number(above=0), default=None, help="default: 1e-5, or 1e-4 with --lora"
     )
@@ -104,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--save-steps", type=int, default=10, help="checkpoint every N steps (default: %(default)s)"
     )
-    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=42)
+    p.add_argument(
+        "--seed", type=integer(0, 2**32 - 1), default=42, help="seed of sampling, LoRA init and data order"
+    )
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for training forward passes")
     p.add_argument(
         "--epsilon-max",

@@ -42,7 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="rewardforge score",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -84,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-length", type=integer(1), default=None, help="tokens per scored text (default: the model's)"
     )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="weights dtype")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -170,6 +169,7 @@ def main(argv: list[str]) -> int:
         check_output_file,
         is_stream,
         same_path,
+        shown,
         usage_error,
     )
     from rewardforge.data.errors import DataError
@@ -189,7 +189,7 @@ def main(argv: list[str]) -> int:
     if args.rejects and not args.skip_invalid:
         raise usage_error("--rejects only applies with --skip-invalid")
     if args.skip_invalid and not args.rejects and is_stream(output):
-        raise usage_error(f"--output {output} is a stream: name the rejects file with --rejects FILE")
+        raise usage_error(f"--output {shown(output)} is a stream: name the rejects file with --rejects FILE")
     if args.skip_invalid:
         # the rejects file replaces whatever is at its path: never the input or the scores
         if local and same_path(rejects, source):

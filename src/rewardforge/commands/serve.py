@@ -35,6 +35,7 @@ OPTION_OF_SETTING = {
     "max_items": "--max-items",
     "max_body_bytes": "--max-body-mb",
     "max_text_chars": "--max-text-chars",
+    "max_messages": "--max-messages",
     "graceful_timeout_s": "--graceful-timeout",
 }
 
@@ -49,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="rewardforge serve",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="characters in one text field (default: %(default)s)",
     )
     p.add_argument(
+        "--max-messages",
+        type=integer(1, 2**31),
+        default=d.max_messages,
+        help="messages in one prompt or response, and tool calls in one message; more is 422 (default: %(default)s)",
+    )
+    p.add_argument(
         "--no-share-prefix",
         action="store_true",
         help="decoders: do not compute a prefix shared inside a micro-batch (system prompt, prompt) once",
@@ -127,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.graceful_timeout_s,
         help="seconds in-flight requests get after SIGTERM (default: %(default)s)",
     )
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log detail (default: %(default)s)",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request")
     return p
 
@@ -165,6 +176,7 @@ def settings_from_args(args: argparse.Namespace):
             max_items=args.max_items,
             max_body_bytes=math.ceil(args.max_body_mb * MiB),
             max_text_chars=args.max_text_chars,
+            max_messages=args.max_messages,
             graceful_timeout_s=args.graceful_timeout,
             share_prefix=not args.no_share_prefix,
             model_name=name,

@@ -29,7 +29,7 @@ DESCRIPTION = """Train a Bradley-Terry reward model: loss = -log sigmoid(beta*(r
 Examples:
   rewardforge train                                   # built-in demo: MiniLM on built-in pairs
   rewardforge train --model path/or/hub-id --data prefs.jsonl --eval-data dev.jsonl --output runs/rm
-  rewardforge train --model SmolLM2.gguf --data hh.jsonl.gz --lora --max-length 512 --bf16
+  rewardforge train --model SmolLM2.gguf --data hh.jsonl.gz --lora --max-length 512 --precision bf16
   rewardforge train --config run.yaml --learning-rate 1e-5      # flags override the YAML
 
 Every transformers TrainingArguments option is accepted too (e.g. --gradient_accumulation_steps,
@@ -41,6 +41,7 @@ For several GPUs or nodes run the same command under `accelerate launch` or `tor
 def build_parser():
     from transformers import HfArgumentParser, TrainingArguments
 
+    from rewardforge.commands.checks import DefaultsHelpFormatter
     from rewardforge.training.arguments import RewardArguments
 
     parser = HfArgumentParser(
@@ -49,7 +50,12 @@ def build_parser():
         description=DESCRIPTION,
         allow_abbrev=False,  # `--output_di` would set an option a config's other name then overrides
     )
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = DefaultsHelpFormatter
+    for action in parser._actions:  # what HfArgumentParser derives from the fields, said right
+        if action.dest == "resume":
+            action.metavar = "[CHECKPOINT]"  # alone: 'last' (see _normalise_argv)
+        elif "--no_prefix_sharing" in action.option_strings:
+            action.help = "Turn prefix sharing off (see --prefix_sharing)."
     parser.set_defaults(**TRAIN_DEFAULTS)
     parser.error = _usage_error  # one line, not argparse's usage block of every TrainingArguments option
     return parser

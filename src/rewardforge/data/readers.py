@@ -471,9 +471,11 @@ def _is_one_record(doc: dict) -> bool:
 
 
 def _holds_records(doc: dict) -> bool:
-    """A value that is a list of objects other than chat messages or rated answers: records."""
+    """A value that is a list of objects other than chat messages or rated answers: records.
+    An object with a prompt is a record, though its `response` makes it look like an answer."""
     return any(
-        isinstance(v, list) and any(isinstance(x, dict) and not (is_message(x) or is_answer(x)) for x in v)
+        isinstance(v, list)
+        and any(isinstance(x, dict) and ("prompt" in x or not (is_message(x) or is_answer(x))) for x in v)
         for v in doc.values()
     )
 

@@ -160,7 +160,7 @@ class RemoteRewardModel:
                 continue
             if resp.status_code == 401:
                 raise RemoteRMError(
-                    f"{url}: 401, the server wants an API key: pass api_key= or set ${API_KEY_ENV}"
+                    f"{url}: 401, the server wants an API key: pass --api-key (api_key= in Python) or set ${API_KEY_ENV}"
                     if not self.api_key
                     else f"{url}: 401, the server refused the API key"
                 )

@@ -24,7 +24,7 @@ class ServeSettings:
     max_items: int = 256  # items (or responses, or queries) in one request; more is 413
     max_body_bytes: int = 4 * MiB  # request body size; more is 413
     max_text_chars: int = 100_000  # one prompt, response, message or query text
-    max_messages: int = 128  # messages in one prompt or response
+    max_messages: int = 1024  # messages (and tool calls of one message) in one prompt or response
     share_prefix: bool = True  # decoders: a prefix shared inside a micro-batch is computed once
     graceful_timeout_s: float = 30.0  # on SIGTERM: time left to in-flight requests
     model_name: str = "reward-model"  # reported by /health and in responses

@@ -73,7 +73,10 @@ class RewardArguments:
     )
     center_rewards: float = _opt(0.0, "Reward-centering coefficient: adds c*(r_c + r_r)^2 to the loss.")
     loss_label_smoothing: float = _opt(0.0, "Label smoothing of the preference label (0 to 0.5).")
-    dtype: str = _opt("fp32", "Weight dtype: fp32 or bf16. For bf16 autocast with fp32 weights use --bf16.")
+    dtype: str = _opt(
+        "fp32",
+        "Weight dtype: fp32 or bf16. bf16 autocast over fp32 weights is --precision (auto does it where supported).",
+    )
     keep_dropout: bool = _opt(
         False,
         "Keep the model's dropout (off by default: both rewards of a pair should see the same network).",
@@ -88,7 +91,8 @@ class RewardArguments:
     )
     save_adapter: bool = _opt(False, "With --lora: save the adapter instead of merging it into the weights.")
     resume: str | None = _opt(
-        None, "Resume an interrupted run: 'last' (the newest checkpoint in --output) or a checkpoint folder."
+        None,
+        "Resume an interrupted run: alone (or 'last'), the newest checkpoint in --output; or a checkpoint folder.",
     )
     prefix_sharing: bool = _opt(
         True,

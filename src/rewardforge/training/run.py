@@ -423,7 +423,8 @@ def train(
     # no_sync, but the DeepSpeed and FSDP engines count backward calls themselves: one chunk there.
     engine = bool(targs.deepspeed) or bool(targs.fsdp)
     max_tokens = None if engine else args.max_tokens_per_batch
-    precision = "bf16 autocast (fp32 weights)" if targs.bf16 else ("fp16" if targs.fp16 else args.dtype)
+    autocast = "bf16" if targs.bf16 else ("fp16" if targs.fp16 else None)
+    precision = f"{autocast} autocast ({args.dtype} weights)" if autocast else args.dtype
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(
             f"[rewardforge] model: {'decoder' if loaded.is_decoder else 'encoder or own pooling'}, precision: {precision}, "
