@@ -101,7 +101,7 @@ def test_a_json_file_of_one_record_is_that_record(tmp_path):
 
 def test_eval_reads_a_path_with_an_equals_sign_and_a_split_as_a_path(tmp_path, monkeypatch):
     """`eval --data run=2.json:test` was read as NAME=SPEC ('run' named '2.json:test')."""
-    from rewardforge.evaluation.runner import split_name
+    from rewardforge.evaluation.inputs import split_name
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run=2.json").write_text(json.dumps({"train": rows(2), "test": rows(1)}), encoding="utf-8")
@@ -127,7 +127,7 @@ def test_unclear_split_errors_say_what_is_wrong(tmp_path):
 
 
 def test_small_wordings_and_a_given_name_kept(tmp_path):
-    from rewardforge.evaluation.runner import unique_names
+    from rewardforge.evaluation.inputs import unique_names
 
     assert unique_names(["flat.json", "p.jsonl"], ["p", None]) == ["p", "p#1"]  # the given name stays
     (tmp_path / "one.json").write_text(json.dumps(ROW), encoding="utf-8")

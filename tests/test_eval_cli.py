@@ -267,7 +267,8 @@ def test_untrained_flag_adds_the_base_before_the_trained_model(tmp_path, tiny_be
 
 
 def test_fresh_head_is_seeded(tiny_bert_dir):
-    from rewardforge.evaluation.runner import ModelSpec, load_model, score_pairs
+    from rewardforge.evaluation.inputs import ModelSpec, load_model
+    from rewardforge.evaluation.scoring import score_pairs
 
     pairs = builtin_pairs("test", n=4)
     spec = ModelSpec(spec=f"base:{tiny_bert_dir}", path=str(tiny_bert_dir), untrained=True, name="b")
@@ -397,13 +398,8 @@ def test_report_loads_in_headless_chromium(single_run, tmp_path):
 def test_shared_prefix_scores_match_separate_sequences(tiny_llama_dir):
     """Decoders score a pair as one row [prompt][chosen][rejected]; it must equal two separate runs."""
     from rewardforge.data.types import PreferencePair
-    from rewardforge.evaluation.runner import (
-        ModelSpec,
-        SharedPrefixScorer,
-        load_model,
-        prefix_sharing_unsupported,
-        score_pairs,
-    )
+    from rewardforge.evaluation.inputs import ModelSpec, load_model
+    from rewardforge.evaluation.scoring import SharedPrefixScorer, prefix_sharing_unsupported, score_pairs
 
     pairs = builtin_pairs("test", n=10)
     user = [{"role": "user", "content": "Say something."}]
@@ -435,7 +431,8 @@ def test_shared_prefix_scores_match_separate_sequences(tiny_llama_dir):
 
 
 def test_encoder_models_do_not_share_prefix(tiny_bert_dir):
-    from rewardforge.evaluation.runner import ModelSpec, load_model, prefix_sharing_unsupported
+    from rewardforge.evaluation.inputs import ModelSpec, load_model
+    from rewardforge.evaluation.scoring import prefix_sharing_unsupported
 
     lm = load_model(
         ModelSpec(spec=str(tiny_bert_dir), path=str(tiny_bert_dir), name="b"), seed=0, max_length=32
@@ -634,7 +631,7 @@ def test_a_file_eval_removes_may_be_linked_to_one_it_writes(tmp_path, tiny_bert_
 def test_one_right_pair_is_no_evidence_of_beating_chance_or_length(tmp_path, tiny_bert_dir, monkeypatch):
     """A percentile bootstrap over one right pair gives the interval [1, 1], and the diagnostics
     called that beating chance and the length baseline; each claim is a sign test now."""
-    from rewardforge.evaluation import runner
+    from rewardforge.evaluation import analysis, runner
 
     data = tmp_path / "one.jsonl"
     data.write_text(
@@ -653,6 +650,7 @@ def test_one_right_pair_is_no_evidence_of_beating_chance_or_length(tmp_path, tin
         return scores
 
     monkeypatch.setattr(runner, "score_pairs", chosen_wins)
+    monkeypatch.setattr(analysis, "score_pairs", chosen_wins)  # the swapped pairs
     out = tmp_path / "out"
     assert (
         run_cli(
@@ -717,7 +715,7 @@ def test_a_default_length_beyond_the_positions_is_recorded_without_a_note(
 def test_pairs_without_a_category_are_not_merged_with_a_category_so_named():
     """A real category "uncategorized" and the pairs with none were one row of the table."""
     from rewardforge.data.types import PreferencePair
-    from rewardforge.evaluation.runner import pair_categories
+    from rewardforge.evaluation.analysis import pair_categories
 
     def pair(category):
         return PreferencePair(prompt=[], chosen=[{"role": "assistant", "content": "a"}],

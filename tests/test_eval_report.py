@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 
 from rewardforge.data.types import PreferencePair
+from rewardforge.evaluation.analysis import compute_metrics
+from rewardforge.evaluation.documents import score_lines
+from rewardforge.evaluation.inputs import DataSet
 from rewardforge.evaluation.report import build_html, console_table
-from rewardforge.evaluation.runner import (
-    DataSet,
-    EvalOptions,
-    EvalRun,
-    PairScores,
-    RunResult,
-    compute_metrics,
-    score_lines,
-)
+from rewardforge.evaluation.runner import EvalOptions, EvalRun, RunResult
+from rewardforge.evaluation.scoring import PairScores
 
 EVIL = '<script>alert("x")</script><img src="https://evil.example/x.png" onerror="alert(1)"> & </td>'
 
@@ -133,7 +129,7 @@ class FakeModel:
 
 
 def test_score_sequences_runs_each_distinct_sequence_once_in_length_order():
-    from rewardforge.evaluation.runner import score_sequences
+    from rewardforge.evaluation.scoring import score_sequences
 
     rng = np.random.default_rng(3)
     seqs = [list(rng.integers(0, 9, size=int(rng.integers(1, 30)))) for _ in range(50)]

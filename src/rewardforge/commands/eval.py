@@ -56,7 +56,7 @@ def _refuse_writing_over_inputs(out: Path, data: list[str]) -> None:
     """The files eval writes (or removes) must not be one of its data files."""
     from rewardforge.commands.checks import same_path
     from rewardforge.data.readers import split_local_spec
-    from rewardforge.evaluation.runner import split_name
+    from rewardforge.evaluation.inputs import split_name
     from rewardforge.training.run import UsageError
 
     for spec in data:
@@ -205,14 +205,8 @@ def parse(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     from rewardforge.evaluation import report
-    from rewardforge.evaluation.runner import (
-        config_document,
-        dumps,
-        evaluate,
-        metrics_document,
-        prepare,
-        score_lines,
-    )
+    from rewardforge.evaluation.documents import config_document, dumps, metrics_document, score_lines
+    from rewardforge.evaluation.runner import evaluate, prepare
     from rewardforge.files import write_together
 
     args, options = parse(argv)

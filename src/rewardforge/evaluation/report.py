@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from rewardforge.evaluation.documents import excerpt, prompt_text
 from rewardforge.evaluation.metrics import format_table
-from rewardforge.evaluation.runner import EvalRun, RunResult, excerpt, prompt_text
+from rewardforge.evaluation.runner import EvalRun, RunResult
 
 CHOSEN_COLOR = "#2b8a3e"
 REJECTED_COLOR = "#c92a2a"

@@ -4,14 +4,22 @@
   `RewardModel.score_token_ids` (any model).
 * `SharedPrefixScorer`: decoder models score a pair as one row `[shared prefix][chosen][rejected]`
   with a 4-D attention mask, so the prompt runs once per pair (checked against plain scoring).
+* `score_pairs`: every pair tokenized with training's truncation rule, then scored by one of
+  the two (a pair whose two sequences are the same tokens is an exact tie).
 """
 
 from __future__ import annotations
 
+import math
 import sys
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from rewardforge.data.types import PreferencePair
+from rewardforge.evaluation.inputs import usage_error
 
 
 def score_sequences(
@@ -154,3 +162,95 @@ class SharedPrefixScorer:
 
 
 SHARE_TOLERANCE = 1e-3  # relative to max(1, |score|): far above fp32 rounding, far below a real bug
+
+
+@dataclass
+class PairScores:
+    chosen: np.ndarray
+    rejected: np.ndarray
+    prompt_truncated: np.ndarray  # bool per pair
+    response_truncated: np.ndarray
+    identical: np.ndarray
+    chosen_ids: list[list[int]] | None = None
+    rejected_ids: list[list[int]] | None = None
+    seconds_tokenize: float = 0.0
+    seconds_score: float = 0.0
+    method: str = "separate sequences"
+    tokens_run: int = 0  # tokens the model actually ran (shared prefixes and repeats once)
+    tokens_total: int = 0  # tokens of all chosen and rejected sequences
+
+
+def score_pairs(
+    rm: Any,
+    pairs: list[PreferencePair],
+    *,
+    batch_size: int,
+    desc: str = "score",
+    progress: bool = True,
+    keep_ids: bool = False,
+    sharer: SharedPrefixScorer | None = None,
+) -> PairScores:
+    """Tokenize every pair with `tokenize_pair`, then score all of them in length-sorted batches:
+    as rows sharing the prompt when `sharer` is given (and its check passed), else as separate
+    sequences through `score_token_ids`."""
+    from rewardforge.formatting import TemplateRefused
+    from rewardforge.tokenization import tokenize_pair
+
+    t0 = time.perf_counter()
+    chosen_ids, rejected_ids, prefix_lens = [], [], []
+    flags = np.zeros((3, len(pairs)), dtype=bool)
+    for i, pair in enumerate(pairs):
+        try:
+            tok = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
+        except TemplateRefused as exc:
+            raise usage_error(f"{pair.source or f'pair {i + 1}'}: {exc}") from None
+        chosen_ids.append(tok.chosen_ids)
+        rejected_ids.append(tok.rejected_ids)
+        prefix_lens.append(tok.prefix_len)
+        flags[:, i] = (tok.prompt_truncated, tok.response_truncated, tok.identical)
+    t1 = time.perf_counter()
+    n = len(pairs)
+    if sharer is not None and sharer.check is None:
+        try:
+            sharer.check = sharer.verify(chosen_ids, rejected_ids, prefix_lens)
+        except Exception as e:  # noqa: BLE001 - an architecture that refuses the 4-D mask: go plain
+            sharer.check, sharer.error = math.inf, f"{type(e).__name__}: {e}"
+    if sharer is not None and sharer.check <= SHARE_TOLERANCE:
+        sc, sr = sharer.score(
+            chosen_ids, rejected_ids, prefix_lens, batch_size=batch_size, desc=desc, progress=progress
+        )
+        scores = np.concatenate([sc, sr])
+        method = "shared prefix"
+        tokens = sum(
+            len(c) + len(r) - min(k, len(c) - 1, len(r) - 1)
+            for c, r, k in zip(chosen_ids, rejected_ids, prefix_lens)
+        )
+    else:
+        seqs = chosen_ids + rejected_ids
+        scores = score_sequences(rm, seqs, batch_size=batch_size, desc=desc, progress=progress)
+        method = "separate sequences"
+        tokens = sum(len(s) for s in {tuple(s): s for s in seqs}.values())
+    t2 = time.perf_counter()
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        from rewardforge.modeling import ModelLoadError
+
+        i = int(bad[0]) % n
+        raise ModelLoadError(
+            f"the model gave {bad.size} non-finite score(s) (first: pair {i}, id {pairs[i].id!r}); "
+            "its weights may be broken or the dtype too narrow (try --dtype fp32)"
+        )
+    return PairScores(
+        chosen=scores[:n],
+        rejected=scores[n:],
+        prompt_truncated=flags[0],
+        response_truncated=flags[1],
+        identical=flags[2],
+        chosen_ids=chosen_ids if keep_ids else None,
+        rejected_ids=rejected_ids if keep_ids else None,
+        seconds_tokenize=t1 - t0,
+        seconds_score=t2 - t1,
+        method=method,
+        tokens_run=int(tokens),
+        tokens_total=int(sum(len(s) for s in chosen_ids + rejected_ids)),
+    )
