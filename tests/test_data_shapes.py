@@ -420,3 +420,37 @@ def test_an_object_where_messages_belong_is_named_as_it_is(tmp_path, chosen, wor
     with pytest.raises(DataError) as info:
         load_pairs(jsonl(tmp_path, [row]))
     assert words in str(info.value)
+
+
+def test_openai_rows_from_csv_and_their_tool_errors(tmp_path):
+    """A CSV of OpenAI rows read the `input` cell's JSON text as the user's words; a bad tool was
+    named `tools[0]`, not the row's `input.tools[0]` (helper round 64)."""
+    import pandas as pd
+
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    row = {
+        "input": {"messages": [user("Weather?")], "tools": [tool]},
+        "preferred_output": [bot("Sunny.")],
+        "non_preferred_output": [bot("No idea.")],
+    }
+    pd.DataFrame([{k: json.dumps(v) for k, v in row.items()}]).to_csv(tmp_path / "o.csv", index=False)
+    (pair,) = load_pairs(str(tmp_path / "o.csv")).pairs
+    assert pair.prompt[0]["role"] == "system" and "get_weather" in pair.prompt[0]["content"]
+    assert pair.prompt[1:] == [user("Weather?")]
+    bad = {**row, "input": {"messages": [user("Weather?")], "tools": [1]}}
+    with pytest.raises(DataError, match=r"field 'input.tools\[0\]'"):
+        load_pairs(jsonl(tmp_path, [bad]))
+
+
+def test_a_processor_instance_or_class_is_taken(tmp_path):
+    from rewardforge.data import PreferenceProcessor
+
+    class Upper(PreferenceProcessor):
+        def to_pair(self, record):
+            return {"prompt": record["q"], "chosen": record["good"].upper(), "rejected": record["bad"]}
+
+    path = jsonl(tmp_path, [{"q": "Hi?", "good": "hello", "bad": "go away"}])
+    for processor in (Upper(), Upper):
+        assert load_pairs(path, processor=processor).pairs[0].chosen == [bot("HELLO")]
+    with pytest.raises(TypeError, match="processor is 'path/to/file.py:ClassName'"):
+        load_pairs(path, processor=5)

@@ -164,9 +164,17 @@ def test_a_policy_whose_tokenizer_has_no_eos_is_refused(tiny_llama_dir, tmp_path
 
     folder = copy_of(tiny_llama_dir, tmp_path)
     config = json.loads((folder / "tokenizer_config.json").read_text())
+    eos = config["eos_token"]
     config["eos_token"] = config["pad_token"] = None
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="no end-of-sequence token"):
+    # the model's config still names it: that end token is taken (helper round 64)
+    assert load_policy(str(folder))[1].eos_token == eos
+    for name in ("config.json", "generation_config.json"):
+        if (folder / name).is_file():
+            model_config = json.loads((folder / name).read_text())
+            model_config["eos_token_id"] = None  # absent, Llama's config would default to 2
+            (folder / name).write_text(json.dumps(model_config))
+    with pytest.raises(ModelLoadError, match="names an end-of-sequence token"):
         load_policy(str(folder))
 
 
@@ -189,3 +197,51 @@ def test_conversions_killed_long_ago_are_cleared(tmp_path, monkeypatch):
     os.utime(old, (past, past))
     modeling._remove_stale_staging(tmp_path)
     assert not old.exists() and young.exists()
+
+
+def test_an_adapter_trained_on_an_adapter_loads_as_the_model_trained(tiny_llama_dir, tmp_path):
+    """`train --model ADAPTER --lora --save-adapter` saved an adapter that named the first
+    adapter's base: loaded, it lacked the first adapter's weights (helper round 64). Saved
+    merged and as an adapter, the same run must score alike."""
+    data = jsonl(tmp_path, ROWS)
+    common = ["--data", data, "--max-steps", "1", "--batch-size", "2", "--save_strategy", "no", "--lora"]
+    first = tmp_path / "first"
+    assert (
+        main(["train", "--model", str(tiny_llama_dir), "--output", str(first), "--save-adapter", *common])
+        == 0
+    )
+    assert main(["train", "--model", str(first), "--output", str(tmp_path / "merged"), *common]) == 0
+    assert (
+        main(
+            ["train", "--model", str(first), "--output", str(tmp_path / "adapter"), "--save-adapter", *common]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"
+    ] == str(first)
+    items = [("Question 1?", "A helpful answer."), ("Question 2?", "Go away.")]
+    merged = RewardModel.from_pretrained(tmp_path / "merged").score_batch(items)
+    assert RewardModel.from_pretrained(tmp_path / "adapter").score_batch(items) == pytest.approx(
+        merged, abs=1e-5
+    )
+
+
+def test_a_small_vocabulary_of_its_own_is_no_missing_tokenizer(tmp_path):
+    """The missing-tokenizer check refused a 2000-token tokenizer of its own beside a config
+    with BERT's default vocab_size (helper round 64)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(1996)]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]")
+    torch.manual_seed(0)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=1
+    )
+    BertForSequenceClassification(config).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert isinstance(RewardModel.from_pretrained(tmp_path).score("w1 w2", "w3"), float)

@@ -180,3 +180,16 @@ def test_the_package_names_what_it_exports():
     assert {"RewardModel", "ModelLoadError"} <= set(dir(rewardforge))
     with pytest.raises(AttributeError, match="has no attribute 'Foo'"):
         rewardforge.Foo  # noqa: B018
+
+
+def test_a_long_whole_conversation_keeps_its_reply(tiny_bert_dir):
+    """A response holding its whole conversation, past max_length, was cut at its end: the
+    reply was lost and two different replies scored alike (helper round 64). Its earlier turns
+    are the prompt, cut first, as when the prompt is given apart."""
+    rm = RewardModel.from_pretrained(tiny_bert_dir, max_length=64)
+    a, b = ([*LONG_PROMPT, {"role": "assistant", "content": reply}] for reply in (SHORT, "No."))
+    whole = dict(rm.rank(None, [a, b]))
+    apart = dict(rm.rank(LONG_PROMPT, [SHORT, "No."]))
+    assert whole[0] != whole[1]
+    assert whole == pytest.approx(apart, abs=1e-6)
+    assert rm.score_batch([{"response": a}])[0] == pytest.approx(rm.score(LONG_PROMPT, SHORT), abs=1e-6)

@@ -163,6 +163,9 @@ def prompt_and_response(
         if normalised(r[: len(p)]) != normalised(p):
             raise ValueError("the response is a whole conversation that does not start with the prompt")
         p = []
+    if not p and _whole_conversation(r):  # its turns up to the last user turn are the prompt, cut first
+        last_user = max(i for i, m in enumerate(r) if m["role"] in ("user", "system"))
+        p, r = r[: last_user + 1], r[last_user + 1 :]
     if tools is not None:
         try:
             return at_start(p, r, lambda conversation: with_tools(conversation, tools))

@@ -463,6 +463,9 @@ def load_reward_model(
             keep_dropout=keep_dropout,
         )
         loaded.model.requires_grad_(True)  # PEFT froze the base; merged, it trains as a full model
+        # a new adapter trained on top records this folder as its base (PEFT reads name_or_path),
+        # so it loads as the model that was trained, not as the first base plus the new adapter
+        loaded.model.name_or_path = loaded.model.config._name_or_path = name_or_path
         return dataclasses.replace(
             loaded,
             model=_for_training(loaded.model, lora=lora, gradient_checkpointing=gradient_checkpointing),
@@ -474,7 +477,7 @@ def load_reward_model(
     except (OSError, ValueError, KeyError) as e:
         where = "" if os.path.exists(path) else " (not a local folder, and the Hub could not provide it)"
         raise ModelLoadError(f"cannot load model {name_or_path!r}{where}: {load_failure(e)}") from None
-    _check_tokenizer(tokenizer, config, name_or_path)
+    _check_tokenizer(tokenizer, config, name_or_path, path)
     meta = read_meta(path)
     config.num_labels = 1
     config.problem_type = "regression"
@@ -529,15 +532,25 @@ def saved_format(meta: dict[str, Any], tokenizer: Any) -> TextFormat:
     return TextFormat.from_dict(meta["format"]) if meta.get("format") else TextFormat.for_tokenizer(tokenizer)
 
 
-def _check_tokenizer(tokenizer: Any, config: Any, name: str) -> None:
+def _check_tokenizer(tokenizer: Any, config: Any, name: str, path: str) -> None:
     """A folder with no tokenizer files of its own can still give a tokenizer (BERT's class
-    builds one of five special tokens): every word would be [UNK], every score the same."""
+    builds one of five special tokens): every word would be [UNK], every score the same. (A
+    small vocabulary of its own, beside a config's default vocab_size, is fine.)"""
+    if not os.path.isdir(path) or any(_is_tokenizer_file(f) for f in os.listdir(path)):
+        return
     vocab = getattr(config, "vocab_size", None)
     if isinstance(vocab, int) and vocab >= 1000 and len(tokenizer) < vocab // 10:
         raise ModelLoadError(
             f"{name!r}: its tokenizer knows {len(tokenizer)} tokens for a model of {vocab}: are the "
             "tokenizer files (tokenizer.json, vocab.txt, tokenizer_config.json) missing from the folder?"
         )
+
+
+def _is_tokenizer_file(name: str) -> bool:
+    """tokenizer.json/_config.json, vocab.txt/.json, merges.txt, *.model / *.spm (SentencePiece)."""
+    return name.startswith(("tokenizer", "vocab", "merges", "special_tokens")) or name.endswith(
+        (".model", ".spm")
+    )
 
 
 def _cached_copy(path: str) -> str:
@@ -677,7 +690,9 @@ def save_hf_folder(
         to_save.config.problem_type = problem_type
     staging = Path(tempfile.mkdtemp(prefix=".save-", dir=output_dir))
     try:
-        to_save.save_pretrained(staging)
+        with warnings.catch_warnings():  # PEFT looks for a config.json in an adapter base: none there
+            warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+            to_save.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         written = {item.name for item in staging.iterdir()}
         give_new_file_mode(item for item in staging.iterdir() if item.is_file())

@@ -332,7 +332,7 @@ def load_pairs(
     spec: str,
     *,
     columns: dict[str, str] | None = None,
-    processor: str | None = None,
+    processor: str | PreferenceProcessor | type[PreferenceProcessor] | None = None,
     skip_invalid: bool = False,
     margin_from_scores: bool = False,
     split: str | None = None,
@@ -342,7 +342,8 @@ def load_pairs(
     """Load preference pairs from a path or `hf:ORG/NAME[:split]`.
 
     - `columns` renames user fields to ours ({"prompt": "question"}); not with `processor`,
-      which maps its own fields. `processor` is "file.py:Class" or "pkg.module:Class".
+      which maps its own fields. `processor` is "file.py:Class" or "pkg.module:Class" (in Python,
+      also a PreferenceProcessor instance or subclass).
     - `skip_invalid` collects invalid rows in `.rejected` instead of raising at the first. An
       empty source, a source with no valid row, or a config mistake still raises `DataError`;
       after a truncated/corrupt gzip the rows before the damage are kept and it is rejected.
@@ -356,7 +357,7 @@ def load_pairs(
     spec, columns = _checked_arguments(spec, columns, skip_invalid, margin_from_scores, limit)
     if columns and processor:
         raise DataOptionError("columns and processor cannot be combined: a processor maps its own fields")
-    proc = load_processor(processor) if processor else None
+    proc = load_processor(processor) if processor is not None else None
     state = _Load(spec, skip_invalid, margin_from_scores, check_columns(columns or {}), proc)
     n_records = 0
     notes: list[str] = []

@@ -90,8 +90,18 @@ def _import_file(path: Path, ref: str) -> Any:
     return module
 
 
-def load_processor(ref: str) -> PreferenceProcessor:
-    """Import "path/to/file.py:ClassName" or "pkg.module:ClassName" and return an instance."""
+def load_processor(ref: str | PreferenceProcessor | type[PreferenceProcessor]) -> PreferenceProcessor:
+    """Import "path/to/file.py:ClassName" or "pkg.module:ClassName" and return an instance; in
+    Python, an instance or a subclass itself is taken as it is."""
+    if isinstance(ref, PreferenceProcessor):
+        return ref
+    if isinstance(ref, type) and issubclass(ref, PreferenceProcessor):
+        return _instance(ref, ref.__qualname__)
+    if not isinstance(ref, str):
+        raise TypeError(
+            "processor is 'path/to/file.py:ClassName', 'module:ClassName', or a PreferenceProcessor "
+            f"(instance or subclass), got {type(ref).__name__}"
+        )
     where, sep, class_name = ref.rpartition(":")
     if not sep or not where or not class_name.isidentifier():
         raise DataOptionError(
@@ -114,6 +124,10 @@ def load_processor(ref: str) -> PreferenceProcessor:
         raise DataOptionError(f"{where!r} has no attribute {class_name!r} (from processor {ref!r})")
     if not (isinstance(cls, type) and issubclass(cls, PreferenceProcessor)):
         raise DataOptionError(f"{ref!r} is not a subclass of rewardforge.data.PreferenceProcessor")
+    return _instance(cls, ref)
+
+
+def _instance(cls: type[PreferenceProcessor], ref: str) -> PreferenceProcessor:
     if cls.to_pair is PreferenceProcessor.to_pair:
         raise DataOptionError(f"{ref!r} does not implement to_pair(record)")
     try:

@@ -51,13 +51,21 @@ def openai_preference(record: dict) -> tuple[list[Message], list[Message], list[
     """OpenAI's preference fine-tuning rows: `input` ({messages, tools} or messages) with
     `preferred_output` and `non_preferred_output` message lists."""
     source, name, tools = record.get("input"), "input", None
+    if isinstance(source, str) and source.lstrip().startswith("{"):  # a CSV cell holds it as JSON
+        try:
+            source = json.loads(source)
+        except ValueError:
+            raise RowError("holds a text that starts like a JSON object but is no valid JSON", name) from None
     if isinstance(source, dict) and "messages" in source:
         source, name, tools = source["messages"], "input.messages", source.get("tools")
     if source is None:
         raise RowError("missing", name)
     prompt = prompt_messages(source, name)
     if tools:
-        prompt = with_tools(prompt, tools)
+        try:
+            prompt = with_tools(prompt, tools)
+        except RowError as exc:  # the row's field is input.tools
+            raise RowError(exc.reason, f"input.{exc.field}") from None
     sides = []
     for side in OPENAI_SIDES:
         if not present(record, side):

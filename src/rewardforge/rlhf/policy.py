@@ -57,10 +57,16 @@ def load_policy(spec: str, *, dtype: str = "fp32", device: str | None = None) ->
         raise
     except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this policy
         raise ModelLoadError(f"cannot load policy {spec!r}: {load_failure(e)}") from e
+    if tokenizer.eos_token is None:  # the model's own end token, as generation would use it
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos = eos if eos is not None else getattr(model.config, "eos_token_id", None)
+        eos = eos[0] if isinstance(eos, list) and eos else eos
+        if isinstance(eos, int) and 0 <= eos < len(tokenizer):
+            tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos)
     if tokenizer.eos_token is None:  # nothing would end a reply, and GRPO's masks need it
         raise ModelLoadError(
-            f"policy {spec!r}: its tokenizer has no end-of-sequence token, so no reply it generates "
-            "could end; give the tokenizer an eos_token (tokenizer_config.json)"
+            f"policy {spec!r}: neither its tokenizer nor its config names an end-of-sequence token, so "
+            "no reply it generates could end; give the tokenizer an eos_token (tokenizer_config.json)"
         )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -33,7 +33,7 @@ class RewardArguments:
         "'train' when several and none named). Shapes: prompt/chosen/rejected texts or messages, HH-RLHF transcripts, "
         "HelpSteer2/3, SHP, UltraFeedback (binarized or rated completions), Nectar ranks, Chatbot Arena, "
         "PKU-SafeRLHF, RewardBench 2 lists, ShareGPT, Alpaca, alpaca_farm, WebGPT, Unified-Feedback, "
-        "summarize_from_feedback, StackExchange; the one "
+        "summarize_from_feedback, StackExchange, OpenAI preference fine-tuning; the one "
         "found is printed. Default: rewardforge's built-in preference set.",
     )
     eval_data: str | None = _opt(
