@@ -193,3 +193,20 @@ def test_a_long_whole_conversation_keeps_its_reply(tiny_bert_dir):
     assert whole[0] != whole[1]
     assert whole == pytest.approx(apart, abs=1e-6)
     assert rm.score_batch([{"response": a}])[0] == pytest.approx(rm.score(LONG_PROMPT, SHORT), abs=1e-6)
+
+
+def test_an_agents_tool_calls_are_cut_before_its_reply(tiny_llama_dir):
+    """A response [tool call, tool result, reply] past max_length was cut at its end: the reply
+    was lost and every reply scored alike (helper round 65)."""
+    rm = RewardModel.from_pretrained(tiny_llama_dir, max_length=96)
+    prompt = [{"role": "user", "content": "Search for soil pH and tell me."}]
+    call = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "search", "arguments": {"q": "pH"}}}]}  # fmt: skip
+    result = {
+        "role": "tool",
+        "name": "search",
+        "content": " ".join(f"result{i} about soil" for i in range(40)),
+    }
+    replies = ["Soil pH is best around 6.5.", "I refuse to help."]
+    whole = [rm.score(prompt, [call, result, {"role": "assistant", "content": r}]) for r in replies]
+    assert whole[0] != whole[1]
+    assert whole == pytest.approx([rm.score([*prompt, call, result], r) for r in replies], abs=1e-6)

@@ -103,3 +103,43 @@ def test_a_server_that_is_not_a_reward_server_is_a_clean_error():
             load_rm(f"http://127.0.0.1:{httpd.server_port}")
     finally:
         httpd.shutdown()
+
+
+LONG = [
+    {"role": "user", "content": "Earlier question " * 12},
+    {"role": "assistant", "content": "Earlier answer " * 12},
+    {"role": "user", "content": "Tell me a joke about cats."},
+]
+GROUP = [[{"role": "assistant", "content": t}] for t in ["No.", "Why did the cat sit on the computer? " * 3]]
+
+
+@pytest.fixture(scope="module")
+def short_rm(tiny_llama_dir):
+    from rewardforge.inference import RewardModel
+
+    return RewardModel.from_pretrained(str(tiny_llama_dir), max_length=96)
+
+
+def test_a_group_is_scored_on_equal_context_everywhere(tmp_path, short_rm):
+    """Past max_length, GRPO's and bon's rewards, and the server's /v1/compare, cut the prompt
+    per completion: a short reply kept history a long one lost, while rank and eval cut once
+    for all (helper round 65). Every path now cuts once per group."""
+    from rewardforge.rlhf import make_grpo_with_rm
+    from rewardforge.serving import ServeSettings, create_app
+    from rewardforge.serving.testing import ServerThread
+
+    together = short_rm.score_group(LONG, GROUP)
+    alone = short_rm.score_batch([(LONG, c) for c in GROUP])
+    assert together[0] != pytest.approx(alone[0], abs=1e-6)  # the cut differs, so this tests it
+    assert [s for _, s in sorted(short_rm.rank(LONG, GROUP))] == pytest.approx(together, abs=1e-6)
+    local = make_grpo_with_rm(short_rm, group_size=2, output_dir=str(tmp_path))
+    assert local.rm_reward(prompts=[LONG, LONG], completions=GROUP) == pytest.approx(together, abs=1e-5)
+    with ServerThread(create_app(short_rm, ServeSettings())) as srv:
+        remote = make_grpo_with_rm(srv.url, group_size=2, output_dir=str(tmp_path))
+        assert remote.rm_reward(prompts=[LONG, LONG], completions=GROUP) == pytest.approx(together, abs=1e-5)
+        import httpx
+
+        body = {"prompt": LONG, "responses": GROUP}
+        assert httpx.post(srv.url + "/v1/compare", json=body).json()["scores"] == pytest.approx(
+            together, abs=1e-5
+        )

@@ -163,9 +163,12 @@ def prompt_and_response(
         if normalised(r[: len(p)]) != normalised(p):
             raise ValueError("the response is a whole conversation that does not start with the prompt")
         p = []
-    if not p and _whole_conversation(r):  # its turns up to the last user turn are the prompt, cut first
-        last_user = max(i for i, m in enumerate(r) if m["role"] in ("user", "system"))
-        p, r = r[: last_user + 1], r[last_user + 1 :]
+    # The turns before the reply the response ends with (a whole conversation's history, an
+    # agent's tool calls and results) join the prompt, so a cut to max_length drops the oldest of
+    # them first and never the reply. The text scored is the same.
+    earlier = max((i for i, m in enumerate(r) if m["role"] != "assistant"), default=-1)
+    if earlier >= 0:
+        p, r = p + r[: earlier + 1], r[earlier + 1 :]
     if tools is not None:
         try:
             return at_start(p, r, lambda conversation: with_tools(conversation, tools))
@@ -364,24 +367,66 @@ class RewardModel:
             prompts.append(json.dumps(prompt))
         return self._score_by_prompt(seqs, prompts, batch_size)
 
-    def _score_group(
-        self, prompt: PromptLike, responses: Iterable[ResponseLike], batch_size: int = 16
-    ) -> list[float]:
-        """Scores of responses to one prompt, tokenized together as training tokenizes a pair:
-        beyond max_length every response loses the same prompt turns, so their scores compare
-        like for like. Responses that hold their own prompt (whole conversations) are scored
-        as `score_batch` scores them."""
+    def encode_group(
+        self, prompt: PromptLike, responses: Iterable[ResponseLike], tools: Any = None
+    ) -> list[list[int]]:
+        """Token ids of responses to one prompt, tokenized together as training tokenizes a
+        pair: beyond max_length every response loses the same prompt turns, so their scores
+        compare like for like. Responses that bring prompts of their own (whole conversations
+        with different histories) are each cut as `encode` cuts them."""
+        return self._tokenized_group(prompt, responses, tools, "response")[0]
+
+    def _tokenized_group(
+        self, prompt: PromptLike, responses: Iterable[ResponseLike], tools: Any, label: str
+    ) -> tuple[list[list[int]], list[str]]:
         items = [
-            _numbered("response", i, lambda r=r: prompt_and_response(prompt, r))
+            _numbered(label, i, lambda r=r: prompt_and_response(prompt, r, tools))
             for i, r in enumerate(responses)
         ]
-        prompts = [json.dumps(p) for p, _ in items]
-        if len(set(prompts)) != 1:
-            return self.score_batch(items, batch_size=batch_size) if items else []
-        group = tokenize_group(
-            self.tokenizer, self.text_format, items[0][0], [r for _, r in items], self.max_length
-        )
-        return self._score_by_prompt(group.ids, prompts, batch_size)
+        keys = [json.dumps(p) for p, _ in items]
+        if len(set(keys)) == 1:
+            ids = tokenize_group(
+                self.tokenizer, self.text_format, items[0][0], [r for _, r in items], self.max_length
+            ).ids
+        else:
+            ids = [
+                tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
+                for p, r in items
+            ]
+        return ids, keys
+
+    def score_groups(
+        self, groups: Iterable[tuple[PromptLike, Sequence[ResponseLike]]], batch_size: int = 16
+    ) -> list[list[float]]:
+        """Scores of several groups of responses, each group (a prompt and its responses, as in
+        best-of-N or a GRPO group) tokenized together as `encode_group` does; all are scored in
+        one batched pass. One list of scores per group, in input order."""
+        _check_batch_size(batch_size)
+        seqs: list[list[int]] = []
+        keys: list[str] = []
+        sizes: list[int] = []
+        groups = list(groups)
+        for g, (prompt, responses) in enumerate(groups):
+            label = "response" if len(groups) == 1 else f"group {g} response"
+            ids, group_keys = self._tokenized_group(prompt, responses, None, label)
+            seqs += ids
+            keys += group_keys
+            sizes.append(len(ids))
+        scores = self._score_by_prompt(seqs, keys, batch_size)
+        out, start = [], 0
+        for size in sizes:
+            out.append(scores[start : start + size])
+            start += size
+        return out
+
+    def score_group(
+        self, prompt: PromptLike, responses: Sequence[ResponseLike], batch_size: int = 16
+    ) -> list[float]:
+        """Scores of responses to one prompt, tokenized together (see `encode_group`)."""
+        if isinstance(responses, str | dict):
+            raise TypeError("score_group takes a list of responses; for one, use score(prompt, response)")
+        scores = self.score_groups([(prompt, responses)], batch_size=batch_size)[0]
+        return [float(x) for x in scores]
 
     def _score_by_prompt(self, seqs: list[list[int]], prompts: list[str], batch_size: int) -> list[float]:
         """Scores of token sequences, each distinct sequence computed once (so equal items score
@@ -479,7 +524,7 @@ class RewardModel:
         """P(a preferred over b) = sigmoid(beta * (r_a - r_b)) under the Bradley-Terry model, with
         the beta the model was trained with (1 unless `train --beta` said otherwise). Both
         responses are tokenized together, as training tokenizes a pair."""
-        r_a, r_b = self._score_group(prompt, [a, b])
+        r_a, r_b = self.score_group(prompt, [a, b])
         return preference_probability(r_a - r_b, self.beta)
 
     def rank(self, prompt: PromptLike, responses: Sequence[ResponseLike]) -> list[tuple[int, float]]:
@@ -487,7 +532,7 @@ class RewardModel:
         responses are tokenized together: beyond max_length each loses the same prompt turns."""
         if isinstance(responses, str | dict):  # rank("p", "abc") ranked the letters
             raise TypeError("rank takes a list of responses; for one, use score(prompt, response)")
-        scores = self._score_group(prompt, responses)
+        scores = self.score_group(prompt, responses)
         return sorted(enumerate(scores), key=lambda t: -t[1])
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from rewardforge.rlhf.rewards import score_in_groups
+
 
 @torch.no_grad()
 def generate(
@@ -85,7 +87,7 @@ def best_of_n(
             greedy=greedy,
         )
         items = [(p, c) for p, cands in zip(prompts, candidates) for c in cands]
-        scores = rm.score_batch(items, batch_size=rm_batch_size)
+        scores = score_in_groups(rm, items, batch_size=rm_batch_size)  # candidates on equal context
         broken = next((i for i, x in enumerate(scores) if not math.isfinite(float(x))), None)
         if broken is not None:  # a mean or a best of NaN is no result (and NaN is no JSON)
             from rewardforge.modeling import ModelLoadError

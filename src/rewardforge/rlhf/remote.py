@@ -139,6 +139,28 @@ class RemoteRewardModel:
                 scores[i] = float(s)
         return scores
 
+    def score_groups(
+        self, groups: Sequence[tuple[Any, Sequence[Any]]], batch_size: int = 16
+    ) -> list[list[float]]:
+        """`RewardModel.score_groups` through the server: each group of two or more responses goes
+        to `/v1/compare`, which cuts a long prompt once for all of them, as in process."""
+        out: list[list[float]] = []
+        for prompt, responses in groups:
+            if len(responses) < 2:
+                out.append(self.score_batch([(prompt, r) for r in responses]))
+                continue
+            bodies = [_plain_item((prompt, r)) for r in responses]
+            body: dict[str, Any] = {"responses": [b["response"] for b in bodies]}
+            if "prompt" in bodies[0]:
+                body["prompt"] = bodies[0]["prompt"]
+            got = self._request("POST", "/v1/compare", json=body).get("scores")
+            if not isinstance(got, list) or len(got) != len(responses):
+                raise RemoteRMError(
+                    f"{self.url}/v1/compare answered no scores for {len(responses)} responses"
+                )
+            out.append([float(s) for s in got])
+        return out
+
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         import httpx
 

@@ -122,12 +122,30 @@ class RolloutLog:
         return rows
 
 
+def score_in_groups(rm: Any, items: Sequence[tuple[Any, Any]], batch_size: int = 16) -> list[float]:
+    """Scores of (prompt, completion) items in input order, the completions of each prompt (a
+    GRPO group, a best-of-N set: consecutive items) scored as one group, so a long prompt is cut
+    once for all of them and they are compared on equal context. An RM object without
+    `score_groups` scores each item alone."""
+    if not hasattr(rm, "score_groups"):
+        return list(rm.score_batch(items, batch_size=batch_size))
+    groups: list[tuple[Any, list[Any]]] = []
+    last = object()
+    for prompt, completion in items:
+        key = json.dumps(prompt, sort_keys=True, default=str)
+        if key != last:
+            groups.append((prompt, []))
+            last = key
+        groups[-1][1].append(completion)
+    return [s for group in rm.score_groups(groups, batch_size=batch_size) for s in group]
+
+
 class RMReward:
     """The RM score of each rollout, as a TRL reward function named `rm_score`.
 
-    One call scores the whole generation batch in one `score_batch` call, so each prompt's group
-    of completions is scored together (in process: the prompt is computed once per group; remote:
-    the group travels in one request)."""
+    One call scores the whole generation batch, each prompt's group of completions together
+    (`score_in_groups`): a long prompt is cut once for the group, and in process the prompt is
+    computed once per group; remote, the group travels in one request."""
 
     def __init__(self, rm: Any, *, batch_size: int = 16, rollout_log: RolloutLog | None = None):
         self.rm = rm
@@ -138,7 +156,7 @@ class RMReward:
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         items = [(_messages(p, "user"), _messages(c, "assistant")) for p, c in zip(prompts, completions)]
-        scores = [float(s) for s in self.rm.score_batch(items, batch_size=self.batch_size)]
+        scores = [float(s) for s in score_in_groups(self.rm, items, batch_size=self.batch_size)]
         if len(scores) != len(items):
             raise RuntimeError(f"the reward model returned {len(scores)} scores for {len(items)} rollouts")
         self.last_scores = scores

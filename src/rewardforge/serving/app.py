@@ -394,7 +394,19 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def compare(body: models.CompareRequest, request: Request) -> Any:  # type: ignore[name-defined]
         prompt = _plain(body.prompt)
         pairs = [(prompt, _plain(r), body.tools) for r in body.responses]
-        scores = await run_scoring(len(pairs), prepare_pairs(pairs, "responses[{i}]"), request)
+        each = prepare_pairs(pairs, "responses[{i}]")  # also says which response is bad
+
+        def prepare() -> list[Any]:
+            prepared = each()
+            group = getattr(core, "prepare_group", None)
+            if group is None:
+                return prepared
+            try:  # cut together, as RewardModel.compare and eval cut a pair's prompt once
+                return group(prompt, [r for _, r, _ in pairs], body.tools)
+            except Exception as exc:  # noqa: BLE001 - any failure here is about the input
+                raise UnpreparableItem("responses", _reason(exc)) from exc
+
+        scores = await run_scoring(len(pairs), prepare, request)
         pairwise = [
             [preference_probability(a - b, beta) if i != j else 0.5 for j, b in enumerate(scores)]
             for i, a in enumerate(scores)

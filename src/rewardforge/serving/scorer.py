@@ -44,6 +44,13 @@ class ModelScorer:
     def prepare_text(self, text: str) -> list[int]:
         return self.model.encode_text(text)
 
+    def prepare_group(self, prompt: Any, responses: list[Any], tools: Any = None) -> list[list[int]]:
+        """Responses to one prompt cut together (`/v1/compare`), as `RewardModel.compare` cuts them."""
+        encode_group = getattr(self.model, "encode_group", None)
+        if encode_group is None:
+            return [self.prepare(*_with_tools(prompt, r, tools)) for r in responses]
+        return encode_group(prompt, responses, tools)
+
     def run(self, prepared: Sequence[list[int]]) -> list[float]:
         if not prepared:
             return []
@@ -51,6 +58,14 @@ class ModelScorer:
 
     def warm_up(self) -> None:
         self.run([self.prepare("Hello", "Hi! How can I help?")])
+
+
+def _with_tools(prompt: Any, response: Any, tools: Any) -> tuple[Any, Any]:
+    if tools is None:
+        return prompt, response
+    from rewardforge.inference import prompt_and_response
+
+    return prompt_and_response(prompt, response, tools)
 
 
 class BatchFunctionScorer:
