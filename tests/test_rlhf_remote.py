@@ -143,3 +143,12 @@ def test_a_group_is_scored_on_equal_context_everywhere(tmp_path, short_rm):
         assert httpx.post(srv.url + "/v1/compare", json=body).json()["scores"] == pytest.approx(
             together, abs=1e-5
         )
+
+
+def test_a_group_larger_than_the_servers_limit_is_still_scored(tiny_rm, server):
+    """/v1/compare takes at most max_items responses (4 here): a group of 6 goes item by item."""
+    remote = RemoteRewardModel(server.url, api_key=API_KEY)
+    remote.health()
+    six = [[{"role": "assistant", "content": f"answer {i}"}] for i in range(6)]
+    (got,) = remote.score_groups([(PROMPTS[0], six)])
+    assert got == pytest.approx([tiny_rm.score(PROMPTS[0], c) for c in six], abs=1e-5)

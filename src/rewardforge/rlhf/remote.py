@@ -143,10 +143,11 @@ class RemoteRewardModel:
         self, groups: Sequence[tuple[Any, Sequence[Any]]], batch_size: int = 16
     ) -> list[list[float]]:
         """`RewardModel.score_groups` through the server: each group of two or more responses goes
-        to `/v1/compare`, which cuts a long prompt once for all of them, as in process."""
+        to `/v1/compare`, which cuts a long prompt once for all of them, as in process (a group
+        larger than the server's `max_items` is scored item by item, in requests it takes)."""
         out: list[list[float]] = []
         for prompt, responses in groups:
-            if len(responses) < 2:
+            if not 2 <= len(responses) <= self.max_items_per_request:  # more: the server would refuse
                 out.append(self.score_batch([(prompt, r) for r in responses]))
                 continue
             bodies = [_plain_item((prompt, r)) for r in responses]
