@@ -480,3 +480,19 @@ def test_reward_model_refuses_what_score_and_serve_refuse(model, response, messa
         model.score("Hi", response)
     with pytest.raises(ValueError, match="needs a 'response'"):
         model.score_batch([{"prompt": "x"}])
+
+
+def test_cuts_past_max_length_are_said_once_each(tiny_bert_dir, tmp_path, capsys):
+    """score cut long items without a word (eval counts them), and a --max-length past the
+    positions was said twice: as our note and as a Python UserWarning (helper rounds 64, 65)."""
+    rows = [{"prompt": "q " * 300, "response": "a"}, {"prompt": "q", "response": "word " * 700}, ITEMS[0]]
+    src = write_jsonl(tmp_path / "long.jsonl", rows)
+    assert (
+        run_cli(
+            [*score_argv(tiny_bert_dir, src, tmp_path / "o.jsonl", "--max-length", "5000"), "--no-progress"]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "UserWarning" not in err and err.count("reads at most 512 tokens, not 5000") == 1
+    assert "1 item(s) had their prompt cut (oldest turns first) and 1 their response cut" in err

@@ -39,7 +39,7 @@ from rewardforge.packing import (
     shared_prefix_row,
 )
 from rewardforge.rewards import gather_rewards
-from rewardforge.tokenization import common_prefix_len, room_problem, tokenize_group
+from rewardforge.tokenization import TokenizedGroup, common_prefix_len, room_problem, tokenize_group
 
 MAX_COMPLETIONS_PER_ROW = 16
 # Tokens per forward pass when scoring. On CPU, 2048 rather than 8192: 64 best-of-8 responses
@@ -70,6 +70,21 @@ def as_messages(value: PromptLike, default_role: str) -> list[Message]:
         return checked_messages(value if isinstance(value, dict) else list(value), what)
     except RowError as exc:  # the data layer's checks, so a conversation reads as in training
         raise ValueError(str(exc)) from None
+
+
+class CappedLengthWarning(UserWarning):
+    """`from_pretrained` was asked for more tokens than the model has positions (the commands,
+    which print their own note, silence it)."""
+
+
+def loaded_quietly(path: Any, **kwargs: Any) -> RewardModel:
+    """`RewardModel.from_pretrained` for a command: a capped length is said as a note, not a
+    Python warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CappedLengthWarning)
+        model = RewardModel.from_pretrained(path, **kwargs)
+    note_capped_length(model, str(path))
+    return model
 
 
 def note_capped_length(model: Any, name: str) -> None:
@@ -327,6 +342,7 @@ class RewardModel:
             warnings.warn(
                 f"{path_or_hub_id} has {model.max_length} positions, so it reads at most "
                 f"{model.max_length} tokens, not {max_length}",
+                CappedLengthWarning,
                 stacklevel=2,
             )
         return model
@@ -476,8 +492,12 @@ class RewardModel:
     # ---- token ids, for callers that batch work themselves (the server) -------------------
     def encode(self, prompt: PromptLike, response: ResponseLike) -> list[int]:
         """The token ids `score(prompt, response)` runs (validated, cut to max_length the same way)."""
+        return self.tokenize(prompt, response).ids[0]
+
+    def tokenize(self, prompt: PromptLike, response: ResponseLike) -> TokenizedGroup:
+        """`encode`, with whether the prompt or the response had to be cut to fit max_length."""
         p, r = prompt_and_response(prompt, response)
-        return tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
+        return tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length)
 
     def encode_text(self, text: str) -> list[int]:
         """Token ids of an already formatted conversation (e.g. `format_text` output), tokenized

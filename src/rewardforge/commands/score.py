@@ -207,19 +207,23 @@ def main(argv: list[str]) -> int:
         check_output_file(rejects, "--rejects")
     check_device(args.device)
 
-    from rewardforge.inference import RewardModel, note_capped_length
+    from rewardforge.inference import loaded_quietly
 
     started = time.monotonic()
-    model = RewardModel.from_pretrained(
-        args.model, max_length=args.max_length, device=args.device, dtype=args.dtype
-    )
-    note_capped_length(model, args.model)
+    model = loaded_quietly(args.model, max_length=args.max_length, device=args.device, dtype=args.dtype)
     stats = score_file(model, source, output, rejects if args.skip_invalid else None, args)
     took = time.monotonic() - started
     msg = f"rewardforge score: {stats['scored']} items scored -> {output} ({took:.1f} s)"
     if args.skip_invalid:
         msg += f"; {stats['rejected']} rejected -> {rejects}"
     print(msg, file=sys.stderr)
+    if stats["prompt_cut"] or stats["response_cut"]:  # eval counts these too; a cut end is lost text
+        print(
+            f"[rewardforge] note: past max length {model.max_length}, {stats['prompt_cut']} item(s) had "
+            f"their prompt cut (oldest turns first) and {stats['response_cut']} their response cut "
+            "(its end is not scored)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -235,7 +239,7 @@ def score_file(
 
     out = AtomicFile(output)
     rej = AtomicFile(rejects) if rejects is not None else None
-    stats = {"records": 0, "scored": 0, "rejected": 0}
+    stats = {"records": 0, "scored": 0, "rejected": 0, "prompt_cut": 0, "response_cut": 0}
     first_reject: RejectedRow | None = None
     chunk: list[tuple[str, Any, list[int]]] = []  # (location, id, token ids)
 
@@ -287,11 +291,13 @@ def score_file(
                 bad(location, e.field, e.reason, record)
                 continue
             try:
-                ids = model.encode(prompt, response)
+                tokens = model.tokenize(prompt, response)
             except Exception as e:  # noqa: BLE001 - a template that cannot render this item
                 bad(location, None, f"cannot be formatted for this model ({type(e).__name__}: {e})", record)
                 continue
-            chunk.append((location, item_id, ids))
+            stats["prompt_cut"] += tokens.prompt_truncated
+            stats["response_cut"] += tokens.response_truncated
+            chunk.append((location, item_id, tokens.ids[0]))
             if len(chunk) >= args.chunk_size:
                 flush()
         flush()

@@ -215,16 +215,13 @@ def _serve(args: argparse.Namespace, settings, sock: socket.socket) -> int:
     import torch
     import uvicorn
 
-    from rewardforge.inference import RewardModel, note_capped_length
+    from rewardforge.inference import loaded_quietly
     from rewardforge.serving import create_app
 
     started = time.monotonic()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = RewardModel.from_pretrained(
-        args.model, max_length=args.max_length, device=args.device, dtype=args.dtype
-    )
-    note_capped_length(model, args.model)
+    model = loaded_quietly(args.model, max_length=args.max_length, device=args.device, dtype=args.dtype)
     app = create_app(model, settings)
     config = uvicorn.Config(
         app,

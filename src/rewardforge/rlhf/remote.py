@@ -228,6 +228,6 @@ def load_rm(
         remote = RemoteRewardModel(spec, api_key=api_key)
         remote.health()
         return remote
-    from rewardforge.inference import RewardModel
+    from rewardforge.inference import loaded_quietly
 
-    return RewardModel.from_pretrained(spec, device=device, dtype=dtype, max_length=max_length)
+    return loaded_quietly(spec, device=device, dtype=dtype, max_length=max_length)
