@@ -216,8 +216,8 @@ def test_streams_in_chunks(model, tmp_path):
         def __init__(self, inner):
             self.inner = inner
 
-        def encode(self, prompt, response):
-            return self.inner.encode(prompt, response)
+        def tokenize(self, prompt, response):
+            return self.inner.tokenize(prompt, response)
 
         def score_token_ids(self, seqs, batch_size):
             seen.append(len(seqs))
