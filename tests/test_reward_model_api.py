@@ -210,3 +210,17 @@ def test_an_agents_tool_calls_are_cut_before_its_reply(tiny_llama_dir):
     whole = [rm.score(prompt, [call, result, {"role": "assistant", "content": r}]) for r in replies]
     assert whole[0] != whole[1]
     assert whole == pytest.approx([rm.score([*prompt, call, result], r) for r in replies], abs=1e-6)
+
+
+def test_a_whole_hh_transcript_as_the_response_is_read_as_its_turns(tiny_llama_dir):
+    """`{"response": "\\n\\nHuman: ...\\n\\nAssistant: ..."}` was one literal reply, while `score`'s
+    `text` field and training read the same transcript as turns (helper round 65)."""
+    rm = RewardModel.from_pretrained(tiny_llama_dir)
+    hh = "\n\nHuman: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke.\n\nAssistant: Why not?"
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Tell me a joke."},
+    ]
+    assert rm.score(None, hh) == pytest.approx(rm.score(turns, "Why not?"), abs=1e-6)
+    assert rm.score_batch([{"response": hh}])[0] == pytest.approx(rm.score(turns, "Why not?"), abs=1e-6)

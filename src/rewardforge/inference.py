@@ -18,6 +18,7 @@ import torch
 
 from rewardforge.data.context import with_tools
 from rewardforge.data.errors import RowError
+from rewardforge.data.transcripts import looks_like_hh, parse_hh
 from rewardforge.data.types import Message
 from rewardforge.data.values import messages as checked_messages
 from rewardforge.data.values import normalised, prompt_text_turns, response_problem
@@ -171,6 +172,8 @@ def prompt_and_response(
     and is then read once; one it does not start with is a ValueError. `tools` (definitions, as
     a `tools` column in training gives them) go into the conversation's system turn."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
+    if not p and isinstance(response, str):  # a whole HH transcript, as training reads one
+        r = _hh_conversation(response) or r
     problem = response_problem(r, allow_empty=True)  # an empty reply is scored (RLHF completions)
     if problem:
         raise ValueError(problem)
@@ -190,6 +193,19 @@ def prompt_and_response(
         except RowError as exc:
             raise ValueError(str(exc)) from None
     return p, r
+
+
+def _hh_conversation(text: str) -> list[Message] | None:
+    """The turns of a response that is a whole "\n\nHuman: ...\n\nAssistant: ..." transcript
+    (it opens with a Human turn and ends with an Assistant reply), else None."""
+    if not looks_like_hh(text):
+        return None
+    try:
+        turns = parse_hh(text, "response")
+    except RowError:  # text before the first turn: a reply that quotes a dialogue
+        return None
+    whole = turns[0]["role"] == "user" and turns[-1]["role"] == "assistant" and turns[-1]["content"].strip()
+    return turns if whole else None
 
 
 def at_start(
