@@ -224,3 +224,55 @@ def test_a_whole_hh_transcript_as_the_response_is_read_as_its_turns(tiny_llama_d
     ]
     assert rm.score(None, hh) == pytest.approx(rm.score(turns, "Why not?"), abs=1e-6)
     assert rm.score_batch([{"response": hh}])[0] == pytest.approx(rm.score(turns, "Why not?"), abs=1e-6)
+
+
+def test_a_group_is_read_and_cut_as_eval_reads_and_cuts_a_pair(tiny_llama_dir, tmp_path):
+    """score_group moved each response's own tool turns into the prompt, so a cut pair kept
+    other context than eval's (which moves only the turns both share), and one response with
+    turns of its own made every response of the group be cut alone (helper round 66)."""
+    import json
+
+    from rewardforge.data import load_pairs
+    from rewardforge.tokenization import tokenize_pair
+
+    rm = RewardModel.from_pretrained(tiny_llama_dir, max_length=64)
+    prompt = "Please look this up carefully for me. " * 6 + "What is the weather?"
+
+    def trajectory(city, weather, reply):
+        call = {"type": "function", "function": {"name": "weather", "arguments": {"city": city}}}
+        return [
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "name": "weather", "content": f"{weather} in {city} today " * 2},
+            {"role": "assistant", "content": reply},
+        ]
+
+    rows = [
+        {"prompt": prompt, "chosen": trajectory("Paris", "Sunny", "It is sunny."),
+         "rejected": trajectory("Rome", "Rainy", "It rains.")},
+        {"prompt": prompt, "chosen": [{"role": "assistant", "content": "Part one " * 8}, {"role": "assistant", "content": "Yes."}],
+         "rejected": [{"role": "assistant", "content": "Part one " * 8}, {"role": "assistant", "content": "No."}]},
+    ]  # fmt: skip
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for pair, row in zip(load_pairs(str(tmp_path / "p.jsonl")).pairs, rows):
+        tokens = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
+        assert tokens.prompt_truncated
+        want = rm.score_token_ids([tokens.chosen_ids, tokens.rejected_ids])
+        assert rm.score_group(prompt, [row["chosen"], row["rejected"]]) == pytest.approx(want, abs=1e-5)
+    plain = ["ok", "a much longer answer that goes on and on about the weather and more"]
+    ids = rm.encode_group(prompt, [rows[0]["chosen"], *plain])
+    assert ids[0][:20] == ids[1][:20] == ids[2][:20]  # one cut for all three
+
+
+def test_groups_are_checked_and_scored_apart(tiny_bert_dir):
+    from rewardforge.rlhf.rewards import score_groups_with
+
+    rm = RewardModel.from_pretrained(tiny_bert_dir, max_length=48)
+    long = "Tell me a long story about dragons and knights. " * 4
+    groups = [(long, ["ok", "a longer answer about dragons"]), (long, ["a reply " * 8, "no"])]
+    flat = score_groups_with(rm, groups)
+    apart = [s for p, rs in groups for s in rm.score_group(p, rs)]  # bon: one group per record
+    assert flat == pytest.approx(apart, abs=1e-6)
+    with pytest.raises(TypeError, match="group 0: a group is a"):
+        rm.score_groups([("p",)])
+    with pytest.raises(TypeError, match="responses are a list, got str"):
+        rm.score_groups([("p", "abc")])

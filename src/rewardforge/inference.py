@@ -165,12 +165,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def prompt_and_response(
-    prompt: PromptLike, response: ResponseLike, tools: Any = None
+    prompt: PromptLike, response: ResponseLike, tools: Any = None, *, split: bool = True
 ) -> tuple[list[Message], list[Message]]:
     """The messages of a scored item. A response that is a whole conversation (it opens with a
     user or system turn) already holds its prompt: a prompt given too must be how it starts,
     and is then read once; one it does not start with is a ValueError. `tools` (definitions, as
-    a `tools` column in training gives them) go into the conversation's system turn."""
+    a `tools` column in training gives them) go into the conversation's system turn. With
+    `split`, the response's turns before its reply join the prompt (see below)."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
     if not p and isinstance(response, str):  # a whole HH transcript, as training reads one
         r = _hh_conversation(response) or r
@@ -184,7 +185,7 @@ def prompt_and_response(
     # The turns before the reply the response ends with (a whole conversation's history, an
     # agent's tool calls and results) join the prompt, so a cut to max_length drops the oldest of
     # them first and never the reply. The text scored is the same.
-    earlier = max((i for i, m in enumerate(r) if m["role"] != "assistant"), default=-1)
+    earlier = max((i for i, m in enumerate(r) if m["role"] != "assistant"), default=-1) if split else -1
     if earlier >= 0:
         p, r = p + r[: earlier + 1], r[earlier + 1 :]
     if tools is not None:
@@ -196,7 +197,7 @@ def prompt_and_response(
 
 
 def _hh_conversation(text: str) -> list[Message] | None:
-    """The turns of a response that is a whole "\n\nHuman: ...\n\nAssistant: ..." transcript
+    """The turns of a response that is a whole "\\n\\nHuman: ...\\n\\nAssistant: ..." transcript
     (it opens with a Human turn and ends with an Assistant reply), else None."""
     if not looks_like_hh(text):
         return None
@@ -411,21 +412,37 @@ class RewardModel:
     def _tokenized_group(
         self, prompt: PromptLike, responses: Iterable[ResponseLike], tools: Any, label: str
     ) -> tuple[list[list[int]], list[str]]:
-        items = [
-            _numbered(label, i, lambda r=r: prompt_and_response(prompt, r, tools))
-            for i, r in enumerate(responses)
-        ]
-        keys = [json.dumps(p) for p, _ in items]
-        if len(set(keys)) == 1:
-            ids = tokenize_group(
-                self.tokenizer, self.text_format, items[0][0], [r for _, r in items], self.max_length
-            ).ids
-        else:
+        """Token ids of a group, and each one's prompt key for prefix sharing. Two or more
+        responses are read as the data layer reads a pair: the turns they all start with join
+        the prompt (each keeps at least its last turn), and one cut serves them all, as
+        `tokenize_pair` cuts a pair in training and eval. One response is cut as `encode` cuts it."""
+        if isinstance(responses, str | dict) or responses is None:
+            raise TypeError(f"a group's responses are a list, got {type(responses).__name__}")
+        responses = list(responses)
+        if len(responses) < 2:
+            items = [
+                _numbered(label, i, lambda r=r: prompt_and_response(prompt, r, tools))
+                for i, r in enumerate(responses)
+            ]
             ids = [
                 tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
                 for p, r in items
             ]
-        return ids, keys
+            return ids, [json.dumps(p) for p, _ in items]
+        whole = [
+            p + r
+            for p, r in (
+                _numbered(label, i, lambda r=r: prompt_and_response(prompt, r, tools, split=False))
+                for i, r in enumerate(responses)
+            )
+        ]
+        shared = common_prefix_len([normalised(c) for c in whole])
+        shared = min(shared, min(len(c) for c in whole) - 1)
+        group_prompt = whole[0][:shared]
+        ids = tokenize_group(
+            self.tokenizer, self.text_format, group_prompt, [c[shared:] for c in whole], self.max_length
+        ).ids
+        return ids, [json.dumps(group_prompt)] * len(ids)
 
     def score_groups(
         self, groups: Iterable[tuple[PromptLike, Sequence[ResponseLike]]], batch_size: int = 16
@@ -437,8 +454,13 @@ class RewardModel:
         seqs: list[list[int]] = []
         keys: list[str] = []
         sizes: list[int] = []
+        if isinstance(groups, str | dict):
+            raise TypeError("score_groups takes a list of (prompt, responses) groups")
         groups = list(groups)
-        for g, (prompt, responses) in enumerate(groups):
+        for g, group in enumerate(groups):
+            if not (isinstance(group, tuple | list) and len(group) == 2):
+                raise TypeError(f"group {g}: a group is a (prompt, responses) pair, got {group!r:.80}")
+            prompt, responses = group
             label = "response" if len(groups) == 1 else f"group {g} response"
             ids, group_keys = self._tokenized_group(prompt, responses, None, label)
             seqs += ids

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from rewardforge.rlhf.rewards import score_in_groups
+from rewardforge.rlhf.rewards import score_groups_with
 
 
 @torch.no_grad()
@@ -86,8 +86,8 @@ def best_of_n(
             top_p=top_p,
             greedy=greedy,
         )
-        items = [(p, c) for p, cands in zip(prompts, candidates) for c in cands]
-        scores = score_in_groups(rm, items, batch_size=rm_batch_size)  # candidates on equal context
+        # each record's candidates as one group: compared on equal context, as rank compares them
+        scores = score_groups_with(rm, list(zip(prompts, candidates)), batch_size=rm_batch_size)
         broken = next((i for i, x in enumerate(scores) if not math.isfinite(float(x))), None)
         if broken is not None:  # a mean or a best of NaN is no result (and NaN is no JSON)
             from rewardforge.modeling import ModelLoadError

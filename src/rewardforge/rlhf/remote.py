@@ -146,7 +146,16 @@ class RemoteRewardModel:
         to `/v1/compare`, which cuts a long prompt once for all of them, as in process (a group
         larger than the server's `max_items` is scored item by item, in requests it takes)."""
         out: list[list[float]] = []
-        for prompt, responses in groups:
+        if isinstance(groups, str | dict):
+            raise TypeError("score_groups takes a list of (prompt, responses) groups")
+        groups = list(groups)
+        for g, group in enumerate(groups):
+            if not (isinstance(group, tuple | list) and len(group) == 2):
+                raise TypeError(f"group {g}: a group is a (prompt, responses) pair, got {group!r:.80}")
+            prompt, responses = group
+            if isinstance(responses, str | dict) or responses is None:
+                raise TypeError(f"group {g}: a group's responses are a list, got {type(responses).__name__}")
+            responses = list(responses)
             if not 2 <= len(responses) <= self.max_items_per_request:  # more: the server would refuse
                 out.append(self.score_batch([(prompt, r) for r in responses]))
                 continue
@@ -154,7 +163,12 @@ class RemoteRewardModel:
             body: dict[str, Any] = {"responses": [b["response"] for b in bodies]}
             if "prompt" in bodies[0]:
                 body["prompt"] = bodies[0]["prompt"]
-            got = self._request("POST", "/v1/compare", json=body).get("scores")
+            try:
+                got = self._request("POST", "/v1/compare", json=body).get("scores")
+            except RemoteRMError as exc:
+                if len(groups) == 1:
+                    raise
+                raise RemoteRMError(f"group {g}: {exc}") from None
             if not isinstance(got, list) or len(got) != len(responses):
                 raise RemoteRMError(
                     f"{self.url}/v1/compare answered no scores for {len(responses)} responses"

@@ -122,13 +122,21 @@ class RolloutLog:
         return rows
 
 
-def score_in_groups(rm: Any, items: Sequence[tuple[Any, Any]], batch_size: int = 16) -> list[float]:
-    """Scores of (prompt, completion) items in input order, the completions of each prompt (a
-    GRPO group, a best-of-N set: consecutive items) scored as one group, so a long prompt is cut
-    once for all of them and they are compared on equal context. An RM object without
-    `score_groups` scores each item alone."""
-    if not hasattr(rm, "score_groups"):
-        return list(rm.score_batch(items, batch_size=batch_size))
+def score_groups_with(
+    rm: Any, groups: Sequence[tuple[Any, Sequence[Any]]], batch_size: int = 16
+) -> list[float]:
+    """Flat scores of (prompt, completions) groups (a GRPO group, one prompt's best-of-N
+    candidates): each group scored together, so a long prompt is cut once for all its
+    completions and they are compared on equal context. An RM object without `score_groups`
+    scores each completion alone."""
+    if hasattr(rm, "score_groups"):
+        return [s for scores in rm.score_groups(groups, batch_size=batch_size) for s in scores]
+    return list(rm.score_batch([(p, c) for p, cs in groups for c in cs], batch_size=batch_size))
+
+
+def consecutive_groups(items: Sequence[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
+    """(prompt, completion) items as groups of consecutive equal prompts: TRL repeats each prompt
+    once per completion of its group, one after another."""
     groups: list[tuple[Any, list[Any]]] = []
     last = object()
     for prompt, completion in items:
@@ -137,14 +145,14 @@ def score_in_groups(rm: Any, items: Sequence[tuple[Any, Any]], batch_size: int =
             groups.append((prompt, []))
             last = key
         groups[-1][1].append(completion)
-    return [s for group in rm.score_groups(groups, batch_size=batch_size) for s in group]
+    return groups
 
 
 class RMReward:
     """The RM score of each rollout, as a TRL reward function named `rm_score`.
 
     One call scores the whole generation batch, each prompt's group of completions together
-    (`score_in_groups`): a long prompt is cut once for the group, and in process the prompt is
+    (`score_groups_with`): a long prompt is cut once for the group, and in process the prompt is
     computed once per group; remote, the group travels in one request."""
 
     def __init__(self, rm: Any, *, batch_size: int = 16, rollout_log: RolloutLog | None = None):
@@ -156,7 +164,7 @@ class RMReward:
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         items = [(_messages(p, "user"), _messages(c, "assistant")) for p, c in zip(prompts, completions)]
-        scores = [float(s) for s in score_in_groups(self.rm, items, batch_size=self.batch_size)]
+        scores = [float(s) for s in score_groups_with(self.rm, consecutive_groups(items), self.batch_size)]
         if len(scores) != len(items):
             raise RuntimeError(f"the reward model returned {len(scores)} scores for {len(items)} rollouts")
         self.last_scores = scores
