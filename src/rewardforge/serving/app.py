@@ -394,13 +394,19 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def compare(body: models.CompareRequest, request: Request) -> Any:  # type: ignore[name-defined]
         prompt = _plain(body.prompt)
         pairs = [(prompt, _plain(r), body.tools) for r in body.responses]
-        each = prepare_pairs(pairs, "responses[{i}]")  # also says which response is bad
+        each = prepare_pairs(pairs, "responses[{i}]")
 
         def prepare() -> list[Any]:
-            prepared = each()
             group = getattr(core, "prepare_group", None)
             if group is None:
-                return prepared
+                return each()
+            from rewardforge.inference import prompt_and_response
+
+            for i, (p, r, tools) in enumerate(pairs):  # which response is bad, before the group reads them
+                try:
+                    prompt_and_response(p, r, tools)
+                except Exception as exc:  # noqa: BLE001 - any failure here is about the input
+                    raise UnpreparableItem(f"responses[{i}]", _reason(exc)) from exc
             try:  # cut together, as RewardModel.compare and eval cut a pair's prompt once
                 return group(prompt, [r for _, r, _ in pairs], body.tools)
             except Exception as exc:  # noqa: BLE001 - any failure here is about the input
