@@ -18,7 +18,7 @@ import torch
 
 from rewardforge.data.context import with_tools
 from rewardforge.data.errors import RowError
-from rewardforge.data.transcripts import looks_like_hh, parse_hh
+from rewardforge.data.transcripts import hh_turns
 from rewardforge.data.types import Message
 from rewardforge.data.values import messages as checked_messages
 from rewardforge.data.values import normalised, prompt_text_turns, response_problem
@@ -199,11 +199,8 @@ def prompt_and_response(
 def _hh_conversation(text: str) -> list[Message] | None:
     """The turns of a response that is a whole "\\n\\nHuman: ...\\n\\nAssistant: ..." transcript
     (it opens with a Human turn and ends with an Assistant reply), else None."""
-    if not looks_like_hh(text):
-        return None
-    try:
-        turns = parse_hh(text, "response")
-    except RowError:  # text before the first turn: a reply that quotes a dialogue
+    turns = hh_turns(text)
+    if not turns:
         return None
     whole = turns[0]["role"] == "user" and turns[-1]["role"] == "assistant" and turns[-1]["content"].strip()
     return turns if whole else None
@@ -454,13 +451,8 @@ class RewardModel:
         seqs: list[list[int]] = []
         keys: list[str] = []
         sizes: list[int] = []
-        if isinstance(groups, str | dict):
-            raise TypeError("score_groups takes a list of (prompt, responses) groups")
-        groups = list(groups)
-        for g, group in enumerate(groups):
-            if not (isinstance(group, tuple | list) and len(group) == 2):
-                raise TypeError(f"group {g}: a group is a (prompt, responses) pair, got {group!r:.80}")
-            prompt, responses = group
+        groups = checked_groups(groups)
+        for g, (prompt, responses) in enumerate(groups):
             label = "response" if len(groups) == 1 else f"group {g} response"
             ids, group_keys = self._tokenized_group(prompt, responses, None, label)
             seqs += ids
@@ -592,6 +584,22 @@ class RewardModel:
             raise TypeError("rank takes a list of responses; for one, use score(prompt, response)")
         scores = self.score_group(prompt, responses)
         return sorted(enumerate(scores), key=lambda t: -t[1])
+
+
+def checked_groups(groups: Any) -> list[tuple[Any, list[Any]]]:
+    """`score_groups`' argument as a list of (prompt, list of responses), or a TypeError naming
+    the group (a string of responses scored its letters)."""
+    if isinstance(groups, str | dict):
+        raise TypeError("score_groups takes a list of (prompt, responses) groups")
+    out = []
+    for g, group in enumerate(groups):
+        if not (isinstance(group, tuple | list) and len(group) == 2):
+            raise TypeError(f"group {g}: a group is a (prompt, responses) pair, got {group!r:.80}")
+        prompt, responses = group
+        if isinstance(responses, str | dict) or responses is None:
+            raise TypeError(f"group {g}: a group's responses are a list, got {type(responses).__name__}")
+        out.append((prompt, list(responses)))
+    return out
 
 
 def _grouped_rows(seqs: list[list[int]], groups: list[tuple[list[int], int]]) -> list[Row]:

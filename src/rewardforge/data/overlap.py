@@ -10,7 +10,7 @@ answer leaked into the prompt) is an invalid row.
 from __future__ import annotations
 
 from rewardforge.data.errors import RowError
-from rewardforge.data.transcripts import looks_like_hh, parse_hh, refuse_extension, split_shared
+from rewardforge.data.transcripts import hh_turns, refuse_extension, split_shared
 from rewardforge.data.types import Message
 from rewardforge.data.values import normalised
 
@@ -95,11 +95,8 @@ def _excerpt(text: str, limit: int = 40) -> str:
 def transcript(reply: str, prompt: list[Message]) -> list[Message] | None:
     """A reply that is a whole HH transcript holding one of the prompt's user turns, as turns;
     None for a reply (a reply may well be a dialogue the prompt asked for)."""
-    if not looks_like_hh(reply):
-        return None
-    try:
-        turns = parse_hh(reply, "")
-    except RowError:  # text before the first turn: a reply that quotes a dialogue
+    turns = hh_turns(reply)
+    if not turns:
         return None
     asked = {content for role, content in normalised(prompt) if role == "user"}
     repeats = any(role == "user" and content in asked for role, content in normalised(turns))

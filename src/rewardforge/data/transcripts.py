@@ -39,6 +39,17 @@ def looks_like_hh(text: str) -> bool:
     return {m.group(1) for m in _turn_markers(text)} == {"Human", "Assistant"}
 
 
+def hh_turns(text: str) -> list[Message] | None:
+    """The turns of a text that is an HH transcript from its first character, else None (no
+    markers, or text before the first one: a text that quotes a dialogue)."""
+    if not looks_like_hh(text):
+        return None
+    try:
+        return parse_hh(text, "")
+    except RowError:
+        return None
+
+
 def parse_hh(text: str, field: str) -> list[Message]:
     """Parse "\\n\\nHuman: ...\\n\\nAssistant: ..." into messages; turn text is stripped."""
     matches = _turn_markers(text)

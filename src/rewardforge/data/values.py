@@ -14,7 +14,7 @@ import unicodedata
 from typing import Any
 
 from rewardforge.data.errors import RowError
-from rewardforge.data.transcripts import looks_like_hh, parse_hh, parse_nemo
+from rewardforge.data.transcripts import hh_turns, parse_nemo
 from rewardforge.data.types import CHAT_ROLES, Message, turn_text
 
 # Roles other chat formats use for ours: OpenAI's "developer" is a system turn, "function" a tool.
@@ -306,13 +306,10 @@ def text(record: dict, name: str, like: str | None = None) -> str:
     return unicode_text(value, name)
 
 
-def _hh_turns(value: str, name: str) -> list[Message] | None:
+def _hh_turns(value: str) -> list[Message] | None:
     """The turns of a prompt that is an HH transcript from its first character, else None."""
-    if not looks_like_hh(value):
-        return None
-    try:
-        turns = parse_hh(value, name)
-    except RowError:  # text before the first turn: a prompt that quotes a dialogue
+    turns = hh_turns(value)  # None: no transcript, or a prompt that quotes a dialogue
+    if turns is None:
         return None
     if turns and turns[-1]["role"] == "assistant":
         if turns[-1]["content"].strip():  # ends with a reply: text that quotes a dialogue
@@ -324,7 +321,7 @@ def _hh_turns(value: str, name: str) -> list[Message] | None:
 def prompt_text_turns(value: str) -> list[Message]:
     """A prompt string as training reads it: its turns when it is a transcript, else one user
     message, or none when blank. Scoring and serving read prompt strings here too."""
-    turns = _hh_turns(value, "prompt") or parse_nemo(value)
+    turns = _hh_turns(value) or parse_nemo(value)
     if turns:
         return turns
     return [{"role": "user", "content": value}] if value.strip() else []

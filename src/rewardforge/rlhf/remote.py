@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rewardforge.inference import as_messages
+from rewardforge.inference import as_messages, checked_groups
 
 API_KEY_ENV = "REWARDFORGE_API_KEY"
 
@@ -146,16 +146,8 @@ class RemoteRewardModel:
         to `/v1/compare`, which cuts a long prompt once for all of them, as in process (a group
         larger than the server's `max_items` is scored item by item, in requests it takes)."""
         out: list[list[float]] = []
-        if isinstance(groups, str | dict):
-            raise TypeError("score_groups takes a list of (prompt, responses) groups")
-        groups = list(groups)
-        for g, group in enumerate(groups):
-            if not (isinstance(group, tuple | list) and len(group) == 2):
-                raise TypeError(f"group {g}: a group is a (prompt, responses) pair, got {group!r:.80}")
-            prompt, responses = group
-            if isinstance(responses, str | dict) or responses is None:
-                raise TypeError(f"group {g}: a group's responses are a list, got {type(responses).__name__}")
-            responses = list(responses)
+        groups = checked_groups(groups)
+        for g, (prompt, responses) in enumerate(groups):
             if not 2 <= len(responses) <= self.max_items_per_request:  # more: the server would refuse
                 out.append(self.score_batch([(prompt, r) for r in responses]))
                 continue
