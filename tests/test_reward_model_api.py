@@ -276,3 +276,32 @@ def test_groups_are_checked_and_scored_apart(tiny_bert_dir):
         rm.score_groups([("p",)])
     with pytest.raises(TypeError, match="responses are a list, got str"):
         rm.score_groups([("p", "abc")])
+
+
+def test_conversations_with_other_histories_keep_their_replies_in_a_group(tiny_llama_dir, tmp_path):
+    """Whole conversations with different histories, grouped, were cut at their ends (their
+    replies lost), and an HH transcript beside its own prompt was one raw reply while eval reads
+    it as turns (helper round 67)."""
+    import json
+
+    from rewardforge.data import load_pairs
+    from rewardforge.tokenization import tokenize_pair
+
+    rm = RewardModel.from_pretrained(tiny_llama_dir, max_length=64)
+    history = "I have been thinking about travelling around Europe next summer with my family. " * 2
+
+    def conversation(first, reply):
+        return [{"role": "user", "content": history + first}, {"role": "assistant", "content": "Sure."},
+                {"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": reply}]  # fmt: skip
+
+    good, bad = conversation("First question.", "Paris."), conversation("Second one!", "Lyon, I think.")
+    alone = [rm.score(None, good), rm.score(None, bad)]
+    assert rm.score_group(None, [good, bad]) == pytest.approx(alone, abs=1e-5)
+    assert rm.score_group(None, [good, "Paris."])[0] == pytest.approx(alone[0], abs=1e-5)
+    hh = "\n\nHuman: What is the capital of France?\n\nAssistant:"
+    row = {"prompt": hh, "chosen": hh + " Paris.", "rejected": hh + " Lyon."}
+    (tmp_path / "hh.jsonl").write_text(json.dumps(row) + "\n")
+    (pair,) = load_pairs(str(tmp_path / "hh.jsonl")).pairs
+    tokens = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
+    want = rm.score_token_ids([tokens.chosen_ids, tokens.rejected_ids])
+    assert rm.score_group(hh, [row["chosen"], row["rejected"]]) == pytest.approx(want, abs=1e-5)

@@ -152,3 +152,10 @@ def test_a_group_larger_than_the_servers_limit_is_still_scored(tiny_rm, server):
     six = [[{"role": "assistant", "content": f"answer {i}"}] for i in range(6)]
     (got,) = remote.score_groups([(PROMPTS[0], six)])
     assert got == pytest.approx([tiny_rm.score(PROMPTS[0], c) for c in six], abs=1e-5)
+
+
+def test_a_too_large_group_is_scored_even_before_health_is_asked(tiny_rm, server):
+    remote = RemoteRewardModel(server.url, api_key=API_KEY)  # max_items not learnt: 256 assumed
+    five = [[{"role": "assistant", "content": f"answer {i}"}] for i in range(5)]
+    (got,) = remote.score_groups([(PROMPTS[0], five)])  # /v1/compare answers 413; item by item
+    assert got == pytest.approx([tiny_rm.score(PROMPTS[0], c) for c in five], abs=1e-5)

@@ -173,8 +173,10 @@ def prompt_and_response(
     a `tools` column in training gives them) go into the conversation's system turn. With
     `split`, the response's turns before its reply join the prompt (see below)."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
-    if not p and isinstance(response, str):  # a whole HH transcript, as training reads one
-        r = _hh_conversation(response) or r
+    if isinstance(response, str):  # a whole HH transcript, as training reads one
+        turns = _hh_conversation(response)
+        if turns and (not p or normalised(turns[: len(p)]) == normalised(p)):  # beside its prompt
+            r = turns
     problem = response_problem(r, allow_empty=True)  # an empty reply is scored (RLHF completions)
     if problem:
         raise ValueError(problem)
@@ -436,10 +438,28 @@ class RewardModel:
         shared = common_prefix_len([normalised(c) for c in whole])
         shared = min(shared, min(len(c) for c in whole) - 1)
         group_prompt = whole[0][:shared]
-        ids = tokenize_group(
-            self.tokenizer, self.text_format, group_prompt, [c[shared:] for c in whole], self.max_length
-        ).ids
-        return ids, [json.dumps(group_prompt)] * len(ids)
+        # A response with a user or system turn of its own past the shared turns (a conversation
+        # with another history) would be cut at its end, its reply lost: it is cut alone, as
+        # `encode` cuts it; the others share one cut.
+        own = [any(m["role"] in ("user", "system") for m in c[shared:]) for c in whole]
+        together = [i for i, alone in enumerate(own) if not alone]
+        ids: list[list[int]] = [[] for _ in whole]
+        keys = [json.dumps(group_prompt)] * len(whole)
+        if together:
+            cut = tokenize_group(
+                self.tokenizer,
+                self.text_format,
+                group_prompt,
+                [whole[i][shared:] for i in together],
+                self.max_length,
+            ).ids
+            for i, seq in zip(together, cut):
+                ids[i] = seq
+        for i in (i for i, alone in enumerate(own) if alone):
+            p, r = prompt_and_response(None, whole[i])
+            ids[i] = tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
+            keys[i] = json.dumps(p)
+        return ids, keys
 
     def score_groups(
         self, groups: Iterable[tuple[PromptLike, Sequence[ResponseLike]]], batch_size: int = 16

@@ -158,6 +158,10 @@ class RemoteRewardModel:
             try:
                 got = self._request("POST", "/v1/compare", json=body).get("scores")
             except RemoteRMError as exc:
+                if "HTTP 413" in str(exc):  # more than the server's max_items (health() not asked)
+                    self.health()  # learns the limit, which score_batch's requests keep to
+                    out.append(self.score_batch([(prompt, r) for r in responses]))
+                    continue
                 if len(groups) == 1:
                     raise
                 raise RemoteRMError(f"group {g}: {exc}") from None
