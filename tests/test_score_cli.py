@@ -496,3 +496,20 @@ def test_cuts_past_max_length_are_said_once_each(tiny_bert_dir, tmp_path, capsys
     err = capsys.readouterr().err
     assert "UserWarning" not in err and err.count("reads at most 512 tokens, not 5000") == 1
     assert "1 item(s) had their prompt cut (oldest turns first) and 1 their response cut" in err
+
+
+def test_hh_transcripts_are_read_as_the_api_and_training_read_them(tiny_llama_dir, tmp_path):
+    """score's `response` kept a whole HH transcript raw where RewardModel.score reads its turns,
+    and its `text` refused one quoted after prose (helper round 67)."""
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(tiny_llama_dir)
+    hh = "\n\nHuman: What is the capital of France?\n\nAssistant: Paris."
+    quoted = "Sure, here is a dialogue:\n\nHuman: hi\n\nAssistant: hello"
+    rows = [{"id": "r", "response": hh}, {"id": "t", "text": hh}, {"id": "q", "text": quoted}]
+    src = write_jsonl(tmp_path / "hh.jsonl", rows)
+    assert run_cli([*score_argv(tiny_llama_dir, src, tmp_path / "o.jsonl"), "--no-progress"]) == 0
+    got = {r["id"]: r["score"] for r in read_jsonl(tmp_path / "o.jsonl")}
+    want = rm.score([{"role": "user", "content": "What is the capital of France?"}], "Paris.")
+    assert got["r"] == pytest.approx(want, abs=1e-5) and got["t"] == pytest.approx(want, abs=1e-5)
+    assert got["q"] == pytest.approx(rm.score(None, quoted), abs=1e-5)

@@ -174,7 +174,7 @@ def prompt_and_response(
     `split`, the response's turns before its reply join the prompt (see below)."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
     if isinstance(response, str):  # a whole HH transcript, as training reads one
-        turns = _hh_conversation(response)
+        turns = hh_conversation(response)
         if turns and (not p or normalised(turns[: len(p)]) == normalised(p)):  # beside its prompt
             r = turns
     problem = response_problem(r, allow_empty=True)  # an empty reply is scored (RLHF completions)
@@ -198,7 +198,7 @@ def prompt_and_response(
     return p, r
 
 
-def _hh_conversation(text: str) -> list[Message] | None:
+def hh_conversation(text: str) -> list[Message] | None:
     """The turns of a response that is a whole "\\n\\nHuman: ...\\n\\nAssistant: ..." transcript
     (it opens with a Human turn and ends with an Assistant reply), else None."""
     turns = hh_turns(text)

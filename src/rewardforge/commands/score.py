@@ -115,13 +115,14 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     """(prompt messages, response messages, id) of one record; `RowError(reason, field)` if invalid.
 
     Prompts follow the training rules (a blank prompt text means no prompt; `system` and `tools`
-    columns join the system turn). A `text` in the HH-RLHF transcript form is read as its
-    turns, as training reads it."""
+    columns join the system turn). A response in the HH-RLHF transcript form is read as its
+    turns, as training reads it: a `text` whenever it is one, a `response` or `completion` when
+    it is a whole one (from a Human turn to an Assistant reply) that starts with the prompt."""
     from rewardforge.data.context import with_context
     from rewardforge.data.errors import RowError
-    from rewardforge.data.transcripts import looks_like_hh, parse_hh
-    from rewardforge.data.values import messages, prompt_messages, response_problem, unicode_text
-    from rewardforge.inference import at_start, prompt_and_response
+    from rewardforge.data.transcripts import hh_turns
+    from rewardforge.data.values import messages, normalised, prompt_messages, response_problem, unicode_text
+    from rewardforge.inference import at_start, hh_conversation, prompt_and_response
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -135,10 +136,14 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
         raise RowError(f"expected a string or an integer, got {type(item_id).__name__}", "id")
     name = _response_field(record)
     response = record[name]
-    if isinstance(response, str) and name == "text" and looks_like_hh(response):
-        response_msgs = parse_hh(unicode_text(response, name), name)
-    elif isinstance(response, str):
-        response_msgs = [{"role": "assistant", "content": unicode_text(response, name)}]
+    prompt = record.get("prompt")
+    prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
+    if isinstance(response, str):
+        text = unicode_text(response, name)
+        turns = hh_turns(text) if name == "text" else hh_conversation(text)  # None: quotes a dialogue
+        if turns and name != "text" and normalised(turns[: len(prompt_msgs)]) != normalised(prompt_msgs):
+            turns = None  # a reply that is a dialogue about another prompt
+        response_msgs = turns or [{"role": "assistant", "content": text}]
     elif isinstance(response, list | dict):
         response_msgs = messages(response, name)
         if not response_msgs:
@@ -148,8 +153,6 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     problem = response_problem(response_msgs)  # what training refuses is refused here too
     if problem:
         raise RowError(problem, name)
-    prompt = record.get("prompt")
-    prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
     try:  # a whole conversation holds its prompt: read once, as RewardModel and the server do
         prompt_msgs, response_msgs = prompt_and_response(prompt_msgs, response_msgs)
     except ValueError:
