@@ -174,9 +174,7 @@ def prompt_and_response(
     `split`, the response's turns before its reply join the prompt (see below)."""
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
     if isinstance(response, str):  # a whole HH transcript, as training reads one
-        turns = hh_conversation(response)
-        if turns and (not p or normalised(turns[: len(p)]) == normalised(p)):  # beside its prompt
-            r = turns
+        r = hh_reply(response, p) or r
     problem = response_problem(r, allow_empty=True)  # an empty reply is scored (RLHF completions)
     if problem:
         raise ValueError(problem)
@@ -198,14 +196,16 @@ def prompt_and_response(
     return p, r
 
 
-def hh_conversation(text: str) -> list[Message] | None:
+def hh_reply(text: str, prompt: list[Message]) -> list[Message] | None:
     """The turns of a response that is a whole "\\n\\nHuman: ...\\n\\nAssistant: ..." transcript
-    (it opens with a Human turn and ends with an Assistant reply), else None."""
+    (it opens with a Human turn, ends with an Assistant reply and starts with `prompt`, if any),
+    else None: a reply that quotes a dialogue, or one about another prompt."""
     turns = hh_turns(text)
-    if not turns:
+    if not turns or turns[0]["role"] != "user" or turns[-1]["role"] != "assistant":
         return None
-    whole = turns[0]["role"] == "user" and turns[-1]["role"] == "assistant" and turns[-1]["content"].strip()
-    return turns if whole else None
+    if not turns[-1]["content"].strip() or normalised(turns[: len(prompt)]) != normalised(prompt):
+        return None
+    return turns
 
 
 def at_start(
@@ -393,9 +393,7 @@ class RewardModel:
         seqs, prompts = [], []
         for i, item in enumerate(items):
             prompt, response = _numbered("item", i, lambda item=item: _item(item))
-            seqs.append(
-                tokenize_group(self.tokenizer, self.text_format, prompt, [response], self.max_length).ids[0]
-            )
+            seqs.append(self._cut(prompt, response).ids[0])
             prompts.append(json.dumps(prompt))
         return self._score_by_prompt(seqs, prompts, batch_size)
 
@@ -406,6 +404,7 @@ class RewardModel:
         pair: beyond max_length every response loses the same prompt turns, so their scores
         compare like for like. Responses that bring prompts of their own (whole conversations
         with different histories) are each cut as `encode` cuts them."""
+        ((prompt, responses),) = checked_groups([(prompt, responses)])
         return self._tokenized_group(prompt, responses, tools, "response")[0]
 
     def _tokenized_group(
@@ -415,19 +414,12 @@ class RewardModel:
         responses are read as the data layer reads a pair: the turns they all start with join
         the prompt (each keeps at least its last turn), and one cut serves them all, as
         `tokenize_pair` cuts a pair in training and eval. One response is cut as `encode` cuts it."""
-        if isinstance(responses, str | dict) or responses is None:
-            raise TypeError(f"a group's responses are a list, got {type(responses).__name__}")
-        responses = list(responses)
         if len(responses) < 2:
             items = [
                 _numbered(label, i, lambda r=r: prompt_and_response(prompt, r, tools))
                 for i, r in enumerate(responses)
             ]
-            ids = [
-                tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
-                for p, r in items
-            ]
-            return ids, [json.dumps(p) for p, _ in items]
+            return [self._cut(p, r).ids[0] for p, r in items], [json.dumps(p) for p, _ in items]
         whole = [
             p + r
             for p, r in (
@@ -457,9 +449,13 @@ class RewardModel:
                 ids[i] = seq
         for i in (i for i, alone in enumerate(own) if alone):
             p, r = prompt_and_response(None, whole[i])
-            ids[i] = tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length).ids[0]
+            ids[i] = self._cut(p, r).ids[0]
             keys[i] = json.dumps(p)
         return ids, keys
+
+    def _cut(self, prompt: list[Message], response: list[Message]) -> TokenizedGroup:
+        """One (prompt, response), cut to max_length by training's rule."""
+        return tokenize_group(self.tokenizer, self.text_format, prompt, [response], self.max_length)
 
     def score_groups(
         self, groups: Iterable[tuple[PromptLike, Sequence[ResponseLike]]], batch_size: int = 16
@@ -489,10 +485,7 @@ class RewardModel:
         self, prompt: PromptLike, responses: Sequence[ResponseLike], batch_size: int = 16
     ) -> list[float]:
         """Scores of responses to one prompt, tokenized together (see `encode_group`)."""
-        if isinstance(responses, str | dict):
-            raise TypeError("score_group takes a list of responses; for one, use score(prompt, response)")
-        scores = self.score_groups([(prompt, responses)], batch_size=batch_size)[0]
-        return [float(x) for x in scores]
+        return self.score_groups([(prompt, responses)], batch_size=batch_size)[0]
 
     def _score_by_prompt(self, seqs: list[list[int]], prompts: list[str], batch_size: int) -> list[float]:
         """Scores of token sequences, each distinct sequence computed once (so equal items score
@@ -546,8 +539,7 @@ class RewardModel:
 
     def tokenize(self, prompt: PromptLike, response: ResponseLike) -> TokenizedGroup:
         """`encode`, with whether the prompt or the response had to be cut to fit max_length."""
-        p, r = prompt_and_response(prompt, response)
-        return tokenize_group(self.tokenizer, self.text_format, p, [r], self.max_length)
+        return self._cut(*prompt_and_response(prompt, response))
 
     def encode_text(self, text: str) -> list[int]:
         """Token ids of an already formatted conversation (e.g. `format_text` output), tokenized

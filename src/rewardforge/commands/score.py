@@ -121,8 +121,8 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     from rewardforge.data.context import with_context
     from rewardforge.data.errors import RowError
     from rewardforge.data.transcripts import hh_turns
-    from rewardforge.data.values import messages, normalised, prompt_messages, response_problem, unicode_text
-    from rewardforge.inference import at_start, hh_conversation, prompt_and_response
+    from rewardforge.data.values import messages, prompt_messages, response_problem, unicode_text
+    from rewardforge.inference import at_start, hh_reply, prompt_and_response
 
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
@@ -140,9 +140,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     prompt_msgs = [] if prompt is None else prompt_messages(prompt, "prompt")
     if isinstance(response, str):
         text = unicode_text(response, name)
-        turns = hh_turns(text) if name == "text" else hh_conversation(text)  # None: quotes a dialogue
-        if turns and name != "text" and normalised(turns[: len(prompt_msgs)]) != normalised(prompt_msgs):
-            turns = None  # a reply that is a dialogue about another prompt
+        turns = hh_turns(text) if name == "text" else hh_reply(text, prompt_msgs)  # None: a plain reply
         response_msgs = turns or [{"role": "assistant", "content": text}]
     elif isinstance(response, list | dict):
         response_msgs = messages(response, name)

@@ -37,6 +37,8 @@ class ModelScorer:
         self.max_batch_size = max_batch_size
         shared = getattr(model, "score_token_ids_shared", None) if share_prefix else None
         self._score = shared if callable(shared) else model.score_token_ids
+        if not callable(getattr(model, "encode_group", None)):
+            self.prepare_group = None  # the app prepares a group's responses one by one
 
     def prepare(self, prompt: Any, response: Any) -> list[int]:
         return self.model.encode(prompt, response)
@@ -45,11 +47,9 @@ class ModelScorer:
         return self.model.encode_text(text)
 
     def prepare_group(self, prompt: Any, responses: list[Any], tools: Any = None) -> list[list[int]]:
-        """Responses to one prompt cut together (`/v1/compare`), as `RewardModel.compare` cuts them."""
-        encode_group = getattr(self.model, "encode_group", None)
-        if encode_group is None:
-            return [self.prepare(*_with_tools(prompt, r, tools)) for r in responses]
-        return encode_group(prompt, responses, tools)
+        """Responses to one prompt cut together (`/v1/compare`), as `RewardModel.compare` cuts them
+        (a model without `encode_group` has none: the app then prepares them one by one)."""
+        return self.model.encode_group(prompt, responses, tools)
 
     def run(self, prepared: Sequence[list[int]]) -> list[float]:
         if not prepared:
@@ -58,14 +58,6 @@ class ModelScorer:
 
     def warm_up(self) -> None:
         self.run([self.prepare("Hello", "Hi! How can I help?")])
-
-
-def _with_tools(prompt: Any, response: Any, tools: Any) -> tuple[Any, Any]:
-    if tools is None:
-        return prompt, response
-    from rewardforge.inference import prompt_and_response
-
-    return prompt_and_response(prompt, response, tools)
 
 
 class BatchFunctionScorer:
