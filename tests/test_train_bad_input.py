@@ -190,3 +190,16 @@ def test_eval_data_with_several_splits_needs_one_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "holds several splits (test, train); name one, e.g." in err
+
+
+def test_bad_input_leaves_no_empty_output_folder(tmp_path, capsys):
+    """helper 69: every bad-input exit left the --output folder (and its parents) it had made."""
+    path = write_case(tmp_path, sorted(CASES)[0])
+    out = tmp_path / "runs" / "typo" / "out"
+    code = main(["train", "--data", str(path), "--output", str(out), "--max-steps", "1"])
+    assert code == 2 and "line 2" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    code = main(["train", "--data", str(path), "--output", str(existing), "--max-steps", "1"])
+    assert code == 2 and existing.is_dir()  # a folder the user made stays

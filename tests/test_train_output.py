@@ -83,6 +83,38 @@ def test_overwrite_keeps_the_old_run_until_data_and_model_have_loaded(tmp_path, 
     assert (out / "checkpoint-2").is_dir()
 
 
+def test_overwrite_keeps_the_old_run_until_the_new_model_is_saved(
+    tmp_path, data, capsys, monkeypatch, tiny_bert_dir
+):
+    """helper 63: a run that failed after --overwrite had deleted the old one left neither. The
+    old run is set aside in the folder and dropped only once the new model is saved."""
+    from rewardforge.training.trainer import RewardTrainer
+
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "1") == 0
+    old = {p.name: digest(p) for p in out.iterdir() if p.is_file()}
+    old_checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(RewardTrainer, "train", interrupted)
+        assert train(tiny_bert_dir, data, out, "--overwrite", "--learning-rate", "1e-3") == 130
+    (aside,) = out.glob(".replaced-*")
+    assert f"kept in {aside}" in capsys.readouterr().out
+    kept = {name: digest(aside / name) for name in old if (aside / name).is_file()}
+    assert kept == {name: d for name, d in old.items() if name in kept}
+    assert {"model.safetensors", "rewardforge.json", "metrics.json"} <= set(kept)
+    assert sorted(p.name for p in aside.glob("checkpoint-*")) == old_checkpoints
+    assert not (out / "model.safetensors").exists()  # nothing of it is mistaken for the new run
+
+    assert train(tiny_bert_dir, data, out, "--overwrite", "--learning-rate", "1e-3") == 0
+    assert f"{aside} holds a run that an --overwrite replaced" in capsys.readouterr().out
+    assert not list(out.glob(".replaced-*"))  # the new model is saved: the replaced runs go
+    assert digest(out / "model.safetensors") != old["model.safetensors"]
+
+
 def test_overwrite_leaves_no_adapter_of_the_replaced_run(tmp_path, data, tiny_llama_dir):
     from rewardforge import RewardModel
 

@@ -3,12 +3,15 @@ resume from, and the checks that a resumed run is the run it continues."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import shutil
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,27 @@ MODEL_FILES = re.compile(
 )  # exact names: a user's model_backup.safetensors or vocab.jsonl in the folder stays
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Folders a run creates for its --output are removed again if it fails before writing into
+    them (bad data, a bad model): a typo in --output leaves no empty folders behind."""
+    created = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        created.append(path)
+    try:
+        yield
+    except BaseException:
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            for path in created:  # innermost first; rmdir refuses a folder that holds anything
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
+        raise
+
+
 def checkpoints(folder: Path) -> list[Path]:
     """The Trainer's checkpoint folders in `folder` (checkpoint-<step>), newest first; a folder of
     the user's such as checkpoint-best is none of them."""
@@ -51,7 +75,7 @@ def checkpoint_of(path: str | Path, folder: Path) -> bool:
 
 def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
     """Check that --output can take this run; never mix two runs (or a run and a model) in one
-    folder unless asked to. Returns what --overwrite will remove, which `clear_previous_run`
+    folder unless asked to. Returns what --overwrite will remove, which `set_aside_previous_run`
     does only once the data and the model have loaded: a typo must not cost the old run."""
     from rewardforge.commands.checks import check_output_dir, same_path
 
@@ -81,6 +105,12 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
         if args.resume != "last"
         else any(checkpoint_problem(c) is None for c in checkpoints(output_dir))
     )
+    for aside in replaced_runs(output_dir):
+        print(
+            f"[rewardforge] note: {aside} holds a run that an --overwrite replaced before its new run "
+            "finished; it is deleted when a run in this folder saves its model (move its files back "
+            "to keep it)"
+        )
     if not previous or resumable:
         return []
     if args.resume == "last" and all(
@@ -113,12 +143,44 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
     return previous
 
 
-def clear_previous_run(previous: list[Path]) -> None:
-    """--overwrite: remove the replaced run's files (main process only)."""
+REPLACED_PREFIX = ".replaced-"
+
+
+def set_aside_previous_run(previous: list[Path], output_dir: Path, overwrite: bool) -> Path | None:
+    """--overwrite: move the replaced run's files into a hidden folder of `output_dir` (main
+    process only), so that a run that fails or is killed before its model is saved costs nothing:
+    the old run is still there to move back. `drop_replaced_runs` deletes it once the new model
+    is saved. Returns the folder (None when nothing was moved). Without --overwrite, `previous`
+    is what a --resume restarts from nothing: the logs of a run killed before its first
+    checkpoint, which hold no model, so they are simply removed."""
+    if not previous or os.environ.get("LOCAL_RANK", "0") != "0":
+        return None
+    if not overwrite:
+        for path in previous:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=REPLACED_PREFIX, dir=output_dir))
+    for path in previous:
+        if path.exists():
+            os.replace(path, aside / path.name)  # same folder, same file system: a rename
+    print(
+        f"[rewardforge] --overwrite: the replaced run is kept in {aside} until this run's model is "
+        "saved; if this run fails, move its files back to restore it"
+    )
+    return aside
+
+
+def replaced_runs(output_dir: Path) -> list[Path]:
+    """Runs that an --overwrite set aside and whose replacement never finished."""
+    return sorted(p for p in output_dir.glob(f"{REPLACED_PREFIX}*") if p.is_dir())
+
+
+def drop_replaced_runs(output_dir: Path) -> None:
+    """The new run's model is saved: the runs --overwrite replaced in this folder can go."""
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return
-    for path in previous:
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    for aside in replaced_runs(output_dir):
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def checkpoint_problem(path: Path) -> str | None:

@@ -36,12 +36,14 @@ from rewardforge.training.collator import PairCollator, PairDataset
 from rewardforge.training.output import (
     check_same_run,
     checkpoint_state,
-    clear_previous_run,
+    drop_replaced_runs,
     find_resume_checkpoint,
     prepare_output,
+    removed_if_left_empty,
     repoint_best_checkpoint,
     restore_metrics_log,
     run_identity,
+    set_aside_previous_run,
 )
 from rewardforge.training.trainer import STAGING_DIR, RewardTrainer
 
@@ -330,6 +332,20 @@ def train(
     """Run one training job end to end; returns the metadata saved as rewardforge.json."""
     check_options(args, targs)
     output_dir = Path(args.output or targs.output_dir)
+    with removed_if_left_empty(output_dir):  # bad data or a bad model leaves no empty folder
+        return _train(
+            args, targs, output_dir, resolved_config=resolved_config, extra_callbacks=extra_callbacks
+        )
+
+
+def _train(
+    args: RewardArguments,
+    targs: TrainingArguments,
+    output_dir: Path,
+    *,
+    resolved_config: dict[str, Any],
+    extra_callbacks: list[TrainerCallback] | None,
+) -> dict[str, Any]:
     replaced = prepare_output(output_dir, args)
     # absolute: rewardforge.json and a saved adapter name their base model from any folder
     model_source = absolute_source(args.model) or default_model_path()
@@ -404,7 +420,7 @@ def train(
         identity = check_same_run(Path(resume).parent / "run_config.json", identity, resume)
         repoint_best_checkpoint(resume, resumed)
         restore_metrics_log(output_dir / "train_metrics.jsonl", resumed.get("log_history") or [])
-    clear_previous_run(replaced)  # data, model and tokens are ready: the old run can go
+    set_aside_previous_run(replaced, output_dir, args.overwrite)  # data, model and tokens are ready
     resolved_config = {
         **resolved_config,
         "training_arguments": json.loads(targs.to_json_string()),  # as the Trainer gets them
@@ -522,6 +538,7 @@ def train(
     if trainer.is_world_process_zero():
         save_reward_model(trainer.model, loaded.tokenizer, output_dir, meta, save_adapter=args.save_adapter)
         atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
+        drop_replaced_runs(output_dir)  # the new model is saved: --overwrite is done
         with contextlib.suppress(OSError):  # an empty checkpoint staging folder
             (output_dir / STAGING_DIR).rmdir()
     trainer.accelerator.wait_for_everyone()
