@@ -374,3 +374,106 @@ def test_load_pairs_takes_columns_as_the_command_line_writes_them(tmp_path):
     assert load_pairs(path, columns="prompt=question").pairs[0].prompt == [{"role": "user", "content": "Q?"}]
     with pytest.raises(TypeError, match="a path or 'hf:ORG/NAME'"):
         load_pairs(bytes(path))
+
+
+def test_a_csv_syntax_error_says_the_rest_of_the_file_is_unread(tmp_path):
+    """helper 69: with skip_invalid, a bad quote dropped every later row as "1 invalid row"."""
+    path = tmp_path / "quote.csv"
+    path.write_text('prompt,chosen,rejected\nq0,a0,b0\nq1,"Here is how"x,No\nq2,a2,b2\n\nq3,a3,b3\n')
+    loaded = load_pairs(str(path), skip_invalid=True)
+    assert len(loaded.pairs) == 1
+    (bad,) = loaded.rejected
+    assert bad.location == "row 2"
+    assert "lines 3-6 (the rest of the file) could not be read" in bad.reason
+
+
+def test_a_processor_that_exits_is_a_clear_error(tmp_path):
+    """helper 69: sys.exit in a processor ended the run with its code and no word."""
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(7)\n")
+    (tmp_path / "record_exits.py").write_text(
+        "import sys\nfrom rewardforge.data import PreferenceProcessor\n"
+        "class P(PreferenceProcessor):\n"
+        "    def to_pair(self, record):\n"
+        "        if record['prompt'] == 'q1':\n"
+        "            sys.exit(5)\n"
+        "        return record\n"
+    )
+    rows = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(3)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataOptionError, match="raised on import: SystemExit: 7"):
+        load_pairs(str(data), processor=f"{tmp_path / 'exits.py'}:P")
+    loaded = load_pairs(str(data), processor=f"{tmp_path / 'record_exits.py'}:P", skip_invalid=True)
+    assert len(loaded.pairs) == 2
+    assert [(r.location, r.reason) for r in loaded.rejected] == [("line 2", "P.to_pair raised SystemExit: 5")]
+
+
+def test_a_key_repeated_in_one_record_of_a_json_list_names_its_row(tmp_path):
+    """helper 69: the whole file was refused with no row named."""
+    path = tmp_path / "dup.json"
+    path.write_text(
+        '[{"prompt": "q0", "chosen": "a", "rejected": "b"},'
+        ' {"prompt": "q1", "chosen": "a", "chosen": "c", "rejected": "b"},'
+        ' {"prompt": "q2", "chosen": [{"role": "assistant", "content": "x", "content": "y"}], "rejected": "b"}]'
+    )
+    raises_at(str(path), "row 2", None, "the field 'chosen' appears twice")
+    loaded = load_pairs(str(path), skip_invalid=True)
+    assert len(loaded.pairs) == 1 and [r.location for r in loaded.rejected] == ["row 2", "row 3"]
+    splits = tmp_path / "splits.json"
+    splits.write_text('{"train": [{"prompt": "q", "chosen": "a", "rejected": "b"}], "train": []}')
+    with pytest.raises(DataError, match="the field 'train' appears twice"):
+        load_pairs(str(splits))
+
+
+@pytest.mark.parametrize("text", ["\ufe0f", "\u0301", " \u3164 ", "\u2800", "\u200b\u0301"])
+def test_a_response_of_invisible_marks_is_empty(tmp_path, text):
+    """helper 69: a lone variation selector or accent passed as a reply (the tokenizer drops it)."""
+    raises_at(
+        jsonl_with(tmp_path, json.dumps({"prompt": "Q?", "chosen": text, "rejected": "b"})),
+        "line 2",
+        "chosen",
+        "empty response",
+    )
+    assert (
+        len(
+            load_pairs(
+                jsonl_with(tmp_path, json.dumps({**GOOD, "chosen": "e\u0301t\u00e9 \U0001f600\ufe0f"}))
+            ).pairs
+        )
+        == 3
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf16_file_is_named_as_such(tmp_path, encoding):
+    """helper 69: UTF-16 JSONL read as 'not valid UTF-8' on every line, or as malformed JSON."""
+    path = tmp_path / "wide.jsonl"
+    path.write_bytes((json.dumps(GOOD) + "\n").encode(encoding))
+    err = raises_at(str(path), "line 1", None, "the file is UTF-(16|32) text; save it as UTF-8")
+    assert encoding[:6].upper() in str(err)
+
+
+def test_a_damaged_parquet_file_or_saved_dataset_is_one_line(tmp_path):
+    """helper 69: pyarrow's message took several lines; a damaged shard of a saved dataset was
+    called not a saved dataset."""
+    import datasets
+    import pandas as pd
+
+    rows = [{"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}"} for i in range(50)]
+    parquet = tmp_path / "d.parquet"
+    pd.DataFrame(rows).to_parquet(parquet)
+    data = bytearray(parquet.read_bytes())
+    data[8:200] = b"\xff" * 192
+    parquet.write_bytes(bytes(data))
+    with pytest.raises(DataError) as info:
+        load_pairs(str(parquet))
+    assert "\n" not in str(info.value) and "unreadable Parquet file" in str(info.value)
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list(rows).save_to_disk(str(saved))
+    (shard,) = saved.glob("*.arrow")
+    shard.write_bytes(shard.read_bytes()[:300])
+    with pytest.raises(
+        DataError, match="unreadable saved dataset: one of its files is damaged or missing"
+    ) as info:
+        load_pairs(str(saved))
+    assert "\n" not in str(info.value)

@@ -223,14 +223,19 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _csv_error(exc: csv.Error, what: str, start_line: int, line: int) -> str:
+def _csv_error(exc: csv.Error, what: str, start_line: int, line: int, last_line: int | None = None) -> str:
+    """Say what a CSV syntax error costs: reading stops there (a reader resumed after it could
+    start inside a quoted cell and take its lines for rows), so the rest of the file is unread."""
     if str(exc) == "unexpected end of data":
         # Without strict=True, csv folds everything after the open quote into one cell.
         return (
             f"unterminated quoted field starting at {what} (line {start_line}): its closing quote is "
             f"missing, so lines {start_line}-{line} (the rest of the file) could not be read"
         )
-    return f"malformed CSV at line {line} ({exc})"
+    if last_line is None:
+        return f"malformed CSV at line {line} ({exc})"
+    rest = f"line {line}" if last_line <= line else f"lines {line}-{last_line}"
+    return f"malformed CSV at line {line} ({exc}); reading stops there, so {rest} (the rest of the file) could not be read"
 
 
 def _check_header(spec: str, header: list[str]) -> list[int]:
@@ -284,7 +289,9 @@ def read_csv(spec: str, path: Path, notes: list[str] | None = None) -> Iterator[
             except StopIteration:
                 return
             except csv.Error as exc:
-                reason = _csv_error(exc, f"row {index + 1}", start_line, reader.line_num)
+                line = reader.line_num
+                last_line = line + sum(1 for _ in fh)
+                reason = _csv_error(exc, f"row {index + 1}", start_line, line, last_line)
                 yield f"row {index + 1}", ReadProblem(reason, fatal=True)
                 return
             except OSError as exc:

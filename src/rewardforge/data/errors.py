@@ -15,7 +15,8 @@ class DataError(ValueError):
         self.source = source
         self.location = location
         self.field = field
-        self.reason = reason
+        # one line: a library's message (pyarrow's) may hold several
+        self.reason = reason = " ".join(part.strip() for part in reason.splitlines() if part.strip())
         where = source if location is None else f"{source}:{location}"
         what = reason if field is None else f"field '{field}': {reason}"
         super().__init__(f"{where}: {what}")

@@ -185,7 +185,7 @@ class _Load:
             raise RowError(exc.reason, exc.field) from exc
         except ValueError as exc:
             raise RowError(str(exc) or type(exc).__name__) from exc
-        except Exception as exc:  # noqa: BLE001 - user code failing on this record: a bad row
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code failing on this record: a bad row
             raise RowError(
                 f"{type(self.processor).__name__}.to_pair raised {type(exc).__name__}: {exc}"
             ) from exc
@@ -299,7 +299,7 @@ def _records(
             yield item
     except (DataError, DataOptionError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's code: any failure is this file's error
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any failure is this file's error
         raise DataError(spec, f"{name}.read() raised {type(exc).__name__}: {exc}") from exc
 
 

@@ -84,7 +84,7 @@ def _import_file(path: Path, ref: str) -> Any:
     sys.modules[name] = module  # dataclasses and pickling look the module up here
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's code: any failure on import
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any failure on import
         del sys.modules[name]
         raise DataOptionError(f"processor file {path} raised on import: {type(exc).__name__}: {exc}") from exc
     return module
@@ -115,7 +115,7 @@ def load_processor(ref: str | PreferenceProcessor | type[PreferenceProcessor]) -
             module = importlib.import_module(where)
         except ModuleNotFoundError as exc:
             raise DataOptionError(f"processor module {where!r} not found ({exc})") from exc
-        except Exception as exc:  # noqa: BLE001 - the user's code: any failure on import
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any failure on import
             raise DataOptionError(
                 f"processor module {where!r} raised on import: {type(exc).__name__}: {exc}"
             ) from exc
@@ -132,7 +132,7 @@ def _instance(cls: type[PreferenceProcessor], ref: str) -> PreferenceProcessor:
         raise DataOptionError(f"{ref!r} does not implement to_pair(record)")
     try:
         return cls()
-    except Exception as exc:  # noqa: BLE001 - the user's __init__
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's __init__
         raise DataOptionError(
             f"processor {ref!r} could not be created with no arguments: {type(exc).__name__}: {exc}"
         ) from exc

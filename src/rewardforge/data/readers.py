@@ -118,6 +118,13 @@ def _read_source(spec: str, split: str | None, picker: _SplitPicker) -> Iterator
             raise PermissionError(13, "Permission denied")
     except OSError as exc:  # permission denied, a broken mount: one line, not a traceback
         raise DataError(spec, f"cannot be read ({exc.strerror or exc})") from None
+    encoding = _wide_encoding(path) if path.is_file() else None
+    if encoding:  # each line would be "not valid UTF-8", or malformed JSON
+        raise DataError(
+            spec,
+            f"the file is {encoding} text; save it as UTF-8 (iconv -f {encoding} -t UTF-8)",
+            location="line 1",
+        )
     name = path.name.lower()
     if name.endswith(_JSONL_SUFFIXES):
         picker.none()
@@ -231,6 +238,20 @@ def _open_binary(path: Path):
     return gzip.GzipFile(fileobj=fh, mode="rb") if packed else fh
 
 
+def _wide_encoding(path: Path) -> str | None:
+    """'UTF-16' or 'UTF-32' when the file's first bytes say so (a byte-order mark, or a zero byte
+    beside the first character, as Windows tools write text), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    if len(head) >= 2 and head[:2] != b"\x00\x00" and (head[0] == 0) != (head[1] == 0):
+        return "UTF-16"
+    return None
+
+
 def _decode_line(data: bytes) -> str:
     # A BOM can start any line, not just the first, when files were joined with `cat`.
     return data.decode("utf-8").removeprefix("\ufeff")
@@ -291,13 +312,31 @@ def _loads(text: str) -> tuple[Any, str | None]:
 
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
-        if len(obj) < len(pairs) and not repeated:
+        if len(obj) < len(pairs):
             keys = [k for k, _ in pairs]
-            repeated.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
+            key = next(k for i, k in enumerate(keys) if k in keys[:i])
+            repeated.append(key)
+            return _RepeatedKey(obj, key=key)
         return obj
 
     value = json.loads(text, object_pairs_hook=unique)
     return value, repeated[0] if repeated else None
+
+
+class _RepeatedKey(dict):
+    """A JSON object that gave one key twice (`key`), so that a record holding one is named."""
+
+    def __init__(self, items: dict[str, Any], *, key: str):
+        super().__init__(items)
+        self.key = key
+
+
+def _repeat_in(value: Any) -> str | None:
+    """The key some object within `value` gave twice, if any."""
+    if isinstance(value, _RepeatedKey):
+        return value.key
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((key for child in children if (key := _repeat_in(child)) is not None), None)
 
 
 def _repeated_key(key: str) -> str:
@@ -368,10 +407,17 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
     except (ValueError, RecursionError) as exc:  # a too long number or too deep nesting
         reason, line = _json_failure(exc, text)
         raise DataError(spec, reason, location=None if line is None else f"line {line}") from exc
-    if repeated is not None:
+    if isinstance(doc, _RepeatedKey):  # the file's own keys: {"train": [...], "train": [...]}
+        raise DataError(spec, _repeated_key(doc.key))
+    records = _json_records(spec, doc, picker)
+    repeats = [_repeat_in(record) for record in records] if repeated is not None else [None] * len(records)
+    if repeated is not None and not any(repeats):  # outside the records: a split's columns
         raise DataError(spec, _repeated_key(repeated))
-    for index, record in enumerate(_json_records(spec, doc, picker), start=1):
-        yield f"row {index}", record
+    for index, (record, key) in enumerate(zip(records, repeats), start=1):
+        if key is None:
+            yield f"row {index}", record
+        else:  # one record's own key: that row is invalid, not the file
+            yield f"row {index}", ReadProblem(_repeated_key(key), json.dumps(record, ensure_ascii=False))
 
 
 def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
@@ -515,6 +561,12 @@ def _read_saved_dataset(spec: str, path: Path, picker: _SplitPicker) -> Iterator
     except IndexError as exc:  # datasets cannot load a saved split with no rows (it has no Arrow file)
         ds = _load_split_alone(spec, path, picker, exc)
     except (FileNotFoundError, ValueError, OSError) as exc:
+        if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+            # it is one: what failed is a file of it (a truncated Arrow shard)
+            raise DataError(
+                spec,
+                f"unreadable saved dataset: one of its files is damaged or missing ({type(exc).__name__}: {exc})",
+            ) from exc
         raise DataError(spec, f"directory is not a dataset saved with save_to_disk ({exc})") from exc
     except (TypeError, AttributeError, KeyError) as exc:  # its JSON metadata is not what datasets wrote
         raise DataError(

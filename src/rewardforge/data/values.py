@@ -347,9 +347,19 @@ def normalised(msgs: list[Message]) -> list[tuple[str, str]]:
     return [(m["role"], turn_text(m).strip()) for m in msgs]
 
 
+# letters and symbols that show nothing: Hangul fillers (default ignorable) and the braille blank
+INVISIBLE_GRAPHICS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def blank(text: str) -> bool:
-    """Nothing a reader would see: whitespace, control and format characters only."""
-    return not any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+    """Nothing a reader would see: whitespace, control and format characters, combining marks
+    with nothing to mark (a lone accent, a variation selector) and invisible fillers only."""
+    return all(
+        unicodedata.category(ch)[0] in "CZ"
+        or unicodedata.category(ch) in ("Mn", "Me")
+        or ch in INVISIBLE_GRAPHICS
+        for ch in text
+    )
 
 
 def response_problem(msgs: list[Message], *, allow_empty: bool = False) -> str | None:
