@@ -431,3 +431,32 @@ def test_standard_input_closed_is_refused_before_the_model_loads(tiny_bert_dir, 
     done = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
     assert done.returncode == 2 and "standard input was not open when rewardforge started" in done.stderr
     assert "Loading" not in done.stderr and own.read_text().count("\n") == 1
+
+
+def test_a_signal_as_the_temporary_file_is_made_leaves_none_behind(tmp_path, monkeypatch):
+    """The suite's SIGTERM test caught it under load: a signal right after mkstemp left the
+    temporary file with no owner (score also opened its files before its try)."""
+    import signal
+    import tempfile
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    real = tempfile.mkstemp
+
+    def mkstemp_then_sigterm(*args, **kwargs):
+        made = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)  # arrives before AtomicFile holds the name
+        return made
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_sigterm)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stop):
+            AtomicFile(tmp_path / "out.jsonl")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []

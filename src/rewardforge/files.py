@@ -64,13 +64,23 @@ class AtomicFile:
         _clear_stale_temporaries(self.path)
         # a file replaced keeps its mode (a private 0600 file stays private)
         mode = stat.S_IMODE(self.path.stat().st_mode) if self.path.is_file() else new_file_mode()
-        fd, self.tmp = tempfile.mkstemp(prefix=_temp_prefix(self.path), suffix=".tmp", dir=self.path.parent)
+        fd = None
         try:
-            os.fchmod(fd, mode)
-            self.fh = os.fdopen(fd, "w", encoding="utf-8")
+            # Ctrl-C or SIGTERM between mkstemp and the end of __init__ would leave the temporary
+            # file with no owner to remove it: they wait, then arrive here, where it is removed
+            with held_signals():
+                fd, self.tmp = tempfile.mkstemp(
+                    prefix=_temp_prefix(self.path), suffix=".tmp", dir=self.path.parent
+                )
+                os.fchmod(fd, mode)
+                self.fh = os.fdopen(fd, "w", encoding="utf-8")
         except BaseException:
-            os.close(fd)
-            Path(self.tmp).unlink(missing_ok=True)
+            if getattr(self, "fh", None) is not None:
+                self.fh.close()
+            elif fd is not None:
+                os.close(fd)
+            if self.tmp is not None:
+                Path(self.tmp).unlink(missing_ok=True)
             raise
 
     @property

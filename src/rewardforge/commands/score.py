@@ -238,15 +238,15 @@ def score_file(
     from rewardforge.data.loader import RejectedRow, json_line, jsonable
     from rewardforge.data.readers import ReadProblem, iter_records, read_records
 
-    out = AtomicFile(output)
-    rej = AtomicFile(rejects) if rejects is not None else None
+    out: AtomicFile | None = None
+    rej: AtomicFile | None = None
     stats = {"records": 0, "scored": 0, "rejected": 0, "prompt_cut": 0, "response_cut": 0}
     first_reject: RejectedRow | None = None
     chunk: list[tuple[str, Any, list[int]]] = []  # (location, id, token ids)
 
     def bad(location: str, field: str | None, reason: str, raw: Any) -> None:
         nonlocal first_reject
-        if rej is None:
+        if rej is None:  # (no --skip-invalid)
             raise DataError(source, reason, location=location, field=field)
         row = RejectedRow(source, location, field, reason, jsonable(raw))
         first_reject = first_reject or row
@@ -275,10 +275,13 @@ def score_file(
         chunk.clear()
 
     records = (
-        read_records(source, default_split=None) if rej is not None else iter_records(source, None, None)
+        read_records(source, default_split=None) if rejects is not None else iter_records(source, None, None)
     )
     bar = tqdm(unit=" items", desc="scoring", disable=True if args.no_progress else None, dynamic_ncols=True)
     try:
+        # opened inside the try: a signal any time after leaves no temporary file behind
+        out = AtomicFile(output)
+        rej = AtomicFile(rejects) if rejects is not None else None
         for location, record in records:
             stats["records"] += 1
             if isinstance(record, ReadProblem):  # only the lenient reader (--skip-invalid) yields these
@@ -313,9 +316,9 @@ def score_file(
             )
         commit_together([out] if rej is None else [out, rej])  # the scores and the rejects: both new
     except BaseException:
-        out.discard()
-        if rej is not None:
-            rej.discard()
+        for file in (out, rej):
+            if file is not None:
+                file.discard()
         raise
     finally:
         bar.close()
