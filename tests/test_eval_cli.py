@@ -336,6 +336,8 @@ def test_columns_option_uses_the_data_layer(tmp_path, tiny_bert_dir):
     [
         (["--model", "/nonexistent/model"], "model not found"),
         (["--model", "TINY", "--untrained"], "no rewardforge.json"),
+        (["--model", "MOVED", "--untrained"], "the base model '/nonexistent/base' that"),  # (helper 71)
+        (["--model", "my model <v2>=/nonexistent/model"], "model not found: /nonexistent/model"),  # a name
         (["--model", "TINY", "--batch-size", "0"], "--batch-size"),
         (["--model", "TINY", "--columns", "prompt"], "column mapping"),
         (["--model", "a=TINY", "--model", "a=TINY"], "the name 'a' is given to two specs"),
@@ -347,7 +349,10 @@ def test_columns_option_uses_the_data_layer(tmp_path, tiny_bert_dir):
     ],
 )
 def test_usage_errors_exit_2(tmp_path, tiny_bert_dir, pairs_file, capsys, extra, expect):
-    extra = [a.replace("TINY", str(tiny_bert_dir)) for a in extra]
+    moved = tmp_path / "moved"  # a trained model whose base is gone
+    shutil.copytree(tiny_bert_dir, moved)
+    (moved / "rewardforge.json").write_text(json.dumps({"base_model": "/nonexistent/base"}))
+    extra = [a.replace("TINY", str(tiny_bert_dir)).replace("MOVED", str(moved)) for a in extra]
     argv = [*extra, "--data", str(pairs_file), "--output", str(tmp_path / "o"), "--quiet"]
     try:
         code = run_cli(argv)

@@ -173,3 +173,16 @@ def test_many_and_long_categories_stay_readable_and_all_are_listed():
         warnings.simplefilter("error")
         page = build_html(run, command="x")
     assert long_name in page and LABEL_CHARS < 120
+
+
+def test_wrong_pairs_heading_fits_every_model():
+    """helper 71: the count came from the first model alone; with none wrong there it was blank
+    while the second model listed ten."""
+    run = make_run(2)
+    first = run.results[0].metrics
+    first["most_confidently_wrong"] = []
+    page = build_html(run, command="rewardforge eval")
+    listed = len(run.results[1].metrics["most_confidently_wrong"])
+    assert listed > 0 and f"<h3>The up to {listed} most confidently wrong pairs</h3>" in page
+    run.results[1].metrics["most_confidently_wrong"] = []
+    assert "<h3>No wrong pairs</h3>" in build_html(run, command="rewardforge eval")

@@ -61,7 +61,7 @@ class DataSet:
         }
 
 
-_NAME_RE = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
+_NAME_RE = re.compile(r"^([^=/\\:]+)=(.+)$")  # a name holds no path or Hub separators
 
 
 def split_name(spec: str) -> tuple[str | None, str]:
@@ -143,6 +143,8 @@ def resolve_models(model_args: list[str], *, untrained: bool) -> list[ModelSpec]
     `--untrained` adds, before each trained model, the base model it was trained from (named in
     its rewardforge.json) with a fresh score head: the "before" figure beside the "after" one.
     """
+    from rewardforge.modeling import ModelLoadError
+
     specs: list[ModelSpec] = []
     explicit: list[str | None] = []
     seen_bases: set[str] = set()
@@ -169,7 +171,13 @@ def resolve_models(model_args: list[str], *, untrained: bool) -> list[ModelSpec]
             key = os.path.abspath(base) if os.path.exists(base) else base
             if key not in seen_bases:
                 seen_bases.add(key)
-                _check_model_exists(base)
+                try:
+                    _check_model_exists(base)
+                except ModelLoadError as exc:  # a path the user never typed: say where it comes from
+                    raise ModelLoadError(
+                        f"--untrained: the base model {base!r} that {path}/rewardforge.json names is not "
+                        f"there ({exc}); give the base explicitly as --model base:PATH"
+                    ) from exc
                 specs.append(
                     ModelSpec(
                         spec=f"base:{base}",

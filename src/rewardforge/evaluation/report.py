@@ -507,9 +507,13 @@ def data_section(run: EvalRun, data_name: str) -> str:
     diag = diagnostics_table(results)
     if diag:
         parts.append(diag)
-    parts.append(
-        f"<h3>The {len(results[0].metrics['most_confidently_wrong']) or ''} most confidently wrong pairs</h3>"
+    listed = max(len(r.metrics["most_confidently_wrong"]) for r in results)
+    heading = (
+        "No wrong pairs"
+        if listed == 0
+        else f"The {'' if len(results) == 1 else 'up to '}{listed} most confidently wrong pairs"
     )
+    parts.append(f"<h3>{heading}</h3>")
     parts.append(
         '<p class="note">Wrong pairs with the most negative margin (the model is surest of the wrong '
         "answer). Texts are shortened.</p>"
