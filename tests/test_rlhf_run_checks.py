@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from rewardforge import cli
 from rewardforge.rlhf import arithmetic_prompts
@@ -62,6 +65,9 @@ def fake_run(tmp_path, env_rewards: list[str], step: int = 2):
     ckpt = out / "checkpoints" / f"checkpoint-{step}"
     ckpt.mkdir(parents=True)
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    save_file({"w": torch.zeros(1)}, str(ckpt / "model.safetensors"))  # a checkpoint that reads back
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({}, ckpt / name)
     options = {
         "policy": str(tmp_path / "no-policy"),
         "rm": str(tmp_path / "no-rm"),
@@ -190,6 +196,7 @@ def test_a_nan_score_is_a_broken_reward_model_not_a_best_of_n(tiny_llama_dir):
 def test_resume_of_a_finished_run_is_refused(tmp_path, capsys):
     """Each --resume of a finished run trained one more step past --steps."""
     out = fake_run(tmp_path, ["exact_match"], step=2)
+    (out / "summary.json").write_text(json.dumps({"global_step": 2}))  # it finished at step 2
     argv = rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match", "--steps", "2")
     assert cli.main(argv) == 2
     assert "checkpoint-2 is at step 2 and --steps is 2: nothing is left to train" in capsys.readouterr().err
@@ -285,3 +292,56 @@ def test_env_rewards_of_every_callable_kind_and_number_kind():
     for odd in (np.complex128(1 + 2j), bytearray(b"7"), np.array([1.5])):  # helper 59: 1.0, 7.0, refused
         with pytest.raises(EnvRewardError, match="expected a number or None"):
             checked(lambda prompts, completions, odd=odd, **kw: [odd] * 2)(["p"] * 2, completions)
+
+
+def test_resume_passes_over_a_checkpoint_cut_short_and_refuses_when_none_is_whole(tmp_path, capsys):
+    """helper 70: a kill while checkpoint-3 was saved left its folder, and --resume took it (a
+    Trainer traceback), with a whole checkpoint-2 beside it."""
+    from rewardforge.rlhf.run import RLHFOptions, _check_resume
+
+    out = fake_run(tmp_path, ["exact_match"], step=2)
+    (out / "checkpoints" / "checkpoint-3").mkdir()
+    opts = RLHFOptions(
+        policy=str(tmp_path / "no-policy"), rm=str(tmp_path / "no-rm"), prompts=str(tmp_path / "p.jsonl"),
+        output=str(out), mode="bonus", env_rewards=["exact_match"], steps=4, resume=True,
+    )  # fmt: skip
+    last, step, finishing = _check_resume(out, opts)
+    assert (Path(last).name, step, finishing) == ("checkpoint-2", 2, False)
+    assert "skipping checkpoint-3: trainer_state.json is missing" in capsys.readouterr().out
+    (out / "checkpoints" / "checkpoint-2" / "optimizer.pt").write_bytes(b"PK\x03\x04 cut")
+    assert cli.main(rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match")) == 2
+    assert "no checkpoint in" in capsys.readouterr().err
+
+
+def test_resume_of_a_run_killed_after_its_last_checkpoint_finishes_it(tmp_path):
+    """helper 70: killed after the last step's checkpoint, before the policy and summary were
+    saved, the run could not be finished ("nothing is left to train")."""
+    from rewardforge.rlhf.run import RLHFOptions, _check_resume
+
+    out = fake_run(tmp_path, ["exact_match"], step=4)
+    opts = RLHFOptions(
+        policy=str(tmp_path / "no-policy"), rm=str(tmp_path / "no-rm"), prompts=str(tmp_path / "p.jsonl"),
+        output=str(out), mode="bonus", env_rewards=["exact_match"], steps=4, resume=True,
+    )  # fmt: skip
+    assert _check_resume(out, opts)[1:] == (4, True)
+    (out / "summary.json").write_text(json.dumps({"global_step": 2}))  # an earlier, shorter run's
+    assert _check_resume(out, opts)[1:] == (4, True)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(tmp_path, capsys):
+    """helper 70: a preemptible job passes --resume always; with only the logs of a run killed
+    before its first checkpoint it was refused, and without --resume too."""
+    out = fake_run(tmp_path, ["exact_match"])
+    import shutil
+
+    shutil.rmtree(out / "checkpoints")
+    assert cli.main(rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match")) == 2
+    captured = capsys.readouterr()
+    assert "no checkpoint in" in captured.out and "starting the run" in captured.out
+    assert "no-rm" in captured.err  # it went on to load the models (none here)
+    assert not (out / "train_log.jsonl").exists() and not (out / "rollouts.jsonl").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "train_log.jsonl").write_text('{"my": "own"}\n')
+    assert cli.main(rlhf(tmp_path, "--resume", out="mine")) == 2  # not a run of ours: not replaced
+    assert "already holds train_log.jsonl" in capsys.readouterr().err

@@ -76,12 +76,29 @@ def test_rlhf_cli_bonus_mode_then_resume(tmp_path, tiny_llama_dir, one_thread, c
     assert not (out / "adapter_config.json").exists()
     AutoModelForCausalLM.from_pretrained(out)
 
-    # resume: the same options, one more step, from checkpoint-2
+    # killed after its last checkpoint, before the policy and summary were saved: --resume
+    # finishes from that checkpoint, with no step trained (helper 70: it was refused)
+    (out / "summary.json").unlink()
+    (out / "model.safetensors").unlink()
+    assert run_cli(*common, "--steps", "2", "--resume") == 0
+    assert "checkpoint-2 is the run's last step: finishing from it" in capsys.readouterr().out
+    finished = json.loads((out / "summary.json").read_text())
+    assert finished["global_step"] == 2 and finished["per_step"] == summary["per_step"]
+    assert finished["train_loss"] == pytest.approx(summary["train_loss"], rel=1e-6)
+    AutoModelForCausalLM.from_pretrained(out)
+
+    # resume: the same options, one more step, from checkpoint-2; a checkpoint-3 that a kill cut
+    # short is passed over (helper 70: the Trainer's traceback)
+    (out / "checkpoints" / "checkpoint-3").mkdir()
     assert run_cli(*common, "--steps", "3", "--resume") == 0
-    assert "resuming from" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming from" in printed and "skipping checkpoint-3" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 3 and [s["step"] for s in summary["per_step"]] == [1, 2, 3]
     assert summary["resumed_from"].endswith("checkpoint-2")
+    # the run's loss covers all three steps, not only the one after the resume
+    losses = [s["loss"] for s in summary["per_step"]]
+    assert summary["train_loss"] == pytest.approx(sum(losses) / 3, rel=1e-6, abs=1e-12)
     rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
     assert {r["step"] for r in rollouts} == {1, 2, 3}
 
@@ -176,8 +193,8 @@ def test_rlhf_cli_bad_options_exit_2(tmp_path, capsys):
     assert "divisible by num_generations" in capsys.readouterr().err
     assert run_cli(*base, "--env-reward", "nonsense") == 2
     assert "built-in" in capsys.readouterr().err
-    assert run_cli(*base, "--resume") == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert run_cli(*base, "--resume") == 2  # no run yet: it starts, and fails on the missing models
+    assert "starting the run" in capsys.readouterr().out
     assert (
         run_cli(*base[:-4], "--prompts", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"))
         == 2

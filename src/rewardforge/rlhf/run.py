@@ -230,14 +230,25 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str, int]:
-    """The newest checkpoint of the run in `out` and its step, if the run may go on from it."""
-    from transformers.trainer_utils import get_last_checkpoint
+def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
+    """Where a --resume goes on from: the newest checkpoint of the run in `out` that reads back
+    whole (a newer one cut short by a kill is named and passed over), its step, and whether the
+    run only needs finishing (killed after its last checkpoint, before its policy and summary were
+    saved). (None, 0, False): a run killed before its first checkpoint, which starts again."""
+    from rewardforge.training.output import find_resume_checkpoint
 
     ckpt_dir = out / "checkpoints"
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    last = find_resume_checkpoint(ckpt_dir, "last") if ckpt_dir.is_dir() else None
     if last is None:
-        raise UsageError(f"--resume: no checkpoint in {ckpt_dir} (checkpoints are saved every --save-steps)")
+        if not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir())):
+            # no run yet, or the logs of one killed before its first checkpoint: nothing to
+            # continue and no policy to lose, so it starts (a preemptible job always passes --resume)
+            if not _is_rlhf_output(out):
+                _check_no_run(out)  # other files of the same names are not ours to replace
+            return None, 0, False
+        raise UsageError(
+            f"--resume: no checkpoint in {ckpt_dir} to continue (checkpoints are saved every --save-steps)"
+        )
     config_path = out / "run_config.json"
     if config_path.is_file():
         old = json.loads(config_path.read_text(encoding="utf-8")).get("options", {})
@@ -249,12 +260,38 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str, int]:
                 + ", ".join(f"{k} {old[k]!r} -> {now.get(k)!r}" for k in changed)
             )
     step = _checkpoint_step(last)
-    if step >= opts.steps:  # the Trainer would train one step past --steps, and again at each resume
+    if step > opts.steps or (step == opts.steps and _finished_at(out) == step):
+        # the Trainer would train one step past --steps, and again at each resume
         raise UsageError(
             f"--resume: {Path(last).name} is at step {step} and --steps is {opts.steps}: nothing is left "
             "to train; give more --steps to go on (that checkpoint's weights are the run's last)"
         )
-    return last, step
+    return last, step, step == opts.steps
+
+
+def _finished_at(out: Path) -> int | None:
+    """The step the run in `out` finished at (its summary.json, written after the policy)."""
+    try:
+        step = json.loads((out / "summary.json").read_text(encoding="utf-8")).get("global_step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
+
+
+def _clear_unstarted_run(out: Path) -> None:
+    """The logs of a run killed before its first checkpoint, which --resume starts again."""
+    for pattern in (*RUN_LOGS, "run_config.json"):
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _run_train_loss(log_history: list[dict[str, Any]], global_step: int, session_loss: float) -> float:
+    """The mean loss over every step of the run: the Trainer's own figure forgets the steps
+    before a resume, but the log history (carried by each checkpoint) has each step's loss."""
+    losses = {int(e["step"]): float(e["loss"]) for e in log_history if "loss" in e and "step" in e}
+    if global_step > 0 and sorted(losses) == list(range(1, global_step + 1)):
+        return sum(losses.values()) / global_step
+    return session_loss
 
 
 def _check_no_run(out: Path) -> None:
@@ -358,9 +395,12 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     out = Path(opts.output)
     _check_output(out, opts)
     ckpt_dir = out / "checkpoints"
-    resume_from, resumed_at = None, 0
+    resume_from, resumed_at, finishing = None, 0, False
     if opts.resume:
-        resume_from, resumed_at = _check_resume(out, opts)
+        resume_from, resumed_at, finishing = _check_resume(out, opts)
+        if resume_from is None:
+            printer(f"rlhf: --resume: no checkpoint in {ckpt_dir} yet; starting the run", flush=True)
+            _clear_unstarted_run(out)
     else:
         _check_no_run(out)
     env_funcs = [load_env_reward(spec) for spec in opts.env_rewards]
@@ -462,7 +502,15 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
         flush=True,
     )
     started = time.monotonic()
-    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    if finishing:  # the last step's checkpoint is there: the run only lacks its policy and summary
+        from transformers import TrainerState
+
+        printer(f"rlhf: {Path(resume_from).name} is the run's last step: finishing from it", flush=True)
+        trainer._load_from_checkpoint(resume_from)
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+        session_loss = math.nan
+    else:
+        session_loss = trainer.train(resume_from_checkpoint=resume_from).training_loss
     elapsed = time.monotonic() - started
 
     main_process = trainer.accelerator.is_main_process
@@ -478,7 +526,7 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
         global_step=trainer.state.global_step,
         train_seconds_this_session=round(elapsed, 1),
         resumed_from=resume_from,
-        train_loss=train_result.training_loss,
+        train_loss=_run_train_loss(trainer.state.log_history, trainer.state.global_step, session_loss),
         policy_saved_to=str(out),
         adapter_only=opts.save_adapter,
     )
