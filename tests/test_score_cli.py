@@ -513,3 +513,18 @@ def test_hh_transcripts_are_read_as_the_api_and_training_read_them(tiny_llama_di
     want = rm.score([{"role": "user", "content": "What is the capital of France?"}], "Paris.")
     assert got["r"] == pytest.approx(want, abs=1e-5) and got["t"] == pytest.approx(want, abs=1e-5)
     assert got["q"] == pytest.approx(rm.score(None, quoted), abs=1e-5)
+
+
+def test_an_output_that_would_replace_a_models_file_is_refused(tmp_path, tiny_bert_dir, capsys):
+    """helper 70: `score --output OTHER_MODEL/config.json` replaced that model's config with scores
+    (exit 0; the model no longer loaded). A new file beside a model is fine."""
+    import shutil
+
+    other = tmp_path / "other_model"
+    shutil.copytree(tiny_bert_dir, other)
+    before = (other / "config.json").read_bytes()
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    assert run_cli(score_argv(tiny_bert_dir, src, other / "config.json")) == 2
+    assert "would replace config.json of the model in" in capsys.readouterr().err
+    assert (other / "config.json").read_bytes() == before
+    assert run_cli(score_argv(tiny_bert_dir, src, other / "scores.jsonl")) == 0

@@ -859,3 +859,33 @@ def test_the_recorded_precision_names_the_weights_dtype(tmp_path, data, tiny_ber
     )
     assert json.loads((out / "rewardforge.json").read_text())["precision"] == "bf16 autocast (bf16 weights)"
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, data, capsys, tiny_bert_dir):
+    """helper 70: two runs started together into one --output both passed the "already holds a
+    run" check, exited 0 and mixed their logs. The folder is held (flock) while a run writes."""
+    import subprocess
+    import sys
+
+    from rewardforge import cli
+    from rewardforge.rlhf import arithmetic_prompts
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom rewardforge.commands.checks import held_output_dir\n"
+         f"with held_output_dir({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert train(tiny_bert_dir, data, out) == 2
+        assert f"--output {out} is in use: another run is writing into it now" in capsys.readouterr().err
+        prompts = tmp_path / "p.jsonl"
+        arithmetic_prompts(4, prompts)
+        argv = ["rlhf", "--policy", "x", "--rm", "y", "--prompts", str(prompts), "--output", str(out)]
+        assert cli.main(argv) == 2
+        assert "is in use" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0  # released with its process

@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rewardforge.files import is_stream, own_descriptor_of, separate_openings_of_one_file, stream_problem
@@ -133,6 +135,16 @@ def shown(path: str | os.PathLike) -> str:
 MODEL_MARKERS = ("config.json", "rewardforge.json", "adapter_config.json")
 
 
+MODEL_FILE_NAMES = frozenset(
+    {
+        "config.json", "rewardforge.json", "generation_config.json", "adapter_config.json",
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+        "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
+        "chat_template.jinja", "model.safetensors.index.json",
+    }
+)  # fmt: skip
+
+
 def holds_model(folder: Path) -> bool:
     """A folder with a model's files (a saved model, a checkpoint or an adapter)."""
     return any((folder / marker).is_file() for marker in MODEL_MARKERS)
@@ -195,7 +207,17 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
             raise usage_error(f"{option} {path}: {problem}")
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if target.is_file() and _model_file(target.name) and holds_model(target.parent):
+        # helper 70: `score --output MODEL/config.json` replaced a model's config with scores
+        raise usage_error(
+            f"{option} {path} would replace {target.name} of the model in {target.parent}; choose another file"
+        )
     _check_can_write_in(target.parent, option, path)
+
+
+def _model_file(name: str) -> bool:
+    """A name save_pretrained (or rewardforge) writes for a model, its tokenizer or adapter."""
+    return name in MODEL_FILE_NAMES or name.endswith((".safetensors", ".bin", ".pt", ".gguf"))
 
 
 def _refuse_link_loop(path: Path, option: str) -> None:
@@ -215,6 +237,32 @@ def check_output_dir(path: str | os.PathLike, option: str = "--output") -> None:
     if path.exists() and not path.is_dir():
         raise usage_error(f"{option} {path} exists and is not a folder")
     _check_can_write_in(path, option, path)
+
+
+@contextlib.contextmanager
+def held_output_dir(path: str | os.PathLike, option: str = "--output") -> Iterator[None]:
+    """Create the folder and hold it for this run (an flock on the folder itself, released when
+    the process ends, even by kill -9): a second run into it at the same time is refused, where
+    both passed the "already holds a run" check and their logs mixed. The main process of a
+    multi-process run holds it for all."""
+    path = Path(path)
+    check_output_dir(path, option)
+    path.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise usage_error(
+                f"{option} {path} is in use: another run is writing into it now; wait for it to end or "
+                "choose another folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def check_device(device: str | None, option: str = "--device") -> None:

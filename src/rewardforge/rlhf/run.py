@@ -240,7 +240,10 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
     ckpt_dir = out / "checkpoints"
     last = find_resume_checkpoint(ckpt_dir, "last") if ckpt_dir.is_dir() else None
     if last is None:
-        if not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir())):
+        saved = (out / "summary.json").exists() or any(
+            True for pattern in MODEL_FILES for _ in out.glob(pattern)
+        )
+        if not saved and not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir())):
             # no run yet, or the logs of one killed before its first checkpoint: nothing to
             # continue and no policy to lose, so it starts (a preemptible job always passes --resume)
             if not _is_rlhf_output(out):
@@ -381,6 +384,18 @@ def _check_output(out: Path, opts: RLHFOptions) -> None:
 
 def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     """Run the workflow; returns the summary (also written to OUT/summary.json)."""
+    from rewardforge.commands.checks import held_output_dir
+    from rewardforge.training.output import removed_if_left_empty
+
+    opts.validate()
+    out = Path(opts.output)
+    _check_output(out, opts)
+    # a refused run leaves no empty folder; two runs at once into one folder never mix
+    with removed_if_left_empty(out), held_output_dir(out):
+        return _run_rlhf(opts, out, printer)
+
+
+def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
     import torch
 
     from rewardforge import __version__
@@ -391,9 +406,6 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     from rewardforge.rlhf.remote import is_url
     from rewardforge.rlhf.summary import summarise
 
-    opts.validate()
-    out = Path(opts.output)
-    _check_output(out, opts)
     ckpt_dir = out / "checkpoints"
     resume_from, resumed_at, finishing = None, 0, False
     if opts.resume:

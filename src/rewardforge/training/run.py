@@ -332,7 +332,10 @@ def train(
     """Run one training job end to end; returns the metadata saved as rewardforge.json."""
     check_options(args, targs)
     output_dir = Path(args.output or targs.output_dir)
-    with removed_if_left_empty(output_dir):  # bad data or a bad model leaves no empty folder
+    from rewardforge.commands.checks import held_output_dir
+
+    # bad data or a bad model leaves no empty folder; two runs at once into one folder never mix
+    with removed_if_left_empty(output_dir), held_output_dir(output_dir):
         return _train(
             args, targs, output_dir, resolved_config=resolved_config, extra_callbacks=extra_callbacks
         )
