@@ -69,7 +69,10 @@ def test_scores_match_reward_model_with_ids_and_locations(tiny_bert_dir, model, 
     assert rows[2]["location"] == "line 3" and "id" not in rows[2]
     assert [r["score"] for r in rows] == pytest.approx([expected(model, it) for it in ITEMS], abs=1e-5)
     assert "5 items scored" in capsys.readouterr().err
-    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.jsonl"]  # no temp file left
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "scores.jsonl",
+        "scores.jsonl.summary.json",
+    ]  # no temp file
 
 
 @pytest.mark.parametrize("fmt", ["jsonl.gz", "csv", "parquet"])
@@ -528,3 +531,31 @@ def test_an_output_that_would_replace_a_models_file_is_refused(tmp_path, tiny_be
     assert "would replace config.json of the model in" in capsys.readouterr().err
     assert (other / "config.json").read_bytes() == before
     assert run_cli(score_argv(tiny_bert_dir, src, other / "scores.jsonl")) == 0
+
+
+def test_a_run_writes_its_summary_beside_the_scores(tmp_path, tiny_bert_dir, capsys):
+    """helper 70: score was the one command that wrote no record of its options and figures."""
+    import statistics
+
+    rows = [*ITEMS, {"prompt": "q", "response": "   "}]  # the last is invalid (empty response)
+    src = write_jsonl(tmp_path / "items.jsonl", rows)
+    out = tmp_path / "s.jsonl"
+    assert run_cli(score_argv(tiny_bert_dir, src, out, "--skip-invalid", "--batch-size", "2")) == 0
+    assert "summary -> " in capsys.readouterr().err
+    summary = json.loads((tmp_path / "s.jsonl.summary.json").read_text())
+    scores = [r["score"] for r in read_jsonl(out)]
+    assert summary["counts"] == {
+        "records": len(rows), "scored": len(ITEMS), "rejected": 1, "prompt_cut": 0, "response_cut": 0
+    }  # fmt: skip
+    assert summary["scores"]["mean"] == pytest.approx(statistics.fmean(scores), abs=1e-9)
+    assert summary["scores"]["std"] == pytest.approx(statistics.pstdev(scores), abs=1e-6)
+    assert (summary["scores"]["min"], summary["scores"]["max"]) == (min(scores), max(scores))
+    assert summary["options"]["batch_size"] == 2 and summary["model"]["format"]["kind"] == "plain"
+    assert summary["command"][:2] == ["rewardforge", "score"] and summary["input"] == str(src)
+    named = tmp_path / "run.json"
+    assert run_cli(score_argv(tiny_bert_dir, src, "-", "--summary", str(named), "--skip-invalid",
+                              "--rejects", str(tmp_path / "r.jsonl"))) == 0  # fmt: skip
+    assert json.loads(named.read_text())["counts"]["scored"] == len(ITEMS)
+    assert run_cli(score_argv(tiny_bert_dir, src, tmp_path / "t.jsonl", "--summary", str(src))) == 2
+    err = capsys.readouterr().err
+    assert f"--summary {src} is the input file" in err

@@ -13,6 +13,7 @@ failed or interrupted run never leaves a partial file under the output name.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -78,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         type=output_file_text,
         help="rejects file with --skip-invalid (default: OUTPUT.rejected.jsonl)",
+    )
+    p.add_argument(
+        "--summary",
+        default=None,
+        type=output_file_text,
+        help="the run's record: its options, the model and how it reads text, counts (scored, rejected, "
+        "cut) and score statistics; written with the scores (default: OUTPUT.summary.json; none when "
+        "OUTPUT is a stream, unless named)",
     )
     p.add_argument(
         "--max-length", type=integer(1), default=None, help="tokens per scored text (default: the model's)"
@@ -197,8 +206,20 @@ def main(argv: list[str]) -> int:
             raise usage_error(f"--rejects {rejects} is the input file; choose another name")
         if same_path(rejects, output):
             raise usage_error(f"--rejects {rejects} is the --output file; choose another name")
-    for path, option in ((output, "--output"), (rejects, "--rejects")):
-        if option == "--output" or args.skip_invalid:
+    summary = Path(args.summary) if args.summary else None
+    if summary is None and not is_stream(output):
+        summary = output.with_name(output.name + ".summary.json")
+    if summary is not None:
+        taken = [("--output", output)] + ([("--rejects", rejects)] if args.skip_invalid else [])
+        if local and same_path(summary, source):
+            raise usage_error(f"--summary {summary} is the input file; choose another name")
+        for option, path in taken:
+            if same_path(summary, path):
+                raise usage_error(f"--summary {summary} is the {option} file; choose another name")
+    for path, option in ((output, "--output"), (rejects, "--rejects"), (summary, "--summary")):
+        if path is None:
+            continue
+        if option == "--output" or option == "--summary" or args.skip_invalid:
             if same_path(path, args.model):
                 raise usage_error(f"{option} {path} is the --model file; choose another name")
             check_not_inside(path, args.model, option, "--model")
@@ -206,17 +227,30 @@ def main(argv: list[str]) -> int:
     check_output_file(output, "--output")
     if args.skip_invalid:
         check_output_file(rejects, "--rejects")
+    if summary is not None:
+        check_output_file(summary, "--summary")
     check_device(args.device)
 
     from rewardforge.inference import loaded_quietly
 
     started = time.monotonic()
     model = loaded_quietly(args.model, max_length=args.max_length, device=args.device, dtype=args.dtype)
-    stats = score_file(model, source, output, rejects if args.skip_invalid else None, args)
+    stats = score_file(
+        model,
+        source,
+        output,
+        rejects if args.skip_invalid else None,
+        args,
+        summary=summary,
+        started=started,
+        argv=argv,
+    )
     took = time.monotonic() - started
     msg = f"rewardforge score: {stats['scored']} items scored -> {output} ({took:.1f} s)"
     if args.skip_invalid:
         msg += f"; {stats['rejected']} rejected -> {rejects}"
+    if summary is not None:
+        msg += f"; summary -> {summary}"
     print(msg, file=sys.stderr)
     if stats["prompt_cut"] or stats["response_cut"]:  # eval counts these too; a cut end is lost text
         print(
@@ -228,10 +262,51 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def run_summary(
+    model: Any, source: str, args: argparse.Namespace, stats: dict[str, Any], seconds: float, argv: list[str]
+) -> dict[str, Any]:
+    """What a score run was and what it gave: its options, how the model read the text, the
+    counts and the scores' statistics (the config and metrics every run writes beside its output)."""
+    from rewardforge import __version__
+
+    scored = stats["scored"]
+    mean = stats["score_sum"] / scored if scored else None
+    variance = max(stats["score_sq_sum"] / scored - mean * mean, 0.0) if scored else None
+    return {
+        "rewardforge_version": __version__,
+        "command": ["rewardforge", "score", *argv],
+        "input": source,
+        "model": {
+            "path": args.model,
+            "format": model.text_format.to_dict(),
+            "max_length": model.max_length,
+            "dtype": args.dtype,
+        },
+        "options": {k: v for k, v in vars(args).items() if k not in ("model", "input")},
+        "counts": {k: stats[k] for k in ("records", "scored", "rejected", "prompt_cut", "response_cut")},
+        "scores": {
+            "mean": mean,
+            "std": None if variance is None else math.sqrt(variance),
+            "min": stats["score_min"] if scored else None,
+            "max": stats["score_max"] if scored else None,
+        },
+        "seconds": round(seconds, 2),
+    }
+
+
 def score_file(
-    model: Any, source: str, output: Path, rejects: Path | None, args: argparse.Namespace
-) -> dict[str, int]:
-    """Stream `source` through `model` into `output` (and invalid rows into `rejects`, if given)."""
+    model: Any,
+    source: str,
+    output: Path,
+    rejects: Path | None,
+    args: argparse.Namespace,
+    *,
+    summary: Path | None = None,
+    started: float | None = None,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """Stream `source` through `model` into `output` (and invalid rows into `rejects`, if given;
+    the run's summary into `summary`, if given: all three are put in place together)."""
     from tqdm.auto import tqdm
 
     from rewardforge.data.errors import DataError, RowError
@@ -240,7 +315,10 @@ def score_file(
 
     out: AtomicFile | None = None
     rej: AtomicFile | None = None
-    stats = {"records": 0, "scored": 0, "rejected": 0, "prompt_cut": 0, "response_cut": 0}
+    written: AtomicFile | None = None  # the summary
+    stats: dict[str, Any] = {"records": 0, "scored": 0, "rejected": 0, "prompt_cut": 0, "response_cut": 0}
+    stats.update(score_sum=0.0, score_sq_sum=0.0, score_min=math.inf, score_max=-math.inf)
+    started = time.monotonic() if started is None else started
     first_reject: RejectedRow | None = None
     chunk: list[tuple[str, Any, list[int]]] = []  # (location, id, token ids)
 
@@ -270,6 +348,10 @@ def score_file(
                     {"id": item_id, "score": s} if item_id is not None else {"location": location, "score": s}
                 )
             )
+            stats["score_sum"] += s
+            stats["score_sq_sum"] += s * s
+            stats["score_min"] = min(stats["score_min"], s)
+            stats["score_max"] = max(stats["score_max"], s)
         stats["scored"] += len(chunk)
         bar.update(len(chunk))
         chunk.clear()
@@ -314,9 +396,14 @@ def score_file(
                 location=first_reject.location,
                 field=first_reject.field,
             )
-        commit_together([out] if rej is None else [out, rej])  # the scores and the rejects: both new
+        if summary is not None:
+            written = AtomicFile(summary)
+            about = run_summary(model, source, args, stats, time.monotonic() - started, argv or [])
+            written.write(json.dumps(about, indent=2, default=str) + "\n")
+        # the scores, the rejects and the summary: all new
+        commit_together([f for f in (out, rej, written) if f is not None])
     except BaseException:
-        for file in (out, rej):
+        for file in (out, rej, written):
             if file is not None:
                 file.discard()
         raise
