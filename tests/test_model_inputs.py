@@ -187,15 +187,15 @@ def test_a_reward_models_adapter_is_no_policy(tmp_path):
 
 
 def test_conversions_killed_long_ago_are_cleared(tmp_path, monkeypatch):
-    from rewardforge import modeling
+    from rewardforge import gguf
 
     old, young = tmp_path / ".convert-old", tmp_path / ".convert-young"
     for folder in (old, young):
         folder.mkdir()
         (folder / "model.safetensors").write_bytes(b"x")
-    past = time.time() - modeling.STALE_STAGING_SECONDS - 60
+    past = time.time() - gguf.STALE_STAGING_SECONDS - 60
     os.utime(old, (past, past))
-    modeling._remove_stale_staging(tmp_path)
+    gguf._remove_stale_staging(tmp_path)
     assert not old.exists() and young.exists()
 
 

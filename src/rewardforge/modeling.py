@@ -2,20 +2,19 @@
 
 A reward model here is a plain Hugging Face sequence classifier (num_labels=1,
 problem_type="regression"), so `transformers.pipeline("text-classification")` loads the saved
-folder with no rewardforge import and returns raw rewards.
+folder with no rewardforge import and returns raw rewards. A GGUF file is converted once by
+`rewardforge.gguf`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from torch import nn
 from rewardforge.attention import enable_packed_attention
 from rewardforge.files import atomic_write_text, give_new_file_mode
 from rewardforge.formatting import TextFormat
+from rewardforge.gguf import cached_copy_hint, convert_gguf
 
 META_FILE = "rewardforge.json"
 FORMAT_KINDS = ("plain", "chat_template")
@@ -58,72 +58,6 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)  # rewardforge.json of a saved RM, if any
     packed: bool = False  # decoder attention reads packed spans (rewardforge.attention)
     fresh_head: bool = False  # the checkpoint had no score head: it was newly initialised
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("REWARDFORGE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "rewardforge"
-    )
-    return Path(root)
-
-
-def convert_gguf(gguf_path: str | os.PathLike) -> Path:
-    """Dequantize a GGUF file once into a plain HF folder (cached); return the folder.
-
-    transformers marks a GGUF-loaded model as quantized and the Trainer then refuses to train it;
-    saving it with the quantizer markers cleared gives an ordinary trainable checkpoint.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf_path = Path(gguf_path).resolve()
-    if not gguf_path.is_file():
-        raise ModelLoadError(f"GGUF file not found: {gguf_path}")
-    stat = gguf_path.stat()
-    key = hashlib.sha256(f"{gguf_path}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:16]
-    target = cache_dir() / "gguf" / f"{gguf_path.stem}-{key}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(target.parent)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        kwargs = {"gguf_file": gguf_path.name}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
-        except Exception as e:  # noqa: BLE001 - the gguf reader fails in many ways on a bad file
-            raise ModelLoadError(
-                f"{gguf_path} is not a GGUF model transformers can read ({load_failure(e)})"
-            ) from None
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another process converted it first
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-STALE_STAGING_SECONDS = 6 * 3600  # a conversion takes minutes; older halves were killed
-
-
-def _remove_stale_staging(folder: Path) -> None:
-    """Half-written conversions left by a killed run (hundreds of MB each); a running one is young."""
-    now = time.time()
-    for old in folder.glob(".convert-*"):
-        try:
-            if now - old.stat().st_mtime > STALE_STAGING_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
 
 
 def _head_mismatch(e: BaseException) -> bool:
@@ -491,7 +425,7 @@ def load_reward_model(
         model, fresh_head = _build_classifier(path, kwargs, name_or_path, fresh_head_ok)
     except Exception as e:  # noqa: BLE001 - torn weights raise safetensors' and pickle's own errors
         raise ModelLoadError(
-            f"cannot build a one-output classifier from {name_or_path!r}: {load_failure(e)}{_cached_copy(path)}"
+            f"cannot build a one-output classifier from {name_or_path!r}: {load_failure(e)}{cached_copy_hint(path)}"
         ) from None
     text_format = saved_format(meta, tokenizer)
     ensure_pad_token(tokenizer, model, text_format)
@@ -551,14 +485,6 @@ def _is_tokenizer_file(name: str) -> bool:
     return name.startswith(("tokenizer", "vocab", "merges", "special_tokens")) or name.endswith(
         (".model", ".spm")
     )
-
-
-def _cached_copy(path: str) -> str:
-    """A hint when a failed folder is a GGUF file's converted copy: it may be damaged."""
-    cache = cache_dir() / "gguf"
-    if Path(path).resolve().parent == cache.resolve():
-        return f" (this is the converted copy of a GGUF file; delete {path} to convert it again)"
-    return ""
 
 
 def _is_adapter_folder(path: str) -> bool:
