@@ -27,6 +27,11 @@ ARCHITECTURES = {
     "gpt2": ("GPT2Config", "decoder", {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256}),
     "qwen2": ("Qwen2Config", "decoder", DECODER),
     "gemma": ("GemmaConfig", "decoder", {**DECODER, "head_dim": 16}),
+    # a window shorter than the texts, and Gemma 2's logit softcapping: packed spans computed full
+    # attention without them (helper 68), so these run the model's own attention
+    "mistral-window": ("MistralConfig", "decoder", {**DECODER, "sliding_window": 8}),
+    "gemma2": ("Gemma2Config", "decoder", {**DECODER, "head_dim": 16, "sliding_window": 8}),
+    "gemma3": ("Gemma3TextConfig", "decoder", {**DECODER, "head_dim": 16, "sliding_window": 8}),
     # ALiBi decoders: their own forward and pooling (our last-token reading is wrong for them)
     "falcon": (
         "FalconConfig",

@@ -263,15 +263,31 @@ def register_packed_attention() -> None:
         AttentionMaskInterface.register(PACKED_ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
 
 
+def full_causal_attention(config: Any) -> bool:
+    """Whether every layer attends causally to all earlier tokens, as the span kernel computes.
+    Not so with sliding-window layers (Mistral, Gemma 2/3: a token sees only the last N) or logit
+    softcapping (Gemma 2): run there, it gave other scores than the model's own attention and
+    `pipeline` (helper 68: 0.11 to 0.83 apart on tiny models past their window)."""
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:  # per layer (Gemma 2/3, Qwen2/3 with use_sliding_window)
+        sliding = any("sliding" in str(kind) for kind in layer_types)
+    else:  # one window for all layers when set (Mistral, Phi-3, Starcoder2)
+        sliding = getattr(config, "sliding_window", None) is not None
+    return not sliding and not getattr(config, "attn_logit_softcapping", None)
+
+
 def enable_packed_attention(model: torch.nn.Module) -> bool:
     """Switch a decoder's attention to `packed_attention` if it runs SDPA or eager attention
-    through transformers' AttentionInterface. Returns whether packed rows may now be used."""
+    through transformers' AttentionInterface and full causal attention. Returns whether packed
+    rows may now be used; a model left as it is runs its own attention (no prefix sharing)."""
     base = getattr(model, "get_base_model", lambda: model)()
     config = getattr(base, "config", None)
     current = getattr(config, "_attn_implementation", None)
     if current == PACKED_ATTENTION:
         return True
     if current not in _SUPPORTED_BASES or not getattr(base, "_supports_attention_backend", False):
+        return False
+    if not full_causal_attention(config):
         return False
     register_packed_attention()
     config._attn_implementation = PACKED_ATTENTION

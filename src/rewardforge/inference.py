@@ -493,7 +493,7 @@ class RewardModel:
         index: dict[tuple[int, ...], int] = {}
         where = [index.setdefault(tuple(s), len(index)) for s in seqs]
         unique = [list(s) for s in index]
-        if not self.loaded.is_decoder or not self.share_prefix:
+        if not self.loaded.shares_prefix or not self.share_prefix:
             scores = self.score_token_ids(unique, batch_size=batch_size)
             return [scores[j] for j in where]
         by_prompt: dict[str, list[int]] = {}
@@ -562,7 +562,7 @@ class RewardModel:
         decoders, neighbours in token order go (up to MAX_COMPLETIONS_PER_ROW) into shared-prefix
         rows, so a prefix they share (system prompt, prompt) is computed once. A sequence joins
         the current row when that saves more tokens than it costs the row. Same scores."""
-        if not self.loaded.is_decoder or not self.share_prefix or len(seqs) < 2:
+        if not self.loaded.shares_prefix or not self.share_prefix or len(seqs) < 2:
             return self.score_token_ids(seqs, batch_size=batch_size)
         groups: list[tuple[list[int], int]] = []  # (members, length of their common prefix)
         for i in sorted(range(len(seqs)), key=lambda i: seqs[i]):

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardforge.attention import enable_packed_attention
+from rewardforge.attention import enable_packed_attention, full_causal_attention
 from rewardforge.files import atomic_write_text, give_new_file_mode
 from rewardforge.formatting import TextFormat
 from rewardforge.gguf import cached_copy_hint, convert_gguf
@@ -58,6 +58,9 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)  # rewardforge.json of a saved RM, if any
     packed: bool = False  # decoder attention reads packed spans (rewardforge.attention)
     fresh_head: bool = False  # the checkpoint had no score head: it was newly initialised
+    # responses may share one computed prompt: a decoder whose every layer attends to all earlier
+    # tokens (a sliding window or softcapping is not kept by the shared rows' own masks)
+    shares_prefix: bool = False
 
 
 def _head_mismatch(e: BaseException) -> bool:
@@ -445,6 +448,7 @@ def load_reward_model(
         meta=meta,
         packed=packed,
         fresh_head=fresh_head,
+        shares_prefix=is_decoder and full_causal_attention(config),
     )
 
 

@@ -71,6 +71,8 @@ def prefix_sharing_unsupported(rm: Any) -> str | None:
 
     if not rm.loaded.is_decoder:
         return "encoder model: its prompt tokens attend to the response"
+    if not rm.loaded.shares_prefix:
+        return "sliding-window or softcapped attention: a shared row's mask would not keep it"
     try:
         find_head(rm.model)
     except ValueError as e:

@@ -437,7 +437,7 @@ def _train(
     if eval_counts:
         report_truncation("eval", eval_counts)
 
-    share_prefix = bool(args.prefix_sharing and loaded.is_decoder)
+    share_prefix = bool(args.prefix_sharing and loaded.shares_prefix)
     # Chunks are back-propagated one at a time (RewardTrainer.training_step); DDP takes that with
     # no_sync, but the DeepSpeed and FSDP engines count backward calls themselves: one chunk there.
     engine = bool(targs.deepspeed) or bool(targs.fsdp)
