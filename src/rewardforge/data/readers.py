@@ -241,8 +241,11 @@ def _open_binary(path: Path):
 def _wide_encoding(path: Path) -> str | None:
     """'UTF-16' or 'UTF-32' when the file's first bytes say so (a byte-order mark, or a zero byte
     beside the first character, as Windows tools write text), else None."""
-    with open(path, "rb") as fh:
-        head = fh.read(4)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:  # the reader meets it again and says it where it happens
+        return None
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         return "UTF-32"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
