@@ -477,3 +477,15 @@ def test_a_damaged_parquet_file_or_saved_dataset_is_one_line(tmp_path):
     ) as info:
         load_pairs(str(saved))
     assert "\n" not in str(info.value)
+
+
+def test_a_key_repeated_in_a_split_not_read_is_not_this_runs_business(tmp_path):
+    """helper 72: a repeat in a `test` row refused the whole file when `train` was read."""
+    path = tmp_path / "splits.json"
+    path.write_text(
+        '{"train": [{"prompt": "q", "chosen": "a", "rejected": "b"}],'
+        ' "test": [{"prompt": "q", "chosen": "a", "chosen": "c", "rejected": "b"}]}'
+    )
+    assert len(load_pairs(str(path), split="train").pairs) == 1
+    with pytest.raises(DataError, match="row 1: the field 'chosen' appears twice"):
+        load_pairs(str(path), split="test")

@@ -345,3 +345,32 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(tmp_
     (mine / "train_log.jsonl").write_text('{"my": "own"}\n')
     assert cli.main(rlhf(tmp_path, "--resume", out="mine")) == 2  # not a run of ours: not replaced
     assert "already holds train_log.jsonl" in capsys.readouterr().err
+
+
+def test_run_train_loss_weights_each_logged_window():
+    """helper 72: with logging_steps=2 the resumed figure was the session's, and NaN when a run
+    was finished from its checkpoint (summary.json then held NaN)."""
+    import math
+
+    from rewardforge.rlhf.run import _run_train_loss
+
+    history = [
+        {"loss": 1.0, "step": 2},
+        {"other": 0, "step": 2},
+        {"loss": 4.0, "step": 3},
+        {"loss": 2.0, "step": 5},
+    ]
+    assert _run_train_loss(history, 5, 9.0) == pytest.approx((1.0 * 2 + 4.0 + 2.0 * 2) / 5)
+    assert _run_train_loss(history, 6, 9.0) == 9.0  # the log misses step 6: the session's figure
+    assert _run_train_loss(history, 6, math.nan) is None
+
+
+def test_resume_with_only_a_checkpoint_cut_short_starts_again(tmp_path, capsys):
+    """helper 72: a kill while the first checkpoint was written left checkpoint-3 without its
+    state: --resume said "no checkpoint to continue", a new run "pass --resume"."""
+    out = fake_run(tmp_path, ["exact_match"], step=3)
+    (out / "checkpoints" / "checkpoint-3" / "trainer_state.json").unlink()
+    assert cli.main(rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match")) == 2
+    captured = capsys.readouterr()
+    assert "starting the run" in captured.out and "no-rm" in captured.err
+    assert not (out / "checkpoints").exists() and not (out / "train_log.jsonl").exists()

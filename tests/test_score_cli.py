@@ -559,3 +559,46 @@ def test_a_run_writes_its_summary_beside_the_scores(tmp_path, tiny_bert_dir, cap
     assert run_cli(score_argv(tiny_bert_dir, src, tmp_path / "t.jsonl", "--summary", str(src))) == 2
     err = capsys.readouterr().err
     assert f"--summary {src} is the input file" in err
+
+
+def test_a_source_that_stops_reading_is_said_not_only_rejected(tmp_path, tiny_bert_dir, capsys):
+    """helper 72: a CSV syntax error on row 3 of 1003 with --skip-invalid: "2 scored; 1 rejected",
+    exit 0, and the 1000 rows after it unread without a word outside the rejects file."""
+    src = tmp_path / "items.csv"
+    rows = ["prompt,response", "p1,r1", "p2,r2", 'p3,"r3"x', *[f"p{i},r{i}" for i in range(4, 50)]]
+    src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "s.jsonl"
+    assert run_cli(score_argv(tiny_bert_dir, src, out, "--skip-invalid")) == 0
+    err = capsys.readouterr().err
+    assert "warning: reading" in err and "stopped at row 3" in err and "were not scored" in err
+    summary = json.loads((tmp_path / "s.jsonl.summary.json").read_text())
+    assert summary["stopped_reading"].startswith("row 3: malformed CSV at line 4")
+    assert "lines 4-50 (the rest of the file)" in summary["stopped_reading"]
+
+
+def test_model_files_of_every_kind_are_not_replaced_and_the_default_summary_is_named(
+    tmp_path, tiny_bert_dir, capsys
+):
+    """helper 72: sentencepiece.bpe.model, an index file, chat_template.json and rng_state.pth
+    of a model folder were replaced; a clash with the default summary named --summary."""
+    import shutil
+
+    other = tmp_path / "other_model"
+    shutil.copytree(tiny_bert_dir, other)
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    for name in (
+        "sentencepiece.bpe.model",
+        "pytorch_model.bin.index.json",
+        "chat_template.json",
+        "rng_state.pth",
+    ):
+        (other / name).write_text("{}")
+        assert run_cli(score_argv(tiny_bert_dir, src, other / name)) == 2, name
+        assert f"would replace {name} of the model" in capsys.readouterr().err
+        assert (other / name).read_text() == "{}"
+    out = tmp_path / "o.jsonl"
+    assert (
+        run_cli(score_argv(tiny_bert_dir, src, out, "--skip-invalid", "--rejects", f"{out}.summary.json"))
+        == 2
+    )
+    assert "the summary file (default: OUTPUT.summary.json)" in capsys.readouterr().err

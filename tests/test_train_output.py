@@ -889,3 +889,59 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, data, capsys, ti
         holder.kill()
         holder.wait()
     assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0  # released with its process
+
+
+def test_inputs_inside_a_set_aside_run_are_refused(tmp_path, data, capsys, monkeypatch, tiny_bert_dir):
+    """helper 72: after a failed --overwrite, `--model OUT/.replaced-X` trained, and the run then
+    deleted that folder (its own base model) once its model was saved."""
+    from rewardforge.training.trainer import RewardTrainer
+
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 0
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(RewardTrainer, "train", interrupted)
+        assert train(tiny_bert_dir, data, out, "--overwrite") == 130
+    (aside,) = out.glob(".replaced-*")
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert train(aside, data, out, *extra) == 2
+        assert f"--model {aside} is in a run that an --overwrite set aside" in capsys.readouterr().err
+    (aside / "data.jsonl").write_text(data.read_text())
+    assert train(tiny_bert_dir, aside / "data.jsonl", out, "--overwrite") == 2
+    assert "--data" in capsys.readouterr().err and aside.is_dir()
+
+
+def test_a_run_refused_or_failed_keeps_folders_it_did_not_make(
+    tmp_path, data, capsys, monkeypatch, tiny_bert_dir
+):
+    """helper 72: `--output zz/../yy` removed the user's empty yy; a run refused by the lock
+    removed the folder the holder had just made."""
+    import fcntl
+    import os
+
+    from rewardforge.commands.checks import held_output_dir
+
+    (tmp_path / "yy").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert train(tiny_bert_dir, tmp_path / "typo.jsonl", "zz/../yy") == 2
+    assert (tmp_path / "yy").is_dir()
+
+    def busy(fd, op):
+        raise BlockingIOError
+
+    monkeypatch.setattr(fcntl, "flock", busy)
+    fresh = tmp_path / "fresh" / "run"  # made here, but another run holds it: not ours to remove
+    with pytest.raises(Exception, match="is in use"):
+        with held_output_dir(fresh):
+            pass
+    assert fresh.is_dir()
+    monkeypatch.undo()
+    link = tmp_path / "dangling"
+    os.symlink(tmp_path / "missing", link)
+    capsys.readouterr()
+    assert train(tiny_bert_dir, data, link) == 2
+    assert "is a symlink to a missing folder" in capsys.readouterr().err

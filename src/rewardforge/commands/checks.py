@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,14 +136,16 @@ def shown(path: str | os.PathLike) -> str:
 MODEL_MARKERS = ("config.json", "rewardforge.json", "adapter_config.json")
 
 
-MODEL_FILE_NAMES = frozenset(
-    {
-        "config.json", "rewardforge.json", "generation_config.json", "adapter_config.json",
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-        "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model",
-        "chat_template.jinja", "model.safetensors.index.json",
-    }
-)  # fmt: skip
+# The names save_pretrained (and rewardforge) write for a model, its tokenizer or its adapter:
+# exact names, so a user's model_backup.safetensors or vocab.jsonl beside them is not one.
+MODEL_FILE = re.compile(
+    r"(?:model|pytorch_model|adapter_model)(?:-\d{5}-of-\d{5})?\.(?:safetensors|bin)"
+    r"|(?:model\.safetensors|pytorch_model\.bin)\.index\.json"
+    r"|config\.json|generation_config\.json|adapter_config\.json|rewardforge\.json"
+    r"|tokenizer\.json|tokenizer_config\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json"
+    r"|vocab\.txt|vocab\.json|merges\.txt|spiece\.model|sentencepiece\.bpe\.model"
+    r"|chat_template\.jinja|chat_template\.json"
+)
 
 
 def holds_model(folder: Path) -> bool:
@@ -216,8 +219,9 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
 
 
 def _model_file(name: str) -> bool:
-    """A name save_pretrained (or rewardforge) writes for a model, its tokenizer or adapter."""
-    return name in MODEL_FILE_NAMES or name.endswith((".safetensors", ".bin", ".pt", ".gguf"))
+    """A file of a model folder: one save_pretrained or rewardforge writes, or any weights or
+    training state (a checkpoint's optimizer.pt, rng_state.pth)."""
+    return bool(MODEL_FILE.fullmatch(name)) or name.endswith((".safetensors", ".bin", ".pt", ".pth", ".gguf"))
 
 
 def _refuse_link_loop(path: Path, option: str) -> None:
@@ -241,28 +245,51 @@ def check_output_dir(path: str | os.PathLike, option: str = "--output") -> None:
 
 @contextlib.contextmanager
 def held_output_dir(path: str | os.PathLike, option: str = "--output") -> Iterator[None]:
-    """Create the folder and hold it for this run (an flock on the folder itself, released when
-    the process ends, even by kill -9): a second run into it at the same time is refused, where
-    both passed the "already holds a run" check and their logs mixed. The main process of a
-    multi-process run holds it for all."""
+    """Create the run's folder and hold it while the run writes (an flock on the folder itself,
+    released when the process ends, even by kill -9): a second run into it at the same time is
+    refused, where both passed the "already holds a run" check and their logs mixed. A run that
+    fails removes the folders it created if they are still empty (a typo in --output leaves
+    nothing behind), before it lets go of the lock; one refused by the lock removes nothing.
+    The main process of a multi-process run holds the folder for all."""
     path = Path(path)
     check_output_dir(path, option)
-    path.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("RANK", "0") != "0":
-        yield
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    created = []  # innermost first; on the normalised path (zz/../yy is yy, which may exist)
+    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):
+        if folder.exists():
+            break
+        created.append(folder)
     try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a dangling symlink: mkdir cannot go through it
+        raise usage_error(
+            f"{option} {path} is a symlink to a missing folder; create it or choose another"
+        ) from None
+    main = os.environ.get("RANK", "0") == "0"
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if main else None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise usage_error(
+                    f"{option} {path} is in use: another run is writing into it now; wait for it to end or "
+                    "choose another folder"
+                ) from None
+            except OSError:  # a file system without flock (some network mounts): run unguarded
+                pass
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise usage_error(
-                f"{option} {path} is in use: another run is writing into it now; wait for it to end or "
-                "choose another folder"
-            ) from None
-        yield
+            yield
+        except BaseException:
+            if main:
+                for folder in created:  # rmdir refuses a folder that holds anything
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+            raise
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def check_device(device: str | None, option: str = "--device") -> None:

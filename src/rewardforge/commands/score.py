@@ -213,9 +213,10 @@ def main(argv: list[str]) -> int:
         taken = [("--output", output)] + ([("--rejects", rejects)] if args.skip_invalid else [])
         if local and same_path(summary, source):
             raise usage_error(f"--summary {summary} is the input file; choose another name")
+        named = "--summary" if args.summary else "the summary file (default: OUTPUT.summary.json)"
         for option, path in taken:
             if same_path(summary, path):
-                raise usage_error(f"--summary {summary} is the {option} file; choose another name")
+                raise usage_error(f"{named} {summary} is the {option} file; choose another name")
     for path, option in ((output, "--output"), (rejects, "--rejects"), (summary, "--summary")):
         if path is None:
             continue
@@ -252,6 +253,12 @@ def main(argv: list[str]) -> int:
     if summary is not None:
         msg += f"; summary -> {summary}"
     print(msg, file=sys.stderr)
+    if stats.get("stopped"):
+        print(
+            f"[rewardforge] warning: reading {source} stopped at {stats['stopped']}; the items after it "
+            "were not scored",
+            file=sys.stderr,
+        )
     if stats["prompt_cut"] or stats["response_cut"]:  # eval counts these too; a cut end is lost text
         print(
             f"[rewardforge] note: past max length {model.max_length}, {stats['prompt_cut']} item(s) had "
@@ -284,6 +291,7 @@ def run_summary(
         },
         "options": {k: v for k, v in vars(args).items() if k not in ("model", "input")},
         "counts": {k: stats[k] for k in ("records", "scored", "rejected", "prompt_cut", "response_cut")},
+        "stopped_reading": stats.get("stopped"),  # where a damaged source could not be read on
         "scores": {
             "mean": mean,
             "std": None if variance is None else math.sqrt(variance),
@@ -368,7 +376,8 @@ def score_file(
             stats["records"] += 1
             if isinstance(record, ReadProblem):  # only the lenient reader (--skip-invalid) yields these
                 bad(location, None, record.reason, record.raw)
-                if record.fatal:
+                if record.fatal:  # the rest of the source cannot be read: said, not only rejected
+                    stats["stopped"] = f"{location}: {record.reason}"
                     break
                 continue
             try:

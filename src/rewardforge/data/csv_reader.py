@@ -234,7 +234,7 @@ def _csv_error(exc: csv.Error, what: str, start_line: int, line: int, last_line:
         )
     if last_line is None:
         return f"malformed CSV at line {line} ({exc})"
-    rest = f"line {line}" if last_line <= line else f"lines {line}-{last_line}"
+    rest = f"line {start_line}" if last_line <= start_line else f"lines {start_line}-{last_line}"
     return f"malformed CSV at line {line} ({exc}); reading stops there, so {rest} (the rest of the file) could not be read"
 
 

@@ -250,6 +250,8 @@ def _wide_encoding(path: Path) -> str | None:
         return "UTF-32"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16"
+    if len(head) == 4 and head[0] != 0 and head[1:] == b"\x00\x00\x00" or head[:3] == b"\x00\x00\x00":
+        return "UTF-32"  # without a byte-order mark
     if len(head) >= 2 and head[:2] != b"\x00\x00" and (head[0] == 0) != (head[1] == 0):
         return "UTF-16"
     return None
@@ -414,8 +416,14 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
         raise DataError(spec, _repeated_key(doc.key))
     records = _json_records(spec, doc, picker)
     repeats = [_repeat_in(record) for record in records] if repeated is not None else [None] * len(records)
-    if repeated is not None and not any(repeats):  # outside the records: a split's columns
-        raise DataError(spec, _repeated_key(repeated))
+    if repeated is not None and not any(repeats):
+        # in a row of a split not read here: none of this run's business; else outside the
+        # records (a split's columns), where it costs the file
+        elsewhere = isinstance(doc, dict) and any(
+            isinstance(rows, list) and rows is not records and _repeat_in(rows) for rows in doc.values()
+        )
+        if not elsewhere:
+            raise DataError(spec, _repeated_key(repeated))
     for index, (record, key) in enumerate(zip(records, repeats), start=1):
         if key is None:
             yield f"row {index}", record

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -243,10 +244,15 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
         saved = (out / "summary.json").exists() or any(
             True for pattern in MODEL_FILES for _ in out.glob(pattern)
         )
-        if not saved and not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir())):
-            # no run yet, or the logs of one killed before its first checkpoint: nothing to
-            # continue and no policy to lose, so it starts (a preemptible job always passes --resume)
-            if not _is_rlhf_output(out):
+        ours = _is_rlhf_output(out)
+        # the Trainer writes a checkpoint's trainer_state.json last: without it, one never finished
+        finished = [c for c in ckpt_dir.glob("checkpoint-*") if (c / "trainer_state.json").exists()]
+        if not saved and not finished and (ours or not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir()))):
+            # no run yet, or one killed before its first checkpoint was written whole (its logs,
+            # the checkpoint it was writing): nothing to continue and no policy to lose, so it
+            # starts (a preemptible job always passes --resume); a finished checkpoint damaged
+            # since is not thrown away
+            if not ours:
                 _check_no_run(out)  # other files of the same names are not ours to replace
             return None, 0, False
         raise UsageError(
@@ -282,19 +288,27 @@ def _finished_at(out: Path) -> int | None:
 
 
 def _clear_unstarted_run(out: Path) -> None:
-    """The logs of a run killed before its first checkpoint, which --resume starts again."""
+    """The logs (and unfinished checkpoints) of a run killed before its first checkpoint was
+    whole, which --resume starts again."""
     for pattern in (*RUN_LOGS, "run_config.json"):
         for path in out.glob(pattern):
             path.unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def _run_train_loss(log_history: list[dict[str, Any]], global_step: int, session_loss: float) -> float:
+def _run_train_loss(log_history: list[dict[str, Any]], global_step: int, session_loss: float) -> float | None:
     """The mean loss over every step of the run: the Trainer's own figure forgets the steps
-    before a resume, but the log history (carried by each checkpoint) has each step's loss."""
-    losses = {int(e["step"]): float(e["loss"]) for e in log_history if "loss" in e and "step" in e}
-    if global_step > 0 and sorted(losses) == list(range(1, global_step + 1)):
-        return sum(losses.values()) / global_step
-    return session_loss
+    before a resume, but the log history (carried by each checkpoint) has each logged loss, the
+    mean over the steps since the one logged before (--grpo-arg logging_steps=N). None when the
+    log does not reach the last step and no step ran here (a run finished from its checkpoint)."""
+    total, last = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and isinstance(entry.get("step"), int) and entry["step"] > last:
+            total += float(entry["loss"]) * (entry["step"] - last)
+            last = entry["step"]
+    if global_step > 0 and last == global_step:
+        return total / global_step
+    return None if math.isnan(session_loss) else session_loss
 
 
 def _check_no_run(out: Path) -> None:
@@ -385,13 +399,12 @@ def _check_output(out: Path, opts: RLHFOptions) -> None:
 def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     """Run the workflow; returns the summary (also written to OUT/summary.json)."""
     from rewardforge.commands.checks import held_output_dir
-    from rewardforge.training.output import removed_if_left_empty
 
     opts.validate()
     out = Path(opts.output)
     _check_output(out, opts)
     # a refused run leaves no empty folder; two runs at once into one folder never mix
-    with removed_if_left_empty(out), held_output_dir(out):
+    with held_output_dir(out):
         return _run_rlhf(opts, out, printer)
 
 

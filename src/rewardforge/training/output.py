@@ -3,22 +3,19 @@ resume from, and the checks that a resumed run is the run it continues."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainingArguments
 
+from rewardforge.commands.checks import MODEL_FILE
 from rewardforge.files import atomic_write_text
-from rewardforge.modeling import WEIGHT_FILE
 from rewardforge.training.arguments import RewardArguments, UsageError
 from rewardforge.training.trainer import STAGING_DIR
 
@@ -33,32 +30,7 @@ RUN_FILES = (
 UNFINISHED_RUN_FILES = ("train_metrics.jsonl", "rejected_rows.jsonl", "run_config.json")
 # What save_pretrained writes for a model, an adapter or a tokenizer: a run replaced by
 # --overwrite must not leave one behind for a scorer to load beside the new model.
-MODEL_FILES = re.compile(
-    rf"{WEIGHT_FILE.pattern}|config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json"
-    r"|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.txt|vocab\.json|merges\.txt"
-    r"|chat_template\.jinja|spiece\.model|sentencepiece\.bpe\.model"
-)  # exact names: a user's model_backup.safetensors or vocab.jsonl in the folder stays
-
-
-@contextlib.contextmanager
-def removed_if_left_empty(folder: Path) -> Iterator[None]:
-    """Folders a run creates for its --output are removed again if it fails before writing into
-    them (bad data, a bad model): a typo in --output leaves no empty folders behind."""
-    created = []
-    for path in (folder, *folder.parents):
-        if path.exists():
-            break
-        created.append(path)
-    try:
-        yield
-    except BaseException:
-        if os.environ.get("LOCAL_RANK", "0") == "0":
-            for path in created:  # innermost first; rmdir refuses a folder that holds anything
-                try:
-                    path.rmdir()
-                except OSError:
-                    break
-        raise
+MODEL_FILES = MODEL_FILE
 
 
 def checkpoints(folder: Path) -> list[Path]:
@@ -105,6 +77,12 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
         if args.resume != "last"
         else any(checkpoint_problem(c) is None for c in checkpoints(output_dir))
     )
+    _refuse_inputs_among(  # a run that saves its model here deletes them
+        replaced_runs(output_dir),
+        args,
+        f"{{option}} {{value}} is in a run that an --overwrite set aside in {output_dir}, which is deleted "
+        "when a run there saves its model; move it out of that folder first",
+    )
     for aside in replaced_runs(output_dir):
         print(
             f"[rewardforge] note: {aside} holds a run that an --overwrite replaced before its new run "
@@ -134,13 +112,27 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
             f"{'' if args.resume else '--resume to continue a run, '}--overwrite to replace it, or choose "
             "another folder"
         )
-    for option, value in (("--model", args.model), ("--data", args.data), ("--eval-data", args.eval_data)):
-        path = Path(value).resolve() if value and os.path.exists(value) else None
-        if path is not None and any(path == p.resolve() or p.resolve() in path.parents for p in previous):
-            raise UsageError(
-                f"--overwrite would delete {option} {value}: it is part of the run in {output_dir}"
-            )
+    _refuse_inputs_among(
+        previous,
+        args,
+        f"--overwrite would delete {{option}} {{value}}: it is part of the run in {output_dir}",
+    )
     return previous
+
+
+def _refuse_inputs_among(doomed: list[Path], args: RewardArguments, message: str) -> None:
+    """Nothing this run reads may lie among what it deletes (`message` names option and value)."""
+    resume = args.resume if args.resume not in (None, "last") else None
+    inputs = (
+        ("--model", args.model),
+        ("--data", args.data),
+        ("--eval-data", args.eval_data),
+        ("--resume", resume),
+    )
+    for option, value in inputs:
+        path = Path(value).resolve() if value and os.path.exists(value) else None
+        if path is not None and any(path == p.resolve() or p.resolve() in path.parents for p in doomed):
+            raise UsageError(message.format(option=option, value=value))
 
 
 REPLACED_PREFIX = ".replaced-"
@@ -153,7 +145,7 @@ def set_aside_previous_run(previous: list[Path], output_dir: Path, overwrite: bo
     is saved. Returns the folder (None when nothing was moved). Without --overwrite, `previous`
     is what a --resume restarts from nothing: the logs of a run killed before its first
     checkpoint, which hold no model, so they are simply removed."""
-    if not previous or os.environ.get("LOCAL_RANK", "0") != "0":
+    if not previous or os.environ.get("RANK", "0") != "0":  # the main process of all nodes
         return None
     if not overwrite:
         for path in previous:
@@ -177,7 +169,7 @@ def replaced_runs(output_dir: Path) -> list[Path]:
 
 def drop_replaced_runs(output_dir: Path) -> None:
     """The new run's model is saved: the runs --overwrite replaced in this folder can go."""
-    if os.environ.get("LOCAL_RANK", "0") != "0":
+    if os.environ.get("RANK", "0") != "0":
         return
     for aside in replaced_runs(output_dir):
         shutil.rmtree(aside, ignore_errors=True)

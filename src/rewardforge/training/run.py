@@ -39,7 +39,6 @@ from rewardforge.training.output import (
     drop_replaced_runs,
     find_resume_checkpoint,
     prepare_output,
-    removed_if_left_empty,
     repoint_best_checkpoint,
     restore_metrics_log,
     run_identity,
@@ -335,7 +334,7 @@ def train(
     from rewardforge.commands.checks import held_output_dir
 
     # bad data or a bad model leaves no empty folder; two runs at once into one folder never mix
-    with removed_if_left_empty(output_dir), held_output_dir(output_dir):
+    with held_output_dir(output_dir):
         return _train(
             args, targs, output_dir, resolved_config=resolved_config, extra_callbacks=extra_callbacks
         )
