@@ -220,3 +220,22 @@ def test_complete_sentence_by_hand():
     assert complete_sentence(PROMPTS[:1] * 6, completions) == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
     messages = [[{"role": "assistant", "content": "Done."}], [{"role": "assistant", "content": "Not yet"}]]
     assert complete_sentence(PROMPTS[:1] * 2, messages) == [1.0, 0.0]
+
+
+def test_a_blank_answer_is_no_answer_and_numbers_match_whole():
+    """helper 73: an empty answer (a CSV's blank cell) gave every completion 1.0, and 5 was found
+    in -5, 5,000 and 3/5."""
+    from rewardforge.rlhf.env_rewards import exact_match
+
+    def text(t):
+        return [[{"role": "assistant", "content": t}]]
+
+    assert contains_answer(None, text("anything at all"), answer=["  "]) == [None]
+    assert exact_match(None, text(""), answer=[""]) == [None]
+    found = {t: contains_answer(None, text(t), answer=["5"])[0] for t in
+             ("The answer is -5.", "It costs 5,000", "3/5 of them", "5/8", "1,5", "It is 5.", "5, 6 and 7", "x=5", "(5)")}  # fmt: skip
+    assert found == {
+        "The answer is -5.": 0.0, "It costs 5,000": 0.0, "3/5 of them": 0.0, "5/8": 0.0, "1,5": 0.0,
+        "It is 5.": 1.0, "5, 6 and 7": 1.0, "x=5": 1.0, "(5)": 1.0,
+    }  # fmt: skip
+    assert contains_answer(None, text("it is -5"), answer=["-5"]) == [1.0]

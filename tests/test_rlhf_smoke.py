@@ -238,3 +238,23 @@ def test_policy_template_and_rm_format_differ(tmp_path, tiny_llama_dir, tiny_ber
     assert "<|im_start|>user" in tok.apply_chat_template(records[0]["prompt"], tokenize=False)
     log = trainer.state.log_history[0]
     assert log["rm_score/mean"] == pytest.approx(log["rewards/rm_score/mean"])
+
+
+def test_a_prompt_past_the_policys_positions_is_refused(tmp_path, tiny_llama_dir, capsys):
+    """helper 73: bon and rlhf crashed in the embeddings (GPT-2: IndexError traceback) or
+    generated past the positions a rotary model was trained on."""
+    prompts = tmp_path / "long.jsonl"
+    long = " ".join(["word"] * 2100)  # the tiny Llama has 2048 positions
+    prompts.write_text(json.dumps({"prompt": "Short?"}) + "\n" + json.dumps({"prompt": long}) + "\n")
+    bon = ["bon", "--policy", str(tiny_llama_dir), "--rm", str(tiny_llama_dir), "--prompts", str(prompts)]
+    assert run_cli(*bon, "--n", "2", "--max-new-tokens", "4", "--output", str(tmp_path / "b.jsonl")) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{prompts}: prompt 2 is" in err and "more than the policy's 2048" in err and "Traceback" not in err
+    )
+    out = tmp_path / "rl"
+    rlhf = ["rlhf", "--policy", str(tiny_llama_dir), "--rm", str(tiny_llama_dir), "--prompts", str(prompts)]
+    rlhf += ["--output", str(out), "--steps", "1", "--group-size", "2", "--prompts-per-step", "2"]
+    assert run_cli(*rlhf, "--max-completion-length", "8") == 2
+    assert "--max-completion-length 8" in capsys.readouterr().err
+    assert not out.exists()  # refused before the run's config: nothing left to clear

@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
     for path, what in ((output, "--output"), (summary_file, summary_what)):
         for option in ("--prompts", "--policy", "--rm"):
             if same_path(path, getattr(args, option[2:])):
-                raise UsageError(f"{what} {path} is the {option} file; choose another --output")
+                raise UsageError(f"{what} {path} is the {option} file; choose another name")
         for option in ("--policy", "--rm"):
             check_not_inside(path, getattr(args, option[2:]), what, option)
         check_output_file(path, what)
@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
     from rewardforge.files import write_together
     from rewardforge.rlhf.bon import best_of_n, summarise_bon
     from rewardforge.rlhf.env_rewards import load_env_reward
-    from rewardforge.rlhf.policy import check_chat_template, load_policy
+    from rewardforge.rlhf.policy import check_chat_template, check_prompt_room, load_policy
     from rewardforge.rlhf.prompts import read_prompts
     from rewardforge.rlhf.remote import RemoteRMError, load_rm
 
@@ -164,6 +164,7 @@ def main(argv: list[str]) -> int:
         return 1
     model, tokenizer = load_policy(args.policy, device=device)
     check_chat_template(tokenizer, args.policy)
+    check_prompt_room(tokenizer, model, records, args.max_new_tokens, args.prompts, "--max-new-tokens")
     set_seed(args.seed)
     started = time.monotonic()
 

@@ -28,7 +28,10 @@ def normalise_answer(text: str) -> str:
 
 
 def _answers(answer: Sequence[Any] | None, n: int) -> list[Any]:
-    return list(answer) if answer is not None else [None] * n
+    """One answer per completion; a blank one ("" or spaces, as a CSV's empty cell gives) is no
+    answer (None): an empty target would match every completion."""
+    answers = list(answer) if answer is not None else [None] * n
+    return [None if a is None or not normalise_answer(a) else a for a in answers]
 
 
 def exact_match(prompts: Sequence[Any], completions: Sequence[Any], answer=None, **kwargs: Any):
@@ -46,10 +49,22 @@ def contains_answer(prompts: Sequence[Any], completions: Sequence[Any], answer=N
         if a is None:
             out.append(None)
             continue
-        target = re.escape(normalise_answer(a))
-        text = normalise_answer(completion_text(c))
-        out.append(float(re.search(rf"(?<![\w.]){target}(?![\w]|\.\d)", text) is not None))
+        out.append(
+            float(_whole(normalise_answer(a)).search(normalise_answer(completion_text(c))) is not None)
+        )
     return out
+
+
+def _whole(target: str) -> re.Pattern[str]:
+    """`target` as a whole word or number: not inside a longer one. A number is also not part of
+    a negative number, a fraction or a number written with a comma (5 is not in -5, 3/5, 5,000
+    or 1,5)."""
+    before, after = r"(?<![\w.])", r"(?![\w]|\.\d)"
+    if target[:1].isdigit():
+        before += r"(?<!-)(?<!/)(?<!\d,)"
+    if target[-1:].isdigit():
+        after += r"(?![,/]\d)"
+    return re.compile(before + re.escape(target) + after)
 
 
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")

@@ -91,6 +91,29 @@ def check_chat_template(tokenizer: Any, spec: str) -> None:
         )
 
 
+def check_prompt_room(
+    tokenizer: Any, model: Any, records: list[dict[str, Any]], new_tokens: int, source: str, option: str
+) -> None:
+    """Every prompt, in the policy's chat template, leaves room for `new_tokens` within the
+    policy's positions: past them a learned position table fails with an IndexError deep in the
+    model (GPT-2, OPT) and rotary models generate text they were never trained on."""
+    from rewardforge.commands.checks import usage_error
+    from rewardforge.modeling import position_limit
+
+    limit = position_limit(model)
+    if limit is None:
+        return
+    for i, record in enumerate(records, start=1):
+        text = tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, tokenize=False)
+        used = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if used + new_tokens > limit:
+            raise usage_error(
+                f"{source}: prompt {i} is {used} tokens in the policy's chat template; with {option} "
+                f"{new_tokens} that is {used + new_tokens} positions, more than the policy's {limit}: shorten "
+                f"the prompt or lower {option}"
+            )
+
+
 def save_policy(
     model: Any, tokenizer: Any, output_dir: str | os.PathLike, *, adapter_only: bool = False
 ) -> None:

@@ -413,7 +413,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
 
     from rewardforge import __version__
     from rewardforge.rlhf.env_rewards import load_env_reward
-    from rewardforge.rlhf.policy import check_chat_template, load_policy, save_policy
+    from rewardforge.rlhf.policy import check_chat_template, check_prompt_room, load_policy, save_policy
     from rewardforge.rlhf.prompts import prompts_dataset, read_prompts
     from rewardforge.rlhf.recipes import make_grpo_with_rm, make_scalerl_with_rm
     from rewardforge.rlhf.remote import is_url
@@ -434,6 +434,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
         raise UsageError(
             f"--prompts-per-step {opts.prompts_per_step} needs at least that many prompts; "
             f"{opts.prompts} gives {len(records)}"
+            + (f" (--max-prompts {opts.max_prompts})" if opts.max_prompts is not None else "")
         )
     dataset = prompts_dataset(records)
     out.mkdir(parents=True, exist_ok=True)
@@ -476,6 +477,13 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
         info = setup.rm.health()
         printer(f"rlhf: reward server {setup.rm.url} serves {info.get('model')!r}", flush=True)
 
+    printer(f"rlhf: loading the policy {opts.policy}", flush=True)
+    model, tokenizer = load_policy(opts.policy, dtype="bf16" if opts.bf16 and not use_cpu else "fp32")
+    check_chat_template(tokenizer, opts.policy)
+    check_prompt_room(
+        tokenizer, model, records, opts.max_completion_length, opts.prompts, "--max-completion-length"
+    )
+    # written once both models loaded and the prompts fit: a run refused before leaves no config
     atomic_write_text(
         out / "run_config.json",
         json.dumps(
@@ -495,10 +503,6 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
         )
         + "\n",
     )
-
-    printer(f"rlhf: loading the policy {opts.policy}", flush=True)
-    model, tokenizer = load_policy(opts.policy, dtype="bf16" if opts.bf16 and not use_cpu else "fp32")
-    check_chat_template(tokenizer, opts.policy)
     peft_config = None
     if opts.lora and not hasattr(model, "peft_config"):
         from peft import LoraConfig
