@@ -57,8 +57,18 @@ OPTION_OF_GRPO_KEY = {
     "output_dir": "--output (checkpoints go to OUTPUT/checkpoints)",
     "rollouts_path": "--output (rollouts go to OUTPUT/rollouts.jsonl)",
 }
-# files that make a folder a model (what saving a policy into it would overwrite)
-MODEL_FILES = ("config.json", "adapter_config.json", "*.safetensors", "pytorch_model*.bin")
+
+
+def _model_file_in(out: Path) -> Path | None:
+    """A file of a model in `out` (what saving a policy into it would overwrite), if any."""
+    from rewardforge.commands.checks import MODEL_FILE
+
+    found = (
+        sorted(p for p in out.iterdir() if p.is_file() and MODEL_FILE.fullmatch(p.name))
+        if out.is_dir()
+        else []
+    )
+    return found[0] if found else None
 
 
 @dataclass
@@ -241,9 +251,7 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
     ckpt_dir = out / "checkpoints"
     last = find_resume_checkpoint(ckpt_dir, "last") if ckpt_dir.is_dir() else None
     if last is None:
-        saved = (out / "summary.json").exists() or any(
-            True for pattern in MODEL_FILES for _ in out.glob(pattern)
-        )
+        saved = (out / "summary.json").exists() or _model_file_in(out) is not None
         ours = _is_rlhf_output(out)
         # the Trainer writes a checkpoint's trainer_state.json last: without it, one never finished
         finished = [c for c in ckpt_dir.glob("checkpoint-*") if (c / "trainer_state.json").exists()]
@@ -387,7 +395,7 @@ def _check_output(out: Path, opts: RLHFOptions) -> None:
                 f"--output {out} is the {option} model; the run would overwrite it: choose another --output"
             )
     if out.is_dir() and not _is_rlhf_output(out):
-        found = next((name for pattern in MODEL_FILES for name in sorted(out.glob(pattern))), None)
+        found = _model_file_in(out)
         if found is not None:
             raise UsageError(
                 f"--output {out} already holds a model ({found.name}) that `rewardforge rlhf` did not "

@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from rewardforge.commands.checks import MODEL_FILE
+from rewardforge.commands.checks import MODEL_FILE, check_output_dir, same_path
 from rewardforge.files import atomic_write_text
 from rewardforge.training.arguments import RewardArguments, UsageError
 from rewardforge.training.trainer import STAGING_DIR
@@ -28,9 +28,6 @@ RUN_FILES = (
 )
 # what a run writes before its first checkpoint (no model yet)
 UNFINISHED_RUN_FILES = ("train_metrics.jsonl", "rejected_rows.jsonl", "run_config.json")
-# What save_pretrained writes for a model, an adapter or a tokenizer: a run replaced by
-# --overwrite must not leave one behind for a scorer to load beside the new model.
-MODEL_FILES = MODEL_FILE
 
 
 def checkpoints(folder: Path) -> list[Path]:
@@ -49,8 +46,6 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
     """Check that --output can take this run; never mix two runs (or a run and a model) in one
     folder unless asked to. Returns what --overwrite will remove, which `set_aside_previous_run`
     does only once the data and the model have loaded: a typo must not cost the old run."""
-    from rewardforge.commands.checks import check_output_dir, same_path
-
     check_output_dir(output_dir)
     if args.model and os.path.isdir(args.model) and same_path(args.model, output_dir):
         raise UsageError(
@@ -65,7 +60,9 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
         {
             p
             for p in output_dir.iterdir()
-            if p.is_file() and (p.name in RUN_FILES or MODEL_FILES.fullmatch(p.name))
+            # a model's, adapter's or tokenizer's files: a run replaced by --overwrite must not
+            # leave one behind for a scorer to load beside the new model
+            if p.is_file() and (p.name in RUN_FILES or MODEL_FILE.fullmatch(p.name))
         }
         | set(checkpoints(output_dir))
         | {p for p in (output_dir / STAGING_DIR,) if p.is_dir()}
