@@ -174,3 +174,20 @@ def test_head_modules_are_every_part_outside_the_backbone():
     }  # fmt: skip
     for cls, (config, heads) in cases.items():
         assert head_module_names(getattr(transformers, cls)(config)) == heads, cls
+
+
+def test_a_multimodal_configs_language_model_settings_decide_full_attention():
+    """helper 74: Gemma 3 4B-27B are multimodal checkpoints whose sliding window lives in
+    text_config; the top-level config has none, so they shared prefixes and ran packed spans
+    (0.22 from pipeline)."""
+    import transformers
+
+    from rewardforge.attention import full_causal_attention
+
+    text = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+            "num_key_value_heads": 1, "head_dim": 16, "sliding_window": 8}  # fmt: skip
+    assert not full_causal_attention(transformers.Gemma3Config(text_config=text))
+    assert not full_causal_attention(transformers.Gemma3TextConfig(**text))
+    assert full_causal_attention(
+        transformers.LlamaConfig(**{k: v for k, v in text.items() if k != "sliding_window"})
+    )

@@ -239,3 +239,20 @@ def test_a_blank_answer_is_no_answer_and_numbers_match_whole():
         "It is 5.": 1.0, "5, 6 and 7": 1.0, "x=5": 1.0, "(5)": 1.0,
     }  # fmt: skip
     assert contains_answer(None, text("it is -5"), answer=["-5"]) == [1.0]
+
+
+def test_numbers_are_compared_as_numbers_where_files_store_them_otherwise():
+    """helper 74: a pandas answer column with a missing value stores 5 as 5.0 (Parquet) or
+    "5.0" (CSV), and every correct "5" scored 0; a NaN answer scored 0, not None; the Unicode
+    minus was not a minus."""
+
+    def text(t):
+        return [[{"role": "assistant", "content": t}]]
+
+    for answer in (5.0, "5.0", "5"):
+        assert contains_answer(None, text("It is 5."), answer=[answer]) == [1.0], answer
+        assert contains_answer(None, text("It is 5.0"), answer=[answer]) == [1.0], answer
+    assert contains_answer(None, text("It is 5.05"), answer=["5"]) == [0.0]
+    assert contains_answer(None, text("x"), answer=[math.nan]) == [None]
+    assert contains_answer(None, text("The answer is \u22125"), answer=["-5"]) == [1.0]
+    assert contains_answer(None, text("The answer is \u22125"), answer=["5"]) == [0.0]

@@ -347,22 +347,28 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_again(tmp_
     assert "already holds train_log.jsonl" in capsys.readouterr().err
 
 
-def test_run_train_loss_weights_each_logged_window():
+def test_run_train_loss_covers_every_step_or_says_it_cannot():
     """helper 72: with logging_steps=2 the resumed figure was the session's, and NaN when a run
-    was finished from its checkpoint (summary.json then held NaN)."""
+    was finished from its checkpoint (summary.json then held NaN); helper 74: logged windows do
+    not line up with steps after a resume, so no weighting of them is right."""
     import math
 
     from rewardforge.rlhf.run import _run_train_loss
 
-    history = [
-        {"loss": 1.0, "step": 2},
-        {"other": 0, "step": 2},
-        {"loss": 4.0, "step": 3},
-        {"loss": 2.0, "step": 5},
+    every = [
+        {"loss": 1.0, "step": 1},
+        {"other": 0, "step": 1},
+        {"loss": 4.0, "step": 2},
+        {"loss": 1.0, "step": 3},
     ]
-    assert _run_train_loss(history, 5, 9.0) == pytest.approx((1.0 * 2 + 4.0 + 2.0 * 2) / 5)
-    assert _run_train_loss(history, 6, 9.0) == 9.0  # the log misses step 6: the session's figure
-    assert _run_train_loss(history, 6, math.nan) is None
+    assert _run_train_loss(every, 3, 9.0, resumed=True) == pytest.approx(2.0)
+    assert _run_train_loss(every, 3, math.nan, resumed=True) == pytest.approx(
+        2.0
+    )  # finished from a checkpoint
+    coarse = [{"loss": 1.0, "step": 2}, {"loss": 4.0, "step": 4}]
+    assert _run_train_loss(coarse, 4, 9.0, resumed=False) == 9.0  # the Trainer's own mean is the run's
+    assert _run_train_loss(coarse, 4, 9.0, resumed=True) is None
+    assert _run_train_loss(coarse, 4, math.nan, resumed=False) is None
 
 
 def test_resume_with_only_a_checkpoint_cut_short_starts_again(tmp_path, capsys):

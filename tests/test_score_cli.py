@@ -602,3 +602,22 @@ def test_model_files_of_every_kind_are_not_replaced_and_the_default_summary_is_n
         == 2
     )
     assert "the summary file (default: OUTPUT.summary.json)" in capsys.readouterr().err
+
+
+def test_pandas_default_json_of_items_and_prompts_is_read_as_columns(tmp_path, tiny_bert_dir):
+    """helper 74: pandas' to_json() was read as columns only for pairs; items to score and
+    prompts to answer were refused ("got an object with keys 0, 1, 2")."""
+    import pandas as pd
+
+    from rewardforge.rlhf.prompts import read_prompts
+
+    items = tmp_path / "items.json"
+    pd.DataFrame({"prompt": ["a?", "b?", "c?"], "response": ["x", "y", "z"]}).to_json(items)
+    out = tmp_path / "s.jsonl"
+    assert run_cli(score_argv(tiny_bert_dir, items, out)) == 0
+    assert [r["location"] for r in read_jsonl(out)] == ["row 1", "row 2", "row 3"]
+    prompts = tmp_path / "prompts.json"
+    pd.DataFrame({"prompt": ["What is 2+2?", "Name a colour."], "answer": ["4", "red"]}).to_json(prompts)
+    records = read_prompts(prompts)
+    assert [r["answer"] for r in records] == ["4", "red"]
+    assert records[0]["prompt"] == [{"role": "user", "content": "What is 2+2?"}]

@@ -945,3 +945,17 @@ def test_a_run_refused_or_failed_keeps_folders_it_did_not_make(
     capsys.readouterr()
     assert train(tiny_bert_dir, data, link) == 2
     assert "is a symlink to a missing folder" in capsys.readouterr().err
+
+
+def test_overwrite_refuses_data_given_as_path_and_split_inside_the_old_run(
+    tmp_path, data, capsys, tiny_bert_dir
+):
+    """helper 74: `--data RUN/checkpoint-2/split.json:train` with --overwrite was accepted, and the
+    file deleted with the run it sat in (the plain path was refused)."""
+    out = tmp_path / "run"
+    assert train(tiny_bert_dir, data, out, "--save_steps", "2") == 0
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    split = out / "checkpoint-2" / "split.json"
+    split.write_text(json.dumps({"train": rows, "test": rows[:2]}))
+    assert train(tiny_bert_dir, f"{split}:train", out, "--overwrite") == 2
+    assert "--overwrite would delete --data" in capsys.readouterr().err and split.is_file()

@@ -268,6 +268,8 @@ def full_causal_attention(config: Any) -> bool:
     Not so with sliding-window layers (Mistral, Gemma 2/3: a token sees only the last N) or logit
     softcapping (Gemma 2): run there, it gave other scores than the model's own attention and
     `pipeline` (helper 68: 0.11 to 0.83 apart on tiny models past their window)."""
+    # a multimodal checkpoint (Gemma 3 4B-27B) keeps its language model's settings apart
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
     layer_types = getattr(config, "layer_types", None)
     if layer_types is not None:  # per layer (Gemma 2/3, Qwen2/3 with use_sliding_window)
         sliding = any("sliding" in str(kind) for kind in layer_types)

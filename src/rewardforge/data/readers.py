@@ -500,14 +500,14 @@ def _uneven_columns(doc: dict) -> str | None:
 def _column_rows(doc: dict) -> list[dict] | None:
     """The rows of data written by columns, or None: pandas' `to_json()` default ({"chosen":
     {"0": ..., "1": ...}, ...}) or a dict of lists (`Dataset.to_dict()`, `DataFrame.to_dict("list")`),
-    told by `chosen` and `rejected` among the columns, all of one length, holding no chat message
+    told by `chosen` and `rejected` among the columns (or, for items to score and prompts to
+    answer, `prompt`, `response` or `completion`), all of one length, holding no chat message
     itself (one record's message lists do)."""
-    if not ({"chosen", "rejected"} <= doc.keys()) or not all(
-        isinstance(v, dict | list) for v in doc.values()
-    ):
+    told = {"chosen", "rejected"} <= doc.keys() or bool({"prompt", "response", "completion"} & doc.keys())
+    if not told or not doc or not all(isinstance(v, dict | list) for v in doc.values()):
         return None
     if all(isinstance(v, dict) for v in doc.values()):  # keyed by the row index
-        keys = list(doc["chosen"])
+        keys = list(next(iter(doc.values())))
         if not keys or not all(k.isdigit() for k in keys) or any(list(v) != keys for v in doc.values()):
             return None
         doc = {name: [column[k] for k in keys] for name, column in doc.items()}

@@ -8,6 +8,7 @@ module:function` (or file.py:function) loads one.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,16 +23,26 @@ def completion_text(completion: Any) -> str:
     return "\n".join(str(m.get("content") or "") for m in completion)
 
 
-def normalise_answer(text: str) -> str:
-    """Lower case, spaces collapsed, outer spaces and trailing punctuation (. ! ,) removed."""
-    return _SPACES.sub(" ", str(text)).strip().rstrip(".!,").strip().lower()
+def normalise_answer(text: Any) -> str:
+    """Lower case, spaces collapsed, outer spaces and trailing punctuation (. ! ,) removed, the
+    Unicode minus written as "-"; a whole number stored as a float (pandas' 5.0 for 5) as itself."""
+    if isinstance(text, float) and text.is_integer():
+        text = int(text)
+    out = _SPACES.sub(" ", str(text).replace("\u2212", "-")).strip().rstrip(".!,").strip().lower()
+    return out.split(".")[0] if _WHOLE_FLOAT.fullmatch(out) else out  # "5.0" (a CSV's float column)
+
+
+_WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
 
 
 def _answers(answer: Sequence[Any] | None, n: int) -> list[Any]:
     """One answer per completion; a blank one ("" or spaces, as a CSV's empty cell gives) is no
     answer (None): an empty target would match every completion."""
     answers = list(answer) if answer is not None else [None] * n
-    return [None if a is None or not normalise_answer(a) else a for a in answers]
+    return [
+        None if a is None or (isinstance(a, float) and math.isnan(a)) or not normalise_answer(a) else a
+        for a in answers
+    ]
 
 
 def exact_match(prompts: Sequence[Any], completions: Sequence[Any], answer=None, **kwargs: Any):
@@ -64,7 +75,10 @@ def _whole(target: str) -> re.Pattern[str]:
         before += r"(?<!-)(?<!/)(?<!\d,)"
     if target[-1:].isdigit():
         after += r"(?![,/]\d)"
-    return re.compile(before + re.escape(target) + after)
+    body = re.escape(target)
+    if target.lstrip("-").isdigit():
+        body += r"(?:\.0+)?"  # 5.0 is 5
+    return re.compile(before + body + after)
 
 
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")

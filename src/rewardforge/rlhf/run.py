@@ -304,19 +304,19 @@ def _clear_unstarted_run(out: Path) -> None:
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def _run_train_loss(log_history: list[dict[str, Any]], global_step: int, session_loss: float) -> float | None:
-    """The mean loss over every step of the run: the Trainer's own figure forgets the steps
-    before a resume, but the log history (carried by each checkpoint) has each logged loss, the
-    mean over the steps since the one logged before (--grpo-arg logging_steps=N). None when the
-    log does not reach the last step and no step ran here (a run finished from its checkpoint)."""
-    total, last = 0.0, 0
-    for entry in log_history:
-        if "loss" in entry and isinstance(entry.get("step"), int) and entry["step"] > last:
-            total += float(entry["loss"]) * (entry["step"] - last)
-            last = entry["step"]
-    if global_step > 0 and last == global_step:
-        return total / global_step
-    return None if math.isnan(session_loss) else session_loss
+def _run_train_loss(
+    log_history: list[dict[str, Any]], global_step: int, session_loss: float, resumed: bool
+) -> float | None:
+    """The mean loss over every step of the run. The Trainer's own figure forgets the steps
+    before a resume; the log history (carried by each checkpoint) has each step's loss when
+    every step is logged (logging_steps=1, our default). With coarser logging a resumed run's
+    windows do not line up with its steps, so its mean is unknown: None, not a wrong figure."""
+    losses = {
+        e["step"]: float(e["loss"]) for e in log_history if "loss" in e and isinstance(e.get("step"), int)
+    }
+    if global_step > 0 and all(step in losses for step in range(1, global_step + 1)):
+        return sum(losses[step] for step in range(1, global_step + 1)) / global_step
+    return None if resumed or math.isnan(session_loss) else session_loss
 
 
 def _check_no_run(out: Path) -> None:
@@ -563,7 +563,9 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
         global_step=trainer.state.global_step,
         train_seconds_this_session=round(elapsed, 1),
         resumed_from=resume_from,
-        train_loss=_run_train_loss(trainer.state.log_history, trainer.state.global_step, session_loss),
+        train_loss=_run_train_loss(
+            trainer.state.log_history, trainer.state.global_step, session_loss, resume_from is not None
+        ),
         policy_saved_to=str(out),
         adapter_only=opts.save_adapter,
     )

@@ -126,8 +126,11 @@ def _refuse_inputs_among(doomed: list[Path], args: RewardArguments, message: str
         ("--eval-data", args.eval_data),
         ("--resume", resume),
     )
+    from rewardforge.data.readers import split_local_spec
+
     for option, value in inputs:
-        path = Path(value).resolve() if value and os.path.exists(value) else None
+        local = split_local_spec(value)[0] if value else None  # PATH:SPLIT reads PATH
+        path = Path(local).resolve() if local and os.path.exists(local) else None
         if path is not None and any(path == p.resolve() or p.resolve() in path.parents for p in doomed):
             raise UsageError(message.format(option=option, value=value))
 
