@@ -436,7 +436,10 @@ def load_reward_model(
         disable_dropout(model)
     tokenizer.padding_side = "right"
     is_decoder = is_decoder_config(config)
-    packed = is_decoder and enable_packed_attention(model)
+    # responses share a computed prompt only where every layer sees all earlier tokens; packed
+    # spans (a faster way to share) also need the attention to go through AttentionInterface
+    shares_prefix = is_decoder and full_causal_attention(config)
+    packed = shares_prefix and enable_packed_attention(model)
     model = _for_training(model, lora=lora, gradient_checkpointing=gradient_checkpointing)
     return LoadedModel(
         model=model,
@@ -448,7 +451,7 @@ def load_reward_model(
         meta=meta,
         packed=packed,
         fresh_head=fresh_head,
-        shares_prefix=is_decoder and full_causal_attention(config),
+        shares_prefix=shares_prefix,
     )
 
 

@@ -250,7 +250,7 @@ def _wide_encoding(path: Path) -> str | None:
         return "UTF-32"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16"
-    if len(head) == 4 and head[0] != 0 and head[1:] == b"\x00\x00\x00" or head[:3] == b"\x00\x00\x00":
+    if (len(head) == 4 and head[0] != 0 and head[1:] == b"\x00\x00\x00") or head[:3] == b"\x00\x00\x00":
         return "UTF-32"  # without a byte-order mark
     if len(head) >= 2 and head[:2] != b"\x00\x00" and (head[0] == 0) != (head[1] == 0):
         return "UTF-16"

@@ -354,12 +354,12 @@ INVISIBLE_GRAPHICS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 def blank(text: str) -> bool:
     """Nothing a reader would see: whitespace, control and format characters, combining marks
     with nothing to mark (a lone accent, a variation selector) and invisible fillers only."""
-    return all(
-        unicodedata.category(ch)[0] in "CZ"
-        or unicodedata.category(ch) in ("Mn", "Me")
-        or ch in INVISIBLE_GRAPHICS
-        for ch in text
-    )
+    return all(_invisible(ch) for ch in text)
+
+
+def _invisible(ch: str) -> bool:
+    kind = unicodedata.category(ch)
+    return kind[0] in "CZ" or kind in ("Mn", "Me") or ch in INVISIBLE_GRAPHICS
 
 
 def response_problem(msgs: list[Message], *, allow_empty: bool = False) -> str | None:

@@ -35,20 +35,21 @@ def normalise_answer(text: Any) -> str:
 _WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
 
 
-def _answers(answer: Sequence[Any] | None, n: int) -> list[Any]:
-    """One answer per completion; a blank one ("" or spaces, as a CSV's empty cell gives) is no
-    answer (None): an empty target would match every completion."""
+def _answers(answer: Sequence[Any] | None, n: int) -> list[str | None]:
+    """One normalised answer per completion; a missing, NaN or blank one ("" or spaces, as a
+    CSV's empty cell gives) is no answer (None): an empty target would match every completion."""
     answers = list(answer) if answer is not None else [None] * n
-    return [
-        None if a is None or (isinstance(a, float) and math.isnan(a)) or not normalise_answer(a) else a
+    normalised = [
+        None if a is None or (isinstance(a, float) and math.isnan(a)) else normalise_answer(a)
         for a in answers
     ]
+    return [a or None for a in normalised]
 
 
 def exact_match(prompts: Sequence[Any], completions: Sequence[Any], answer=None, **kwargs: Any):
     """1.0 if the normalised completion equals the normalised answer, else 0.0."""
     return [
-        None if a is None else float(normalise_answer(completion_text(c)) == normalise_answer(a))
+        None if a is None else float(normalise_answer(completion_text(c)) == a)
         for c, a in zip(completions, _answers(answer, len(completions)))
     ]
 
@@ -60,9 +61,7 @@ def contains_answer(prompts: Sequence[Any], completions: Sequence[Any], answer=N
         if a is None:
             out.append(None)
             continue
-        out.append(
-            float(_whole(normalise_answer(a)).search(normalise_answer(completion_text(c))) is not None)
-        )
+        out.append(float(_whole(a).search(normalise_answer(completion_text(c))) is not None))
     return out
 
 
