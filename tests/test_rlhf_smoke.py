@@ -258,3 +258,29 @@ def test_a_prompt_past_the_policys_positions_is_refused(tmp_path, tiny_llama_dir
     assert run_cli(*rlhf, "--max-completion-length", "8") == 2
     assert "--max-completion-length 8" in capsys.readouterr().err
     assert not out.exists()  # refused before the run's config: nothing left to clear
+
+
+def test_bon_takes_a_prompt_that_fills_the_positions_but_the_last(tmp_path, tiny_llama_dir, capsys):
+    """Generation feeds every token but the last one back: a prompt of P tokens and N new tokens
+    uses P + N - 1 positions, one fewer than a training step. bon refused a prompt that fit."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    policy = tmp_path / "gpt2"  # learned positions: one past them is an IndexError, not a warning
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    config.eos_token_id = config.bos_token_id = tok.eos_token_id
+    GPT2LMHeadModel(config).save_pretrained(policy)
+    tok.save_pretrained(policy)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Say hello."}) + "\n")
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Say hello."}], add_generation_prompt=True, tokenize=False
+    )
+    used = len(tok(text, add_special_tokens=False)["input_ids"])
+    bon = ["bon", "--policy", str(policy), "--rm", str(tiny_llama_dir), "--prompts", str(prompts), "--n", "2"]
+    fits = 64 - used + 1
+    assert run_cli(*bon, "--max-new-tokens", str(fits), "--output", str(tmp_path / "a.jsonl")) == 0
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1
+    assert run_cli(*bon, "--max-new-tokens", str(fits + 1), "--output", str(tmp_path / "b.jsonl")) == 2
+    assert "that is 65 positions, more than the policy's 64" in capsys.readouterr().err

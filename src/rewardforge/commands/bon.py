@@ -164,7 +164,9 @@ def main(argv: list[str]) -> int:
         return 1
     model, tokenizer = load_policy(args.policy, device=device)
     check_chat_template(tokenizer, args.policy)
-    check_prompt_room(tokenizer, model, records, args.max_new_tokens, args.prompts, "--max-new-tokens")
+    check_prompt_room(
+        tokenizer, model, records, args.max_new_tokens, args.prompts, "--max-new-tokens", generation_only=True
+    )
     set_seed(args.seed)
     started = time.monotonic()
 

@@ -92,11 +92,21 @@ def check_chat_template(tokenizer: Any, spec: str) -> None:
 
 
 def check_prompt_room(
-    tokenizer: Any, model: Any, records: list[dict[str, Any]], new_tokens: int, source: str, option: str
+    tokenizer: Any,
+    model: Any,
+    records: list[dict[str, Any]],
+    new_tokens: int,
+    source: str,
+    option: str,
+    *,
+    generation_only: bool = False,
 ) -> None:
     """Every prompt, in the policy's chat template, leaves room for `new_tokens` within the
     policy's positions: past them a learned position table fails with an IndexError deep in the
-    model (GPT-2, OPT) and rotary models generate text they were never trained on."""
+    model (GPT-2, OPT) and rotary models generate text they were never trained on.
+
+    Generation never feeds its last token back, so it needs one position fewer than training,
+    which runs the whole completion through the policy (`generation_only` for bon)."""
     from rewardforge.commands.checks import usage_error
     from rewardforge.modeling import position_limit
 
@@ -106,10 +116,11 @@ def check_prompt_room(
     for i, record in enumerate(records, start=1):
         text = tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, tokenize=False)
         used = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        if used + new_tokens > limit:
+        needed = used + new_tokens - (1 if generation_only else 0)
+        if needed > limit:
             raise usage_error(
                 f"{source}: prompt {i} is {used} tokens in the policy's chat template; with {option} "
-                f"{new_tokens} that is {used + new_tokens} positions, more than the policy's {limit}: shorten "
+                f"{new_tokens} that is {needed} positions, more than the policy's {limit}: shorten "
                 f"the prompt or lower {option}"
             )
 
