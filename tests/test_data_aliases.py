@@ -833,3 +833,40 @@ def test_our_labels_in_another_case_are_read_in_every_row_that_has_them(tmp_path
     # beside our own id in every row, `ID` is something else (a question's): not read
     both = [{**base, "id": "p1", "ID": "q7"}, {**base, "id": "p2", "ID": "q8"}]
     assert [p.id for p in load_pairs(jsonl(tmp_path, both)).pairs] == ["p1", "p2"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "label", "values"),
+    [
+        ("response_a", "response_b", "winner", ["model_a", "model_b"]),
+        ("response_0", "response_1", "better_response_id", [0, 1]),
+        ("human_ref_A", "human_ref_B", "labels", [1, 0]),
+    ],
+)
+def test_mapping_labelled_responses_onto_chosen_rejected_is_refused(tmp_path, first, second, label, values):
+    """helper 75: the label was read for ties only, so every row took the first response as the
+    preferred one: half the pairs the wrong way round, without a word."""
+    post = "history" if first == "human_ref_A" else "prompt"
+    rows = [{post: "p", first: "a", second: "b", label: v} for v in values]
+    path = jsonl(tmp_path, rows)
+    with pytest.raises(DataOptionError, match=f"which one won in '{label}'"):
+        load_pairs(path, columns={"chosen": first, "rejected": second})
+    with pytest.raises(DataOptionError, match=f"ignore={label}"):  # the other order too
+        load_pairs(path, columns={"chosen": second, "rejected": first})
+    # the label said to mean nothing here: position is the preference, as asked
+    prompt = {"prompt": post} if post != "prompt" else {}
+    res = load_pairs(path, columns={"chosen": first, "rejected": second, "ignore": label, **prompt})
+    assert [p.chosen[0]["content"] for p in res.pairs] == ["a", "a"]
+    # left unmapped, the label decides
+    native = load_pairs(path)
+    assert [p.chosen[0]["content"] for p in native.pairs] == ["a", "b"]
+
+
+def test_shp_post_named_as_the_prompt(tmp_path):
+    """helper 75: `--columns prompt=post` on SHP rows failed with "field 'history': missing"."""
+    rows = [{"post": "Which?", "human_ref_A": "a", "human_ref_B": "b", "labels": 0}]
+    path = jsonl(tmp_path, rows)
+    res = load_pairs(path, columns={"prompt": "post"})
+    assert res.pairs[0].prompt == [user("Which?")] and res.pairs[0].chosen == [assistant("b")]
+    with pytest.raises(DataError, match=r"'history': missing \(SHP's post: .*--columns prompt=COLUMN"):
+        load_pairs(path)

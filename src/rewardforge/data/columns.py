@@ -133,6 +133,43 @@ def prompt_like(key: str) -> bool:
 IGNORE = "ignore"  # --columns ignore=a+b: columns dropped before reading, said to be no text of the pair
 
 
+# Two responses named by their position, beside the field that says which one won (Chatbot
+# Arena, PKU-SafeRLHF, SHP, HelpSteer2/3, alpaca_farm). Mapped onto chosen/rejected, the first
+# would be read as the preferred one in every row: about half the labels the wrong way round.
+POSITIONAL_PAIRS = {
+    ("response_a", "response_b"): ("winner", "winner_model_a", "winner_model_b"),
+    ("conversation_a", "conversation_b"): ("winner", "winner_model_a", "winner_model_b"),
+    ("response_0", "response_1"): ("better_response_id", "safer_response_id"),
+    ("human_ref_a", "human_ref_b"): ("labels",),
+    ("response1", "response2"): ("overall_preference",),
+    ("response_1", "response_2"): ("preference_strength", "overall_preference", "winner"),
+    ("output_1", "output_2"): ("preference",),
+}
+
+
+def refuse_positional_mapping(sample: list[Any], columns: dict[str, str]) -> None:
+    """`--columns chosen=response_a,rejected=response_b` on rows that say which response won:
+    refused (DataOptionError), since position is no preference. Without that mapping their
+    shape reads the winner; `ignore=winner` says the label means nothing here."""
+    chosen, rejected = columns.get("chosen"), columns.get("rejected")
+    if not chosen or not rejected:
+        return
+    named = sorted((chosen.lower(), rejected.lower()))
+    labels = next((v for k, v in POSITIONAL_PAIRS.items() if sorted(k) == named), ())
+    mapped = {part for theirs in columns.values() for part in theirs.split(JOIN)}
+    for record in sample:
+        if not isinstance(record, dict):
+            continue
+        for key, value in record.items():
+            if isinstance(key, str) and key.lower() in labels and key not in mapped and value is not None:
+                raise DataOptionError(
+                    f"--columns chosen={chosen},rejected={rejected} reads {chosen!r} as the preferred "
+                    f"response in every row, but the rows say which one won in {key!r}: leave chosen and "
+                    f"rejected out of --columns and {key!r} decides, or add ignore={key} if {chosen!r} is "
+                    "always the preferred one"
+                )
+
+
 def check_columns(columns: dict[str, str]) -> dict[str, str]:
     """Validate a mapping: keys must be our field names (or `ignore`), values distinct non-empty
     column names."""

@@ -29,6 +29,7 @@ from rewardforge.data.columns import (
     infer_columns,
     parse_columns,
     read_from,
+    refuse_positional_mapping,
 )
 from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
@@ -238,6 +239,7 @@ class _Load:
         if self.processor is not None:
             return
         records = [record for _, record in sample if not isinstance(record, ReadProblem)]
+        refuse_positional_mapping(records, self.columns)
         self.inferred = infer_columns(records, self.columns)
         self.read_columns = set(self.columns.values()) | read_from(self.inferred)
         found: dict[str, list[Detected]] = {}

@@ -130,8 +130,14 @@ def _shp_a_preferred(value: Any) -> bool:
 
 
 def shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
-    """SHP: returns prompt, chosen, rejected and the (chosen, rejected) suffixes, "A"/"B"."""
-    prompt = prompt_messages(text(record, "history"), "history")
+    """SHP: returns prompt, chosen, rejected and the (chosen, rejected) suffixes, "A"/"B". The
+    post is `history`, or `prompt` when a mapping named it so (`--columns prompt=post`)."""
+    name = "prompt" if "history" not in record and "prompt" in record else "history"
+    if record.get(name) is None:
+        raise RowError(
+            "missing (SHP's post: name the column that holds it with --columns prompt=COLUMN)", name
+        )
+    prompt = prompt_messages(text(record, name), name)
     a, b = text(record, "human_ref_A"), text(record, "human_ref_B")
     if _shp_a_preferred(record.get("labels")):
         return prompt, assistant_turn(a), assistant_turn(b), ("A", "B")
