@@ -870,3 +870,22 @@ def test_shp_post_named_as_the_prompt(tmp_path):
     assert res.pairs[0].prompt == [user("Which?")] and res.pairs[0].chosen == [assistant("b")]
     with pytest.raises(DataError, match=r"'history': missing \(SHP's post: .*--columns prompt=COLUMN"):
         load_pairs(path)
+
+
+def test_a_null_rating_under_an_alias_is_missing_not_no_such_column(tmp_path):
+    """helper 75: argilla's `rejected-rating: null` said "no such column" for a column it had read."""
+    rows = [
+        {
+            "instruction": "Q",
+            "chosen_response": "A.",
+            "rejected_response": "B.",
+            "chosen-rating": 5,
+            "rejected-rating": r,
+        }
+        for r in (2, 1, None)
+    ]
+    with pytest.raises(
+        DataError, match=r"line 3: field 'rejected-rating': missing \(needed for margin_from_scores\)"
+    ):
+        load_pairs(jsonl(tmp_path, rows), margin_from_scores=True)
+    assert len(load_pairs(jsonl(tmp_path, rows)).pairs) == 3  # without the margin, no score is needed

@@ -272,9 +272,35 @@ def test_limit_and_eval_split_keep_records_whole(tmp_path):
     data = jsonl(tmp_path, [nectar(i) for i in range(10)])  # 3 pairs per record
     train, _, summary, _ = load_training_data(RewardArguments(data=data, limit=4), tmp_path)
     assert len(train) == 3 and summary["train"]["pairs"] == 3
-    train, held, _, _ = load_training_data(RewardArguments(data=data, eval_split=0.2), tmp_path)
+    train, held, summary, _ = load_training_data(RewardArguments(data=data, eval_split=0.2), tmp_path)
     assert (len(train), len(held)) == (24, 6)
     assert not {p.source for p in train} & {p.source for p in held}
+    # helper 75: rewardforge.json said 30 train pairs, the count before the split
+    assert summary["train"]["pairs"] == 24 and summary["train"]["held_out_by_eval_split"] == 6
+    assert summary["eval"]["pairs"] == 6
+
+
+def test_records_a_processor_skips_are_counted_and_said(tmp_path, capsys):
+    """helper 75: eval said how many records the processor skipped on purpose; train did not."""
+    from _rows import jsonl
+
+    from rewardforge.training.arguments import RewardArguments
+    from rewardforge.training.run import load_training_data
+
+    proc = tmp_path / "proc.py"
+    proc.write_text(
+        "from rewardforge.data import PreferenceProcessor\n"
+        "class Odd(PreferenceProcessor):\n"
+        "    def to_pair(self, r):\n"
+        "        if r['n'] % 2: return None\n"
+        "        return {'prompt': 'p', 'chosen': f\"a{r['n']}\", 'rejected': 'b'}\n"
+    )
+    data = jsonl(tmp_path, [{"n": i} for i in range(6)])
+    args = RewardArguments(data=data, eval_data=data, processor=f"{proc}:Odd")
+    train, held, summary, _ = load_training_data(args, tmp_path)
+    assert len(train) == len(held) == 3
+    assert summary["train"]["skipped_by_processor"] == summary["eval"]["skipped_by_processor"] == 3
+    assert "3 pairs; 3 record(s) skipped by the processor (it returned None)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

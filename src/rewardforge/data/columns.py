@@ -97,6 +97,7 @@ ALIASES = {
     "prompt": ("question", "instruction", "query", "input", "conversations", "trajectory", "context"),
 }
 PAIR_LABELS = ("margin", "id", "category", "subset")  # ours that are no text
+SCORE_FIELDS = ("score_chosen", "score_rejected")
 # Step-level DPO sets (xinlai/Math-Step-DPO-10K) give the last step as chosen/rejected and the
 # whole solutions beside them: a reward model scores whole responses, so these replace them.
 WHOLE_RESPONSES = {"chosen": "full_chosen", "rejected": "full_rejected"}
@@ -328,6 +329,8 @@ def apply_inferred(record: dict, inferred: dict[str, str]) -> dict:
             raise RowError(f"missing (this data's {ours} is the whole solution in {theirs!r})", theirs)
         parts = theirs.split(JOIN)
         if all(record.get(part) is None for part in parts):
+            if ours in SCORE_FIELDS and theirs in record and ours not in record:
+                out[ours] = out.pop(theirs)  # a null score: missing, not "no such column"
             continue
         if record.get(ours) is not None and WHOLE_RESPONSES.get(ours) != theirs:
             raise RowError(

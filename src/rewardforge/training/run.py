@@ -155,22 +155,30 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         rejected.extend(result.rejected)
         return result
 
-    if args.data is None:
-        train = builtin_pairs("train")
-        summary["train"] = {"source": "builtin:train", "shape": "builtin", "pairs": len(train)}
-        eval_pairs = builtin_pairs("test") if args.eval_data is None and not args.eval_split else None
-        if eval_pairs is not None:
-            summary["eval"] = {"source": "builtin:test", "shape": "builtin", "pairs": len(eval_pairs)}
-    else:
-        res = load(args.data, "train", args.limit or None)  # "train" among splits: TRL's convention
-        train = res.pairs
-        summary["train"] = {
+    def described(res) -> dict[str, Any]:
+        info = {
             "source": res.source,
             "shape": res.shape + res.reading_notes(),
             "pairs": len(res.pairs),
             "rejected_rows": len(res.rejected),
             "fingerprint": res.fingerprint,
         }
+        if res.skipped_by_processor:  # returned None on purpose: said, as eval says it
+            info["skipped_by_processor"] = res.skipped_by_processor
+        return info
+
+    if args.data is None:
+        train = builtin_pairs("train")
+        summary["train"] = {"source": "builtin:train", "shape": "builtin", "pairs": len(train)}
+        train_shape = "builtin"
+        eval_pairs = builtin_pairs("test") if args.eval_data is None and not args.eval_split else None
+        if eval_pairs is not None:
+            summary["eval"] = {"source": "builtin:test", "shape": "builtin", "pairs": len(eval_pairs)}
+    else:
+        res = load(args.data, "train", args.limit or None)  # "train" among splits: TRL's convention
+        train = res.pairs
+        summary["train"] = described(res)
+        train_shape = res.shape
         eval_pairs = None
     if args.limit:  # whole records: the loader stops at a record's end
         train = train[: args.limit] if args.data is None else train
@@ -179,13 +187,7 @@ def load_training_data(args: RewardArguments, output_dir: Path):
     if args.eval_data:
         res = load(args.eval_data, None)  # several splits: the user names one
         eval_pairs = res.pairs
-        summary["eval"] = {
-            "source": res.source,
-            "shape": res.shape + res.reading_notes(),
-            "pairs": len(res.pairs),
-            "rejected_rows": len(res.rejected),
-            "fingerprint": res.fingerprint,
-        }
+        summary["eval"] = described(res)
     elif args.eval_split:  # a fraction in (0, 1): check_options said so
         # whole records: a record's pairs share a prompt, and held-out pairs must be unseen
         keys = [p.source or f"pair {i}" for i, p in enumerate(train)]
@@ -199,15 +201,23 @@ def load_training_data(args: RewardArguments, output_dir: Path):
                 f"--eval-split {args.eval_split} holds out every one of the {len(records)} record(s): "
                 "no training pairs are left"
             )
+        # the source's notes (equal scores, cuts) are about all of it: each part gives its count
+        summary["train"]["pairs"] = len(train)
+        summary["train"]["held_out_by_eval_split"] = len(eval_pairs)
         summary["eval"] = {
             "source": f"{summary['train']['source']} (eval split {args.eval_split})",
-            "shape": summary["train"]["shape"],
+            "shape": train_shape,
             "pairs": len(eval_pairs),
         }
     if os.environ.get("LOCAL_RANK", "0") == "0":
         for name, info in summary.items():
+            held = info.get("held_out_by_eval_split")
+            held = f" ({held} more held out by --eval-split)" if held else ""
+            skipped = info.get("skipped_by_processor")
+            skipped = f"; {skipped} record(s) skipped by the processor (it returned None)" if skipped else ""
             print(
-                f"[rewardforge] {name} data: {info['source']}, shape {info['shape']}, {info['pairs']} pairs"
+                f"[rewardforge] {name} data: {info['source']}, shape {info['shape']}, "
+                f"{info['pairs']} pairs{held}{skipped}"
             )
     return train, eval_pairs, summary, rejected
 
