@@ -128,6 +128,23 @@ def test_a_pair_file_points_to_eval(tiny_bert_dir, tmp_path, capsys):
     assert "looks like a preference pair; `rewardforge eval" in capsys.readouterr().err
 
 
+def test_a_pair_file_with_messages_beside_chosen_points_to_eval(tiny_bert_dir, tmp_path, capsys):
+    """helper 75: an UltraFeedback-binarized file (its `messages` is the chosen conversation)
+    was scored on `messages` alone, the pairs' sides unread and nothing said."""
+    chat = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "a"}]
+    row = {"prompt": "Q", "chosen": chat, "rejected": chat[:1] + [{"role": "assistant", "content": "b"}]}
+    src = write_jsonl(tmp_path / "uf.jsonl", [{**row, "messages": chat}])
+    assert run_cli(score_argv(tiny_bert_dir, src, tmp_path / "s.jsonl")) == 2
+    err = capsys.readouterr().err
+    assert (
+        "field 'messages': this looks like a preference pair ('chosen' and 'rejected' beside 'messages')"
+        in err
+    )
+    # a flag named chosen is no side of a pair
+    flagged = write_jsonl(tmp_path / "flag.jsonl", [{"prompt": "Q", "response": "a", "chosen": True}])
+    assert run_cli(score_argv(tiny_bert_dir, flagged, tmp_path / "f.jsonl")) == 0
+
+
 @pytest.mark.parametrize(
     ("row", "where"),
     [

@@ -105,8 +105,16 @@ def _response_field(record: dict) -> str:
     conversation (`messages`, ShareGPT's `conversations`) and plain-text (`text`) formats."""
     from rewardforge.data.errors import RowError
 
+    sides = [k for k in ("chosen", "rejected") if isinstance(record.get(k), str | list | dict)]
     for name in RESPONSE_FIELDS:
         if record.get(name) is not None:
+            if sides:  # UltraFeedback's `messages` is its chosen conversation: which one is meant?
+                raise RowError(
+                    f"this looks like a preference pair ({' and '.join(map(repr, sides))} beside {name!r}): "
+                    "`rewardforge eval --model M --data FILE` scores both sides of each pair; to score "
+                    f"{name!r} alone, leave {' and '.join(map(repr, sides))} out of the file",
+                    name,
+                )
             return name
     if record.get("chosen") is not None or record.get("rejected") is not None:
         raise RowError(
