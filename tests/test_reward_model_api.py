@@ -305,3 +305,26 @@ def test_conversations_with_other_histories_keep_their_replies_in_a_group(tiny_l
     tokens = tokenize_pair(rm.tokenizer, rm.text_format, pair, rm.max_length)
     want = rm.score_token_ids([tokens.chosen_ids, tokens.rejected_ids])
     assert rm.score_group(hh, [row["chosen"], row["rejected"]]) == pytest.approx(want, abs=1e-5)
+
+
+def test_loading_leaves_the_callers_random_state_alone(tiny_bert_dir):
+    """helper 76: from_pretrained seeded torch, numpy and random with 0, so a notebook's own
+    seed set before loading was lost (two seeds gave the same best-of-n candidates)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    def draws() -> tuple[float, float, float]:
+        return torch.rand(1).item(), float(np.random.rand()), random.random()
+
+    def seeded(seed: int) -> None:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+
+    seeded(123)
+    expected = draws()
+    seeded(123)
+    RewardModel.from_pretrained(str(tiny_bert_dir))
+    assert draws() == expected

@@ -344,8 +344,9 @@ class RewardModel:
         dtype = _dtype_name(dtype)
         _check_max_length(max_length)
         resolve_device(device)
-        try:
-            loaded = load_reward_model(path_or_hub_id, dtype=dtype, seed=0)
+        try:  # the caller's random state is theirs: loading draws nothing from it and seeds nothing
+            with torch.random.fork_rng(devices=[]):
+                loaded = load_reward_model(path_or_hub_id, dtype=dtype, seed=None)
         except ModelLoadError:
             raise
         except Exception as e:  # noqa: BLE001 - whatever went wrong, it was loading this model
