@@ -518,3 +518,27 @@ def test_long_conversations_are_scored_and_the_limit_is_an_option():
     with ServerThread(create_app(EchoScorer(), settings)) as server:
         r = httpx.post(server.url + "/v1/score", json=body)
         assert r.status_code == 422 and "at most 50 items" in r.json()["error"]
+
+
+def test_an_ensemble_is_served_and_rewards_as_its_mean(tiny_bert_dir, tiny_llama_dir):
+    """helper 76: create_app and RMReward took a RewardEnsemble, then failed every request (its
+    score_batch gives (mean, std) pairs): a 500 on each /v1/score."""
+    from rewardforge.inference import RewardModel
+    from rewardforge.rlhf.rewards import RMReward
+
+    models = [RewardModel.from_pretrained(str(d)) for d in (tiny_bert_dir, tiny_llama_dir)]
+    ensemble = RewardModel.ensemble(models)
+    items = [("Hi", "Hello!"), ("Hi", "Go away.")]
+    want = [sum(m.score(p, r) for m in models) / 2 for p, r in items]
+    assert [mean for mean, _ in ensemble.score_batch(items)] == pytest.approx(want, abs=1e-6)
+    assert ensemble.score_batch([]) == []
+    with ServerThread(create_app(ensemble, ServeSettings())) as server:
+        r = httpx.post(
+            server.url + "/v1/score", json={"items": [{"prompt": p, "response": x} for p, x in items]}
+        )
+        assert r.status_code == 200 and r.json()["scores"] == pytest.approx(want, abs=1e-5)
+        r = httpx.post(server.url + "/v1/compare", json={"prompt": "Hi", "responses": ["Hello!", "Go away."]})
+        assert r.status_code == 200, r.text
+        assert r.json()["scores"] == pytest.approx(want, abs=1e-5)
+    reward = RMReward(ensemble)
+    assert reward(["Hi", "Hi"], ["Hello!", "Go away."]) == pytest.approx(want, abs=1e-5)

@@ -636,10 +636,49 @@ class RewardEnsemble:
         self.models = models
 
     def score_batch(self, items: Sequence[Any], batch_size: int = 16) -> list[tuple[float, float]]:
+        """(mean, standard deviation) of the models' scores of each item."""
         per_model = torch.tensor([m.score_batch(items, batch_size=batch_size) for m in self.models])
+        if per_model.numel() == 0:
+            return []
         mean = per_model.mean(0)
         std = per_model.std(0, unbiased=False)
         return list(zip(mean.tolist(), std.tolist()))
 
     def score(self, prompt: PromptLike, response: ResponseLike) -> tuple[float, float]:
         return self.score_batch([(prompt, response)])[0]
+
+    def mean(self) -> EnsembleMean:
+        """The ensemble as one reward model whose score is the mean: what `serve`'s
+        `create_app` and the RLHF reward `RMReward` take (they are given it when handed the
+        ensemble itself)."""
+        return EnsembleMean(self)
+
+
+class EnsembleMean:
+    """A RewardEnsemble's mean score behind RewardModel's scoring methods (score_batch,
+    score_texts, score_groups), so servers and reward functions use it as one model."""
+
+    def __init__(self, ensemble: RewardEnsemble):
+        self.models = ensemble.models
+
+    @property
+    def beta(self) -> float:
+        """The loss's beta the models share, for compare's probabilities (1.0 if they differ)."""
+        betas = {getattr(m, "beta", 1.0) for m in self.models}
+        return betas.pop() if len(betas) == 1 else 1.0
+
+    def _mean(self, per_model: list[list[float]]) -> list[float]:
+        return [sum(column) / len(column) for column in zip(*per_model)]
+
+    def score_batch(self, items: Sequence[Any], batch_size: int = 16) -> list[float]:
+        return self._mean([m.score_batch(items, batch_size=batch_size) for m in self.models])
+
+    def score_texts(self, texts: Sequence[str], batch_size: int = 16) -> list[float]:
+        return self._mean([m.score_texts(texts, batch_size=batch_size) for m in self.models])
+
+    def score_groups(
+        self, groups: Iterable[tuple[PromptLike, Sequence[ResponseLike]]], batch_size: int = 16
+    ) -> list[list[float]]:
+        groups = list(groups)
+        per_model = [m.score_groups(groups, batch_size=batch_size) for m in self.models]
+        return [self._mean(list(scores)) for scores in zip(*per_model)]

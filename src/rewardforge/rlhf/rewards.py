@@ -156,7 +156,9 @@ class RMReward:
     computed once per group; remote, the group travels in one request."""
 
     def __init__(self, rm: Any, *, batch_size: int = 16, rollout_log: RolloutLog | None = None):
-        self.rm = rm
+        from rewardforge.inference import RewardEnsemble
+
+        self.rm = rm.mean() if isinstance(rm, RewardEnsemble) else rm  # an ensemble rewards its mean
         self.batch_size = batch_size
         self.rollout_log = rollout_log
         self.__name__ = RM_REWARD_NAME  # TRL names the reward (and its log keys) after this
