@@ -53,6 +53,17 @@ def rm(tiny_bert_dir):
         (lambda rm: rm.rank("p", ["a", None]), TypeError, "response 1: a response is"),
         (lambda rm: rm.score_texts("abc"), TypeError, "list of texts"),
         (lambda rm: rm.score_token_ids([[5], []]), ValueError, "sequence 1 has no tokens"),
+        # helper 76: torch's IndexError, a shape error in the embeddings, the tokenizer's own error
+        (
+            lambda rm: rm.score_token_ids([[5, 10**6]]),
+            ValueError,
+            "sequence 0 holds token id 1000000, outside",
+        ),
+        (lambda rm: rm.score_token_ids([[5], [-1]]), ValueError, "sequence 1 holds token id -1"),
+        (lambda rm: rm.score_token_ids([[5, 1.5]]), TypeError, "sequence 0 holds 1.5, not a token id"),
+        (lambda rm: rm.score_token_ids([[5] * 5000]), ValueError, "sequence 0 has 5000 tokens, more than"),
+        (lambda rm: rm.score_token_ids(["abc"]), TypeError, "sequence 0 is str"),
+        (lambda rm: rm.score_texts(["ok", 5]), TypeError, "text 1 is int, not a string"),
         (lambda rm: RewardModel.ensemble("rm"), TypeError, "list of models"),
         (lambda rm: RewardModel.from_pretrained(5), TypeError, "got int"),
         (
@@ -328,3 +339,14 @@ def test_loading_leaves_the_callers_random_state_alone(tiny_bert_dir):
     seeded(123)
     RewardModel.from_pretrained(str(tiny_bert_dir))
     assert draws() == expected
+
+
+def test_token_ids_as_tensors_and_arrays_score_as_lists(rm):
+    import numpy as np
+    import torch
+
+    ids = rm.encode("Hi", "Hello!")
+    want = rm.score_token_ids([ids])
+    assert rm.score_token_ids([torch.tensor(ids)]) == want
+    assert rm.score_token_ids([np.array(ids)]) == want
+    assert rm.score_token_ids([[np.int64(t) for t in ids]]) == want

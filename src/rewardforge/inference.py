@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import sys
 import warnings
@@ -514,9 +515,10 @@ class RewardModel:
     def score_token_ids(self, seqs: list[list[int]], batch_size: int = 16) -> list[float]:
         """Scores of token sequences (one sequence each), in input order."""
         _check_batch_size(batch_size)
+        vocab = self.model.get_input_embeddings().num_embeddings
+        positions = position_limit(self.model)
         for i, s in enumerate(seqs):
-            if not len(s):
-                raise ValueError(f"sequence {i} has no tokens")
+            _check_token_ids(s, i, vocab, positions)
         return self._score_rows([plain_row(s, i, 0) for i, s in enumerate(seqs)], len(seqs), batch_size)
 
     @torch.no_grad()
@@ -581,6 +583,9 @@ class RewardModel:
         """Scores of already formatted conversations (see `encode_text`), in input order."""
         if isinstance(texts, str):  # score_texts("abc") scored the letters
             raise TypeError("score_texts takes a list of texts")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text {i} is {type(text).__name__}, not a string")
         return self.score_token_ids([self.encode_text(t) for t in texts], batch_size=batch_size)
 
     def compare(self, prompt: PromptLike, a: ResponseLike, b: ResponseLike) -> float:
@@ -625,6 +630,27 @@ def _grouped_rows(seqs: list[list[int]], groups: list[tuple[list[int], int]]) ->
         else:
             rows += [plain_row(seqs[i], i, 0) for i in members]
     return rows
+
+
+def _check_token_ids(seq: Any, i: int, vocab: int, positions: int | None) -> None:
+    """Sequence `i` is non-empty whole ids the model's embeddings have, within its positions: an
+    id past the vocabulary was an IndexError deep in torch, and too many tokens a shape error
+    in the embeddings (learned positions) or a score read past them (rotary)."""
+    if isinstance(seq, str | bytes | dict) or not (hasattr(seq, "__len__") and hasattr(seq, "__iter__")):
+        raise TypeError(f"sequence {i} is {type(seq).__name__}, not a list of token ids")
+    if not len(seq):
+        raise ValueError(f"sequence {i} has no tokens")
+    if positions is not None and len(seq) > positions:
+        raise ValueError(f"sequence {i} has {len(seq)} tokens, more than the model's {positions} positions")
+    ids = seq.tolist() if hasattr(seq, "tolist") else seq  # a tensor's or an array's ids as ints
+    for token in ids:
+        whole = isinstance(token, numbers.Integral) and not isinstance(token, bool)
+        if not whole or not 0 <= token < vocab:
+            if whole:
+                raise ValueError(
+                    f"sequence {i} holds token id {token}, outside the model's vocabulary (0 to {vocab - 1})"
+                )
+            raise TypeError(f"sequence {i} holds {token!r}, not a token id")
 
 
 class RewardEnsemble:
