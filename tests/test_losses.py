@@ -75,7 +75,36 @@ def test_pair_statistics_counts_ties_as_half():
     assert stats["margin"] == pytest.approx((1 + 0 - 1 + 1) / 4)
 
 
-@pytest.mark.parametrize("kwargs", [{"beta": 0}, {"label_smoothing": 0.5}, {"center_coeff": -1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"beta": 0},
+        {"label_smoothing": 0.5},
+        {"center_coeff": -1},
+        # helper 76: accepted, and every loss became nan
+        {"beta": float("nan")},
+        {"beta": float("inf")},
+        {"center_coeff": float("nan")},
+        {"center_coeff": float("inf")},
+    ],
+)
 def test_invalid_config(kwargs):
     with pytest.raises(ValueError):
         LossConfig(**kwargs)
+
+
+def test_rewards_of_two_shapes_are_refused_not_broadcast():
+    """helper 76: [n, 1] logits against [n] rewards broadcast to an n x n loss, averaged without a word."""
+    r = torch.tensor([1.0, 0.0, -1.0])
+    with pytest.raises(ValueError, match=r"same shape, got \(3, 1\) and \(3,\)"):
+        bradley_terry_loss(r[:, None], r)
+    with pytest.raises(ValueError, match="margin must be one number or one per pair"):
+        bradley_terry_loss(r, r, margin=torch.zeros(2))
+
+
+def test_a_number_as_the_margin_is_every_pairs():
+    """helper 76: margin=1.0 was an AttributeError ('float' object has no attribute 'to')."""
+    rc, rr = torch.tensor([2.0, 0.5]), torch.tensor([0.0, 1.0])
+    assert bradley_terry_loss(rc, rr, margin=1.0).item() == pytest.approx(
+        bradley_terry_loss(rc, rr, margin=torch.tensor([1.0, 1.0])).item()
+    )

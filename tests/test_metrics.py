@@ -340,6 +340,13 @@ def test_bad_input_raises(sc, sr, match):
         pair_metrics(sc, sr)
 
 
+@pytest.mark.parametrize("beta", [0, -1, float("nan"), float("inf"), True, "2"])
+def test_a_beta_that_is_no_positive_number_is_refused(beta):
+    """helper 76: beta -1, 0 or nan gave a meaningless bt_log_loss."""
+    with pytest.raises(ValueError, match="beta must be a finite number > 0"):
+        pair_metrics([1.0, 2.0], [0.0, 1.0], beta=beta)
+
+
 def test_sign_test_by_hand():
     from rewardforge.evaluation.metrics import sign_test_p
 

@@ -11,6 +11,7 @@ sizes (length-aware batching, gradient accumulation) learn exactly like plain ba
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +25,10 @@ class LossConfig:
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if self.center_coeff < 0:
-            raise ValueError(f"center_coeff must be >= 0, got {self.center_coeff}")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
+        if not (math.isfinite(self.center_coeff) and self.center_coeff >= 0):
+            raise ValueError(f"center_coeff must be a finite number >= 0, got {self.center_coeff}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
 
@@ -39,10 +40,21 @@ def bradley_terry_loss_per_pair(
     config: LossConfig = LossConfig(),
     margin: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Loss of every pair (shape [n]); the caller chooses how to reduce it."""
+    """Loss of every pair (shape [n]); the caller chooses how to reduce it. Rewards of two shapes
+    (a model's [n, 1] logits against [n]) are refused: broadcast, they made an n x n loss."""
+    if r_chosen.shape != r_rejected.shape:
+        raise ValueError(
+            f"r_chosen and r_rejected must have the same shape, got {tuple(r_chosen.shape)} and "
+            f"{tuple(r_rejected.shape)}"
+        )
     z = config.beta * (r_chosen - r_rejected)
     if margin is not None:
-        z = z - margin.to(z.dtype)
+        margin = torch.as_tensor(margin, device=z.device).to(z.dtype)  # a float margin: every pair's
+        if margin.dim() and margin.shape != z.shape:
+            raise ValueError(
+                f"margin must be one number or one per pair {tuple(z.shape)}, got {tuple(margin.shape)}"
+            )
+        z = z - margin
     eps = config.label_smoothing
     loss = -(1.0 - eps) * F.logsigmoid(z)
     if eps:

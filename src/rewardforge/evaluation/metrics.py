@@ -280,6 +280,8 @@ def pair_metrics(
         raise ValueError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
     if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if isinstance(beta, bool) or not isinstance(beta, int | float | np.number) or not 0 < beta < math.inf:
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
     n = int(chosen.shape[0])
     margin = chosen - rejected
     correct, ties, _ = _counts(chosen, rejected)
