@@ -123,3 +123,40 @@ def test_chunked_backward_equals_whole_batch(decoder, tmp_path):
     for name in g_whole:
         torch.testing.assert_close(g_chunked[name], g_whole[name], atol=1e-6, rtol=1e-5, msg=name)
     assert totals["pairs"] == 24
+
+
+@pytest.mark.parametrize(("decoder", "max_tokens"), [(False, None), (True, None), (False, 150)])
+def test_accumulated_micro_batches_of_unequal_size_learn_as_one_batch(decoder, max_tokens, tmp_path):
+    """helper 78: each micro-batch's mean was divided by the accumulation steps, so at an
+    epoch's last step (micro-batches of 4 and 2 pairs) the 2 pairs weighed as much as the 4;
+    accuracy and margin were logged as means of micro-batch means."""
+    feats = _features(6, seed=3, margins=True)
+    config = LossConfig(beta=1.5, center_coeff=0.01, label_smoothing=0.1)
+    model = _model(decoder)
+    model.train()
+    _, loss_whole, g_whole, _ = _step_grads(
+        model, feats, decoder=decoder, max_tokens=None, loss_config=config, tmp_path=tmp_path
+    )
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, disable_tqdm=True)
+    collator = PairCollator(0, share_prefix=decoder, max_tokens_per_batch=max_tokens)
+    trainer = RewardTrainer(
+        model=model, args=args, data_collator=collator, is_decoder=decoder, loss_config=config
+    )
+    trainer.current_gradient_accumulation_steps = 2
+    micro = [collator(feats[:4]), collator(feats[4:])]
+    num_items = trainer._get_num_items_in_batch(micro, torch.device("cpu"))
+    assert num_items == 6
+    model.zero_grad()
+    loss = sum(trainer.training_step(model, batch, num_items).item() for batch in micro)
+    assert loss == pytest.approx(loss_whole, abs=1e-6)
+    for name, grad in g_whole.items():
+        torch.testing.assert_close(
+            dict(model.named_parameters())[name].grad, grad, atol=1e-6, rtol=1e-5, msg=name
+        )
+    logs: dict = {"loss": loss}
+    trainer.log(logs)
+    with torch.no_grad():
+        r = [trainer.pair_rewards(model, trainer._prepare_inputs(collator(feats)))]
+    diff = (r[0][0] - r[0][1]).float()
+    assert logs["margin"] == pytest.approx(diff.mean().item(), abs=1e-5)  # per pair
+    assert logs["accuracy"] == pytest.approx((diff > 0).float().mean().item(), abs=1e-5)

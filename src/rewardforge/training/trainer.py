@@ -35,6 +35,10 @@ class NonFiniteLossError(RuntimeError):
 
 
 class RewardTrainer(Trainer):
+    # compute_loss gives each micro-batch's pairs their share of the optimizer step's mean (see
+    # _get_num_items_in_batch), so the Trainer must not divide it by the accumulation steps again
+    loss_is_scaled_for_ga = True
+
     def __init__(
         self,
         *args: Any,
@@ -69,9 +73,34 @@ class RewardTrainer(Trainer):
         rewards = gather_rewards(model, inputs["chunks"], n, 2, decoder=self.is_decoder)
         return rewards[:, 0], rewards[:, 1]
 
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> int | None:
+        """The pairs of one optimizer step on this process (all its micro-batches). Each pair's
+        loss is divided by it, so a step whose micro-batches differ in size (the last of an
+        epoch) learns as one batch of those pairs would: divided by the accumulation steps, a
+        2-pair micro-batch weighed as much as a 4-pair one. (Processes hold equal batches, as
+        Accelerate's even batches make them, and DDP averages their gradients.)"""
+        if batch_samples and all("pair_index" in b for b in batch_samples):
+            return sum(int(b["pair_index"].shape[0]) for b in batch_samples)
+        return super()._get_num_items_in_batch(batch_samples, device)
+
+    def _loss_divisor(self, n_pairs: int, num_items_in_batch: Any) -> float:
+        """What a micro-batch's summed pair losses are divided by in training: the step's pairs,
+        or (not given them) its own pairs times the accumulation steps, as the Trainer would."""
+        if num_items_in_batch is not None:
+            return float(num_items_in_batch)
+        return float(n_pairs * self.current_gradient_accumulation_steps)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         r_chosen, r_rejected = self.pair_rewards(model, inputs)
-        loss = bradley_terry_loss(r_chosen, r_rejected, config=self.loss_config, margin=inputs.get("margin"))
+        margin = inputs.get("margin")
+        n_pairs = int(r_chosen.shape[0])
+        if model.training and self._loss_divisor(n_pairs, num_items_in_batch) != n_pairs:
+            per_pair = bradley_terry_loss_per_pair(
+                r_chosen, r_rejected, config=self.loss_config, margin=margin
+            )
+            loss = per_pair.sum() / self._loss_divisor(n_pairs, num_items_in_batch)
+        else:  # the step is this batch (or an evaluation): its mean
+            loss = bradley_terry_loss(r_chosen, r_rejected, config=self.loss_config, margin=margin)
         self._check_finite(loss)
         if model.training:
             self._accumulate(r_chosen, r_rejected, inputs)
@@ -90,21 +119,21 @@ class RewardTrainer(Trainer):
         if len(inputs["chunks"]) == 1:
             loss = super().training_step(model, inputs, num_items_in_batch)
         else:
-            loss = self._chunked_training_step(model, inputs)
+            loss = self._chunked_training_step(model, inputs, num_items_in_batch)
         self._loss_sum = self._loss_sum.to(loss.device) + loss.detach().float()
         return loss
 
-    def _chunked_training_step(self, model, inputs):
+    def _chunked_training_step(self, model, inputs, num_items_in_batch=None):
         """One forward and one backward per chunk, so only one chunk's activations are alive at a
-        time. Chunks hold whole pairs and each chunk's loss is its pairs' share of the batch mean,
-        so the summed gradients equal those of the whole batch at once. Gradients are synchronised
-        across processes only on the last chunk (`no_sync`), as in gradient accumulation."""
+        time. Chunks hold whole pairs and each chunk's loss is its pairs' share of the step's
+        mean, so the summed gradients equal those of the whole batch at once. Gradients are
+        synchronised across processes only on the last chunk (`no_sync`), as in gradient
+        accumulation."""
         model.train()
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
-        n_pairs = int(inputs["pair_index"].shape[0])
-        scale = n_pairs * self.current_gradient_accumulation_steps
+        scale = self._loss_divisor(int(inputs["pair_index"].shape[0]), num_items_in_batch)
         margin = inputs.get("margin")
         chunks = inputs["chunks"]
         total = torch.zeros((), device=self.args.device)
@@ -182,8 +211,9 @@ class RewardTrainer(Trainer):
         return True
 
     def _accumulate(self, r_chosen, r_rejected, inputs) -> None:
-        for key, value in pair_statistics(r_chosen, r_rejected).items():
-            self._stats[key] = self._stats.get(key, 0.0) + value
+        n = int(r_chosen.shape[0])
+        for key, value in pair_statistics(r_chosen, r_rejected).items():  # summed per pair
+            self._stats[key] = self._stats.get(key, 0.0) + value * n
         self._stat_batches += 1
         self._tokens += int(inputs["pair_tokens"].item())
         computed = int(sum(c["real_tokens"].item() for c in inputs["chunks"]))
@@ -200,8 +230,8 @@ class RewardTrainer(Trainer):
         if self._stat_batches and "loss" in logs:
             world = self.args.world_size
             elapsed = max(time.perf_counter() - self._window_start, 1e-9)
-            for key, total in self._stats.items():
-                logs[key] = round(total / self._stat_batches, 6)
+            for key, total in self._stats.items():  # per pair, not per micro-batch
+                logs[key] = round(total / max(self._pairs, 1), 6)
             logs["pairs_per_second"] = round(self._pairs * world / elapsed, 3)
             logs["tokens_per_second"] = round(self._tokens * world / elapsed, 1)
             logs["computed_tokens_per_second"] = round(self._computed_tokens * world / elapsed, 1)
