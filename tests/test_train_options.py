@@ -53,6 +53,11 @@ def _missing_tracker() -> str:
     [
         (["--learning-rate", "inf"], "--learning-rate must be a positive number"),
         (["--learning-rate", "-1"], "--learning-rate must be a positive number"),
+        # helper 78: argparse read -1e-3 as an option ("expected one argument")
+        (["--learning-rate", "-1e-3"], "--learning-rate must be a positive number"),
+        (["--beta", "-inf"], "--beta must be a positive number"),
+        # helper 78: the first file was used and the last one recorded in run_config.json
+        (["--config", "BOTH", "--config=BOTH"], "--config is given more than once"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be at least 1"),
         (["--epochs", "0", "--max-steps", "-1"], "--epochs must be more than 0"),

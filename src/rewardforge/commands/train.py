@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -67,10 +68,18 @@ def _usage_error(message: str):
     raise UsageError(f"{message} (see rewardforge train --help)")
 
 
+NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|-(inf|nan)", re.IGNORECASE)
+
+
 def _normalise_argv(argv: list[str]) -> list[str]:
-    """`--resume` alone means the newest checkpoint in the output folder."""
-    out = []
+    """`--resume` alone means the newest checkpoint in the output folder. A negative number after
+    an option is its value (`--learning-rate -1e-3`): argparse reads "-1e-3" as an option and
+    says "expected one argument", where the option's own check says what is wrong."""
+    out: list[str] = []
     for i, a in enumerate(argv):
+        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_NUMBER.fullmatch(a):
+            out[-1] = f"{out[-1]}={a}"
+            continue
         out.append(a)
         if a == "--resume" and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
             out.append("last")
@@ -312,12 +321,18 @@ def parse(argv: list[str]):
 
     parser = build_parser()
     argv = _normalise_argv(argv)
-    config = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+    configs = [i for i, a in enumerate(argv) if a == "--config" or a.startswith("--config=")]
+    if len(configs) > 1:  # which one argparse keeps is not which one a reader expects: say so
+        raise UsageError("--config is given more than once; give one file (flags override it)")
+    config = None
+    if configs:
+        i = configs[0]
+        if argv[i].startswith("--config="):
+            config = argv[i].split("=", 1)[1]
+        elif i + 1 >= len(argv) or argv[i + 1].startswith("--"):
             raise UsageError("--config needs a file")
-        config = argv[i + 1]
+        else:
+            config = argv[i + 1]
     settings: dict[str, Any] = {}
     if config is not None:
         settings = _without_overridden(_config_from_yaml(config, parser), argv, parser)
