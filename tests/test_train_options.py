@@ -173,6 +173,12 @@ def test_config_file_given_as_config_equals_and_yaml_values_typed_like_flags(
     capsys.readouterr()
     assert train("--config", cfg, "--output", tmp_path / "o2") == 2
     assert f"{cfg}: max_length: 2.5 is not a valid value" in capsys.readouterr().err
+    cfg.write_text(f"model: {tiny_bert_dir}\ndata: [{data}, {data}]\n")  # helper 78: read as "a,b"
+    assert train("--config", cfg, "--output", tmp_path / "o4") == 2
+    assert f"{cfg}: data: a list is not a value here" in capsys.readouterr().err
+    cfg.write_text(f"model: {tiny_bert_dir}\ndata: {data}\nbatch_size: [4]\n")  # was taken as 4
+    assert train("--config", cfg, "--output", tmp_path / "o5") == 2
+    assert f"{cfg}: batch_size: a list is not a value here" in capsys.readouterr().err
     cfg.write_text("config: other.yaml\n")
     assert train("--config", cfg, "--output", tmp_path / "o3") == 2
     assert "'config' cannot be set inside a config file" in capsys.readouterr().err

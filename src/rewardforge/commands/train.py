@@ -139,6 +139,10 @@ def _config_from_yaml(path: str, parser) -> dict[str, Any]:
     return {key: _typed(path, key, value, actions[key]) for key, value in cfg.items()}
 
 
+# options whose text is a comma-separated list, which a config may write as a YAML list
+COMMA_LISTS = ("lora_target_modules", "columns")
+
+
 def _typed(path: str, key: str, value: Any, action) -> Any:
     """A YAML value converted as the flag's own parser would (argparse leaves non-string
     defaults alone, so `max_length: 2.5` would reach the tokenizer as a float)."""
@@ -157,6 +161,8 @@ def _typed(path: str, key: str, value: Any, action) -> Any:
     if isinstance(value, bool) and not value and action.choices is not None and "no" in action.choices:
         value = "no"  # YAML reads `save_strategy: no` as false
     if isinstance(value, list) and action.nargs is None:
+        if key not in COMMA_LISTS:  # data: [a, b] was read as the file "a,b"; [4] as 4
+            raise UsageError(f"{path}: {key}: a list is not a value here, got {value!r}")
         value = ",".join(map(str, value))  # lora_target_modules: [q_proj, v_proj]
     values = value if isinstance(value, list) else [value]
     try:
