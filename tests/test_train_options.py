@@ -62,6 +62,11 @@ def _missing_tracker() -> str:
         (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be at least 1"),
         (["--epochs", "0", "--max-steps", "-1"], "--epochs must be more than 0"),
         (["--max-steps", "0"], "--max-steps must be at least 1"),
+        # helper 78: trained by epochs, evaluated never, kept every checkpoint, without a word
+        (["--max-steps", "-5"], "--max-steps must be at least 1 (or -1: train for --epochs), got -5"),
+        (["--eval_steps", "1"], "--eval_steps needs held-out pairs to evaluate"),
+        (["--eval_steps", "0", "--eval-data", "EVAL"], "--eval_steps must be more than 0"),
+        (["--save_total_limit", "0"], "--save_total_limit must be at least 1 checkpoint"),
         (["--max-length", "-1"], "--max-length must be a whole number >= 8"),
         (["--limit", "0"], "--limit must be at least 1 pair"),
         (["--beta", "nan"], "--beta must be a positive number"),

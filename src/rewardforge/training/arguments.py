@@ -156,7 +156,19 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         targs.gradient_accumulation_steps >= 1,
         f"--gradient_accumulation_steps must be at least 1, got {targs.gradient_accumulation_steps}",
     )
-    need(targs.max_steps != 0, "--max-steps must be at least 1 (or -1: train for --epochs)")
+    need(
+        targs.max_steps == -1 or targs.max_steps >= 1,
+        f"--max-steps must be at least 1 (or -1: train for --epochs), got {targs.max_steps}",
+    )
+    need(
+        targs.save_total_limit is None or targs.save_total_limit >= 1,
+        f"--save_total_limit must be at least 1 checkpoint (transformers reads {targs.save_total_limit} as no "
+        f"limit; a large number keeps them all), got {targs.save_total_limit}",
+    )
+    need(
+        targs.eval_steps is None or (finite(targs.eval_steps) and targs.eval_steps > 0),
+        f"--eval_steps must be more than 0 (steps, or a fraction of the run below 1), got {targs.eval_steps!r}",
+    )
     if targs.max_steps < 0 or args.epochs is not None:  # with --max-steps, a given --epochs is still checked
         epochs = args.epochs if args.epochs is not None else targs.num_train_epochs
         need(finite(epochs) and epochs > 0, f"--epochs must be more than 0, got {epochs!r}")
@@ -213,6 +225,10 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         held_out(args) or (strategy == "no" and not targs.load_best_model_at_end),
         f"{'--load_best_model_at_end' if targs.load_best_model_at_end else f'--eval_strategy {strategy}'} "
         "needs held-out pairs: give --eval-data or --eval-split",
+    )
+    need(
+        targs.eval_steps is None or held_out(args),
+        "--eval_steps needs held-out pairs to evaluate: give --eval-data or --eval-split",
     )
     need(
         finite(args.eval_split) and (args.eval_split == 0 or 0 < args.eval_split < 1),
