@@ -67,6 +67,7 @@ def _missing_tracker() -> str:
         (["--eval_steps", "1"], "--eval_steps needs held-out pairs to evaluate"),
         (["--eval_steps", "0", "--eval-data", "EVAL"], "--eval_steps must be more than 0"),
         (["--save_total_limit", "0"], "--save_total_limit must be at least 1 checkpoint"),
+        (["--dtype", "bf16", "--precision", "fp32"], "--precision fp32 and --dtype bf16 ask for different"),
         (["--max-length", "-1"], "--max-length must be a whole number >= 8"),
         (["--limit", "0"], "--limit must be at least 1 pair"),
         (["--beta", "nan"], "--beta must be a positive number"),
@@ -294,6 +295,9 @@ def test_limit_and_eval_split_keep_records_whole(tmp_path):
     # helper 75: rewardforge.json said 30 train pairs, the count before the split
     assert summary["train"]["pairs"] == 24 and summary["train"]["held_out_by_eval_split"] == 6
     assert summary["eval"]["pairs"] == 6
+    from rewardforge.data.loader import fingerprint
+
+    assert summary["eval"]["fingerprint"] == fingerprint(held)  # helper 78: the split had none
 
 
 def test_records_a_processor_skips_are_counted_and_said(tmp_path, capsys):

@@ -263,6 +263,11 @@ def _one_value_per_setting(args, targs, given: set[str], config: dict[str, Any])
     said_precision = "precision" in given or "precision" in config
     if targs.bf16 and said_precision and args.precision == "fp32":
         raise UsageError("--precision fp32 and --bf16 ask for different precisions: give one of them")
+    if said_precision and args.precision == "fp32" and args.dtype == "bf16":  # bf16 weights compute in bf16
+        raise UsageError(
+            "--precision fp32 and --dtype bf16 ask for different precisions (bf16 weights compute in "
+            "bf16): use --dtype fp32 for fp32, or leave --precision out"
+        )
     if targs.fp16 and "precision" in given and args.precision in ("fp32", "bf16"):
         raise UsageError(
             f"--precision {args.precision} and --fp16 ask for different precisions: give one of them"

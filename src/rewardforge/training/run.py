@@ -204,10 +204,13 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         # the source's notes (equal scores, cuts) are about all of it: each part gives its count
         summary["train"]["pairs"] = len(train)
         summary["train"]["held_out_by_eval_split"] = len(eval_pairs)
+        from rewardforge.data.loader import fingerprint
+
         summary["eval"] = {
             "source": f"{summary['train']['source']} (eval split {args.eval_split})",
             "shape": train_shape,
             "pairs": len(eval_pairs),
+            "fingerprint": fingerprint(eval_pairs),
         }
     if os.environ.get("LOCAL_RANK", "0") == "0":
         for name, info in summary.items():
