@@ -409,6 +409,44 @@ def test_a_request_whose_client_left_is_never_scored():
         assert 'status="499"' in metrics and 'status="500"' not in metrics
 
 
+def test_a_request_whose_client_left_while_it_was_prepared_is_never_scored():
+    """helper 77: the watcher for a gone client started only once the job was queued, and an
+    idle model took it first: 11 of 20 requests whose clients had left were scored."""
+    import json
+    import socket
+    from urllib.parse import urlparse
+
+    class SlowPrepare(EchoScorer):
+        def __init__(self):
+            super().__init__()
+            self.preparing = threading.Event()
+            self.release = threading.Event()
+            self.scored: list[str] = []
+
+        def prepare(self, prompt, response):
+            self.preparing.set()
+            assert self.release.wait(30)
+            return super().prepare(prompt, response)
+
+        def run(self, prepared):
+            self.scored += [r for _, r in prepared]
+            return super().run(prepared)
+
+    scorer = SlowPrepare()
+    with ServerThread(create_app(scorer, ServeSettings(max_wait_ms=1))) as server:
+        address = urlparse(server.url)
+        body = json.dumps({"response": "gone"}).encode()
+        head = f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        with socket.create_connection((address.hostname, address.port)) as sock:
+            sock.sendall(head.encode() + body)
+            assert scorer.preparing.wait(10)  # held in its preparation; the model is idle
+        time.sleep(0.5)  # the server sees the connection close
+        scorer.release.set()
+        assert httpx.post(server.url + "/v1/score", json={"response": "after"}).json()["score"] == 5.0
+        assert scorer.scored == ["after"]
+        assert 'status="499"' in httpx.get(server.url + "/metrics").text
+
+
 @pytest.mark.parametrize(
     "content, headers, message",
     [

@@ -185,6 +185,14 @@ class ClientGone(Exception):
     """The client closed the connection before its scores were ready."""
 
 
+async def _client_gone(request: Request) -> bool:
+    """Whether the client has closed the connection already (no waiting)."""
+    try:
+        return await request.is_disconnected()
+    except Exception:  # noqa: BLE001 - a server without the check: assume the client is there
+        return False
+
+
 async def _unless_gone(future: asyncio.Future, request: Request) -> list[float]:
     """The job's scores; if the client goes away first, the job is cancelled (the batcher skips
     cancelled jobs, so nobody's forward pass is spent on it) and ClientGone is raised."""
@@ -326,6 +334,10 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
                 raise HTTPException(422, f"invalid request: {exc}") from None
             except asyncio.CancelledError:  # cancelled by a shutdown that ran out of time, as below
                 raise HTTPException(503, "the server is shutting down", {"Retry-After": "5"}) from None
+            # gone while it waited to be prepared: an idle model would take the job before the
+            # watcher below could see that, and spend a forward pass on nobody
+            if await _client_gone(request):
+                raise HTTPException(CLIENT_CLOSED, "the client closed the connection")
             try:
                 future = batcher.submit(prepared)
             except QueueFullError:
@@ -339,7 +351,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         try:
             scores = await _unless_gone(future, request)
         except ClientGone:
-            raise HTTPException(499, "the client closed the connection") from None
+            raise HTTPException(CLIENT_CLOSED, "the client closed the connection") from None
         except (StoppingError, asyncio.CancelledError):
             # CancelledError: uvicorn's graceful shutdown ran out of time and cancels the requests
             # still waiting; they get the documented 503, not its plain-text 500
