@@ -453,8 +453,11 @@ def test_a_request_whose_client_left_while_it_was_prepared_is_never_scored():
         (b"", {"Content-Type": "application/json"}, "empty request body"),
         (b'{"response": "hi"}', {"Content-Type": "application/x-www-form-urlencoded"}, "sent as application/x-www-form-urlencoded"),
         (b'{"response": "\xff"}', {"Content-Type": "application/json"}, "not valid UTF-8"),
+        # helper 77: JSON that Python's parser cannot read was FastAPI's bare 400
+        (b'{"response": "hi", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", {"Content-Type": "application/json"}, "nested too deeply"),
+        (b'{"response": "hi", "x": ' + b"7" * 5000 + b"}", {"Content-Type": "application/json"}, "too many digits"),
     ],
-    ids=["empty", "form-encoded", "bad-utf8"],
+    ids=["empty", "form-encoded", "bad-utf8", "deep", "long-number"],
 )  # fmt: skip
 def test_bodies_that_are_no_json_request_are_422_saying_why(content, headers, message):
     """Before: "Field required" with no field, "Input should be a valid dictionary", and a 400."""

@@ -11,6 +11,7 @@ on the one model thread -> response. Nothing reaches the model before every chec
 
 import asyncio
 import hmac
+import json
 import logging
 import math
 import time
@@ -175,9 +176,17 @@ def _body_problem(media: str, body: bytes) -> str | None:
     if media and "json" not in media:
         return f"the body was sent as {media}; send JSON with Content-Type: application/json"
     try:
-        body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"malformed JSON body (not valid UTF-8 at byte {exc.start})"
+    try:  # what Python's parser cannot read even when it is JSON: FastAPI answers a bare 400
+        json.loads(text)
+    except RecursionError:
+        return "malformed JSON body (nested too deeply to read)"
+    except json.JSONDecodeError:
+        pass  # FastAPI's own message says where
+    except ValueError:
+        return "malformed JSON body (a number has too many digits to read)"
     return None
 
 
