@@ -148,6 +148,12 @@ def test_prepare_failure_is_422_and_never_reaches_the_model():
             json={"items": [{"response": "fine"}, {"response": "explode-in-prepare"}]},
         )
         assert r.status_code == 422 and "items[1]" in r.json()["error"]
+        # helper 77: no `detail`, which the docs promise for every 422
+        assert r.json()["detail"] == [{"field": "items[1]", "message": "this response cannot be formatted"}]
+        r = httpx.post(server.url + "/v1/score", json={"response": "explode-in-prepare"})
+        # the single form said "item:", a field no request has
+        assert r.json()["error"] == "invalid request: this response cannot be formatted"
+        assert r.json()["detail"] == [{"field": "(body)", "message": "this response cannot be formatted"}]
         assert scorer.batches == []
 
 

@@ -54,8 +54,20 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class UnpreparableItem(ValueError):
+    """An item that passed the schema but cannot be formatted or tokenized: `where` is its place
+    in the body ("" for the body itself), `reason` what is wrong."""
+
     def __init__(self, where: str, reason: str):
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.where, self.reason = where, reason
+
+
+class UnprocessableItem(Exception):
+    """A 422 for an item found unusable while being prepared, answered with `detail` too."""
+
+    def __init__(self, message: str, detail: list[dict[str, str]]):
+        super().__init__(message)
+        self.message, self.detail = message, detail
 
 
 def _json_error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None):
@@ -323,6 +335,10 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         message, details = _describe_validation(exc)
         return _json_error(422, message, details)
 
+    @app.exception_handler(UnprocessableItem)
+    async def _unprocessable(request: Request, exc: UnprocessableItem):
+        return _json_error(422, exc.message, exc.detail)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         return _json_error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
@@ -339,8 +355,9 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
         try:
             try:
                 prepared = await loop.run_in_executor(prep_pool["pool"], prepare)
-            except UnpreparableItem as exc:
-                raise HTTPException(422, f"invalid request: {exc}") from None
+            except UnpreparableItem as exc:  # with `detail`, as a schema error has it
+                detail = [{"field": exc.where or "(body)", "message": exc.reason}]
+                raise UnprocessableItem(f"invalid request: {exc}", detail) from None
             except asyncio.CancelledError:  # cancelled by a shutdown that ran out of time, as below
                 raise HTTPException(503, "the server is shutting down", {"Retry-After": "5"}) from None
             # gone while it waited to be prepared: an idle model would take the job before the
@@ -399,7 +416,7 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def score(body: models.ScoreRequest, request: Request) -> Any:  # type: ignore[name-defined]
         if body.items is None:
             pairs = [(_plain(body.prompt), _plain(body.response), body.tools)]
-            scores = await run_scoring(1, prepare_pairs(pairs, "item"), request)
+            scores = await run_scoring(1, prepare_pairs(pairs, ""), request)
             return {"model": settings.model_name, "score": scores[0]}
         pairs = [(_plain(it.prompt), _plain(it.response), it.tools) for it in body.items]
         scores = await run_scoring(len(pairs), prepare_pairs(pairs, "items[{i}]"), request)
