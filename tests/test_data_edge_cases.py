@@ -75,6 +75,10 @@ def test_openai_text_parts_and_role_names_are_read(tmp_path):
     }
     err = only_error(jsonl(tmp_path, [image], "img.jsonl"))
     assert err.field == "rejected[1].content[0]" and "only text content parts" in err.reason
+    # helper 77: no parts is no text ("expected a string, got list" said otherwise): an empty reply
+    empty = {**row, "rejected": [*row["rejected"][:2], msg("assistant", [])]}
+    err = only_error(jsonl(tmp_path, [empty], "empty.jsonl"))
+    assert err.field == "rejected" and "empty" in err.reason and "got list" not in err.reason
 
 
 def test_an_hh_style_prompt_string_is_parsed_into_turns(tmp_path):

@@ -100,7 +100,8 @@ def unicode_text(value: str, name: str) -> str:
 
 def _content(value: Any, where: str) -> str:
     """Message content: a string, or OpenAI-style text parts [{"type": "text", "text": ...}]."""
-    if isinstance(value, list) and value and all(isinstance(part, dict) for part in value):
+    # (no parts at all is no text: "", which is an empty reply where a reply is needed)
+    if isinstance(value, list) and all(isinstance(part, dict) for part in value):
         texts = []
         for j, part in enumerate(value):
             if (part.get("type") or "text") != "text":  # Arrow gives an absent key as null
