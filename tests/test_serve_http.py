@@ -332,3 +332,21 @@ def test_port_in_use_is_a_clean_error(tiny_bert_dir, tmp_path):
         )
     assert proc.returncode == 2
     assert "cannot listen on 127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_while_the_model_loads_is_said_and_unwinds(tiny_bert_dir, monkeypatch, capsys):
+    """helper 77: SIGTERM before the server listened killed serve without a word (Ctrl-C said
+    "interrupted"); the handlers uvicorn uses were installed only after the model loaded."""
+    import rewardforge.inference as inference
+    from rewardforge import cli
+
+    def load_until_terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the signal lands here, as in a long load
+        raise AssertionError("SIGTERM did not stop the load")
+
+    monkeypatch.setattr(inference, "loaded_quietly", load_until_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    code = cli.main(["serve", "--model", str(tiny_bert_dir), "--port", str(free_port())])
+    assert code == 128 + signal.SIGTERM and "rewardforge: terminated" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before  # put back for whatever runs next

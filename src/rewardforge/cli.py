@@ -127,8 +127,9 @@ WRITE_FAILURES = {
 }  # fmt: skip
 
 # Commands that write files through temporary names: on SIGTERM they unwind (removing the
-# temporary files) as on Ctrl-C. Not serve (uvicorn handles the signal) nor the trainers.
-CLEAN_ON_SIGTERM = {"score", "eval", "bon"}
+# temporary files) as on Ctrl-C. So does serve while its model loads (it was killed without a
+# word); once it listens, uvicorn handles the signal. Not the trainers.
+CLEAN_ON_SIGTERM = {"score", "eval", "bon", "serve"}
 
 
 class Terminated(BaseException):
