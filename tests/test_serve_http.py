@@ -350,3 +350,17 @@ def test_sigterm_while_the_model_loads_is_said_and_unwinds(tiny_bert_dir, monkey
     code = cli.main(["serve", "--model", str(tiny_bert_dir), "--port", str(free_port())])
     assert code == 128 + signal.SIGTERM and "rewardforge: terminated" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before  # put back for whatever runs next
+
+
+def test_an_ipv6_host_in_brackets_is_bound():
+    """helper 77: --host [::1] (as a URL writes it) was 'Name or service not known'."""
+    import socket
+
+    from rewardforge.commands.serve import bind_socket
+
+    try:
+        bind_socket("::1", 0).close()
+    except Exception as e:  # noqa: BLE001 - a machine without IPv6 loopback
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    with bind_socket("[::1]", 0) as sock:
+        assert sock.family == socket.AF_INET6 and sock.getsockname()[0] == "::1"

@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 def bind_socket(host: str, port: int) -> socket.socket:
     from rewardforge.training.run import UsageError
 
+    if host.startswith("[") and host.endswith("]"):  # [::1], as an IPv6 address is written in a URL
+        host = host[1:-1]
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
