@@ -256,3 +256,23 @@ def test_numbers_are_compared_as_numbers_where_files_store_them_otherwise():
     assert contains_answer(None, text("x"), answer=[math.nan]) == [None]
     assert contains_answer(None, text("The answer is \u22125"), answer=["-5"]) == [1.0]
     assert contains_answer(None, text("The answer is \u22125"), answer=["5"]) == [0.0]
+
+
+def test_lists_of_other_lengths_are_refused_not_cut_short():
+    """helper 76: zip dropped the rollouts past the shorter list (3 prompts, 2 completions gave
+    2 scores; one answer for 2 completions gave 1 reward; answer="5" became ["5"]); a message
+    without a role was a KeyError; ragged rewards an IndexError and a missing weight a KeyError."""
+    from rewardforge.rlhf.rewards import RMReward
+
+    with pytest.raises(ValueError, match="3 prompt"):
+        RMReward(StubRM())(PROMPTS[:3], COMPLETIONS[:2])
+    with pytest.raises(ValueError, match=r"1 answer\(s\) for 2 completion"):
+        exact_match(None, COMPLETIONS[:2], answer=["4"])
+    with pytest.raises(TypeError, match="one answer per completion"):
+        contains_answer(None, COMPLETIONS[:2], answer="4")
+    with pytest.raises(ValueError, match="chat messages with a role"):
+        RMReward(StubRM())([[{"content": "Hi"}]], COMPLETIONS[:1])
+    with pytest.raises(ValueError, match="one value per rollout"):
+        weighted_total({"a": [1.0, 2.0], "b": [1.0]}, {"a": 1.0, "b": 1.0})
+    with pytest.raises(ValueError, match=r"no weight for reward\(s\) \['b'\]"):
+        weighted_total({"a": [1.0], "b": [1.0]}, {"a": 1.0})

@@ -38,7 +38,13 @@ _WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
 def _answers(answer: Sequence[Any] | None, n: int) -> list[str | None]:
     """One normalised answer per completion; a missing, NaN or blank one ("" or spaces, as a
     CSV's empty cell gives) is no answer (None): an empty target would match every completion."""
+    if isinstance(answer, str | bytes):  # TRL repeats a column per completion: a list, never one text
+        raise TypeError(
+            f"answer must be a list with one answer per completion (TRL's column), got {type(answer).__name__}"
+        )
     answers = list(answer) if answer is not None else [None] * n
+    if len(answers) != n:  # zip would drop the completions past the shorter list
+        raise ValueError(f"{len(answers)} answer(s) for {n} completion(s): give one answer per completion")
     normalised = [
         None if a is None or (isinstance(a, float) and math.isnan(a)) else normalise_answer(a)
         for a in answers

@@ -34,10 +34,14 @@ def _messages(value: Any, role: str) -> Any:
     strings unchanged."""
     if isinstance(value, str) or value is None:
         return value
-    return [
-        {"role": m["role"], "content": m.get("content") or "", **{k: m[k] for k in TOOL_KEYS if m.get(k)}}
-        for m in value
-    ]
+    out = []
+    for m in value:
+        if not isinstance(m, dict) or "role" not in m:  # a KeyError deep in here said nothing
+            raise ValueError(f"expected chat messages with a role, got {m!r:.80}")
+        out.append(
+            {"role": m["role"], "content": m.get("content") or "", **{k: m[k] for k in TOOL_KEYS if m.get(k)}}
+        )
+    return out
 
 
 def score_stats(scores: Sequence[float]) -> dict[str, float]:
@@ -60,6 +64,12 @@ def weighted_total(per_func: dict[str, Sequence[float | None]], weights: dict[st
     NaN when no function gave one. The hand-computed tests check our setups against this."""
     names = list(per_func)
     n = len(next(iter(per_func.values()))) if per_func else 0
+    ragged = {k: len(v) for k, v in per_func.items() if len(v) != n}
+    if ragged:
+        raise ValueError(f"every reward needs one value per rollout ({n}), got {ragged}")
+    missing = [k for k in names if k not in weights]
+    if missing:
+        raise ValueError(f"no weight for reward(s) {missing}")
     table = torch.tensor(
         [[math.nan if per_func[k][i] is None else float(per_func[k][i]) for k in names] for i in range(n)],
         dtype=torch.float32,
@@ -165,6 +175,10 @@ class RMReward:
         self.last_scores: list[float] = []
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        if len(prompts) != len(completions):  # zip would score the shorter list alone
+            raise ValueError(
+                f"{len(prompts)} prompt(s) for {len(completions)} completion(s): TRL gives one each"
+            )
         items = [(_messages(p, "user"), _messages(c, "assistant")) for p, c in zip(prompts, completions)]
         scores = [float(s) for s in score_groups_with(self.rm, consecutive_groups(items), self.batch_size)]
         if len(scores) != len(items):
