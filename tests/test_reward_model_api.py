@@ -350,3 +350,18 @@ def test_token_ids_as_tensors_and_arrays_score_as_lists(rm):
     assert rm.score_token_ids([torch.tensor(ids)]) == want
     assert rm.score_token_ids([np.array(ids)]) == want
     assert rm.score_token_ids([[np.int64(t) for t in ids]]) == want
+
+
+def test_a_numpy_batch_size_and_a_path_source_are_taken(rm, tmp_path):
+    """helper 76: np.int64(4) was "batch_size must be a whole number"; iter_records(Path) an
+    AttributeError, where load_pairs takes a Path."""
+    import json
+
+    import numpy as np
+
+    from rewardforge.data import iter_records
+
+    assert rm.score_batch([("p", "r")], batch_size=np.int64(4)) == rm.score_batch([("p", "r")])
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    assert [r for _, r in iter_records(path)] == [{"prompt": "p", "chosen": "a", "rejected": "b"}]

@@ -171,3 +171,15 @@ def test_read_prompts_reads_every_data_format(tmp_path, kind):
         [{"role": "user", "content": "Say hi"}],
     ]
     assert [r["answer"] for r in recs] == ["4", "hi"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"skip": -1}, "skip must be"), ({"limit": -5}, "limit must be"), ({"limit": 0}, "limit must be")],
+)
+def test_a_negative_skip_or_limit_is_refused(tmp_path, kwargs, message):
+    """helper 76: skip=-1 gave the last prompt and limit=-5 all but five, sliced from the end."""
+    from rewardforge.rlhf.prompts import prompts_from_pairs
+
+    with pytest.raises(ValueError, match=message):
+        prompts_from_pairs([], **kwargs)

@@ -69,7 +69,10 @@ def absolute_source(spec: str | None) -> str | None:
 
 
 def read_records(
-    spec: str, split: str | None = None, default_split: str | None = "train", notes: list[str] | None = None
+    spec: str | os.PathLike,
+    split: str | None = None,
+    default_split: str | None = "train",
+    notes: list[str] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Lenient reader: yields (location, record or ReadProblem). Whole-source problems raise DataError.
 
@@ -79,6 +82,10 @@ def read_records(
     hide a mistake. The split chosen among several is appended to `notes` and leads each
     location ("train:row 18"), as `PATH:SPLIT` names it when the user chose.
     """
+    if isinstance(spec, os.PathLike):  # a Path, as load_pairs takes it
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise TypeError(f"a data source is a path or a string, got {type(spec).__name__}")
     if not spec:
         # Path("") is ".", which would read the working directory as a saved dataset.
         raise DataError(spec, "no data source given (empty path)")
@@ -204,7 +211,7 @@ class _SplitPicker:
 
 
 def iter_records(
-    spec: str, split: str | None = None, default_split: str | None = "train"
+    spec: str | os.PathLike, split: str | None = None, default_split: str | None = "train"
 ) -> Iterator[tuple[str, Any]]:
     """Stream (location, raw record) from any supported source; the first unreadable record raises.
 
@@ -212,6 +219,7 @@ def iter_records(
     format, 1-based over data records; a CSV header is not a row). An empty source raises.
     """
     count = 0
+    spec = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
     for location, record in read_records(spec, split, default_split):
         if isinstance(record, ReadProblem):
             raise DataError(spec, record.reason, location=location)

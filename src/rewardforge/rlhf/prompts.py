@@ -144,6 +144,9 @@ def prompts_from_pairs(
     error (`rewardforge.data.DataError`) unless `skip_invalid`, which leaves those rows out."""
     from rewardforge.data import load_pairs
 
+    for name, value, least in (("skip", skip, 0), ("limit", limit, 1)):  # -1 counted from the end
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
     pairs = (
         list(load_pairs(os.fspath(source), skip_invalid=skip_invalid).pairs)
         if isinstance(source, str | os.PathLike)
