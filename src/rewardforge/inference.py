@@ -308,7 +308,7 @@ class RewardModel:
             self.max_length_capped_from, self.max_length = self.max_length, positions
         problem = room_problem(self.tokenizer, self.text_format, self.max_length)
         if problem:
-            raise ModelLoadError(f"{problem} (--max-length)")
+            raise ModelLoadError(f"{problem} (max_length; --max-length on the command line)")
         self.device = resolve_device(device)
         self.share_prefix = share_prefix
         default_tokens = CPU_TOKENS_PER_BATCH if self.device.type == "cpu" else GPU_TOKENS_PER_BATCH
@@ -334,7 +334,8 @@ class RewardModel:
         the tokenizer's chat template if it has one, else the plain format). A model that cannot
         be loaded raises `ModelLoadError` naming it; a device that does not exist or an argument
         out of range, ValueError (before the slow load). A `max_length` beyond the model's
-        positions is capped to them, with a warning."""
+        positions is capped to them, with a warning; one too short for the format's own tokens
+        (known once the tokenizer is loaded) raises ModelLoadError."""
         if isinstance(path_or_hub_id, os.PathLike):
             path_or_hub_id = os.fspath(path_or_hub_id)
         if not isinstance(path_or_hub_id, str):
