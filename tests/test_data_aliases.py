@@ -9,6 +9,7 @@ and argilla's rating columns were not read.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from _rows import assistant, jsonl, user
@@ -841,6 +842,8 @@ def test_our_labels_in_another_case_are_read_in_every_row_that_has_them(tmp_path
         ("response_a", "response_b", "winner", ["model_a", "model_b"]),
         ("response_0", "response_1", "better_response_id", [0, 1]),
         ("human_ref_A", "human_ref_B", "labels", [1, 0]),
+        # helper 79: webgpt's and Unified-Feedback's scores say it too
+        ("answer_0", "answer_1", "score_0", [5, 1]),
     ],
 )
 def test_mapping_labelled_responses_onto_chosen_rejected_is_refused(tmp_path, first, second, label, values):
@@ -848,14 +851,17 @@ def test_mapping_labelled_responses_onto_chosen_rejected_is_refused(tmp_path, fi
     preferred one: half the pairs the wrong way round, without a word."""
     post = "history" if first == "human_ref_A" else "prompt"
     rows = [{post: "p", first: "a", second: "b", label: v} for v in values]
+    if label == "score_0":  # the other score beside it
+        rows = [{**r, "score_1": 6 - r["score_0"]} for r in rows]
     path = jsonl(tmp_path, rows)
     with pytest.raises(DataOptionError, match=f"which one won in '{label}'"):
         load_pairs(path, columns={"chosen": first, "rejected": second})
-    with pytest.raises(DataOptionError, match=f"ignore={label}"):  # the other order too
+    labels = f"{label}+score_1" if label == "score_0" else label
+    with pytest.raises(DataOptionError, match=f"ignore={re.escape(labels)}"):  # the other order too
         load_pairs(path, columns={"chosen": second, "rejected": first})
     # the label said to mean nothing here: position is the preference, as asked
     prompt = {"prompt": post} if post != "prompt" else {}
-    res = load_pairs(path, columns={"chosen": first, "rejected": second, "ignore": label, **prompt})
+    res = load_pairs(path, columns={"chosen": first, "rejected": second, "ignore": labels, **prompt})
     assert [p.chosen[0]["content"] for p in res.pairs] == ["a", "a"]
     # left unmapped, the label decides
     native = load_pairs(path)
@@ -889,3 +895,27 @@ def test_a_null_rating_under_an_alias_is_missing_not_no_such_column(tmp_path):
     ):
         load_pairs(jsonl(tmp_path, rows), margin_from_scores=True)
     assert len(load_pairs(jsonl(tmp_path, rows)).pairs) == 3  # without the margin, no score is needed
+
+
+def test_a_label_past_the_sample_is_that_rows_error_and_an_empty_one_no_label(tmp_path):
+    """helper 79: the refusal read the first 1000 rows only, and an empty CSV cell (or "") was
+    taken for a label."""
+    import pandas as pd
+
+    from rewardforge.data.loader import SHAPE_SAMPLE
+
+    rows = [{"prompt": "p", "response_a": "a", "response_b": "b", "winner": None}] * SHAPE_SAMPLE
+    rows += [{"prompt": "p", "response_a": "a", "response_b": "b", "winner": "model_b"}]
+    columns = {"chosen": "response_a", "rejected": "response_b"}
+    with pytest.raises(
+        DataError, match=f"line {SHAPE_SAMPLE + 1}: field 'winner': --columns chosen=response_a"
+    ):
+        load_pairs(jsonl(tmp_path, rows), columns=columns)
+    res = load_pairs(jsonl(tmp_path, rows), columns=columns, skip_invalid=True)
+    assert len(res.pairs) == SHAPE_SAMPLE and res.rejected[0].field == "winner"
+    blank = [{"prompt": "p", "response_a": "a", "response_b": "b", "winner": w} for w in ("", " ")]
+    assert len(load_pairs(jsonl(tmp_path, blank, "blank.jsonl"), columns=columns).pairs) == 2
+    pd.DataFrame([{"prompt": "p", "response_a": "a", "response_b": "b", "winner": None}] * 2).to_csv(
+        tmp_path / "empty.csv", index=False
+    )
+    assert len(load_pairs(str(tmp_path / "empty.csv"), columns=columns).pairs) == 2

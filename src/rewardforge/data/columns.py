@@ -134,41 +134,66 @@ def prompt_like(key: str) -> bool:
 IGNORE = "ignore"  # --columns ignore=a+b: columns dropped before reading, said to be no text of the pair
 
 
-# Two responses named by their position, beside the field that says which one won (Chatbot
-# Arena, PKU-SafeRLHF, SHP, HelpSteer2/3, alpaca_farm). Mapped onto chosen/rejected, the first
-# would be read as the preferred one in every row: about half the labels the wrong way round.
+# Two responses named by their position, beside the fields that say which one won (Chatbot
+# Arena, PKU-SafeRLHF, SHP, HelpSteer2/3, alpaca_farm, webgpt's and Unified-Feedback's scores).
+# Mapped onto chosen/rejected, the first would be read as the preferred one in every row: about
+# half the labels the wrong way round.
 POSITIONAL_PAIRS = {
-    ("response_a", "response_b"): ("winner", "winner_model_a", "winner_model_b"),
-    ("conversation_a", "conversation_b"): ("winner", "winner_model_a", "winner_model_b"),
+    ("response_a", "response_b"): ("winner", "winner_model_a", "winner_model_b", "winner_tie"),
+    ("conversation_a", "conversation_b"): ("winner", "winner_model_a", "winner_model_b", "winner_tie"),
     ("response_0", "response_1"): ("better_response_id", "safer_response_id"),
-    ("human_ref_a", "human_ref_b"): ("labels",),
+    ("human_ref_a", "human_ref_b"): ("labels", "score_a", "score_b"),
     ("response1", "response2"): ("overall_preference",),
     ("response_1", "response_2"): ("preference_strength", "overall_preference", "winner"),
     ("output_1", "output_2"): ("preference",),
+    ("answer_0", "answer_1"): ("score_0", "score_1"),
+    ("conv_a", "conv_b"): ("conv_a_rating", "conv_b_rating"),
 }
+
+
+def positional_labels(record: Any, columns: dict[str, str]) -> list[str]:
+    """The fields of `record` that say which response won, when `columns` maps chosen/rejected
+    onto two responses named by position ([] otherwise, or when the row leaves them empty)."""
+    chosen, rejected = columns.get("chosen"), columns.get("rejected")
+    if not chosen or not rejected or not isinstance(record, dict):
+        return []
+    named = sorted((chosen.lower(), rejected.lower()))
+    labels = next((v for k, v in POSITIONAL_PAIRS.items() if sorted(k) == named), ())
+    mapped = {part for theirs in columns.values() for part in theirs.split(JOIN)}
+    return [
+        key
+        for key, value in record.items()
+        if isinstance(key, str) and key.lower() in labels and key not in mapped and not blank_label(value)
+    ]
+
+
+def blank_label(value: Any) -> bool:
+    """No label: null, NaN (pandas' empty cell) or a blank text (a CSV's)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def positional_problem(keys: list[str], columns: dict[str, str]) -> str:
+    chosen, rejected = columns["chosen"], columns["rejected"]
+    named = " and ".join(map(repr, keys))
+    return (
+        f"--columns chosen={chosen},rejected={rejected} reads {chosen!r} as the preferred response in "
+        f"every row, but the rows say which one won in {named}: leave chosen and rejected out of "
+        f"--columns and {named} decide{'s' if len(keys) == 1 else ''}, or add ignore={JOIN.join(keys)} "
+        f"if {chosen!r} is always the preferred one"
+    )
 
 
 def refuse_positional_mapping(sample: list[Any], columns: dict[str, str]) -> None:
     """`--columns chosen=response_a,rejected=response_b` on rows that say which response won:
     refused (DataOptionError), since position is no preference. Without that mapping their
-    shape reads the winner; `ignore=winner` says the label means nothing here."""
-    chosen, rejected = columns.get("chosen"), columns.get("rejected")
-    if not chosen or not rejected:
-        return
-    named = sorted((chosen.lower(), rejected.lower()))
-    labels = next((v for k, v in POSITIONAL_PAIRS.items() if sorted(k) == named), ())
-    mapped = {part for theirs in columns.values() for part in theirs.split(JOIN)}
+    shape reads the winner; `ignore=winner` says the label means nothing here. A row past the
+    sample that has a label is an invalid row (`positional_labels`)."""
     for record in sample:
-        if not isinstance(record, dict):
-            continue
-        for key, value in record.items():
-            if isinstance(key, str) and key.lower() in labels and key not in mapped and value is not None:
-                raise DataOptionError(
-                    f"--columns chosen={chosen},rejected={rejected} reads {chosen!r} as the preferred "
-                    f"response in every row, but the rows say which one won in {key!r}: leave chosen and "
-                    f"rejected out of --columns and {key!r} decides, or add ignore={key} if {chosen!r} is "
-                    "always the preferred one"
-                )
+        keys = positional_labels(record, columns)
+        if keys:
+            raise DataOptionError(positional_problem(keys, columns))
 
 
 def check_columns(columns: dict[str, str]) -> dict[str, str]:

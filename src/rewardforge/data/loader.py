@@ -28,6 +28,8 @@ from rewardforge.data.columns import (
     display_field,
     infer_columns,
     parse_columns,
+    positional_labels,
+    positional_problem,
     read_from,
     refuse_positional_mapping,
 )
@@ -203,6 +205,9 @@ class _Load:
             if isinstance(record, PreferencePair):
                 return [check_pair(record)]
         else:
+            labels = positional_labels(record, self.columns)
+            if labels:  # past the sample the refusal read: this row's own error
+                raise RowError(positional_problem(labels, self.columns), labels[0])
             record = self.rename(record)
             if isinstance(record, dict):
                 check_unread_aliases(record, self.read_columns, self.columns)
