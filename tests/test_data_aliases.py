@@ -876,6 +876,11 @@ def test_shp_post_named_as_the_prompt(tmp_path):
     assert res.pairs[0].prompt == [user("Which?")] and res.pairs[0].chosen == [assistant("b")]
     with pytest.raises(DataError, match=r"'history': missing \(SHP's post: .*--columns prompt=COLUMN"):
         load_pairs(path)
+    # helper 79: beside a `history`, the mapped post was ignored; a null history is just missing
+    both = jsonl(tmp_path, [{**rows[0], "history": "hist"}], "both.jsonl")
+    assert load_pairs(both, columns={"prompt": "post"}).pairs[0].prompt == [user("Which?")]
+    with pytest.raises(DataError, match=r"'history': missing$"):
+        load_pairs(jsonl(tmp_path, [{**rows[0], "history": None}], "null.jsonl"), columns={"ignore": "post"})
 
 
 def test_a_null_rating_under_an_alias_is_missing_not_no_such_column(tmp_path):

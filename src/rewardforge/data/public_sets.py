@@ -132,11 +132,15 @@ def _shp_a_preferred(value: Any) -> bool:
 def shp(record: dict) -> tuple[list[Message], list[Message], list[Message], tuple[str, str]]:
     """SHP: returns prompt, chosen, rejected and the (chosen, rejected) suffixes, "A"/"B". The
     post is `history`, or `prompt` when a mapping named it so (`--columns prompt=post`)."""
-    name = "prompt" if "history" not in record and "prompt" in record else "history"
+    # SHP has no `prompt`: one is the user's mapping (`--columns prompt=post`), and it wins
+    name = "prompt" if record.get("prompt") is not None else "history"
     if record.get(name) is None:
-        raise RowError(
-            "missing (SHP's post: name the column that holds it with --columns prompt=COLUMN)", name
+        hint = (
+            ""
+            if name in record
+            else " (SHP's post: name the column that holds it with --columns prompt=COLUMN)"
         )
+        raise RowError(f"missing{hint}", name)
     prompt = prompt_messages(text(record, name), name)
     a, b = text(record, "human_ref_A"), text(record, "human_ref_B")
     if _shp_a_preferred(record.get("labels")):
