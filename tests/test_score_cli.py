@@ -140,9 +140,12 @@ def test_a_pair_file_with_messages_beside_chosen_points_to_eval(tiny_bert_dir, t
         "field 'messages': this looks like a preference pair ('chosen' and 'rejected' beside 'messages')"
         in err
     )
-    # a flag named chosen is no side of a pair
-    flagged = write_jsonl(tmp_path / "flag.jsonl", [{"prompt": "Q", "response": "a", "chosen": True}])
-    assert run_cli(score_argv(tiny_bert_dir, flagged, tmp_path / "f.jsonl")) == 0
+    # a flag named chosen is no side of a pair; nor is one side alone, or an empty one (helper 79)
+    for i, extra in enumerate(
+        [{"chosen": True}, {"chosen": "A"}, {"rejected": ""}, {"chosen": [], "rejected": "b"}]
+    ):
+        items = write_jsonl(tmp_path / f"one{i}.jsonl", [{"prompt": "Q", "response": "a", **extra}])
+        assert run_cli(score_argv(tiny_bert_dir, items, tmp_path / f"f{i}.jsonl")) == 0, extra
 
 
 @pytest.mark.parametrize(

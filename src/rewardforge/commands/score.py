@@ -100,19 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
 RESPONSE_FIELDS = ("response", "completion", "messages", "conversations", "text")
 
 
+def _holds_a_pair(record: dict) -> bool:
+    """Both `chosen` and `rejected` hold a reply (a non-blank text or messages): one side, or an
+    empty one, is no pair, just a column that happens to have the name."""
+
+    def reply(value: Any) -> bool:
+        return (
+            bool(value.strip()) if isinstance(value, str) else isinstance(value, list | dict) and bool(value)
+        )
+
+    return reply(record.get("chosen")) and reply(record.get("rejected"))
+
+
 def _response_field(record: dict) -> str:
     """The field that holds the scored reply: ours, or TRL's prompt-completion (`completion`),
     conversation (`messages`, ShareGPT's `conversations`) and plain-text (`text`) formats."""
     from rewardforge.data.errors import RowError
 
-    sides = [k for k in ("chosen", "rejected") if isinstance(record.get(k), str | list | dict)]
     for name in RESPONSE_FIELDS:
         if record.get(name) is not None:
-            if sides:  # UltraFeedback's `messages` is its chosen conversation: which one is meant?
+            if _holds_a_pair(record):  # UltraFeedback's `messages` is its chosen conversation
                 raise RowError(
-                    f"this looks like a preference pair ({' and '.join(map(repr, sides))} beside {name!r}): "
+                    f"this looks like a preference pair ('chosen' and 'rejected' beside {name!r}): "
                     "`rewardforge eval --model M --data FILE` scores both sides of each pair; to score "
-                    f"{name!r} alone, leave {' and '.join(map(repr, sides))} out of the file",
+                    f"{name!r} alone, leave 'chosen' and 'rejected' out of the file",
                     name,
                 )
             return name
