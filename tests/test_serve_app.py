@@ -4,6 +4,7 @@ bounded queue (503), exactly-once answers, failure isolation, graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -587,5 +588,15 @@ def test_an_ensemble_is_served_and_rewards_as_its_mean(tiny_bert_dir, tiny_llama
         r = httpx.post(server.url + "/v1/compare", json={"prompt": "Hi", "responses": ["Hello!", "Go away."]})
         assert r.status_code == 200, r.text
         assert r.json()["scores"] == pytest.approx(want, abs=1e-5)
+    # helper 79: compare read beta 1 and scored each response alone (a long prompt cut apart)
+    for m in models:
+        m.beta = 2.0
+    long_prompt = " ".join(["word"] * 3000)  # past every model's max length: cut once per group
+    group = ["Hello!", "Go away, and take your long question with you."]
+    with ServerThread(create_app(ensemble, ServeSettings())) as server:
+        r = httpx.post(server.url + "/v1/compare", json={"prompt": long_prompt, "responses": group}).json()
+    cut_once = ensemble.mean().score_groups([(long_prompt, group)])[0]
+    assert r["scores"] == pytest.approx(cut_once, abs=1e-5)
+    assert r["probability"] == pytest.approx(1 / (1 + math.exp(-2.0 * (cut_once[0] - cut_once[1]))), abs=1e-6)
     reward = RMReward(ensemble)
     assert reward(["Hi", "Hi"], ["Hello!", "Go away."]) == pytest.approx(want, abs=1e-5)

@@ -654,6 +654,12 @@ def _check_token_ids(seq: Any, i: int, vocab: int, positions: int | None) -> Non
             raise TypeError(f"sequence {i} holds {token!r}, not a token id")
 
 
+def shared_beta(models: Sequence[Any]) -> float:
+    """The loss's beta of several models when they share one (1.0 if they differ)."""
+    betas = {getattr(m, "beta", 1.0) for m in models}
+    return betas.pop() if len(betas) == 1 else 1.0
+
+
 class RewardEnsemble:
     """Several reward models: the mean score, with their standard deviation as uncertainty."""
 
@@ -674,6 +680,11 @@ class RewardEnsemble:
     def score(self, prompt: PromptLike, response: ResponseLike) -> tuple[float, float]:
         return self.score_batch([(prompt, response)])[0]
 
+    @property
+    def beta(self) -> float:
+        """The loss's beta the models share, for compare's probabilities (1.0 if they differ)."""
+        return shared_beta(self.models)
+
     def mean(self) -> EnsembleMean:
         """The ensemble as one reward model whose score is the mean: what `serve`'s
         `create_app` and the RLHF reward `RMReward` take (they are given it when handed the
@@ -690,9 +701,7 @@ class EnsembleMean:
 
     @property
     def beta(self) -> float:
-        """The loss's beta the models share, for compare's probabilities (1.0 if they differ)."""
-        betas = {getattr(m, "beta", 1.0) for m in self.models}
-        return betas.pop() if len(betas) == 1 else 1.0
+        return shared_beta(self.models)
 
     def _mean(self, per_model: list[list[float]]) -> list[float]:
         return [sum(column) / len(column) for column in zip(*per_model)]

@@ -86,6 +86,35 @@ class BatchFunctionScorer:
         return out
 
 
+class EnsembleScorer:
+    """A RewardEnsemble served as its mean score: each request is prepared for every model
+    (each reads text its own way), a group's responses are cut together per model as
+    `RewardModel.compare` cuts them, and `run` averages the models' scores of a micro-batch."""
+
+    def __init__(self, models: Sequence[Any], max_batch_size: int = 32, share_prefix: bool = True):
+        self.scorers = [ModelScorer(m, max_batch_size, share_prefix) for m in models]
+        if any(s.prepare_group is None for s in self.scorers):
+            self.prepare_group = None
+
+    def prepare(self, prompt: Any, response: Any) -> tuple[Any, ...]:
+        return tuple(s.prepare(prompt, response) for s in self.scorers)
+
+    def prepare_text(self, text: str) -> tuple[Any, ...]:
+        return tuple(s.prepare_text(text) for s in self.scorers)
+
+    def prepare_group(self, prompt: Any, responses: list[Any], tools: Any = None) -> list[tuple[Any, ...]]:
+        per_model = [s.prepare_group(prompt, responses, tools) for s in self.scorers]
+        return [tuple(ids) for ids in zip(*per_model, strict=True)]
+
+    def run(self, prepared: Sequence[tuple[Any, ...]]) -> list[float]:
+        per_model = [s.run([p[k] for p in prepared]) for k, s in enumerate(self.scorers)]
+        return [sum(scores) / len(scores) for scores in zip(*per_model, strict=True)]
+
+    def warm_up(self) -> None:
+        for s in self.scorers:
+            s.warm_up()
+
+
 def as_scorer(obj: Any, max_batch_size: int = 32, share_prefix: bool = True) -> Scorer:
     """Wrap a model or scorer-like object in the two-step interface above."""
     if isinstance(obj, Scorer):
@@ -93,7 +122,7 @@ def as_scorer(obj: Any, max_batch_size: int = 32, share_prefix: bool = True) -> 
     from rewardforge.inference import RewardEnsemble
 
     if isinstance(obj, RewardEnsemble):  # served as its mean score
-        obj = obj.mean()
+        return EnsembleScorer(obj.models, max_batch_size=max_batch_size, share_prefix=share_prefix)
     if all(hasattr(obj, m) for m in ("encode", "encode_text", "score_token_ids")):
         return ModelScorer(obj, max_batch_size=max_batch_size, share_prefix=share_prefix)
     if hasattr(obj, "score_batch"):
