@@ -148,3 +148,16 @@ def test_two_processes_match_one(tiny_bert_dir, small_data, tmp_path):
             # which Adam's normalisation turns into +-lr steps of arbitrary sign. Not identifiable.
             continue
         assert torch.allclose(tensor, w2[name], atol=1e-4), name
+    # helper 79: accuracy, margin and mean rewards were logged over rank 0's pairs only
+    logs = [
+        [
+            json.loads(line)
+            for line in (d / "train_metrics.jsonl").read_text().splitlines()
+            if '"loss"' in line
+        ]
+        for d in (one, two)
+    ]
+    assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]] and logs[0]
+    for a, b in zip(*logs):
+        for key in ("accuracy", "margin", "reward_chosen", "reward_rejected"):
+            assert b[key] == pytest.approx(a[key], abs=1e-4), (a["step"], key)

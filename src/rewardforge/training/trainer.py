@@ -227,14 +227,19 @@ class RewardTrainer(Trainer):
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "train_loss" in logs and "train_runtime" in logs:  # the end-of-training summary
             logs["train_loss"] = self.run_train_loss()  # the whole run's, not the steps since a resume
-        if self._stat_batches and "loss" in logs:
-            world = self.args.world_size
+        if self._stat_batches and "loss" in logs:  # every process logs here (the loss was gathered)
             elapsed = max(time.perf_counter() - self._window_start, 1e-9)
-            for key, total in self._stats.items():  # per pair, not per micro-batch
-                logs[key] = round(total / max(self._pairs, 1), 6)
-            logs["pairs_per_second"] = round(self._pairs * world / elapsed, 3)
-            logs["tokens_per_second"] = round(self._tokens * world / elapsed, 1)
-            logs["computed_tokens_per_second"] = round(self._computed_tokens * world / elapsed, 1)
+            keys = sorted(self._stats)
+            here = [self._stats[k] for k in keys] + [self._pairs, self._tokens, self._computed_tokens]
+            summed = torch.tensor(here, dtype=torch.float64, device=self.args.device)
+            if self.args.world_size > 1:  # every process's pairs, as the loss has them
+                summed = self.accelerator.reduce(summed, reduction="sum")
+            *totals, pairs, tokens, computed = summed.tolist()
+            for key, total in zip(keys, totals):  # per pair, not per micro-batch
+                logs[key] = round(total / max(pairs, 1), 6)
+            logs["pairs_per_second"] = round(pairs / elapsed, 3)
+            logs["tokens_per_second"] = round(tokens / elapsed, 1)
+            logs["computed_tokens_per_second"] = round(computed / elapsed, 1)
             self._stats, self._stat_batches, self._tokens, self._pairs = {}, 0, 0, 0
             self._computed_tokens = 0
             self._window_start = time.perf_counter()
