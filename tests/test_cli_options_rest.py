@@ -83,6 +83,10 @@ SCORE = ["score", "--model", "m", "--input", "i.jsonl", "--output", "o.jsonl"]
         (RLHF, "--lora-alpha", "-4", "an integer >= 1"),  # accepted
         (RLHF, "--lora-r", "0", "an integer >= 1"),  # PEFT's own message
         (RLHF, "--epsilon-max", "-1", "a finite number > 0"),  # checked only after the RM loaded
+        # helper 79: argparse read these as options: "expected one argument"
+        (RLHF, "--learning-rate", "-1e-3", "a finite number > 0"),
+        (BON, "--temperature", "-1e-1", "a finite number > 0"),
+        (SERVE, "--max-wait-ms", "-.5", "a finite number from 0 to 60000"),
     ],
 )
 def test_bad_numbers_exit_2_naming_the_option(capsys, argv, option, value, wanted):

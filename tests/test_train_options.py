@@ -68,6 +68,7 @@ def _missing_tracker() -> str:
         (["--eval_steps", "0", "--eval-data", "EVAL"], "--eval_steps must be more than 0"),
         (["--save_total_limit", "0"], "--save_total_limit must be at least 1 checkpoint"),
         (["--dtype", "bf16", "--precision", "fp32"], "--precision fp32 and --dtype bf16 ask for different"),
+        (["--label_smoothing_factor", "0.1"], "use --loss-label-smoothing"),  # helper 79: did nothing
         (["--max-length", "-1"], "--max-length must be a whole number >= 8"),
         (["--limit", "0"], "--limit must be at least 1 pair"),
         (["--beta", "nan"], "--beta must be a positive number"),

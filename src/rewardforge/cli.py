@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import sys
 import threading
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     command = _load(COMMANDS[name][0])
     previous = _terminate_cleanly() if name in CLEAN_ON_SIGTERM else None
     try:
-        return int(command(rest) or 0)
+        return int(command(negative_values_joined(rest)) or 0)
     except KeyboardInterrupt:
         again = (
             "; the same command with --resume continues from the newest checkpoint" if name == "train" else ""
@@ -130,6 +131,22 @@ WRITE_FAILURES = {
 # temporary files) as on Ctrl-C. So does serve while its model loads (it was killed without a
 # word); once it listens, uvicorn handles the signal. Not the trainers.
 CLEAN_ON_SIGTERM = {"score", "eval", "bon", "serve"}
+
+
+NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|-(inf|nan)", re.IGNORECASE)
+
+
+def negative_values_joined(argv: list[str]) -> list[str]:
+    """A negative number after an option is its value (`--learning-rate -1e-3`): argparse reads
+    "-1e-3" as an option and says "expected one argument", where the option's own check says
+    what is wrong. No command takes positional arguments, so nothing else is meant."""
+    out: list[str] = []
+    for a in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_NUMBER.fullmatch(a):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
 
 
 class Terminated(BaseException):

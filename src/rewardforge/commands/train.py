@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 from typing import Any
 
@@ -68,18 +67,10 @@ def _usage_error(message: str):
     raise UsageError(f"{message} (see rewardforge train --help)")
 
 
-NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|-(inf|nan)", re.IGNORECASE)
-
-
 def _normalise_argv(argv: list[str]) -> list[str]:
-    """`--resume` alone means the newest checkpoint in the output folder. A negative number after
-    an option is its value (`--learning-rate -1e-3`): argparse reads "-1e-3" as an option and
-    says "expected one argument", where the option's own check says what is wrong."""
+    """`--resume` alone means the newest checkpoint in the output folder."""
     out: list[str] = []
     for i, a in enumerate(argv):
-        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_NUMBER.fullmatch(a):
-            out[-1] = f"{out[-1]}={a}"
-            continue
         out.append(a)
         if a == "--resume" and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
             out.append("last")

@@ -218,6 +218,11 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         need(0 <= getattr(targs, beta) < 1, f"--{beta} must be in [0, 1), got {getattr(targs, beta)!r}")
     need(targs.adam_epsilon >= 0, f"--adam_epsilon must be >= 0, got {targs.adam_epsilon!r}")
     need(not args.save_adapter or args.lora, "--save-adapter keeps a LoRA adapter: it needs --lora")
+    need(
+        not targs.label_smoothing_factor,
+        "--label_smoothing_factor smooths the Trainer's own classification loss, which a reward model "
+        "does not use (it changed nothing): use --loss-label-smoothing",
+    )
     _check_integrations(targs)
     _check_optimizer_and_scheduler(targs)
     strategy = str(getattr(targs.eval_strategy, "value", targs.eval_strategy))
