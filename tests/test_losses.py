@@ -108,3 +108,7 @@ def test_a_number_as_the_margin_is_every_pairs():
     assert bradley_terry_loss(rc, rr, margin=1.0).item() == pytest.approx(
         bradley_terry_loss(rc, rr, margin=torch.tensor([1.0, 1.0])).item()
     )
+    # helper 79: a one-element tensor broadcast before the shape check, and still does
+    assert bradley_terry_loss(rc, rr, margin=torch.tensor([1.0])).item() == pytest.approx(
+        bradley_terry_loss(rc, rr, margin=1.0).item()
+    )

@@ -350,6 +350,7 @@ def test_token_ids_as_tensors_and_arrays_score_as_lists(rm):
     assert rm.score_token_ids([torch.tensor(ids)]) == want
     assert rm.score_token_ids([np.array(ids)]) == want
     assert rm.score_token_ids([[np.int64(t) for t in ids]]) == want
+    assert rm.score_token_ids([list(torch.tensor(ids))]) == want  # helper 79: 0-d tensors
 
 
 def test_a_numpy_batch_size_and_a_path_source_are_taken(rm, tmp_path):

@@ -645,6 +645,8 @@ def _check_token_ids(seq: Any, i: int, vocab: int, positions: int | None) -> Non
         raise ValueError(f"sequence {i} has {len(seq)} tokens, more than the model's {positions} positions")
     ids = seq.tolist() if hasattr(seq, "tolist") else seq  # a tensor's or an array's ids as ints
     for token in ids:
+        if isinstance(token, torch.Tensor) and token.dim() == 0 and not token.is_floating_point():
+            token = int(token)  # a list of 0-d tensors, as iterating a tensor gives
         whole = isinstance(token, numbers.Integral) and not isinstance(token, bool)
         if not whole or not 0 <= token < vocab:
             if whole:

@@ -49,8 +49,8 @@ def bradley_terry_loss_per_pair(
         )
     z = config.beta * (r_chosen - r_rejected)
     if margin is not None:
-        margin = torch.as_tensor(margin, device=z.device).to(z.dtype)  # a float margin: every pair's
-        if margin.dim() and margin.shape != z.shape:
+        margin = torch.as_tensor(margin, device=z.device).to(z.dtype)  # one number: every pair's
+        if margin.numel() != 1 and margin.shape != z.shape:
             raise ValueError(
                 f"margin must be one number or one per pair {tuple(z.shape)}, got {tuple(margin.shape)}"
             )
