@@ -101,12 +101,20 @@ def test_rlhf_cli_bonus_mode_then_resume(tmp_path, tiny_llama_dir, one_thread, c
     assert summary["train_loss"] == pytest.approx(sum(losses) / 3, rel=1e-6, abs=1e-12)
     rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
     assert {r["step"] for r in rollouts} == {1, 2, 3}
+    # helper 80: the first step after a resume with more --steps ran at the old plan's end rate
+    # (0 on the linear schedule); now this plan's rate at step 3 of 3
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    rates = {r["step"]: r["learning_rate"] for r in logged if "learning_rate" in r}
+    assert rates[3] == pytest.approx(1e-3 * (1 - 2 / 3), rel=1e-6)
 
     # refusing to mix runs: a new run into a used folder, or a resume with other options
     assert run_cli(*common, "--steps", "2") == 2
     assert "already holds a run" in capsys.readouterr().err
     assert run_cli(*[a if a != "0.5" else "0.7" for a in common], "--steps", "4", "--resume") == 2
     assert "rm_coeff 0.5 -> 0.7" in capsys.readouterr().err
+    # a new rate was recorded in run_config.json and never used (the optimizer's was restored)
+    assert run_cli(*[a if a != "1e-3" else "2e-3" for a in common], "--steps", "4", "--resume") == 2
+    assert "learning_rate 0.001 -> 0.002" in capsys.readouterr().err
 
 
 @pytest.mark.slow

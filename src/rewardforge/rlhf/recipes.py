@@ -231,7 +231,7 @@ def make_grpo_with_rm(
     pass a batch option. `rollouts_path`: a JSONL file receiving every rollout with its rm_score.
     `overrides` go to GRPOConfig (output_dir, max_completion_length, learning_rate, max_steps,
     use_cpu, bf16, ...)."""
-    from trl import GRPOTrainer
+    from rewardforge.rlhf.scalerl import GRPOTrainerFollowingPlan
 
     return _build(
         "grpo",
@@ -246,7 +246,7 @@ def make_grpo_with_rm(
         api_key=api_key,
         rollouts_path=rollouts_path,
         algo_defaults={},
-        trainer_cls=GRPOTrainer,
+        trainer_cls=GRPOTrainerFollowingPlan,
         trainer_kwargs={},
         parts=ENGINE_PARTS_GRPO,
         overrides=overrides,

@@ -22,10 +22,19 @@ from transformers import TrainerCallback
 from rewardforge.files import atomic_write_text
 from rewardforge.training.run import UsageError
 
+
+def resolved_learning_rate(options: dict[str, Any]) -> float:
+    """--learning-rate, or its default: 1e-5, or 1e-4 with LoRA."""
+    given = options.get("learning_rate")
+    return float(given) if given is not None else (1e-4 if options.get("lora") else 1e-5)
+
+
 RESUME_KEYS = (
     "policy", "rm", "prompts", "algo", "mode", "rm_coeff", "kl_coeff", "group_size", "lora",
     # what a step optimises and samples: the record of the steps before would not be this run's
     "env_rewards", "prompts_per_step", "max_completion_length", "temperature", "max_prompts", "seed",
+    # what the restored optimizer and schedule were made with (a new rate was recorded, not used)
+    "learning_rate", "lora_r", "lora_alpha", "epsilon_max",
 )  # fmt: skip
 # the files a run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
 RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
@@ -270,6 +279,8 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
     if config_path.is_file():
         old = json.loads(config_path.read_text(encoding="utf-8")).get("options", {})
         now = opts.public()
+        if "learning_rate" in old:  # the rate each ran at: the default given by its value is no change
+            old, now = ({**o, "learning_rate": resolved_learning_rate(o)} for o in (old, now))
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
         if changed:
             raise UsageError(
@@ -451,7 +462,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
 
     use_cpu = (not torch.cuda.is_available()) if opts.use_cpu is None else opts.use_cpu
     use_cpu = bool(opts.grpo_overrides.get("use_cpu", use_cpu))  # --grpo-arg use_cpu=... wins
-    learning_rate = opts.learning_rate if opts.learning_rate is not None else (1e-4 if opts.lora else 1e-5)
+    learning_rate = resolved_learning_rate(opts.public())
     common = dict(
         group_size=opts.group_size,
         rm_mode=opts.mode,

@@ -34,6 +34,8 @@ import torch
 from trl import GRPOTrainer
 from trl.trainer.utils import nanstd
 
+from rewardforge.training.trainer import FollowsPlanOnResume
+
 MULTIMODAL_KEYS = (
     "pixel_values",
     "image_grid_thw",
@@ -125,7 +127,12 @@ def scalerl_loss(
     return (per_token * mask * weights.unsqueeze(1)).sum()
 
 
-class ScaleRLTrainer(GRPOTrainer):
+class GRPOTrainerFollowingPlan(FollowsPlanOnResume, GRPOTrainer):
+    """TRL's GRPOTrainer whose resume with more `--steps` follows the new plan's schedule (it ran
+    the first new step at learning rate 0 on the linear schedule)."""
+
+
+class ScaleRLTrainer(FollowsPlanOnResume, GRPOTrainer):
     """GRPOTrainer with ScaleRL's loss aggregation (see the module docstring). Use it with
     `loss_type="cispo"`, `scale_rewards="batch"` and a deliberate `epsilon_high` (eps_max);
     `make_scalerl_with_rm` sets all three."""

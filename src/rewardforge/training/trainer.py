@@ -34,7 +34,28 @@ class NonFiniteLossError(RuntimeError):
     """Raised when the loss is NaN/inf; the last good checkpoint is left as it is."""
 
 
-class RewardTrainer(Trainer):
+class FollowsPlanOnResume:
+    """A Trainer mixin (before the Trainer in the bases): on resume the learning rate is the one
+    this run's schedule gives at the checkpoint's step. The Trainer restores the rate as saved,
+    the checkpoint's own plan's; a resume that plans more steps ran its first step at the old
+    plan's end rate (0 on a linear schedule). With the same plan the two are the same number.
+    Used by RewardTrainer and by rlhf's GRPO trainers."""
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """The saved optimizer and schedule, then this plan's rate at the checkpoint's step."""
+        super()._load_optimizer_and_scheduler(checkpoint)  # type: ignore[misc]
+        schedule = self.lr_scheduler
+        if checkpoint is None or not isinstance(schedule, torch.optim.lr_scheduler.LambdaLR):
+            return
+        rates = [
+            base * rate(schedule.last_epoch) for rate, base in zip(schedule.lr_lambdas, schedule.base_lrs)
+        ]
+        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
+        schedule._last_lr = rates
+
+
+class RewardTrainer(FollowsPlanOnResume, Trainer):
     # compute_loss gives each micro-batch's pairs their share of the optimizer step's mean (see
     # _get_num_items_in_batch), so the Trainer must not divide it by the accumulation steps again
     loss_is_scaled_for_ga = True
@@ -177,22 +198,6 @@ class RewardTrainer(Trainer):
         """The mean training loss over the run's steps, those before a resume too (None: no step)."""
         steps = self.state.global_step - self._loss_steps_from
         return self.run_loss_sum() / steps if steps > 0 else None
-
-    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
-        """The Trainer restores the optimizer's learning rate as saved: the rate the checkpoint's
-        own plan gives. A resume that plans more steps (more --max-steps) must take this plan's
-        rate at once, or its first step runs at the old plan's end rate (0 on a linear schedule).
-        With the same plan the two are the same number."""
-        super()._load_optimizer_and_scheduler(checkpoint)
-        schedule = self.lr_scheduler
-        if checkpoint is None or not isinstance(schedule, torch.optim.lr_scheduler.LambdaLR):
-            return
-        rates = [
-            base * rate(schedule.last_epoch) for rate, base in zip(schedule.lr_lambdas, schedule.base_lrs)
-        ]
-        for group, lr in zip(self.optimizer.param_groups, rates, strict=True):
-            group["lr"] = lr
-        schedule._last_lr = rates
 
     def restore_totals(self, checkpoint: str, step: int) -> bool:
         """The run's totals and loss sum as they were when `checkpoint` (saved at `step`) was
