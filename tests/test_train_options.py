@@ -69,6 +69,8 @@ def _missing_tracker() -> str:
         (["--save_total_limit", "0"], "--save_total_limit must be at least 1 checkpoint"),
         (["--dtype", "bf16", "--precision", "fp32"], "--precision fp32 and --dtype bf16 ask for different"),
         (["--label_smoothing_factor", "0.1"], "use --loss-label-smoothing"),  # helper 79: did nothing
+        (["--lora-r", "4"], "set the LoRA adapters: they need --lora"),  # helper 80: a full fine-tune ran
+        (["--lora-target-modules", "query"], "set the LoRA adapters: they need --lora"),
         (["--max-length", "-1"], "--max-length must be a whole number >= 8"),
         (["--limit", "0"], "--limit must be at least 1 pair"),
         (["--beta", "nan"], "--beta must be a positive number"),

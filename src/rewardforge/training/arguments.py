@@ -218,6 +218,11 @@ def check_options(args: RewardArguments, targs: TrainingArguments) -> None:
         need(0 <= getattr(targs, beta) < 1, f"--{beta} must be in [0, 1), got {getattr(targs, beta)!r}")
     need(targs.adam_epsilon >= 0, f"--adam_epsilon must be >= 0, got {targs.adam_epsilon!r}")
     need(not args.save_adapter or args.lora, "--save-adapter keeps a LoRA adapter: it needs --lora")
+    lora_settings = (args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_target_modules)
+    need(  # a full fine-tune ran, and rewardforge.json said "lora": null
+        args.lora or lora_settings == (16, 32, 0.05, None),
+        "--lora-r, --lora-alpha, --lora-dropout and --lora-target-modules set the LoRA adapters: they need --lora",
+    )
     need(
         not targs.label_smoothing_factor,
         "--label_smoothing_factor smooths the Trainer's own classification loss, which a reward model "
