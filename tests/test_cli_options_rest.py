@@ -328,6 +328,7 @@ def test_rlhf_grpo_arg_refuses_what_an_option_sets(tmp_path, prompts, capsys, ke
         ("top_p=abc", "expected float"),
         ("top_k=true", "expected int"),
         ("mask_truncated_completions=yes", "expected bool"),
+        ("nosuch=1", "--grpo-arg nosuch: GRPOConfig has no such field"),  # helper 80: named no option
     ],
 )
 def test_rlhf_grpo_arg_of_the_wrong_type_is_one_line_before_any_work(tmp_path, prompts, capsys, arg, wanted):
@@ -338,12 +339,21 @@ def test_rlhf_grpo_arg_of_the_wrong_type_is_one_line_before_any_work(tmp_path, p
     assert wanted in err and "Traceback" not in err and not out.exists()
 
 
-@pytest.mark.parametrize("options", [["--save-adapter"], ["--lora-r", "8"]])
-def test_rlhf_lora_options_without_lora_are_refused(tmp_path, prompts, capsys, options):
-    """They were ignored: a full model was trained and saved."""
+@pytest.mark.parametrize(
+    ("options", "needs"),
+    [
+        (["--save-adapter"], "--lora"),
+        (["--lora-r", "8"], "--lora"),
+        (["--epsilon-max", "3"], "--algo scalerl"),
+    ],
+)
+def test_rlhf_options_of_another_setting_are_refused(tmp_path, prompts, capsys, options, needs):
+    """They were ignored: a full model was trained and saved; GRPO ran with no CISPO cap (helper 80)."""
     out = tmp_path / "run"
     assert run_cli(*rlhf_args(tmp_path, prompts, "--output", str(out), *options)) == 2
-    assert "--lora" in capsys.readouterr().err and not out.exists()
+    err = capsys.readouterr().err
+    assert f"need {needs}" in err or f"needs {needs}" in err
+    assert not out.exists()
 
 
 def test_rlhf_learning_rate_default_and_overrides_reach_the_config(tmp_path, prompts, monkeypatch):

@@ -9,6 +9,7 @@ rollouts.jsonl (every rollout with its rm_score, env rewards and total).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -148,14 +149,21 @@ class RLHFOptions:
             raise UsageError("--save-adapter keeps a LoRA adapter: it needs --lora")
         if not self.lora and (self.lora_r, self.lora_alpha) != (16, 32):
             raise UsageError("--lora-r and --lora-alpha set the LoRA adapters: they need --lora")
+        if self.algo != "scalerl" and self.epsilon_max != 5.0:  # GRPO has no CISPO cap: it did nothing
+            raise UsageError("--epsilon-max is ScaleRL's importance-weight cap: it needs --algo scalerl")
         reserved = dict(OPTION_OF_GRPO_KEY)
         if self.algo == "scalerl":
             reserved["epsilon_high"] = "--epsilon-max"
+        from trl import GRPOConfig
+
+        known = {f.name for f in dataclasses.fields(GRPOConfig)}
         for key, value in self.grpo_overrides.items():
             if key in reserved:
                 raise UsageError(
                     f"--grpo-arg {key}: rewardforge sets this from {reserved[key]}; use that instead"
                 )
+            if key not in known:  # GRPOConfig's own TypeError named no option
+                raise UsageError(f"--grpo-arg {key}: GRPOConfig has no such field")
             _check_grpo_value(key, value)
         if self.use_vllm:
             import importlib.util
