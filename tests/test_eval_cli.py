@@ -743,3 +743,21 @@ def test_the_report_says_whether_the_model_beats_chance(single_run):
     _, out, _ = single_run
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "beats chance (sign test)" in page and "beats baseline (sign test)" in page
+
+
+def test_a_model_that_fails_to_load_leaves_no_empty_folder(tmp_path, pairs_file, capsys):
+    """helper 80: eval created --output before loading, and a model that failed left it empty
+    (docs/eval.md: a run that stops early leaves the folder as it was)."""
+    missing, empty = tmp_path / "no_such_model", tmp_path / "empty_model"
+    empty.mkdir()  # a folder with no model in it
+    for model, out in ((missing, tmp_path / "a" / "eval"), (empty, tmp_path / "b" / "eval")):
+        assert (
+            run_cli(["--model", str(model), "--data", str(pairs_file), "--output", str(out), "--quiet"]) == 2
+        )
+        assert not out.exists() and not out.parent.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()  # a folder that was there stays
+    assert (
+        run_cli(["--model", str(missing), "--data", str(pairs_file), "--output", str(kept), "--quiet"]) == 2
+    )
+    assert kept.is_dir()

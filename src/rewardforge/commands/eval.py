@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 DESCRIPTION = """Evaluate reward models on preference pairs: accuracy (ties count half) with a 95%
 bootstrap interval, margins, BT log-loss, AUROC, calibration (symmetrised ECE), length bias,
@@ -204,15 +205,11 @@ def parse(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    from rewardforge.evaluation import report
-    from rewardforge.evaluation.documents import config_document, dumps, metrics_document, score_lines
-    from rewardforge.evaluation.runner import evaluate, prepare
-    from rewardforge.files import write_together
+    from rewardforge.commands.checks import check_device, check_output_dir, held_output_dir, holds_model
+    from rewardforge.training.run import UsageError
 
     args, options = parse(argv)
     out = Path(args.output)
-    from rewardforge.commands.checks import check_device, check_output_dir, holds_model
-    from rewardforge.training.run import UsageError
 
     if args.output == "-":  # it made a folder named "-"
         raise UsageError("--output is a folder for eval's files; - (standard output) cannot hold them")
@@ -223,9 +220,20 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"--output {out} holds a model; write the evaluation to another folder")
     _refuse_writing_over_inputs(out, args.data)
     check_device(args.device)
+    # a run stopped by a model or data that fails to load leaves no empty folder behind
+    with held_output_dir(out):
+        return _evaluate_into(out, args, options, argv)
+
+
+def _evaluate_into(out: Path, args: argparse.Namespace, options: Any, argv: list[str]) -> int:
+    """Load, score, and write every document together into `out` (held by the caller)."""
+    from rewardforge.evaluation import report
+    from rewardforge.evaluation.documents import config_document, dumps, metrics_document, score_lines
+    from rewardforge.evaluation.runner import evaluate, prepare
+    from rewardforge.files import write_together
+
     started = time.perf_counter()
     specs, datasets, load_seconds = prepare(options)
-    out.mkdir(parents=True, exist_ok=True)
     config = config_document(options, argv, specs, datasets)
     for ds in datasets:
         extra = ""
