@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=integer(0, 2**32 - 1),
         default=0,
-        help="sampling seed, for the same candidates again (default: %(default)s)",
+        help="sampling seed: the same seed with the same prompts, --max-prompts and --prompts-per-batch "
+        "gives the same candidates again (the batches draw from one random stream) (default: %(default)s)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument(
