@@ -115,11 +115,12 @@ class RewardTrainer(FollowsPlanOnResume, Trainer):
         r_chosen, r_rejected = self.pair_rewards(model, inputs)
         margin = inputs.get("margin")
         n_pairs = int(r_chosen.shape[0])
-        if model.training and self._loss_divisor(n_pairs, num_items_in_batch) != n_pairs:
+        divisor = self._loss_divisor(n_pairs, num_items_in_batch) if model.training else n_pairs
+        if divisor != n_pairs:
             per_pair = bradley_terry_loss_per_pair(
                 r_chosen, r_rejected, config=self.loss_config, margin=margin
             )
-            loss = per_pair.sum() / self._loss_divisor(n_pairs, num_items_in_batch)
+            loss = per_pair.sum() / divisor
         else:  # the step is this batch (or an evaluation): its mean
             loss = bradley_terry_loss(r_chosen, r_rejected, config=self.loss_config, margin=margin)
         self._check_finite(loss)
