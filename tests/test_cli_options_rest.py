@@ -499,3 +499,16 @@ def test_help_says_the_defaults(command, capsys):
     for words in expected:
         assert words in text, words
     assert "(default: [])" not in text and "(default: None)" not in text
+
+
+def test_negative_numbers_join_their_option_but_a_list_of_them_stays_a_list():
+    """helper 81: `--label_names -1 -2` became `--label_names=-1 -2`, and -2 an unknown option."""
+    from rewardforge.cli import negative_values_joined
+
+    assert negative_values_joined(["--learning-rate", "-1e-3", "--lora"]) == [
+        "--learning-rate=-1e-3",
+        "--lora",
+    ]
+    assert negative_values_joined(["--beta", "-Infinity"]) == ["--beta=-Infinity"]
+    assert negative_values_joined(["--label_names", "-1", "-2"]) == ["--label_names", "-1", "-2"]
+    assert negative_values_joined(["--x=-1", "--y", "a"]) == ["--x=-1", "--y", "a"]

@@ -600,3 +600,21 @@ def test_an_ensemble_is_served_and_rewards_as_its_mean(tiny_bert_dir, tiny_llama
     assert r["probability"] == pytest.approx(1 / (1 + math.exp(-2.0 * (cut_once[0] - cut_once[1]))), abs=1e-6)
     reward = RMReward(ensemble)
     assert reward(["Hi", "Hi"], ["Hello!", "Go away."]) == pytest.approx(want, abs=1e-5)
+
+
+def test_an_ensembles_mean_is_served_as_the_ensemble(tiny_bert_dir, tiny_llama_dir):
+    """helper 81: create_app(ensemble.mean()) scored a compare group's responses one by one and
+    answered an empty raw text with a 500."""
+    from rewardforge.inference import RewardModel
+
+    ensemble = RewardModel.ensemble(
+        [RewardModel.from_pretrained(str(d)) for d in (tiny_bert_dir, tiny_llama_dir)]
+    )
+    long_prompt = " ".join(["word"] * 3000)
+    group = ["Hello!", "Go away, and take your long question with you."]
+    with ServerThread(create_app(ensemble.mean(), ServeSettings())) as server:
+        r = httpx.post(server.url + "/v1/compare", json={"prompt": long_prompt, "responses": group})
+        assert r.json()["scores"] == pytest.approx(
+            ensemble.mean().score_groups([(long_prompt, group)])[0], abs=1e-5
+        )
+        assert httpx.post(server.url + "/get_reward", json={"query": [""]}).status_code == 422

@@ -133,7 +133,7 @@ WRITE_FAILURES = {
 CLEAN_ON_SIGTERM = {"score", "eval", "bon", "serve"}
 
 
-NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|-(inf|nan)", re.IGNORECASE)
+NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|-(inf|infinity|nan)", re.IGNORECASE)
 
 
 def negative_values_joined(argv: list[str]) -> list[str]:
@@ -141,8 +141,16 @@ def negative_values_joined(argv: list[str]) -> list[str]:
     "-1e-3" as an option and says "expected one argument", where the option's own check says
     what is wrong. No command takes positional arguments, so nothing else is meant."""
     out: list[str] = []
-    for a in argv:
-        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_NUMBER.fullmatch(a):
+    for i, a in enumerate(argv):
+        after = argv[i + 1] if i + 1 < len(argv) else ""
+        # (several negative numbers in a row are one option's list: `--label_names -1 -2`)
+        if (
+            out
+            and out[-1].startswith("--")
+            and "=" not in out[-1]
+            and NEGATIVE_NUMBER.fullmatch(a)
+            and not NEGATIVE_NUMBER.fullmatch(after)
+        ):
             out[-1] = f"{out[-1]}={a}"
         else:
             out.append(a)

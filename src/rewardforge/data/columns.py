@@ -137,7 +137,8 @@ IGNORE = "ignore"  # --columns ignore=a+b: columns dropped before reading, said 
 # Two responses named by their position, beside the fields that say which one won (Chatbot
 # Arena, PKU-SafeRLHF, SHP, HelpSteer2/3, alpaca_farm, webgpt's and Unified-Feedback's scores).
 # Mapped onto chosen/rejected, the first would be read as the preferred one in every row: about
-# half the labels the wrong way round.
+# half the labels the wrong way round. So a row that says which won is invalid under such a
+# mapping (left unmapped, its shape reads the label; `ignore=winner` says it means nothing).
 POSITIONAL_PAIRS = {
     ("response_a", "response_b"): ("winner", "winner_model_a", "winner_model_b", "winner_tie"),
     ("conversation_a", "conversation_b"): ("winner", "winner_model_a", "winner_model_b", "winner_tie"),
@@ -183,17 +184,6 @@ def positional_problem(keys: list[str], columns: dict[str, str]) -> str:
         f"--columns and {named} decide{'s' if len(keys) == 1 else ''}, or add ignore={JOIN.join(keys)} "
         f"if {chosen!r} is always the preferred one"
     )
-
-
-def refuse_positional_mapping(sample: list[Any], columns: dict[str, str]) -> None:
-    """`--columns chosen=response_a,rejected=response_b` on rows that say which response won:
-    refused (DataOptionError), since position is no preference. Without that mapping their
-    shape reads the winner; `ignore=winner` says the label means nothing here. A row past the
-    sample that has a label is an invalid row (`positional_labels`)."""
-    for record in sample:
-        keys = positional_labels(record, columns)
-        if keys:
-            raise DataOptionError(positional_problem(keys, columns))
 
 
 def check_columns(columns: dict[str, str]) -> dict[str, str]:

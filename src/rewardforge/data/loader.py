@@ -31,7 +31,6 @@ from rewardforge.data.columns import (
     positional_labels,
     positional_problem,
     read_from,
-    refuse_positional_mapping,
 )
 from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
@@ -206,7 +205,7 @@ class _Load:
                 return [check_pair(record)]
         else:
             labels = positional_labels(record, self.columns)
-            if labels:  # past the sample the refusal read: this row's own error
+            if labels:  # position is no preference: a row that says which won is invalid
                 raise RowError(positional_problem(labels, self.columns), labels[0])
             record = self.rename(record)
             if isinstance(record, dict):
@@ -244,7 +243,6 @@ class _Load:
         if self.processor is not None:
             return
         records = [record for _, record in sample if not isinstance(record, ReadProblem)]
-        refuse_positional_mapping(records, self.columns)
         self.inferred = infer_columns(records, self.columns)
         self.read_columns = set(self.columns.values()) | read_from(self.inferred)
         found: dict[str, list[Detected]] = {}

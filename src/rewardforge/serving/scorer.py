@@ -119,9 +119,9 @@ def as_scorer(obj: Any, max_batch_size: int = 32, share_prefix: bool = True) -> 
     """Wrap a model or scorer-like object in the two-step interface above."""
     if isinstance(obj, Scorer):
         return obj
-    from rewardforge.inference import RewardEnsemble
+    from rewardforge.inference import EnsembleMean, RewardEnsemble
 
-    if isinstance(obj, RewardEnsemble):  # served as its mean score
+    if isinstance(obj, RewardEnsemble | EnsembleMean):  # served as its mean score
         return EnsembleScorer(obj.models, max_batch_size=max_batch_size, share_prefix=share_prefix)
     if all(hasattr(obj, m) for m in ("encode", "encode_text", "score_token_ids")):
         return ModelScorer(obj, max_batch_size=max_batch_size, share_prefix=share_prefix)
