@@ -380,3 +380,32 @@ def test_resume_with_only_a_checkpoint_cut_short_starts_again(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "starting the run" in captured.out and "no-rm" in captured.err
     assert not (out / "checkpoints").exists() and not (out / "train_log.jsonl").exists()
+
+
+def test_resume_checks_what_a_run_recorded_before_the_options_kept_it(tmp_path, capsys):
+    """helper 82: a GRPO run that recorded --epsilon-max (which GRPO never used) could not be
+    resumed at all; one whose options predate learning_rate took a new rate without a word."""
+    out = fake_run(tmp_path, ["exact_match"])
+    config = json.loads((out / "run_config.json").read_text())
+    config["options"]["epsilon_max"] = 3.0  # accepted by the code before, never used by GRPO
+    config["grpo_config"]["learning_rate"] = 1e-5  # what it ran at; options had no learning_rate
+    (out / "run_config.json").write_text(json.dumps(config))
+    argv = rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match", "--group-size", "4")
+    argv += ["--prompts-per-step", "2", "--max-completion-length", "128"]
+    assert cli.main([*argv, "--learning-rate", "2e-5"]) == 2
+    assert "learning_rate 1e-05 -> 2e-05" in capsys.readouterr().err  # and not epsilon_max
+    cli.main([*argv, "--learning-rate", "1e-5"])  # the rate it ran at: no change (the policy is missing)
+    assert "different options" not in capsys.readouterr().err
+
+
+def test_eval_holds_its_folder_whatever_rank_the_environment_says(tmp_path, monkeypatch, capsys):
+    """helper 82: RANK=1 from a job script made eval skip its lock and leave the empty folders of
+    a failed run."""
+    monkeypatch.setenv("RANK", "1")
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    out = tmp_path / "new" / "eval"
+    assert (
+        cli.main(["eval", "--model", str(tmp_path / "nope"), "--data", str(data), "--output", str(out)]) == 2
+    )
+    assert not (tmp_path / "new").exists()

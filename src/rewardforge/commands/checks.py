@@ -244,13 +244,16 @@ def check_output_dir(path: str | os.PathLike, option: str = "--output") -> None:
 
 
 @contextlib.contextmanager
-def held_output_dir(path: str | os.PathLike, option: str = "--output") -> Iterator[None]:
+def held_output_dir(
+    path: str | os.PathLike, option: str = "--output", *, single_process: bool = False
+) -> Iterator[None]:
     """Create the run's folder and hold it while the run writes (an flock on the folder itself,
     released when the process ends, even by kill -9): a second run into it at the same time is
     refused, where both passed the "already holds a run" check and their logs mixed. A run that
     fails removes the folders it created if they are still empty (a typo in --output leaves
     nothing behind), before it lets go of the lock; one refused by the lock removes nothing.
-    The main process of a multi-process run holds the folder for all."""
+    The main process of a multi-process run holds the folder for all; a `single_process`
+    command (eval) holds it whatever RANK its environment has."""
     path = Path(path)
     check_output_dir(path, option)
     created = []  # innermost first; on the normalised path (zz/../yy is yy, which may exist)
@@ -264,7 +267,7 @@ def held_output_dir(path: str | os.PathLike, option: str = "--output") -> Iterat
         raise usage_error(
             f"{option} {path} is a symlink to a missing folder; create it or choose another"
         ) from None
-    main = os.environ.get("RANK", "0") == "0"
+    main = single_process or os.environ.get("RANK", "0") == "0"  # (a job script's RANK: not eval's)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if main else None
     try:
         if fd is not None:

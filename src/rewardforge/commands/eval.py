@@ -221,7 +221,7 @@ def main(argv: list[str]) -> int:
     _refuse_writing_over_inputs(out, args.data)
     check_device(args.device)
     # a run stopped by a model or data that fails to load leaves no empty folder behind
-    with held_output_dir(out):
+    with held_output_dir(out, single_process=True):
         return _evaluate_into(out, args, options, argv)
 
 

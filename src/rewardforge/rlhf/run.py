@@ -285,10 +285,15 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
         )
     config_path = out / "run_config.json"
     if config_path.is_file():
-        old = json.loads(config_path.read_text(encoding="utf-8")).get("options", {})
-        now = opts.public()
+        recorded = json.loads(config_path.read_text(encoding="utf-8"))
+        old, now = dict(recorded.get("options", {})), opts.public()
+        ran_at = (recorded.get("grpo_config") or {}).get("learning_rate")
         if "learning_rate" in old:  # the rate each ran at: the default given by its value is no change
             old, now = ({**o, "learning_rate": resolved_learning_rate(o)} for o in (old, now))
+        elif isinstance(ran_at, int | float):  # a record from before the options kept the rate
+            old["learning_rate"], now["learning_rate"] = float(ran_at), resolved_learning_rate(now)
+        if old.get("algo") != "scalerl":  # GRPO has no CISPO cap: a recorded value never ran
+            old.pop("epsilon_max", None)
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
         if changed:
             raise UsageError(
