@@ -633,6 +633,9 @@ def _grouped_rows(seqs: list[list[int]], groups: list[tuple[list[int], int]]) ->
     return rows
 
 
+INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
 def _check_token_ids(seq: Any, i: int, vocab: int, positions: int | None) -> None:
     """Sequence `i` is non-empty whole ids the model's embeddings have, within its positions: an
     id past the vocabulary was an IndexError deep in torch, and too many tokens a shape error
@@ -643,8 +646,15 @@ def _check_token_ids(seq: Any, i: int, vocab: int, positions: int | None) -> Non
         raise ValueError(f"sequence {i} has no tokens")
     if positions is not None and len(seq) > positions:
         raise ValueError(f"sequence {i} has {len(seq)} tokens, more than the model's {positions} positions")
-    ids = seq.tolist() if hasattr(seq, "tolist") else seq  # a tensor's or an array's ids as ints
-    for token in ids:
+    try:  # in one pass in C (the server calls this per micro-batch); the messages need Python
+        ids = torch.as_tensor(seq)
+    except (TypeError, ValueError, RuntimeError):
+        ids = None
+    if ids is not None and ids.dim() == 1 and ids.dtype in INTEGER_DTYPES:
+        low, high = (int(v) for v in ids.aminmax())
+        if 0 <= low and high < vocab:
+            return
+    for token in seq.tolist() if hasattr(seq, "tolist") else seq:
         if isinstance(token, torch.Tensor) and token.dim() == 0 and not token.is_floating_point():
             token = int(token)  # a list of 0-d tensors, as iterating a tensor gives
         whole = isinstance(token, numbers.Integral) and not isinstance(token, bool)

@@ -11,7 +11,6 @@ on the one model thread -> response. Nothing reaches the model before every chec
 
 import asyncio
 import hmac
-import json
 import logging
 import math
 import time
@@ -188,16 +187,20 @@ def _body_problem(media: str, body: bytes) -> str | None:
     if media and "json" not in media:
         return f"the body was sent as {media}; send JSON with Content-Type: application/json"
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"malformed JSON body (not valid UTF-8 at byte {exc.start})"
-    try:  # what Python's parser cannot read even when it is JSON: FastAPI answers a bare 400
-        json.loads(text)
-    except RecursionError:
+    return None
+
+
+def _unreadable_json(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI's parser gave up on a body that is JSON: it answers these with a bare 400
+    ("There was an error parsing the body"), its parsing error kept as the cause."""
+    if exc.status_code != 400:
+        return None
+    if isinstance(exc.__cause__, RecursionError):
         return "malformed JSON body (nested too deeply to read)"
-    except json.JSONDecodeError:
-        pass  # FastAPI's own message says where
-    except ValueError:
+    if isinstance(exc.__cause__, ValueError):  # int() past Python's digit limit
         return "malformed JSON body (a number has too many digits to read)"
     return None
 
@@ -341,6 +344,9 @@ def create_app(scorer: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        unreadable = _unreadable_json(exc)
+        if unreadable is not None:  # a body problem like the others: 422 saying what it is
+            return _json_error(422, unreadable)
         return _json_error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     async def run_scoring(n: int, prepare: Callable[[], list[Any]], request: Request) -> list[float]:
