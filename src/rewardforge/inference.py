@@ -666,12 +666,6 @@ def _check_token_ids(seq: Any, i: int, vocab: int, positions: int | None) -> Non
             raise TypeError(f"sequence {i} holds {token!r}, not a token id")
 
 
-def shared_beta(models: Sequence[Any]) -> float:
-    """The loss's beta of several models when they share one (1.0 if they differ)."""
-    betas = {getattr(m, "beta", 1.0) for m in models}
-    return betas.pop() if len(betas) == 1 else 1.0
-
-
 class RewardEnsemble:
     """Several reward models: the mean score, with their standard deviation as uncertainty."""
 
@@ -695,7 +689,8 @@ class RewardEnsemble:
     @property
     def beta(self) -> float:
         """The loss's beta the models share, for compare's probabilities (1.0 if they differ)."""
-        return shared_beta(self.models)
+        betas = {getattr(m, "beta", 1.0) for m in self.models}
+        return betas.pop() if len(betas) == 1 else 1.0
 
     def mean(self) -> EnsembleMean:
         """The ensemble as one reward model whose score is the mean: what `serve`'s
@@ -710,10 +705,7 @@ class EnsembleMean:
 
     def __init__(self, ensemble: RewardEnsemble):
         self.models = ensemble.models
-
-    @property
-    def beta(self) -> float:
-        return shared_beta(self.models)
+        self.beta = ensemble.beta
 
     def _mean(self, per_model: list[list[float]]) -> list[float]:
         return [sum(column) / len(column) for column in zip(*per_model)]

@@ -24,10 +24,9 @@ from rewardforge.files import atomic_write_text
 from rewardforge.training.run import UsageError
 
 
-def resolved_learning_rate(options: dict[str, Any]) -> float:
+def resolved_learning_rate(given: float | None, lora: bool) -> float:
     """--learning-rate, or its default: 1e-5, or 1e-4 with LoRA."""
-    given = options.get("learning_rate")
-    return float(given) if given is not None else (1e-4 if options.get("lora") else 1e-5)
+    return float(given) if given is not None else (1e-4 if lora else 1e-5)
 
 
 RESUME_KEYS = (
@@ -288,10 +287,15 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
         recorded = json.loads(config_path.read_text(encoding="utf-8"))
         old, now = dict(recorded.get("options", {})), opts.public()
         ran_at = (recorded.get("grpo_config") or {}).get("learning_rate")
-        if "learning_rate" in old:  # the rate each ran at: the default given by its value is no change
-            old, now = ({**o, "learning_rate": resolved_learning_rate(o)} for o in (old, now))
-        elif isinstance(ran_at, int | float):  # a record from before the options kept the rate
-            old["learning_rate"], now["learning_rate"] = float(ran_at), resolved_learning_rate(now)
+        # the rate each ran at: the default given by its value is no change; a record from before
+        # the options kept the rate has the rate it ran at in grpo_config
+        if "learning_rate" in old or isinstance(ran_at, int | float):
+            old["learning_rate"] = (
+                resolved_learning_rate(old["learning_rate"], old.get("lora", False))
+                if "learning_rate" in old
+                else float(ran_at)
+            )
+            now["learning_rate"] = resolved_learning_rate(opts.learning_rate, opts.lora)
         if old.get("algo") != "scalerl":  # GRPO has no CISPO cap: a recorded value never ran
             old.pop("epsilon_max", None)
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
@@ -475,7 +479,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
 
     use_cpu = (not torch.cuda.is_available()) if opts.use_cpu is None else opts.use_cpu
     use_cpu = bool(opts.grpo_overrides.get("use_cpu", use_cpu))  # --grpo-arg use_cpu=... wins
-    learning_rate = resolved_learning_rate(opts.public())
+    learning_rate = resolved_learning_rate(opts.learning_rate, opts.lora)
     common = dict(
         group_size=opts.group_size,
         rm_mode=opts.mode,
