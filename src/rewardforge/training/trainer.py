@@ -77,7 +77,6 @@ class RewardTrainer(FollowsPlanOnResume, Trainer):
         self.totals = {"pair_tokens": 0, "computed_tokens": 0, "padded_positions": 0, "pairs": 0}
         self.loss_config = loss_config or LossConfig()
         self._stats: dict[str, float] = {}
-        self._stat_batches = 0
         self._tokens = 0
         self._pairs = 0
         self._window_start = time.perf_counter()
@@ -220,7 +219,6 @@ class RewardTrainer(FollowsPlanOnResume, Trainer):
         n = int(r_chosen.shape[0])
         for key, value in pair_statistics(r_chosen, r_rejected).items():  # summed per pair
             self._stats[key] = self._stats.get(key, 0.0) + value * n
-        self._stat_batches += 1
         self._tokens += int(inputs["pair_tokens"].item())
         computed = int(sum(c["real_tokens"].item() for c in inputs["chunks"]))
         self._computed_tokens += computed
@@ -233,7 +231,7 @@ class RewardTrainer(FollowsPlanOnResume, Trainer):
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "train_loss" in logs and "train_runtime" in logs:  # the end-of-training summary
             logs["train_loss"] = self.run_train_loss()  # the whole run's, not the steps since a resume
-        if self._stat_batches and "loss" in logs:  # every process logs here (the loss was gathered)
+        if self._pairs and "loss" in logs:  # every process logs here (the loss was gathered)
             elapsed = max(time.perf_counter() - self._window_start, 1e-9)
             keys = sorted(self._stats)
             here = [self._stats[k] for k in keys] + [self._pairs, self._tokens, self._computed_tokens]
@@ -246,7 +244,7 @@ class RewardTrainer(FollowsPlanOnResume, Trainer):
             logs["pairs_per_second"] = round(pairs / elapsed, 3)
             logs["tokens_per_second"] = round(tokens / elapsed, 1)
             logs["computed_tokens_per_second"] = round(computed / elapsed, 1)
-            self._stats, self._stat_batches, self._tokens, self._pairs = {}, 0, 0, 0
+            self._stats, self._tokens, self._pairs = {}, 0, 0
             self._computed_tokens = 0
             self._window_start = time.perf_counter()
         super().log(logs, *args, **kwargs)
