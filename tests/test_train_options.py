@@ -126,6 +126,8 @@ def _missing_tracker() -> str:
             ["--lora", "--lora_target_modules", "q_proj", "v_proj"],
             "comma-separated: --lora_target_modules q_proj,v_proj",
         ),
+        # session 20: set back to False without a word
+        (["--remove_unused_columns", "true"], "--remove_unused_columns true would drop the columns"),
     ],
 )
 def test_a_bad_option_value_is_one_line_before_any_work(
@@ -370,3 +372,30 @@ def test_a_best_model_runs_config_takes_new_save_settings(tmp_path, data, tiny_b
         "1",
     ]
     assert train(*again) == 0
+
+
+def test_an_explicit_eval_batch_size_is_kept_beside_batch_size():
+    """--batch-size 4 --per_device_eval_batch_size 8 evaluated 4 pairs at a time: an eval batch
+    of exactly 8 was taken for the transformers default and replaced."""
+    from rewardforge.commands.train import parse
+    from rewardforge.training.run import prepare_training_args
+
+    for eval_batch in ("8", "16", "3"):
+        args, targs = parse(["--batch-size", "4", "--per_device_eval_batch_size", eval_batch, "--data", "x"])
+        resolved = prepare_training_args(targs, args, has_eval=True)
+        assert (resolved.per_device_train_batch_size, resolved.per_device_eval_batch_size) == (4, int(eval_batch))
+        assert resolved.remove_unused_columns is False
+
+
+def test_a_run_config_recorded_with_remove_unused_columns_true_is_still_a_config(tmp_path):
+    """Runs before session 20 recorded the transformers default (true) in run_config.json; the
+    option is now refused, but reusing such a record must still work."""
+    from rewardforge.commands.train import parse
+
+    record = tmp_path / "run_config.json"
+    record.write_text(json.dumps({
+        "rewardforge": {"data": "x", "max_length": 64},
+        "training_arguments": {"remove_unused_columns": True, "learning_rate": 1e-4},
+    }))  # fmt: skip
+    args, targs = parse(["--config", str(record)])
+    assert targs.remove_unused_columns is False and targs.learning_rate == 1e-4 and args.max_length == 64

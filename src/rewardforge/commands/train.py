@@ -22,6 +22,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "seed": 42,
     "disable_tqdm": False,
+    "remove_unused_columns": False,  # the pair batches' columns are no model inputs: True drops them
 }
 
 DESCRIPTION = """Train a Bradley-Terry reward model: loss = -log sigmoid(beta*(r_chosen - r_rejected) - margin).
@@ -121,6 +122,7 @@ def _config_from_yaml(path: str, parser) -> dict[str, Any]:
         # a run's run_config.json: its options as they were resolved (derived fields dropped)
         merged = {**cfg["training_arguments"], **cfg["rewardforge"]}
         cfg = {k: v for k, v in merged.items() if k in actions and k not in ("config", "resume", "overwrite")}
+        cfg.pop("remove_unused_columns", None)  # runs before it defaulted to false here recorded true
     cfg = {str(k).replace("-", "_"): v for k, v in cfg.items()}
     unknown = sorted(set(cfg) - set(actions))
     if unknown:
@@ -364,6 +366,11 @@ def parse(argv: list[str]):
             f"unknown option(s): {' '.join(leftover)}{_hint(leftover)} (see rewardforge train --help)"
         )
     _one_value_per_setting(args, targs, given, settings)
+    if targs.remove_unused_columns:  # the run set it back to False without a word
+        raise UsageError(
+            "--remove_unused_columns true would drop the columns a pair batch is made of; a reward "
+            "model needs them all (leave the option out)"
+        )
     return args, targs
 
 

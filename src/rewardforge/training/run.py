@@ -304,11 +304,9 @@ def prepare_training_args(
         updates["num_train_epochs"] = args.epochs
     if args.batch_size is not None:
         updates["per_device_train_batch_size"] = args.batch_size
-        if targs.per_device_eval_batch_size == 8:
-            updates["per_device_eval_batch_size"] = args.batch_size
     if not torch.cuda.is_available() and not targs.use_cpu:
         updates["use_cpu"] = True  # the Trainer refuses bf16 on a CPU otherwise
-    updates["remove_unused_columns"] = False
+    updates["remove_unused_columns"] = False  # the pair batches' columns are no model inputs
     # Precision: an explicit --bf16/--fp16 from TrainingArguments wins; else --precision decides.
     if not (targs.bf16 or targs.fp16):
         if resolve_precision(args.precision) == "bf16":
