@@ -383,7 +383,10 @@ def test_an_explicit_eval_batch_size_is_kept_beside_batch_size():
     for eval_batch in ("8", "16", "3"):
         args, targs = parse(["--batch-size", "4", "--per_device_eval_batch_size", eval_batch, "--data", "x"])
         resolved = prepare_training_args(targs, args, has_eval=True)
-        assert (resolved.per_device_train_batch_size, resolved.per_device_eval_batch_size) == (4, int(eval_batch))
+        assert (resolved.per_device_train_batch_size, resolved.per_device_eval_batch_size) == (
+            4,
+            int(eval_batch),
+        )
         assert resolved.remove_unused_columns is False
 
 
