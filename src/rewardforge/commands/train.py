@@ -57,6 +57,8 @@ def build_parser():
             action.metavar = "[CHECKPOINT]"  # alone: 'last' (see _normalise_argv)
         elif "--no_prefix_sharing" in action.option_strings:
             action.help = "Turn prefix sharing off (see --prefix_sharing)."
+        elif action.dest == "remove_unused_columns":
+            action.help = "Always false here: a pair batch's columns are no model inputs (true is refused)."
     parser.set_defaults(**TRAIN_DEFAULTS)
     parser.error = _usage_error  # one line, not argparse's usage block of every TrainingArguments option
     return parser
