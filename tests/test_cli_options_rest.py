@@ -384,6 +384,10 @@ def test_rlhf_learning_rate_default_and_overrides_reach_the_config(tmp_path, pro
     assert run(learning_rate=3e-6)["learning_rate"] == 3e-6
     common = run(grpo_overrides={"top_p": 0.9, "use_cpu": True})
     assert common["top_p"] == 0.9 and common["use_cpu"] is True
+    # TRL takes scale_rewards=true/false (group / none); it was refused as "expected str"
+    assert run(grpo_overrides={"scale_rewards": False})["scale_rewards"] == "none"
+    assert run(grpo_overrides={"scale_rewards": True})["scale_rewards"] == "group"
+    assert run(grpo_overrides={"scale_rewards": "batch"})["scale_rewards"] == "batch"
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(UsageError, match="--learning-rate must be a finite number > 0"):
             run_rlhf(RLHFOptions("p", "r", str(prompts), str(tmp_path / "run"), learning_rate=bad))

@@ -156,7 +156,9 @@ class RLHFOptions:
         from trl import GRPOConfig
 
         known = {f.name for f in dataclasses.fields(GRPOConfig)}
-        for key, value in self.grpo_overrides.items():
+        for key, value in list(self.grpo_overrides.items()):
+            if isinstance(value, bool) and key in BOOL_SPELLINGS:  # scale_rewards=false, as TRL takes it
+                value = self.grpo_overrides[key] = BOOL_SPELLINGS[key][value]
             if key in reserved:
                 raise UsageError(
                     f"--grpo-arg {key}: rewardforge sets this from {reserved[key]}; use that instead"
@@ -174,6 +176,10 @@ class RLHFOptions:
         d = asdict(self)
         d["api_key"] = "***" if self.api_key else None
         return d
+
+
+# GRPOConfig fields typed as text that TRL also takes as a boolean, and the text each means
+BOOL_SPELLINGS: dict[str, dict[bool, str]] = {"scale_rewards": {True: "group", False: "none"}}
 
 
 def _check_grpo_value(key: str, value: Any) -> None:
