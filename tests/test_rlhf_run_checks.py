@@ -230,6 +230,21 @@ def test_resume_keeps_the_prompts_and_the_seed(tmp_path, capsys):
     assert "max_prompts None -> 3" in capsys.readouterr().err
 
 
+def test_resume_with_another_schedule_or_optimizer_grpo_arg_is_refused(tmp_path, capsys):
+    """The restored scheduler and optimizer went on with the old values while run_config.json
+    recorded the new ones (the train command refuses the same)."""
+    fake_run(tmp_path, ["exact_match"])
+    config = json.loads((tmp_path / "o" / "run_config.json").read_text())
+    config["options"]["grpo_overrides"] = {"lr_scheduler_type": "cosine", "top_p": 0.9}
+    (tmp_path / "o" / "run_config.json").write_text(json.dumps(config))
+    base = ["--resume", "--mode", "bonus", "--env-reward", "exact_match"]
+    assert cli.main(rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=linear")) == 2
+    assert "--grpo-arg lr_scheduler_type 'cosine' -> 'linear'" in capsys.readouterr().err
+    assert cli.main(rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=cosine",
+                         "--grpo-arg", "warmup_steps=3")) == 2  # fmt: skip
+    assert "--grpo-arg warmup_steps None -> 3" in capsys.readouterr().err
+
+
 def test_a_column_of_numbers_and_texts_becomes_texts():
     """`answer` 4 in one row and "Paris" in the next: a pyarrow traceback (exit 1)."""
     from rewardforge.rlhf.prompts import prompts_dataset

@@ -36,6 +36,12 @@ RESUME_KEYS = (
     # what the restored optimizer and schedule were made with (a new rate was recorded, not used)
     "learning_rate", "lora_r", "lora_alpha", "epsilon_max",
 )  # fmt: skip
+# --grpo-arg keys the restored optimizer and schedule were made with: a new value was recorded
+# while the restored one went on (the `train` command refuses the same)
+RESUME_GRPO_KEYS = (
+    "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio", "optim", "optim_args",
+    "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+)  # fmt: skip
 # the files a run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
 RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
 
@@ -305,6 +311,11 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
         if old.get("algo") != "scalerl":  # GRPO has no CISPO cap: a recorded value never ran
             old.pop("epsilon_max", None)
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
+        old_grpo, now_grpo = old.get("grpo_overrides") or {}, now.get("grpo_overrides") or {}
+        for key in RESUME_GRPO_KEYS:
+            if old_grpo.get(key) != now_grpo.get(key):
+                changed.append(f"--grpo-arg {key}")
+                old[f"--grpo-arg {key}"], now[f"--grpo-arg {key}"] = old_grpo.get(key), now_grpo.get(key)
         if changed:
             raise UsageError(
                 "--resume with different options than the run being resumed: "
