@@ -929,6 +929,9 @@ def test_a_run_refused_or_failed_keeps_folders_it_did_not_make(
     monkeypatch.chdir(tmp_path)
     assert train(tiny_bert_dir, tmp_path / "typo.jsonl", "zz/../yy") == 2
     assert (tmp_path / "yy").is_dir()
+    assert not (tmp_path / "zz").exists()  # made to pass through: left behind before session 20
+    assert train(tiny_bert_dir, tmp_path / "typo.jsonl", "a/b/../c/d") == 2
+    assert not (tmp_path / "a").exists()
 
     def busy(fd, op):
         raise BlockingIOError

@@ -256,11 +256,7 @@ def held_output_dir(
     command (eval) holds it whatever RANK its environment has."""
     path = Path(path)
     check_output_dir(path, option)
-    created = []  # innermost first; on the normalised path (zz/../yy is yy, which may exist)
-    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):
-        if folder.exists():
-            break
-        created.append(folder)
+    created = _folders_mkdir_would_create(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a dangling symlink: mkdir cannot go through it
@@ -288,11 +284,27 @@ def held_output_dir(
                     try:
                         folder.rmdir()
                     except OSError:
-                        break
+                        pass
             raise
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _folders_mkdir_would_create(path: Path) -> list[Path]:
+    """The folders `path.mkdir(parents=True)` creates, innermost first. It makes every missing
+    folder the path names, also one it only passes through (zz in zz/../yy), and each lands
+    where the system resolves it (after symlinks): the path's own normalised form (yy) says
+    neither."""
+    literal = path if path.is_absolute() else Path.cwd() / path
+    missing = []
+    for folder in (literal, *literal.parents):
+        if folder.name in ("..", "."):
+            continue
+        real = Path(os.path.realpath(folder))
+        if not real.exists() and real not in missing:
+            missing.append(real)
+    return missing
 
 
 def check_device(device: str | None, option: str = "--device") -> None:
