@@ -164,3 +164,33 @@ def test_a_system_turn_stays_when_old_turns_are_cut(tiny_llama_dir):
     text = tok.decode(group.ids[0])
     assert group.prompt_truncated and "old" not in text
     assert "Be brief." in text and "SmolLM" not in text
+
+
+def test_a_long_last_turn_is_cut_inside_its_text_keeping_the_system_turn_and_role_headers(
+    minilm_dir, tiny_llama_dir
+):
+    """With only the last prompt turn left and still too long, the cut took the oldest tokens of
+    the whole text: the system turn, the chat template's `<|im_start|>user` header, the plain
+    format's "System:"/"User:" went with them (helper 84), though a system turn is documented to stay."""
+    prompt = [
+        msg("system", "RULES: be brief."),
+        msg("user", "beginning " + "fox jumps " * 150 + "which animal?"),
+    ]
+    replies = [[msg("assistant", "The fox.")], [msg("assistant", "A dog.")]]
+    for folder, expected in (
+        (
+            minilm_dir,
+            ["[CLS] system : rules : be brief. user : ", "which animal? assistant : the fox. [SEP]"],
+        ),
+        (
+            tiny_llama_dir,
+            ["<|im_start|>system\nRULES: be brief.<|im_end|>\n<|im_start|>user\n", "which animal?<|im_end|>"],
+        ),
+    ):
+        tok = AutoTokenizer.from_pretrained(folder)
+        group = tokenize_group(tok, TextFormat.for_tokenizer(tok), prompt, replies, 64)
+        text = tok.decode(group.ids[0])
+        assert group.prompt_truncated and not group.response_truncated, text
+        assert max(map(len, group.ids)) <= 64 and max(map(len, group.ids)) >= 60  # cut, not emptied
+        assert text.startswith(expected[0]) and expected[1] in text and "beginning" not in text, text
+        assert group.ids[0][: group.prefix_len] == group.ids[1][: group.prefix_len]  # one cut for both

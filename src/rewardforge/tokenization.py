@@ -77,6 +77,53 @@ def _encode_from(
     return _encode(tokenizer, fmt, prompt[:kept] + prompt[start:], completions)
 
 
+def _without_first_tokens(tokenizer: Any, text: str, n: int) -> str | None:
+    """`text` after its first `n` tokens, cut where a token starts, and where a word starts when
+    one does within 64 characters (None: no offsets to cut by)."""
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
+        "offset_mapping"
+    ]
+    if n >= len(offsets):
+        return ""
+    start = max(offsets[n][0], 1)
+    if not text[start - 1].isspace():  # inside a word (a subword token): from the next word on
+        space = next((i for i, c in enumerate(text[start : start + 64]) if c.isspace()), None)
+        start += space or 0
+    return text[start:].lstrip()
+
+
+def _shorten_turn(
+    tokenizer: Any,
+    fmt: TextFormat,
+    prompt: list[Message],
+    turn: int,
+    completions: list[list[Message]],
+    ids: list[list[int]],
+    max_length: int,
+) -> tuple[list[Message], list[list[int]], bool]:
+    """The prompt with turn `turn`'s text cut from its start until every sequence fits (or the
+    text is gone), its token ids, and whether the turn was cut. A cut text can tokenize a token
+    longer where it now begins, so the length is checked again after each cut."""
+    shortened = False
+    for _ in range(8):
+        excess = max(len(s) for s in ids) - max_length
+        text = prompt[turn]["content"]
+        if excess <= 0 or not text:
+            break
+        cut = _without_first_tokens(tokenizer, text, excess)
+        if cut is None:
+            break
+        candidate = [*prompt[:turn], {**prompt[turn], "content": cut}, *prompt[turn + 1 :]]
+        try:
+            ids = _encode(tokenizer, fmt, candidate, completions)
+        except TemplateRefused:  # (an empty turn, to a strict template)
+            break
+        prompt, shortened = candidate, True
+    return prompt, ids, shortened
+
+
 def room_problem(tokenizer: Any, fmt: TextFormat, max_length: int) -> str | None:
     """Why `max_length` leaves no room for a reply, or None. The format's own tokens (a chat
     template's default system turn, CLS/SEP) come first, so a cut would keep them and drop
@@ -125,12 +172,18 @@ def tokenize_group(
     if best is not None:
         return TokenizedGroup(best, common_prefix_len(best), prompt_truncated=True)
 
-    # Still too long with only the last turn (and the system turn): cut the oldest prompt tokens,
-    # keeping a leading special token (BOS/CLS) so the model sees the start marker it was trained with.
-    turns = len(prompt)
+    # Still too long with only the last turn (and the system turn): cut that turn's text from its
+    # start, so what the format puts around it (BOS/CLS, the system turn, the turn's role header)
+    # stays; then, if the system turn alone is too long, its text.
+    turns, text_cut = len(prompt), False
     if prompt:
         prompt = prompt[:kept] + prompt[-1:]
         ids = _encode(tokenizer, fmt, prompt, completions)
+        for turn in range(len(prompt) - 1, -1, -1):
+            prompt, ids, shortened = _shorten_turn(tokenizer, fmt, prompt, turn, completions, ids, max_length)
+            text_cut = text_cut or shortened
+    # Last resort (a format whose text could not be cut so): the oldest prompt tokens go, keeping
+    # a leading special token (BOS/CLS) so the model sees the start marker it was trained with.
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     head = 1 if ids and ids[0] and ids[0][0] in special else 0
     # Only prompt tokens may go here: the shared prefix can reach into responses that start alike.
@@ -140,11 +193,11 @@ def tokenize_group(
         else 0
     )
     prompt_len = min(common_prefix_len(ids), head + prompt_tokens)
-    excess = max(len(s) for s in ids) - max_length
+    excess = max(max(len(s) for s in ids) - max_length, 0)  # (the text cut above may have fitted it)
     removable = max(prompt_len - head, 0)
     cut = min(excess, removable)
     ids = [s[:head] + s[head + cut :] for s in ids]
-    truncated_prompt = cut > 0 or len(prompt) < turns
+    truncated_prompt = cut > 0 or len(prompt) < turns or text_cut
     response_cut = False
     if any(len(s) > max_length for s in ids):
         response_cut = True
