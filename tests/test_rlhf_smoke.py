@@ -292,3 +292,30 @@ def test_bon_takes_a_prompt_that_fills_the_positions_but_the_last(tmp_path, tiny
     assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1
     assert run_cli(*bon, "--max-new-tokens", str(fits + 1), "--output", str(tmp_path / "b.jsonl")) == 2
     assert "that is 65 positions, more than the policy's 64" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_resumed_in_a_later_epoch_sees_the_prompts_in_the_uninterrupted_order(
+    tmp_path, tiny_llama_dir, one_thread
+):
+    """helper 85: TRL's sampler draws each epoch's order from one generator seeded once, so a
+    resumed run replayed epoch 1's order in its current epoch, after skipping the steps done:
+    one prompt trained twice, another never. 4 prompts, 2 a step: epoch 2 starts at step 3."""
+    prompts = tmp_path / "prompts.jsonl"
+    arithmetic_prompts(4, prompts)
+
+    def run(out, steps, *extra):
+        argv = [
+            "rlhf", "--policy", str(tiny_llama_dir), "--rm", str(tiny_llama_dir), "--prompts", str(prompts),
+            "--output", str(out), "--group-size", "2", "--prompts-per-step", "2",
+            "--max-completion-length", "4", "--save-steps", "2", "--steps", str(steps), *extra,
+        ]  # fmt: skip
+        assert run_cli(*argv) == 0
+        rows = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+        return {s: sorted({json.dumps(r["prompt"]) for r in rows if r["step"] == s}) for s in (1, 2, 3, 4)}
+
+    whole = run(tmp_path / "whole", 4)
+    assert run(tmp_path / "cut", 2) == {1: whole[1], 2: whole[2], 3: [], 4: []}
+    resumed = run(tmp_path / "cut", 4, "--resume")
+    assert resumed == whole
+    assert sorted(whole[3] + whole[4]) == sorted(whole[1] + whole[2])  # each prompt once an epoch

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 from trl import GRPOTrainer
-from trl.trainer.utils import nanstd
+from trl.trainer.utils import RepeatSampler, nanstd
 
 from rewardforge.training.trainer import FollowsPlanOnResume
 
@@ -127,12 +127,43 @@ def scalerl_loss(
     return (per_token * mask * weights.unsqueeze(1)).sum()
 
 
-class GRPOTrainerFollowingPlan(FollowsPlanOnResume, GRPOTrainer):
+class EpochOrderedRepeatSampler(RepeatSampler):
+    """TRL's RepeatSampler, whose prompt order for an epoch is the same however the run got
+    there. TRL's draws each epoch's order from one generator seeded once, so a resumed run (a
+    new sampler) replayed the first epoch's order in its current epoch, after skipping the steps
+    done: some prompts twice, others never. The Trainer names each epoch (`set_epoch`) before it
+    iterates; the generator is set to where that epoch's draw starts."""
+
+    @classmethod
+    def of(cls, sampler: RepeatSampler) -> EpochOrderedRepeatSampler:
+        ordered = cls.__new__(cls)
+        ordered.__dict__.update(sampler.__dict__)
+        ordered.start_state = sampler.generator.get_state() if sampler.shuffle else None
+        return ordered
+
+    def set_epoch(self, epoch: int) -> None:
+        if not self.shuffle:
+            return
+        self.generator.set_state(self.start_state)
+        for _ in range(epoch):  # each epoch before draws one order
+            torch.randperm(self.num_samples, generator=self.generator)
+
+
+class ResumesInPromptOrder:
+    """A GRPOTrainer mixin: the train sampler is an `EpochOrderedRepeatSampler`."""
+
+    def _get_train_sampler(self, *args: Any, **kwargs: Any):
+        sampler = super()._get_train_sampler(*args, **kwargs)  # type: ignore[misc]
+        return EpochOrderedRepeatSampler.of(sampler) if type(sampler) is RepeatSampler else sampler
+
+
+class GRPOTrainerFollowingPlan(FollowsPlanOnResume, ResumesInPromptOrder, GRPOTrainer):
     """TRL's GRPOTrainer whose resume with more `--steps` follows the new plan's schedule (it ran
-    the first new step at learning rate 0 on the linear schedule)."""
+    the first new step at learning rate 0 on the linear schedule) and goes on in the prompt order
+    an uninterrupted run has."""
 
 
-class ScaleRLTrainer(FollowsPlanOnResume, GRPOTrainer):
+class ScaleRLTrainer(FollowsPlanOnResume, ResumesInPromptOrder, GRPOTrainer):
     """GRPOTrainer with ScaleRL's loss aggregation (see the module docstring). Use it with
     `loss_type="cispo"`, `scale_rewards="batch"` and a deliberate `epsilon_high` (eps_max);
     `make_scalerl_with_rm` sets all three."""
