@@ -258,6 +258,13 @@ def test_numbers_are_compared_as_numbers_where_files_store_them_otherwise():
     assert contains_answer(None, text("x"), answer=[math.nan]) == [None]
     assert contains_answer(None, text("The answer is \u22125"), answer=["-5"]) == [1.0]
     assert contains_answer(None, text("The answer is \u22125"), answer=["5"]) == [0.0]
+    # helper 85: trailing zeros were dropped after a whole number only ("2.50" was not 2.5)
+    for answer in (2.5, "2.5", "2.50"):
+        assert contains_answer(None, text("It is 2.50"), answer=[answer]) == [1.0], answer
+        assert contains_answer(None, text("It is 2.5."), answer=[answer]) == [1.0], answer
+        assert exact_match(None, text("2.500"), answer=[answer]) == [1.0], answer
+    assert contains_answer(None, text("It is 2.55"), answer=["2.5"]) == [0.0]
+    assert exact_match(None, text("25"), answer=["2.50"]) == [0.0]
 
 
 def test_lists_of_other_lengths_are_refused_not_cut_short():

@@ -165,7 +165,7 @@ def test_bon_cli(tmp_path, tiny_llama_dir, one_thread, capsys):
                 "--env-reward", "contains_answer")
         == 0
     )  # fmt: skip
-    assert "mean best" in capsys.readouterr().out
+    assert "mean best" in capsys.readouterr().err  # stdout may be the results (--output -)
     results = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["index"] for r in results] == [0, 1, 2] and all(r["id"].startswith("add-") for r in results)
     rm = RewardModel.from_pretrained(str(tiny_llama_dir))
@@ -186,6 +186,24 @@ def test_bon_cli(tmp_path, tiny_llama_dir, one_thread, capsys):
     assert all(len(json.loads(x)["candidates"]) == 1 for x in (tmp_path / "g.jsonl").read_text().splitlines())
     assert json.loads((tmp_path / "g-means.json").read_text())["candidates"] == 3  # --summary names it
     assert not (tmp_path / "g.summary.json").exists()
+
+
+def test_bon_to_stdout_is_only_jsonl_and_its_record_has_every_option(
+    tmp_path, tiny_llama_dir, one_thread, capfd
+):
+    """helper 85: the closing line went to stdout, inside the JSONL stream of --output -; the
+    record lacked options that decide the candidates (--top-p, --prompts-per-batch)."""
+    prompts = tmp_path / "prompts.jsonl"
+    arithmetic_prompts(3, prompts)
+    summary = tmp_path / "s.json"
+    args = ["bon", "--policy", str(tiny_llama_dir), "--rm", str(tiny_llama_dir), "--prompts", str(prompts),
+            "--n", "2", "--max-new-tokens", "3", "--top-p", "0.5", "--output", "-", "--summary", str(summary)]  # fmt: skip
+    assert run_cli(*args) == 0
+    captured = capfd.readouterr()
+    assert [json.loads(line)["index"] for line in captured.out.splitlines()] == [0, 1, 2]
+    assert "mean best" in captured.err
+    options = json.loads(summary.read_text())["options"]
+    assert options["top_p"] == 0.5 and options["prompts_per_batch"] == 4 and options["env_reward"] == []
 
 
 def test_rlhf_cli_bad_options_exit_2(tmp_path, capsys):

@@ -205,6 +205,9 @@ def main(argv: list[str]) -> int:
         temperature=args.temperature,
         seed=args.seed,
         seconds=round(time.monotonic() - started, 1),
+        # every option, so the record reruns the run (--top-p, --max-prompts and
+        # --prompts-per-batch decide the candidates too; helper 85)
+        options={k: ("***" if k == "api_key" and v else v) for k, v in sorted(vars(args).items())},
     )
     write_together(  # the results and their summary: both new, or both as they were
         {
@@ -219,7 +222,8 @@ def main(argv: list[str]) -> int:
     print(
         f"bon: {summary['prompts']} prompts x {args.n}: mean score {summary['mean_score']:.4f}, "
         f"mean best {summary['mean_best_score']:.4f} (gain {summary['best_of_n_gain']:.4f}){env}; "
-        f"wrote {output} and {summary_file}"
+        f"wrote {output} and {summary_file}",
+        file=sys.stderr,  # `--output -` is the JSONL stream on stdout
     )
     return 0
 

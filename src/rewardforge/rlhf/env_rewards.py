@@ -25,14 +25,17 @@ def completion_text(completion: Any) -> str:
 
 def normalise_answer(text: Any) -> str:
     """Lower case, spaces collapsed, outer spaces and trailing punctuation (. ! ,) removed, the
-    Unicode minus written as "-"; a whole number stored as a float (pandas' 5.0 for 5) as itself."""
+    Unicode minus written as "-"; a number's trailing decimal zeros dropped (pandas' 5.0 for 5 is 5;
+    2.50 is 2.5)."""
     if isinstance(text, float) and text.is_integer():
         text = int(text)
     out = _SPACES.sub(" ", str(text).replace("\u2212", "-")).strip().rstrip(".!,").strip().lower()
-    return out.split(".")[0] if _WHOLE_FLOAT.fullmatch(out) else out  # "5.0" (a CSV's float column)
+    if _DECIMAL.fullmatch(out):  # "5.0" (a CSV's float column) is 5, "2.50" is 2.5
+        out = out.rstrip("0").rstrip(".")
+    return out
 
 
-_WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
+_DECIMAL = re.compile(r"-?\d+\.\d+")
 
 
 def _answers(answer: Sequence[Any] | None, n: int) -> list[str | None]:
@@ -83,6 +86,8 @@ def _whole(target: str) -> re.Pattern[str]:
     body = re.escape(target)
     if target.lstrip("-").isdigit():
         body += r"(?:\.0+)?"  # 5.0 is 5
+    elif _DECIMAL.fullmatch(target):
+        body += "0*"  # 2.50 is 2.5
     return re.compile(before + body + after)
 
 
