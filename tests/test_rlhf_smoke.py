@@ -115,6 +115,18 @@ def test_rlhf_cli_bonus_mode_then_resume(tmp_path, tiny_llama_dir, one_thread, c
     # a new rate was recorded in run_config.json and never used (the optimizer's was restored)
     assert run_cli(*[a if a != "1e-3" else "2e-3" for a in common], "--steps", "4", "--resume") == 2
     assert "learning_rate 0.001 -> 0.002" in capsys.readouterr().err
+    # helper 85: prompts edited since the run began were trained on without a word, while the
+    # same file named by another path was refused as a change
+    other_path = str(tmp_path / "." / "prompts.jsonl")
+    moved = [other_path if a == str(prompts) else a for a in common]
+    lines = prompts.read_text().splitlines()
+    prompts.write_text("\n".join(lines[::-1]) + "\n")  # the same prompts in another order
+    assert run_cli(*moved, "--steps", "4", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "are not the ones the run began with (8 prompt(s) then, 8 now)" in err and "prompts '" not in err
+    prompts.write_text("\n".join(lines) + "\n")
+    assert run_cli(*moved, "--steps", "4", "--resume") == 0
+    assert json.loads((out / "summary.json").read_text())["global_step"] == 4
 
 
 @pytest.mark.slow

@@ -10,8 +10,10 @@ rollouts.jsonl (every rollout with its rm_score, env rewards and total).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -310,6 +312,9 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
             now["learning_rate"] = resolved_learning_rate(opts.learning_rate, opts.lora)
         if old.get("algo") != "scalerl":  # GRPO has no CISPO cap: a recorded value never ran
             old.pop("epsilon_max", None)
+        for key in ("policy", "rm", "prompts"):  # one file by another path is no change
+            if key in old:
+                old[key], now[key] = _place(old[key]), _place(now.get(key))
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
         old_grpo, now_grpo = old.get("grpo_overrides") or {}, now.get("grpo_overrides") or {}
         for key in RESUME_GRPO_KEYS:
@@ -329,6 +334,36 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
             "to train; give more --steps to go on (that checkpoint's weights are the run's last)"
         )
     return last, step, step == opts.steps
+
+
+def _place(spec: Any) -> Any:
+    """A path that exists, resolved (as the file it names from here); anything else (a URL, a Hub
+    id, standard input) as given."""
+    if isinstance(spec, str) and spec != "-" and os.path.exists(spec):
+        return os.path.realpath(spec)
+    return spec
+
+
+def prompts_fingerprint(records: list[dict[str, Any]]) -> str:
+    """What the prompt records hold (a resume must train on the same ones, in the same order)."""
+    text = json.dumps(records, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _check_same_prompts(out: Path, records: list[dict[str, Any]], source: str) -> None:
+    """--resume: the prompt records are the ones the run began with (an edited file, or other
+    text on standard input, changed what later steps train on without a word)."""
+    try:
+        recorded = json.loads((out / "run_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    before = recorded.get("prompts_fingerprint") if isinstance(recorded, dict) else None
+    if before is not None and before != prompts_fingerprint(records):
+        raise UsageError(
+            f"--resume: the prompts in {source} are not the ones the run began with "
+            f"({recorded.get('prompts')} prompt(s) then, {len(records)} now): give the same prompts, "
+            "or start a new run"
+        )
 
 
 def _finished_at(out: Path) -> int | None:
@@ -489,6 +524,8 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
             f"{opts.prompts} gives {len(records)}"
             + (f" (--max-prompts {opts.max_prompts})" if opts.max_prompts is not None else "")
         )
+    if resume_from is not None:
+        _check_same_prompts(out, records, opts.prompts)
     dataset = prompts_dataset(records)
     out.mkdir(parents=True, exist_ok=True)
     if resume_from is not None:  # steps after the checkpoint are done again: their lines go
@@ -550,6 +587,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
                     if not k.startswith(("push_to_hub", "hub_"))
                 },
                 "prompts": len(records),
+                "prompts_fingerprint": prompts_fingerprint(records),
             },
             indent=2,
             default=str,
