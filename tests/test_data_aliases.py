@@ -778,6 +778,19 @@ def test_a_renamed_column_null_in_a_row_keeps_the_rows_own_field(tmp_path):
     assert [p.prompt for p in loaded.pairs] == [[user("Qa")], [user("Qb")]]
 
 
+def test_an_empty_text_in_a_renamed_column_is_that_rows_error_not_the_rows_own_field(tmp_path):
+    """helper 86: with `chosen` and `good` both in the data, `--columns chosen=good` read a row
+    whose `good` was "" from its `chosen`, without a word."""
+    rows = [{"prompt": "Q", "chosen": "own 0", "good": "good 0", "rejected": "r", "bad": "b"},
+            {"prompt": "Q", "chosen": "own 1", "good": "", "rejected": "r", "bad": "b"}]  # fmt: skip
+    with pytest.raises(DataError, match="line 2: field 'good': empty response"):
+        load_pairs(jsonl(tmp_path, rows), columns=parse_columns("chosen=good,rejected=bad"))
+    kept = load_pairs(
+        jsonl(tmp_path, rows), columns=parse_columns("chosen=good,rejected=bad"), skip_invalid=True
+    )
+    assert [p.chosen_text for p in kept.pairs] == ["good 0"] and len(kept.rejected) == 1
+
+
 @pytest.mark.parametrize("mapping", ["prompt=foo+bar", "prompt=question+typo"])
 def test_a_joined_column_no_row_has_is_a_typo_not_ignored(tmp_path, mapping):
     """A misspelt part of a joined mapping gave an empty prompt and dropped `question` silently."""

@@ -696,8 +696,10 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
         parts = theirs.split(JOIN)
         if ours == IGNORE:
             continue
-        if all(_blank(record.get(part)) for part in parts) and not _blank(record.get(ours)):
-            continue  # this row has our own field instead (Arrow writes an absent key as null)
+        if all(record.get(part) is None for part in parts) and not _blank(record.get(ours)):
+            # this row has our own field instead (Arrow writes an absent key as null); an empty
+            # text in the mapped column is the row's value, and invalid, not a reason to read ours
+            continue
         if len(parts) == 1 and theirs not in record:
             continue  # neither: the row's shape tells what is missing
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
