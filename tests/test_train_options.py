@@ -321,7 +321,8 @@ def test_records_a_processor_skips_are_counted_and_said(tmp_path, capsys):
         "        return {'prompt': 'p', 'chosen': f\"a{r['n']}\", 'rejected': 'b'}\n"
     )
     data = jsonl(tmp_path, [{"n": i} for i in range(6)])
-    args = RewardArguments(data=data, eval_data=data, processor=f"{proc}:Odd")
+    dev = jsonl(tmp_path, [{"n": i} for i in range(6, 12)], "dev.jsonl")
+    args = RewardArguments(data=data, eval_data=dev, processor=f"{proc}:Odd")
     train, held, summary, _ = load_training_data(args, tmp_path)
     assert len(train) == len(held) == 3
     assert summary["train"]["skipped_by_processor"] == summary["eval"]["skipped_by_processor"] == 3
@@ -345,7 +346,7 @@ def test_bf16_as_trl_users_write_it(tmp_path, data, capsys, tiny_bert_dir, optio
 def test_load_best_model_at_end_with_held_out_pairs_evaluates_at_the_saves(tmp_path, data, tiny_bert_dir):
     """It needed --eval_strategy steps spelled out, or transformers refused the save strategy."""
     dev = tmp_path / "dev.jsonl"
-    dev.write_text(data.read_text())
+    dev.write_text(data.read_text().replace('"q', '"held-out q'))  # all in the training data is refused
     out = tmp_path / "out"
     assert one_step(tiny_bert_dir, data, out, "--eval-data", dev, "--load_best_model_at_end", "--save_strategy",
                     "steps", "--save_steps", "1", "--max-steps", "2") == 0  # fmt: skip
@@ -357,7 +358,7 @@ def test_a_best_model_runs_config_takes_new_save_settings(tmp_path, data, tiny_b
     """Reusing its run_config.json with --save_steps 1 was refused: the recorded eval steps (2)
     were taken as the user's own."""
     dev = tmp_path / "dev.jsonl"
-    dev.write_text(data.read_text())
+    dev.write_text(data.read_text().replace('"q', '"held-out q'))  # all in the training data is refused
     first = tmp_path / "first"
     assert one_step(tiny_bert_dir, data, first, "--eval-data", dev, "--load_best_model_at_end", "--save_strategy",
                     "steps", "--save_steps", "2", "--max-steps", "4") == 0  # fmt: skip
@@ -402,3 +403,29 @@ def test_a_run_config_recorded_with_remove_unused_columns_true_is_still_a_config
     }))  # fmt: skip
     args, targs = parse(["--config", str(record)])
     assert targs.remove_unused_columns is False and targs.learning_rate == 1e-4 and args.max_length == 64
+
+
+def test_eval_data_that_is_all_in_the_training_data_is_refused_in_any_form(tmp_path, capsys):
+    """helper 83: only the same file was refused; the same pairs as Parquet, or a saved dataset's
+    train split named as PATH:train, trained and reported training accuracy as held-out."""
+    import pandas as pd
+    from _rows import jsonl
+    from datasets import Dataset, DatasetDict
+
+    from rewardforge.training.arguments import RewardArguments
+    from rewardforge.training.run import UsageError, load_training_data
+
+    data = jsonl(tmp_path, ROWS)
+    as_parquet = tmp_path / "same.parquet"
+    pd.DataFrame(ROWS).to_parquet(as_parquet)
+    saved = tmp_path / "saved"
+    DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS[:2])}).save_to_disk(saved)
+    for train_spec, eval_spec in ((data, str(as_parquet)), (f"{saved}:train", f"{saved}:train"),
+                                  (str(saved), f"{saved}:train"), (data, f"{saved}:test")):  # fmt: skip
+        with pytest.raises(UsageError, match="is in the training data: its accuracy would not be held-out"):
+            load_training_data(RewardArguments(data=str(train_spec), eval_data=eval_spec), tmp_path)
+    # some pairs of both: trained, and said
+    dev = jsonl(tmp_path, [*ROWS[:2], {"prompt": "new", "chosen": "a", "rejected": "b"}], "dev.jsonl")
+    _, held, summary, _ = load_training_data(RewardArguments(data=str(data), eval_data=dev), tmp_path)
+    assert len(held) == 3 and summary["eval"]["also_in_train"] == 2
+    assert "3 pairs (2 of them also in the training data)" in capsys.readouterr().out

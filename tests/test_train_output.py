@@ -21,6 +21,10 @@ from safetensors.torch import load_file
 from rewardforge.cli import main
 
 ROWS = [{"prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(8)]
+# held-out pairs of the same kind (eval data that is all in the training data is refused)
+DEV_ROWS = [
+    {"prompt": f"held-out q{i}", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(8)
+]
 
 
 @pytest.fixture
@@ -279,7 +283,7 @@ def test_best_model_and_fractional_epochs_when_finishing_from_the_last_checkpoin
     """A run killed in its final save, resumed: the best checkpoint's weights (its path in the
     saved state named the staging folder, which the resume could not find), no extra step after
     a fractional --epochs, and the final evaluation logged once."""
-    dev = jsonl(tmp_path, ROWS[:4], "dev.jsonl")
+    dev = jsonl(tmp_path, DEV_ROWS[:4], "dev.jsonl")
     out = tmp_path / "run"
     best = ["--eval-data", dev, "--eval_strategy", "steps", "--eval_steps", "1", "--save_steps", "1",
             "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss",
@@ -391,7 +395,7 @@ def test_options_that_cannot_work_are_refused_before_overwrite_and_any_folder(
 def test_the_best_checkpoint_is_found_after_the_run_folder_moved(tmp_path, data, tiny_bert_dir):
     """The saved state names the best checkpoint by the path typed when it was saved: after a move
     (or from another working directory) a resume saved the last model, not the best."""
-    dev = jsonl(tmp_path, ROWS[:4], "dev.jsonl")
+    dev = jsonl(tmp_path, DEV_ROWS[:4], "dev.jsonl")
     best = ["--eval-data", dev, "--eval_steps", "1", "--save_steps", "1", "--load_best_model_at_end", "true",
             "--metric_for_best_model", "eval_loss", "--greater_is_better", "true", "--max-steps", "4",
             "--learning-rate", "1e-3"]  # fmt: skip
@@ -495,7 +499,7 @@ def test_a_copied_run_uses_its_own_best_checkpoint(tmp_path, data, tiny_bert_dir
     away, and once the original was gone the best model was lost."""
     import shutil
 
-    dev = jsonl(tmp_path, ROWS[:4], "dev.jsonl")
+    dev = jsonl(tmp_path, DEV_ROWS[:4], "dev.jsonl")
     best = ["--eval-data", dev, "--eval_steps", "1", "--save_steps", "1", "--load_best_model_at_end", "true",
             "--metric_for_best_model", "eval_loss", "--greater_is_better", "true", "--learning-rate", "1e-3",
             "--save_total_limit", "2"]  # fmt: skip
@@ -592,7 +596,7 @@ def test_a_models_beta_is_its_preference_probability_everywhere(tmp_path, data, 
     from rewardforge import RewardModel
 
     out = tmp_path / "run"
-    dev = jsonl(tmp_path, ROWS, "dev.jsonl")
+    dev = jsonl(tmp_path, DEV_ROWS, "dev.jsonl")
     assert train(tiny_bert_dir, data, out, "--eval-data", dev, "--beta", "10", "--max-steps", "10",
                  "--learning-rate", "5e-3", "--precision", "fp32") == 0  # fmt: skip
     final = json.loads((out / "metrics.json").read_text())["eval"]

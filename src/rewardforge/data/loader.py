@@ -103,6 +103,14 @@ def fingerprint(pairs: Iterable[PreferencePair]) -> str:
     return h.hexdigest()
 
 
+def comparison_key(pair: PreferencePair) -> str:
+    """A pair's prompt and two completions as one text: equal for the same comparison read
+    from any file (margin, id and category aside)."""
+    return json.dumps(
+        [pair.prompt, pair.chosen, pair.rejected], sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-serialisable copy of a raw row (unknown objects become their repr)."""
     if isinstance(value, dict):

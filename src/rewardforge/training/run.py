@@ -17,6 +17,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainingArguments
 
 from rewardforge import __version__
+from rewardforge.data.loader import comparison_key
 from rewardforge.data.readers import absolute_source
 from rewardforge.data.types import PreferencePair
 from rewardforge.files import atomic_write_text
@@ -188,6 +189,15 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         res = load(args.eval_data, None)  # several splits: the user names one
         eval_pairs = res.pairs
         summary["eval"] = described(res)
+        seen = {comparison_key(p) for p in train}
+        shared = sum(comparison_key(p) in seen for p in eval_pairs)
+        if eval_pairs and shared == len(eval_pairs):  # the file check sees neither PATH:SPLIT nor formats
+            raise UsageError(
+                f"--eval-data {args.eval_data}: every one of its {shared} pairs is in the training data: "
+                "its accuracy would not be held-out accuracy"
+            )
+        if shared:
+            summary["eval"]["also_in_train"] = shared
     elif args.eval_split:  # a fraction in (0, 1): check_options said so
         # whole records: a record's pairs share a prompt, and held-out pairs must be unseen
         keys = [p.source or f"pair {i}" for i, p in enumerate(train)]
@@ -216,6 +226,8 @@ def load_training_data(args: RewardArguments, output_dir: Path):
         for name, info in summary.items():
             held = info.get("held_out_by_eval_split")
             held = f" ({held} more held out by --eval-split)" if held else ""
+            if info.get("also_in_train"):
+                held += f" ({info['also_in_train']} of them also in the training data)"
             skipped = info.get("skipped_by_processor")
             skipped = f"; {skipped} record(s) skipped by the processor (it returned None)" if skipped else ""
             print(
