@@ -205,3 +205,26 @@ def test_the_documented_example_reads_csv_in_the_right_direction(tmp_path):
     loaded = load_pairs(str(data), processor=f"{tmp_path / 'my_format.py'}:Votes")
     assert [(p.chosen_text, p.rejected_text) for p in loaded.pairs] == [("Mango", "Gravel"), ("Dog", "Rock")]
     assert loaded.skipped_by_processor == 1
+
+
+def test_processor_imports_as_python_would_and_names_what_is_missing(tmp_path, monkeypatch, votes):
+    """helper 86: `--processor procs:Votes` from the folder holding procs.py was "not found" (the
+    console script does not put the current folder on the path); a file importing a helper beside
+    it failed; a module whose own import failed was called "not found"."""
+    import sys
+
+    name = f"procs_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(VOTES, encoding="utf-8")
+    helper = f"helper_{uuid.uuid4().hex[:8]}"
+    (folder / f"{helper}.py").write_text("SCALE = 1\n")
+    (folder / "uses_helper.py").write_text(f"from {helper} import SCALE\n" + VOTES, encoding="utf-8")
+    (folder / f"{name}_broken.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(folder))])
+    assert len(load_pairs(votes, processor=f"{name}:Votes", skip_invalid=True)) == 2
+    assert len(load_pairs(votes, processor=f"{folder / 'uses_helper.py'}:Votes", skip_invalid=True)) == 2
+    with pytest.raises(DataOptionError, match=f"processor module '{name}_broken' raised on import: "
+                                              "ModuleNotFoundError: No module named 'no_such_dependency_xyz'"):  # fmt: skip
+        load_processor(f"{name}_broken:Votes")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -82,12 +83,19 @@ def _import_file(path: Path, ref: str) -> Any:
         raise DataError(str(path), "cannot import this file as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look the module up here
+    _on_import_path(str(path.resolve().parent))  # its own helpers beside it, as `python file.py` finds them
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any failure on import
         del sys.modules[name]
         raise DataOptionError(f"processor file {path} raised on import: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _on_import_path(folder: str) -> None:
+    """After the installed packages: a user's file never shadows a library rewardforge imports later."""
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def load_processor(ref: str | PreferenceProcessor | type[PreferenceProcessor]) -> PreferenceProcessor:
@@ -111,10 +119,18 @@ def load_processor(ref: str | PreferenceProcessor | type[PreferenceProcessor]) -
     if is_file:
         module = _import_file(Path(where), ref)
     else:
+        _on_import_path(os.getcwd())  # as `python -m` finds a module here (the console script does not)
         try:
             module = importlib.import_module(where)
         except ModuleNotFoundError as exc:
-            raise DataOptionError(f"processor module {where!r} not found ({exc})") from exc
+            if exc.name is not None and (where == exc.name or where.startswith(exc.name + ".")):
+                raise DataOptionError(
+                    f"processor module {where!r} not found ({exc}); a module is looked for in the current "
+                    "folder and on PYTHONPATH, or give the file: path/to/file.py:ClassName"
+                ) from exc
+            raise DataOptionError(  # the module is there; something it imports is not
+                f"processor module {where!r} raised on import: {type(exc).__name__}: {exc}"
+            ) from exc
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any failure on import
             raise DataOptionError(
                 f"processor module {where!r} raised on import: {type(exc).__name__}: {exc}"
