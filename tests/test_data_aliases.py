@@ -949,3 +949,30 @@ def test_labelled_rows_under_a_positional_mapping_are_skipped_wherever_they_are(
         jsonl(tmp_path, rows), columns={"chosen": "response_a", "rejected": "response_b"}, skip_invalid=True
     )
     assert len(res.pairs) == 3 and [r.location for r in res.rejected] == ["line 3"]
+
+
+def test_column_mapping_spaces_around_plus_and_ignored_names_are_checked(tmp_path):
+    """helper 86: `prompt=ctx + qq` looked for a column 'ctx '; `ignore=nosuch` ignored nothing
+    without a word; `ignore=+` was "mapped to more than one field"."""
+    rows = [{"ctx": "C", "qq": "Q", "good": "a", "bad": "b", "notes": "n"}]
+    loaded = load_pairs(
+        jsonl(tmp_path, rows), columns=parse_columns("prompt=ctx + qq,chosen=good,rejected=bad")
+    )
+    assert loaded.pairs[0].prompt[0]["content"] == "C\nQ"
+    with pytest.raises(DataOptionError, match="no row has a column 'nosuch'"):
+        load_pairs(
+            jsonl(tmp_path, rows),
+            columns=parse_columns("prompt=ctx,chosen=good,rejected=bad,ignore=notes+nosuch"),
+        )
+    with pytest.raises(DataOptionError, match="an empty column name"):
+        parse_columns("ignore=+")
+
+
+def test_columns_as_a_yaml_mapping_in_a_config(tmp_path):
+    """helper 86: `columns: {prompt: q}` in a config was refused with a garbled message."""
+    from rewardforge.commands.train import parse
+
+    config = tmp_path / "run.yaml"
+    config.write_text("data: x.jsonl\ncolumns:\n  prompt: q\n  chosen: good\n  ignore: [a, b]\n")
+    args, _ = parse(["--config", str(config)])
+    assert args.columns == "prompt=q,chosen=good,ignore=a+b"

@@ -219,7 +219,10 @@ def parse_columns(text: str) -> dict[str, str]:
             )
         if ours in mapping:
             raise DataOptionError(f"field {ours!r} is mapped twice in {text!r}")
-        mapping[ours] = theirs
+        parts = [part.strip() for part in theirs.split(JOIN)]  # "ctx + q" is ctx and q
+        if not all(parts):
+            raise DataOptionError(f"bad column mapping item {item.strip()!r} in {text!r}: an empty column name")
+        mapping[ours] = JOIN.join(parts)
     return check_columns(mapping)
 
 
@@ -250,7 +253,7 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     raw = [r for r in sample if isinstance(r, dict)]
     for ours, theirs in columns.items():  # a renamed or joined column no row has: a typo, say so
         missing = [part for part in theirs.split(JOIN) if not any(part in r for r in raw)]
-        if ours != IGNORE and missing and raw:  # (rows that are not objects: their own error)
+        if missing and raw:  # (rows that are not objects: their own error; an ignored name too)
             keys = sorted({k for r in raw for k in r if isinstance(k, str)})
             raise DataOptionError(
                 f"--columns {ours}={theirs}: no row has a column {missing[0]!r} (the rows have: {', '.join(keys[:20])})"
