@@ -340,6 +340,9 @@ def test_score_texts_and_long_text_truncation(tiny_bert_dir):
         and ids[0] == rm.tokenizer.cls_token_id
         and ids[-1] == rm.tokenizer.sep_token_id
     )
+    # helper 84: a lone surrogate reached the tokenizer, whose TypeError named no text
+    with pytest.raises(ValueError, match=r"text 1: the text is not valid Unicode \(a lone surrogate at 2\)"):
+        rm.score_texts(["fine", "ab\ud800"])
 
 
 def test_decoder_micro_batch_shares_prefix_with_unchanged_scores(tiny_llama_dir):

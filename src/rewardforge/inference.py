@@ -549,6 +549,7 @@ class RewardModel:
         """Token ids of an already formatted conversation (e.g. `format_text` output), tokenized
         as is. A BOS the format strips is stripped here too; a text over max_length keeps its
         end (where the reward is read), after a leading special token."""
+        _check_encodable(text)  # the tokenizer's own error names no text
         fmt = self.text_format
         if fmt.strip_bos and text.startswith(fmt.strip_bos):
             text = text[len(fmt.strip_bos) :]
@@ -584,10 +585,15 @@ class RewardModel:
         """Scores of already formatted conversations (see `encode_text`), in input order."""
         if isinstance(texts, str):  # score_texts("abc") scored the letters
             raise TypeError("score_texts takes a list of texts")
+        ids = []
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text {i} is {type(text).__name__}, not a string")
-        return self.score_token_ids([self.encode_text(t) for t in texts], batch_size=batch_size)
+            try:
+                ids.append(self.encode_text(text))
+            except ValueError as exc:
+                raise ValueError(f"text {i}: {exc}") from None
+        return self.score_token_ids(ids, batch_size=batch_size)
 
     def compare(self, prompt: PromptLike, a: ResponseLike, b: ResponseLike) -> float:
         """P(a preferred over b) = sigmoid(beta * (r_a - r_b)) under the Bradley-Terry model, with

@@ -221,7 +221,9 @@ def parse_columns(text: str) -> dict[str, str]:
             raise DataOptionError(f"field {ours!r} is mapped twice in {text!r}")
         parts = [part.strip() for part in theirs.split(JOIN)]  # "ctx + q" is ctx and q
         if not all(parts):
-            raise DataOptionError(f"bad column mapping item {item.strip()!r} in {text!r}: an empty column name")
+            raise DataOptionError(
+                f"bad column mapping item {item.strip()!r} in {text!r}: an empty column name"
+            )
         mapping[ours] = JOIN.join(parts)
     return check_columns(mapping)
 
