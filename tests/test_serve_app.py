@@ -621,3 +621,43 @@ def test_an_ensembles_mean_is_served_as_the_ensemble(tiny_bert_dir, tiny_llama_d
             ensemble.mean().score_groups([(long_prompt, group)])[0], abs=1e-5
         )
         assert httpx.post(server.url + "/get_reward", json={"query": [""]}).status_code == 422
+
+
+def test_every_message_form_training_reads_is_served(tiny_bert_dir):
+    """helper 84: the README says score, serve and RewardModel take the same message forms, but
+    /v1/score answered 422 to ShareGPT's from/value, OpenAssistant's text, Cohere's message,
+    Gemini's parts and a dict of lists, which `score` and RewardModel read."""
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_bert_dir))
+    want = rm.score([{"role": "user", "content": "Hi there"}], [{"role": "assistant", "content": "Hello!"}])
+    forms = [
+        ([{"from": "human", "value": "Hi there"}], [{"from": "gpt", "value": "Hello!"}]),
+        ([{"role": "prompter", "text": "Hi there"}], [{"role": "assistant", "text": "Hello!"}]),
+        ([{"role": "USER", "message": "Hi there"}], [{"role": "CHATBOT", "message": "Hello!"}]),
+        (
+            [{"role": "user", "parts": [{"text": "Hi there"}]}],
+            [{"role": "model", "parts": [{"text": "Hello!"}]}],
+        ),
+        ({"role": ["user"], "content": ["Hi there"]}, {"role": ["assistant"], "content": ["Hello!"]}),
+        ({"from": "human", "value": "Hi there"}, {"from": "gpt", "value": "Hello!"}),
+    ]
+    with ServerThread(create_app(rm, ServeSettings())) as server:
+        for prompt, response in forms:
+            assert rm.score(prompt, response) == pytest.approx(want, abs=1e-6), prompt
+            r = httpx.post(server.url + "/v1/score", json={"prompt": prompt, "response": response})
+            assert r.status_code == 200 and r.json()["score"] == pytest.approx(want, abs=1e-5), (
+                prompt,
+                r.text,
+            )
+            r = httpx.post(
+                server.url + "/v1/compare", json={"prompt": prompt, "responses": [response, "Bye."]}
+            )
+            assert r.status_code == 200, r.text
+        # what training refuses is still named with its place in the body
+        r = httpx.post(
+            server.url + "/v1/score", json={"prompt": [{"role": "wizard", "content": "x"}], "response": "y"}
+        )
+        assert r.status_code == 422 and "prompt" in r.json()["error"] and "wizard" in r.json()["error"], (
+            r.text
+        )

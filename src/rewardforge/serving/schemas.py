@@ -83,9 +83,28 @@ def _tool_definitions(limit: int):
     return check
 
 
+_STANDARD_KEYS = {"content", "tool_calls", "function_call"}
+
+
 def _one_message_as_list(value: Any) -> Any:
-    """One message object stands for a list of one, as training reads it."""
-    return [value] if isinstance(value, dict) else value
+    """Messages in any form training reads (ShareGPT's from/value, OpenAssistant's `text`,
+    Cohere's `message`, Gemini's `parts`, a dict of lists, one message object for a list of one)
+    as role/content turns. What training would refuse is left as it came, for the models' own
+    checks to name with its place in the body."""
+    if not isinstance(value, dict | list) or not value:
+        return value
+    turns = [value] if isinstance(value, dict) else value
+    if all(
+        isinstance(t, dict) and isinstance(t.get("role"), str) and _STANDARD_KEYS & t.keys() for t in turns
+    ):
+        return [value] if isinstance(value, dict) else value  # checked as they are: errors name their parts
+    from rewardforge.data.errors import RowError
+    from rewardforge.data.values import messages
+
+    try:
+        return messages(value, "message")
+    except (RowError, TypeError, ValueError):
+        return [value] if isinstance(value, dict) else value
 
 
 def _reply_text(value: str) -> str:
