@@ -349,3 +349,20 @@ def test_a_run_resumed_in_a_later_epoch_sees_the_prompts_in_the_uninterrupted_or
     resumed = run(tmp_path / "cut", 4, "--resume")
     assert resumed == whole
     assert sorted(whole[3] + whole[4]) == sorted(whole[1] + whole[2])  # each prompt once an epoch
+
+
+@pytest.mark.slow
+def test_a_run_whose_first_step_fails_leaves_no_folder(tmp_path, tiny_llama_dir, one_thread, capsys):
+    """helper 85: an env reward that raised at step 1 exited 2 and left OUT with run_config.json
+    and an empty checkpoints folder; the README says a run stopped by bad input leaves nothing."""
+    prompts = tmp_path / "prompts.jsonl"
+    arithmetic_prompts(2, prompts)
+    rewards = tmp_path / "envs.py"
+    rewards.write_text("def boom(prompts, completions, **kw):\n    raise KeyError('answer')\n")
+    out = tmp_path / "run"
+    argv = ["rlhf", "--policy", str(tiny_llama_dir), "--rm", str(tiny_llama_dir), "--prompts", str(prompts),
+            "--output", str(out), "--mode", "bonus", "--env-reward", f"{rewards}:boom", "--group-size", "2",
+            "--prompts-per-step", "2", "--max-completion-length", "4", "--steps", "1"]  # fmt: skip
+    assert run_cli(*argv) == 2
+    assert "env reward 'boom' raised KeyError" in capsys.readouterr().err
+    assert not out.exists()

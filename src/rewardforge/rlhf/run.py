@@ -493,10 +493,24 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
     _check_output(out, opts)
     # a refused run leaves no empty folder; two runs at once into one folder never mix
     with held_output_dir(out):
-        return _run_rlhf(opts, out, printer)
+        started: list[bool] = []  # set once this run wrote its run_config.json into a fresh folder
+        try:
+            return _run_rlhf(opts, out, printer, started)
+        except BaseException:
+            if started and _no_step_done(out):  # (its first step failed: a reward function raised,
+                _clear_unstarted_run(out)  # a server refused the key) nothing to keep or resume
+            raise
 
 
-def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
+def _no_step_done(out: Path) -> bool:
+    try:
+        logged = (out / "train_log.jsonl").read_text(encoding="utf-8").strip()
+    except OSError:
+        logged = ""
+    return not logged and not any((out / "checkpoints").glob("checkpoint-*"))
+
+
+def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dict[str, Any]:
     import torch
 
     from rewardforge import __version__
@@ -594,6 +608,8 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer) -> dict[str, Any]:
         )
         + "\n",
     )
+    if resume_from is None:
+        started.append(True)
     peft_config = None
     if opts.lora and not hasattr(model, "peft_config"):
         from peft import LoraConfig
