@@ -424,3 +424,24 @@ def test_eval_holds_its_folder_whatever_rank_the_environment_says(tmp_path, monk
         cli.main(["eval", "--model", str(tmp_path / "nope"), "--data", str(data), "--output", str(out)]) == 2
     )
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["rlhf", "bon"])
+def test_a_builtin_env_reward_whose_column_no_prompt_has_is_refused(tmp_path, capsys, command):
+    """helper 85: exact_match on prompts with no `answer` anywhere scored None for every rollout,
+    and the bonus run trained on the RM alone, saying only "exact_match n/a"."""
+    prompts = tmp_path / "q.jsonl"
+    prompts.write_text('{"prompt": "What is 2+2?"}\n{"prompt": "Say hi"}\n')
+    if command == "rlhf":
+        argv = rlhf(tmp_path, "--mode", "bonus", "--env-reward", "exact_match", "--prompts-per-step", "2")
+        argv[argv.index("--prompts") + 1] = str(prompts)
+    else:
+        argv = ["bon", "--policy", "p", "--rm", "r", "--prompts", str(prompts), "--env-reward",
+                "contains_answer", "--output", str(tmp_path / "b.jsonl")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "compares each completion with its prompt's 'answer', and no record of" in err
+        and "Traceback" not in err
+    )
+    assert not (tmp_path / "o").exists() and not (tmp_path / "b.jsonl").exists()

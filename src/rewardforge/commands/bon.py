@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     from rewardforge.files import write_together
     from rewardforge.rlhf.bon import best_of_n, summarise_bon
-    from rewardforge.rlhf.env_rewards import load_env_reward
+    from rewardforge.rlhf.env_rewards import load_env_reward, missing_column_problem
     from rewardforge.rlhf.policy import check_chat_template, check_prompt_room, load_policy
     from rewardforge.rlhf.prompts import read_prompts
     from rewardforge.rlhf.remote import RemoteRMError, load_rm
@@ -156,6 +156,9 @@ def main(argv: list[str]) -> int:
     if len(set(names)) != len(names):  # results name each value by its function (rlhf refuses it too)
         raise UsageError(f"--env-reward: each needs its own function name, got {', '.join(names)}")
     records = read_prompts(args.prompts, limit=args.max_prompts)
+    problem = missing_column_problem(args.env_reward, records, args.prompts)
+    if problem:
+        raise UsageError(problem)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     api_key = args.api_key or os.environ.get("REWARDFORGE_API_KEY") or None
     try:

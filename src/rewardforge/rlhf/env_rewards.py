@@ -108,6 +108,23 @@ BUILTIN_ENV_REWARDS = {
 }
 
 
+# the prompt-record column each built-in env reward reads
+BUILTIN_COLUMNS = {"exact_match": "answer", "contains_answer": "answer"}
+
+
+def missing_column_problem(specs: Sequence[str], records: Sequence[dict[str, Any]], source: str) -> str | None:
+    """Why a built-in env reward cannot score any of these prompts (no record has its column:
+    every value would be None, and a bonus run would train on the RM alone without a word)."""
+    for spec in specs:
+        column = BUILTIN_COLUMNS.get(spec)
+        if column and records and all(r.get(column) is None for r in records):
+            return (
+                f"--env-reward {spec} compares each completion with its prompt's {column!r}, and no "
+                f"record of {source} has one"
+            )
+    return None
+
+
 class EnvRewardError(ValueError):
     """An env reward that cannot be loaded, or that gave values no trainer can use."""
 

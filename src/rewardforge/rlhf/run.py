@@ -514,7 +514,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dic
     import torch
 
     from rewardforge import __version__
-    from rewardforge.rlhf.env_rewards import load_env_reward
+    from rewardforge.rlhf.env_rewards import load_env_reward, missing_column_problem
     from rewardforge.rlhf.policy import check_chat_template, check_prompt_room, load_policy, save_policy
     from rewardforge.rlhf.prompts import prompts_dataset, read_prompts
     from rewardforge.rlhf.recipes import make_grpo_with_rm, make_scalerl_with_rm
@@ -538,6 +538,9 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dic
             f"{opts.prompts} gives {len(records)}"
             + (f" (--max-prompts {opts.max_prompts})" if opts.max_prompts is not None else "")
         )
+    problem = missing_column_problem(opts.env_rewards, records, opts.prompts)
+    if problem:
+        raise UsageError(problem)
     if resume_from is not None:
         _check_same_prompts(out, records, opts.prompts)
     dataset = prompts_dataset(records)
