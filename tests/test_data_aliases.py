@@ -976,3 +976,15 @@ def test_columns_as_a_yaml_mapping_in_a_config(tmp_path):
     config.write_text("data: x.jsonl\ncolumns:\n  prompt: q\n  chosen: good\n  ignore: [a, b]\n")
     args, _ = parse(["--config", str(config)])
     assert args.columns == "prompt=q,chosen=good,ignore=a+b"
+
+
+def test_a_row_without_the_column_mapped_to_an_optional_field_has_no_value_for_it(tmp_path):
+    """helper 86: with `--columns margin=m`, a row lacking `m` was invalid ("column 'm' is not in
+    the record") while `m: null` and an unmapped row without `margin` were fine."""
+    rows = [{"prompt": "Q", "chosen": "a", "rejected": "b", "m": 2.0, "tag": "x"},
+            {"prompt": "Q2", "chosen": "c", "rejected": "d"}]  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, rows), columns=parse_columns("margin=m,category=tag"))
+    assert [(p.margin, p.category) for p in loaded.pairs] == [(2.0, "x"), (None, None)]
+    with pytest.raises(DataError, match="line 2: .*column 'good'"):  # a required field still is
+        load_pairs(jsonl(tmp_path, [{"prompt": "Q", "good": "a", "rejected": "b"}, {"prompt": "Q", "rejected": "d"}]),
+                   columns=parse_columns("chosen=good"))  # fmt: skip

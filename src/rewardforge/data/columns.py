@@ -131,6 +131,8 @@ def prompt_like(key: str) -> bool:
     return key.lower() in PROMPT_LIKE or bool(words & set(PROMPT_WORDS))
 
 
+# fields a pair may go without: a row that lacks the column mapped to one has no value for it
+OPTIONAL_FIELDS = ("margin", "id", "category", "subset", "system", "tools")
 IGNORE = "ignore"  # --columns ignore=a+b: columns dropped before reading, said to be no text of the pair
 
 
@@ -692,8 +694,11 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
     for ours, theirs in columns.items():
         parts = theirs.split(JOIN)
         for part in parts:
-            if part not in record and (ours == IGNORE or len(parts) > 1 or record.get(ours) is not None):
-                continue  # a column some rows lack: nothing to drop or join, or the row has ours
+            if part not in record and (
+                ours in (IGNORE, *OPTIONAL_FIELDS) or len(parts) > 1 or record.get(ours) is not None
+            ):
+                continue  # a column some rows lack: nothing to drop or join, the row has ours, or
+                # a field a row may go without (its null is no value either)
             if part not in record:
                 raise RowError(f"column {part!r} (mapped to {ours!r}) is not in the record", part)
             out.pop(part)
