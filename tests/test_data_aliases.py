@@ -988,3 +988,14 @@ def test_a_row_without_the_column_mapped_to_an_optional_field_has_no_value_for_i
     with pytest.raises(DataError, match="line 2: .*column 'good'"):  # a required field still is
         load_pairs(jsonl(tmp_path, [{"prompt": "Q", "good": "a", "rejected": "b"}, {"prompt": "Q", "rejected": "d"}]),
                    columns=parse_columns("chosen=good"))  # fmt: skip
+
+
+def test_a_joined_prompt_with_no_part_in_a_row_is_that_rows_error_as_one_column_is(tmp_path):
+    """helper 86: `prompt=ctx+qq` on a row where both are null gave a pair with no prompt,
+    silently; `prompt=ctx` on a null ctx is an invalid row."""
+    rows = [{"ctx": "C", "qq": "Q", "good": "a", "bad": "b"}, {"ctx": None, "qq": None, "good": "c", "bad": "d"},
+            {"ctx": None, "qq": "Q3", "good": "e", "bad": "f"}]  # fmt: skip
+    loaded = load_pairs(jsonl(tmp_path, rows), columns=parse_columns("prompt=ctx+qq,chosen=good,rejected=bad"),
+                        skip_invalid=True)  # fmt: skip
+    assert [p.chosen_text for p in loaded.pairs] == ["a", "e"]
+    assert [r.location for r in loaded.rejected] == ["line 2"]

@@ -712,6 +712,9 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
             continue
         if len(parts) == 1 and theirs not in record:
             continue  # neither: the row's shape tells what is missing
+        if len(parts) > 1 and all(record.get(part) is None for part in parts):
+            out[ours] = None  # no part has a value: as a single column's null (an empty join was no prompt)
+            continue
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]
     return out
 
