@@ -228,3 +228,20 @@ def test_processor_imports_as_python_would_and_names_what_is_missing(tmp_path, m
     with pytest.raises(DataOptionError, match=f"processor module '{name}_broken' raised on import: "
                                               "ModuleNotFoundError: No module named 'no_such_dependency_xyz'"):  # fmt: skip
         load_processor(f"{name}_broken:Votes")
+
+
+def test_a_processors_dicts_are_read_with_other_datasets_names_as_a_files_records(tmp_path):
+    """helper 86: {question, chosen, rejected} loads from a file but failed from a processor
+    ("read it with --columns prompt=question", which --processor refuses)."""
+    proc = tmp_path / "p.py"
+    proc.write_text(
+        "from rewardforge.data import PreferenceProcessor\n"
+        "class Q(PreferenceProcessor):\n"
+        "    def to_pair(self, r):\n"
+        "        return {'question': r['q'], 'chosen_response': r['a'], 'rejected_response': r['b']}\n"
+    )
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"q": "Why?", "a": "Because.", "b": "No."}) + "\n")
+    pair = load_pairs(str(path), processor=f"{proc}:Q").pairs[0]
+    assert pair.prompt == [{"role": "user", "content": "Why?"}]
+    assert (pair.chosen_text, pair.rejected_text) == ("Because.", "No.")

@@ -211,6 +211,9 @@ class _Load:
                 return []
             if isinstance(record, PreferencePair):
                 return [check_pair(record)]
+            # other datasets' names for our fields, as a file's are read (orca's `question`,
+            # openbmb's `instruction`), decided for this record
+            record = apply_inferred(record, infer_columns([record], {}))
         else:
             labels = positional_labels(record, self.columns)
             if labels:  # position is no preference: a row that says which won is invalid

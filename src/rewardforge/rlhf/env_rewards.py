@@ -112,7 +112,9 @@ BUILTIN_ENV_REWARDS = {
 BUILTIN_COLUMNS = {"exact_match": "answer", "contains_answer": "answer"}
 
 
-def missing_column_problem(specs: Sequence[str], records: Sequence[dict[str, Any]], source: str) -> str | None:
+def missing_column_problem(
+    specs: Sequence[str], records: Sequence[dict[str, Any]], source: str
+) -> str | None:
     """Why a built-in env reward cannot score any of these prompts (no record has its column:
     every value would be None, and a bonus run would train on the RM alone without a word)."""
     for spec in specs:
