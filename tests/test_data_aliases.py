@@ -999,3 +999,17 @@ def test_a_joined_prompt_with_no_part_in_a_row_is_that_rows_error_as_one_column_
                         skip_invalid=True)  # fmt: skip
     assert [p.chosen_text for p in loaded.pairs] == ["a", "e"]
     assert [r.location for r in loaded.rejected] == ["line 2"]
+
+
+def test_margins_refused_under_a_chosen_rejected_mapping_say_what_to_leave_out(tmp_path):
+    """helper 86: SHP with --columns chosen=human_ref_A,... and --margin-from-scores was told its
+    shape has no score columns, naming only two of the score forms the README lists."""
+    rows = [
+        {"history": "Q?", "human_ref_A": "a", "human_ref_B": "b", "labels": 1, "score_A": 5, "score_B": 2}
+    ]
+    path = jsonl(tmp_path, rows)
+    with pytest.raises(DataError, match="HelpSteer grades.*leave those out of the mapping"):
+        load_pairs(
+            path, columns=parse_columns("chosen=human_ref_A,rejected=human_ref_B"), margin_from_scores=True
+        )
+    assert load_pairs(path, margin_from_scores=True).pairs[0].margin == 3

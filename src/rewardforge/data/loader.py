@@ -285,7 +285,14 @@ class _Load:
             raise DataError(
                 self.source,
                 f"margin_from_scores is set but the detected shape '{detected.shape}' has no score columns "
-                "(score_chosen/score_rejected, or SHP score_A/score_B)",
+                "(score_chosen/score_rejected, SHP's score_A/score_B, HelpSteer grades, WebGPT or "
+                "Unified-Feedback scores, rated completions: see the README's Data section)"
+                + (
+                    "; --columns maps chosen/rejected, which reads them as given, without the data's "
+                    "scores: leave those out of the mapping to read them"
+                    if self.columns and any(k in ("chosen", "rejected") for k in self.columns)
+                    else ""
+                ),
             )
         self.shape, self.shape_location = detected, where
 

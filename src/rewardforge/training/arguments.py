@@ -61,7 +61,10 @@ class RewardArguments:
         False, "Drop invalid rows (counted, and written to rejected_rows.jsonl) instead of stopping."
     )
     margin_from_scores: bool = _opt(
-        False, "Use score columns (score_chosen/score_rejected, score_A/score_B) as margins."
+        False,
+        "Give each pair a margin from its data's scores: score_chosen - score_rejected, SHP's "
+        "score_A/score_B, HelpSteer grades, WebGPT and Unified-Feedback scores, rated completions "
+        "(README, Data).",
     )
     max_length: int = _opt(
         512, "Token budget per sequence; prompts lose their oldest turns first, pairs are never dropped."
