@@ -245,3 +245,26 @@ def test_a_processors_dicts_are_read_with_other_datasets_names_as_a_files_record
     pair = load_pairs(str(path), processor=f"{proc}:Q").pairs[0]
     assert pair.prompt == [{"role": "user", "content": "Why?"}]
     assert (pair.chosen_text, pair.rejected_text) == ("Because.", "No.")
+
+
+def test_margins_from_scores_with_a_processors_pairs_need_each_pair_to_have_one(tmp_path):
+    """helper 86: a processor mixing dicts (scored) and PreferencePairs (no margin) trained the
+    pairs at margin 0 under --margin-from-scores; only all-pairs output was refused."""
+    proc = tmp_path / "p.py"
+    proc.write_text(
+        "from rewardforge.data import PreferenceProcessor, PreferencePair\n"
+        "class Mixed(PreferenceProcessor):\n"
+        "    def to_pair(self, r):\n"
+        "        if r['n'] == 0:\n"
+        "            return {'prompt': 'p', 'chosen': 'a', 'rejected': 'b', 'score_chosen': 9, 'score_rejected': 1}\n"
+        "        m = 2.0 if r['n'] == 1 else None\n"
+        "        u, a = {'role': 'user', 'content': 'p'}, {'role': 'assistant', 'content': f\"c{r['n']}\"}\n"
+        "        return PreferencePair([u], [a], [{'role': 'assistant', 'content': 'd'}], margin=m)\n"
+    )
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(3)))
+    loaded = load_pairs(str(path), processor=f"{proc}:Mixed", margin_from_scores=True, skip_invalid=True)
+    assert [p.margin for p in loaded.pairs] == [8.0, 2.0]
+    assert [r.location for r in loaded.rejected] == ["line 3"] and "without a margin" in loaded.rejected[
+        0
+    ].reason

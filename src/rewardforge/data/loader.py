@@ -210,6 +210,12 @@ class _Load:
                 self.skipped += 1
                 return []
             if isinstance(record, PreferencePair):
+                if self.margin_from_scores and record.margin is None:  # (it trained as margin 0)
+                    raise RowError(
+                        "margin_from_scores is set but to_pair returned a PreferencePair without a margin: "
+                        "set its margin, or return a dict with the score columns",
+                        "margin",
+                    )
                 return [check_pair(record)]
             # other datasets' names for our fields, as a file's are read (orca's `question`,
             # openbmb's `instruction`), decided for this record
@@ -433,10 +439,6 @@ def _check_result(state: _Load, n_records: int) -> None:
     if n_records == 0:
         raise DataError(state.source, "empty: no records at all")
     if state.pairs:
-        if state.margin_from_scores and state.shape is None:
-            raise DataError(
-                state.source, "margin_from_scores is set but the processor returned PreferencePair objects"
-            )
         return
     if state.rejected:
         first = state.rejected[0]
