@@ -37,7 +37,10 @@ class RewardArguments:
         "found is printed. Default: rewardforge's built-in preference set.",
     )
     eval_data: str | None = _opt(
-        None, "Held-out preferences, any format --data takes; a source with several splits needs PATH:SPLIT."
+        None,
+        "Held-out preferences, any format --data takes; a source with several splits needs PATH:SPLIT. "
+        "--columns, --processor and --margin-from-scores read it as they read --data (held-out data in "
+        "another layout: evaluate it with `rewardforge eval`).",
     )
     eval_split: float = _opt(0.0, "Fraction of --data held out for evaluation when --eval-data is not given.")
     output: str | None = _opt(None, "Output folder (same as --output_dir). Default: runs/default.")
