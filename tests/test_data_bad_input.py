@@ -105,7 +105,16 @@ def test_empty_response(tmp_path):
 
 def test_chosen_identical_to_rejected(tmp_path):
     bad = json.dumps({**GOOD, "rejected": GOOD["chosen"] + "  "})
-    raises_at(jsonl_with(tmp_path, bad), "line 2", "rejected", "identical to 'chosen'")
+    raises_at(
+        jsonl_with(tmp_path, bad),
+        "line 2",
+        "rejected",
+        "identical to 'chosen' but for surrounding whitespace",
+    )
+    same = json.dumps(
+        {**GOOD, "rejected": GOOD["chosen"]}
+    )  # helper 84: the message said "identical" for both
+    raises_at(jsonl_with(tmp_path, same), "line 2", "rejected", "identical to 'chosen'")
 
 
 def test_bad_number(tmp_path):

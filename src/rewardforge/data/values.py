@@ -383,8 +383,11 @@ def check_completions(chosen: list[Message], rejected: list[Message], names: tup
         problem = response_problem(msgs)
         if problem:
             raise RowError(problem, name)
-    if normalised(chosen) == normalised(rejected):
-        raise RowError(f"identical to '{names[0]}'", names[1])
+    if normalised(chosen) == normalised(rejected):  # no preference between the texts, only spacing
+        same = chosen == rejected
+        raise RowError(
+            f"identical to '{names[0]}'" + ("" if same else " but for surrounding whitespace"), names[1]
+        )
 
 
 def required_prompt(record: dict, name: str) -> list[Message]:
