@@ -101,7 +101,9 @@ def test_an_hh_style_prompt_string_is_parsed_into_turns(tmp_path):
     }
     pairs = load_pairs(jsonl(tmp_path, [row, quoting, asking])).pairs
     assert pairs[0].prompt == [msg("user", "hi there"), msg("assistant", "hello"), msg("user", "and now?")]
-    assert pairs[0].chosen == [msg("assistant", " Now we rest.")]
+    assert pairs[0].chosen == [
+        msg("assistant", "Now we rest.")
+    ]  # as the transcript form reads it (session 20)
     assert pairs[1].prompt == [msg("user", quoting["prompt"])]  # text before the first turn: kept whole
     assert pairs[2].prompt == [msg("user", asking["prompt"])]  # found by fuzzing: was split into turns
 

@@ -81,3 +81,20 @@ def test_hh_whole_real_file_rejects_only_the_empty_replies():
     loaded = load_pairs(str(HH_TRAIN), skip_invalid=True)
     assert len(loaded.pairs) == 1796
     assert [r.location for r in loaded.rejected] == ["line 87", "line 517", "line 926", "line 1104"]
+
+
+def test_rm_statics_explicit_prompt_reads_as_the_same_conversation_as_the_transcript_form(tmp_path):
+    """helper 84: Dahoas/rm-static's reply " Boil water" (continuing "Assistant:") kept its space,
+    which the whole-transcript form of the same conversation drops: another text to a decoder."""
+    question = "\n\nHuman: How do I boil an egg?\n\nAssistant:"
+    explicit = tmp_path / "rm_static.jsonl"
+    explicit.write_text(
+        json.dumps({"prompt": question, "chosen": " Boil water, add the egg.", "rejected": " No. "}) + "\n"
+    )
+    whole = tmp_path / "hh.jsonl"
+    whole.write_text(
+        json.dumps({"chosen": question + " Boil water, add the egg.", "rejected": question + " No. "}) + "\n"
+    )
+    a, b = load_pairs(str(explicit)), load_pairs(str(whole))
+    assert a.pairs[0].chosen == [{"role": "assistant", "content": "Boil water, add the egg."}]
+    assert a.pairs[0].to_dict() == b.pairs[0].to_dict() and a.fingerprint == b.fingerprint

@@ -319,6 +319,11 @@ def _hh_turns(value: str) -> list[Message] | None:
     return turns
 
 
+def hh_prompt(value: str) -> bool:
+    """Whether a prompt string is an HH transcript (its replies continue its open "Assistant:")."""
+    return _hh_turns(value) is not None
+
+
 def prompt_text_turns(value: str) -> list[Message]:
     """A prompt string as training reads it: its turns when it is a transcript, else one user
     message, or none when blank. Scoring and serving read prompt strings here too."""
