@@ -98,3 +98,13 @@ def test_rm_statics_explicit_prompt_reads_as_the_same_conversation_as_the_transc
     a, b = load_pairs(str(explicit)), load_pairs(str(whole))
     assert a.pairs[0].chosen == [{"role": "assistant", "content": "Boil water, add the egg."}]
     assert a.pairs[0].to_dict() == b.pairs[0].to_dict() and a.fingerprint == b.fingerprint
+
+
+def test_scoring_an_rm_static_item_reads_the_reply_as_training_does(tiny_bert_dir):
+    """The reply's space that continues "Assistant:" goes in scoring as in training."""
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_bert_dir))
+    question = "\n\nHuman: How do I boil an egg?\n\nAssistant:"
+    assert rm.format_text(question, " Boil water.") == rm.format_text(question, "Boil water.")
+    assert rm.encode(question, " Boil water.") == rm.encode(question, "Boil water.")
