@@ -2,7 +2,7 @@
 
 Rule (the same for training, evaluation and scoring): responses are kept whole; the prompt
 loses its oldest turns first (a leading system turn stays: it is instructions, not history),
-then its oldest tokens; only when a response alone does not
+then the oldest words of its last turn (what the format writes around it stays); only when a response alone does not
 fit is the response itself cut (from the right) and counted. Several completions of one
 prompt are tokenized together so they lose the same prompt turns, and the length of the
 token prefix they share is returned for prefix sharing.
