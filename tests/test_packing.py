@@ -335,3 +335,38 @@ def test_small_spans_share_calls_when_scoring_and_not_when_training():
         ]
     finally:
         attention.BATCH_SPANS_WITH_GRAD = False
+
+
+def test_training_keeps_token_ids_in_4_bytes_and_batches_them_as_lists_would(minilm_dir):
+    """helper 83: every token id was a Python int in a list (~41 bytes a token retained: 1.1 GB
+    at 100k short pairs); they are int32 arrays now, batched exactly as the lists were."""
+    import types
+    from array import array
+
+    from transformers import AutoTokenizer
+
+    from rewardforge.data.types import PreferencePair
+    from rewardforge.formatting import TextFormat
+    from rewardforge.training.run import tokenize_pairs
+
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    loaded = types.SimpleNamespace(tokenizer=tok, text_format=TextFormat.for_tokenizer(tok))
+    pairs = [
+        PreferencePair([{"role": "user", "content": f"question {i}"}], [{"role": "assistant", "content": "yes " * i}],
+                       [{"role": "assistant", "content": "no"}], margin=0.5 if i else None)
+        for i in range(1, 5)
+    ]  # fmt: skip
+    dataset, _ = tokenize_pairs(pairs, loaded, 64, desc="t", keep_identical=False)
+    items = [dataset[i] for i in range(len(dataset))]
+    assert all(isinstance(it["chosen_ids"], array) and it["chosen_ids"].itemsize == 4 for it in items)
+    as_lists = [
+        {**it, "chosen_ids": list(it["chosen_ids"]), "rejected_ids": list(it["rejected_ids"])} for it in items
+    ]
+    for share in (False, True):
+        collate = PairCollator(pad_token_id=tok.pad_token_id, share_prefix=share)
+        a, b = collate(items), collate(as_lists)
+        assert a.keys() == b.keys() and all(
+            torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor)
+        )
+        for ca, cb in zip(a["chunks"], b["chunks"], strict=True):
+            assert all(torch.equal(ca[k], cb[k]) for k in ca if isinstance(ca[k], torch.Tensor))

@@ -43,12 +43,11 @@ class PairCollator:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         units: list[Row | list[Row]] = []
         for j, f in enumerate(features):
+            chosen, rejected = list(f["chosen_ids"]), list(f["rejected_ids"])  # (kept as compact arrays)
             if self.share_prefix:
-                units.append(
-                    shared_prefix_row(f["prefix_len"], [f["chosen_ids"], f["rejected_ids"]], [(j, 0), (j, 1)])
-                )
+                units.append(shared_prefix_row(f["prefix_len"], [chosen, rejected], [(j, 0), (j, 1)]))
             else:
-                units.append([plain_row(f["chosen_ids"], j, 0), plain_row(f["rejected_ids"], j, 1)])
+                units.append([plain_row(chosen, j, 0), plain_row(rejected, j, 1)])
         chunks = [
             collate_group(
                 group, self.pad_token_id, packed=self.packed, pad_to_multiple_of=self.pad_to_multiple_of
