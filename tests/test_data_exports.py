@@ -483,3 +483,23 @@ def test_a_reply_that_is_a_json_list_of_input_output_objects_stays_text_in_csv(t
 def test_a_draw_or_tie_in_a_column_that_is_no_verdict_is_no_tie(tmp_path, extra):
     row = {"prompt": "Best move?", "chosen": "Nf3", "rejected": "Qh5??", **extra}
     assert len(load_pairs(jsonl(tmp_path, [row])).pairs) == 1
+
+
+def test_pandas_default_to_json_of_a_frame_with_any_index_is_read_by_columns(tmp_path):
+    """helper 83: a frame indexed by ids ("a".."e", after set_index) written with `to_json()` was
+    read as one record; one record whose fields are message objects still is one."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [{"prompt": f"Q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(5)],
+        index=list("abcde"),
+    )
+    path = tmp_path / "frame.json"
+    frame.to_json(path)
+    loaded = load_pairs(str(path))
+    assert [p.chosen_text for p in loaded.pairs] == [f"good {i}" for i in range(5)]
+    one = tmp_path / "one.json"
+    one.write_text(
+        json.dumps({"prompt": user("q")[0], "chosen": assistant("a")[0], "rejected": assistant("b")[0]})
+    )
+    assert [p.chosen_text for p in load_pairs(str(one)).pairs] == ["a"]
