@@ -499,7 +499,5 @@ def test_pandas_default_to_json_of_a_frame_with_any_index_is_read_by_columns(tmp
     loaded = load_pairs(str(path))
     assert [p.chosen_text for p in loaded.pairs] == [f"good {i}" for i in range(5)]
     one = tmp_path / "one.json"
-    one.write_text(
-        json.dumps({"prompt": user("q")[0], "chosen": assistant("a")[0], "rejected": assistant("b")[0]})
-    )
+    one.write_text(json.dumps({"prompt": user("q"), "chosen": assistant("a"), "rejected": assistant("b")}))
     assert [p.chosen_text for p in load_pairs(str(one)).pairs] == ["a"]
