@@ -194,3 +194,20 @@ def test_a_long_last_turn_is_cut_inside_its_text_keeping_the_system_turn_and_rol
         assert max(map(len, group.ids)) <= 64 and max(map(len, group.ids)) >= 60  # cut, not emptied
         assert text.startswith(expected[0]) and expected[1] in text and "beginning" not in text, text
         assert group.ids[0][: group.prefix_len] == group.ids[1][: group.prefix_len]  # one cut for both
+
+
+def test_a_long_system_turn_loses_its_words_before_the_question_after_it(minilm_dir, tiny_llama_dir):
+    """helper 87: documents in the system turn and a short question: the text cut emptied the
+    question first ("user : assistant :"), then the system text; the longer text goes first."""
+    documents = " ".join(f"doc{i} says fact{i}." for i in range(150))
+    prompt = [msg("system", documents), msg("user", "What does doc3 say?")]
+    for folder, header, question in (
+        (minilm_dir, "[CLS] system : ", "user : what does doc3 say? assistant : fact3"),
+        (tiny_llama_dir, "<|im_start|>system\n", "<|im_start|>user\nWhat does doc3 say?<|im_end|>"),
+    ):
+        tok = AutoTokenizer.from_pretrained(folder)
+        group = tokenize_group(tok, TextFormat.for_tokenizer(tok), prompt, [[msg("assistant", "fact3")]], 64)
+        text = tok.decode(group.ids[0])
+        assert group.prompt_truncated and len(group.ids[0]) <= 64
+        assert text.startswith(header) and question in text and "doc149 says fact149." in text, text
+        assert "doc0 " not in text

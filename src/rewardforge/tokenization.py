@@ -2,7 +2,8 @@
 
 Rule (the same for training, evaluation and scoring): responses are kept whole; the prompt
 loses its oldest turns first (a leading system turn stays: it is instructions, not history),
-then the oldest words of its last turn (what the format writes around it stays); only when a response alone does not
+then the oldest words of its last turn and of that system turn, the longer text first (what the
+format writes around them stays); only when a response alone does not
 fit is the response itself cut (from the right) and counted. Several completions of one
 prompt are tokenized together so they lose the same prompt turns, and the length of the
 token prefix they share is returned for prefix sharing.
@@ -94,28 +95,52 @@ def _without_first_tokens(tokenizer: Any, text: str, n: int) -> str | None:
     return text[start:].lstrip()
 
 
-def _shorten_turn(
+def _level(sizes: list[int], excess: int) -> list[int]:
+    """How many tokens each text loses so that together they lose `excess`, the longest first:
+    every text is cut down to one common length, which shorter texts keep whole (a long system
+    turn of documents loses its words before the question after it does, and a long question
+    before a short system prompt)."""
+    if excess >= sum(sizes):
+        return list(sizes)
+    lo, hi = 0, max(sizes)  # the largest common length whose cuts cover the excess
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(max(n - mid, 0) for n in sizes) >= excess:
+            lo = mid
+        else:
+            hi = mid - 1
+    return [max(n - lo, 0) for n in sizes]
+
+
+def _shorten_turns(
     tokenizer: Any,
     fmt: TextFormat,
     prompt: list[Message],
-    turn: int,
     completions: list[list[Message]],
     ids: list[list[int]],
     max_length: int,
 ) -> tuple[list[Message], list[list[int]], bool]:
-    """The prompt with turn `turn`'s text cut from its start until every sequence fits (or the
-    text is gone), its token ids, and whether the turn was cut. A cut text can tokenize a token
-    longer where it now begins, so the length is checked again after each cut."""
+    """The prompt with its turns' texts cut from their starts (see `_level`) until every sequence
+    fits or the texts are gone, its token ids, and whether a text was cut. A cut text can
+    tokenize a token longer where it now begins, so the length is checked again after each cut."""
     shortened = False
     for _ in range(8):
         excess = max(len(s) for s in ids) - max_length
-        text = prompt[turn]["content"]
-        if excess <= 0 or not text:
+        if excess <= 0:
             break
-        cut = _without_first_tokens(tokenizer, text, excess)
-        if cut is None:
+        sizes = [
+            len(tokenizer(m["content"], add_special_tokens=False, verbose=False)["input_ids"])
+            if m["content"]
+            else 0
+            for m in prompt
+        ]
+        if not any(sizes):
             break
-        candidate = [*prompt[:turn], {**prompt[turn], "content": cut}, *prompt[turn + 1 :]]
+        cuts = [_without_first_tokens(tokenizer, m["content"], n) if n else m["content"]
+                for m, n in zip(prompt, _level(sizes, excess))]  # fmt: skip
+        if any(c is None for c in cuts):  # no offsets to cut by: the raw cut below
+            break
+        candidate = [{**m, "content": c} for m, c in zip(prompt, cuts)]
         try:
             ids = _encode(tokenizer, fmt, candidate, completions)
         except TemplateRefused:  # (an empty turn, to a strict template)
@@ -172,16 +197,13 @@ def tokenize_group(
     if best is not None:
         return TokenizedGroup(best, common_prefix_len(best), prompt_truncated=True)
 
-    # Still too long with only the last turn (and the system turn): cut that turn's text from its
-    # start, so what the format puts around it (BOS/CLS, the system turn, the turn's role header)
-    # stays; then, if the system turn alone is too long, its text.
+    # Still too long with only the last turn (and the system turn): cut their texts from their
+    # starts, the longer first, so what the format puts around them (BOS/CLS, role headers) stays.
     turns, text_cut = len(prompt), False
     if prompt:
         prompt = prompt[:kept] + prompt[-1:]
         ids = _encode(tokenizer, fmt, prompt, completions)
-        for turn in range(len(prompt) - 1, -1, -1):
-            prompt, ids, shortened = _shorten_turn(tokenizer, fmt, prompt, turn, completions, ids, max_length)
-            text_cut = text_cut or shortened
+        prompt, ids, text_cut = _shorten_turns(tokenizer, fmt, prompt, completions, ids, max_length)
     # Last resort (a format whose text could not be cut so): the oldest prompt tokens go, keeping
     # a leading special token (BOS/CLS) so the model sees the start marker it was trained with.
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
