@@ -641,3 +641,15 @@ def test_pandas_default_json_of_items_and_prompts_is_read_as_columns(tmp_path, t
     records = read_prompts(prompts)
     assert [r["answer"] for r in records] == ["4", "red"]
     assert records[0]["prompt"] == [{"role": "user", "content": "What is 2+2?"}]
+
+
+def test_score_reads_a_reply_to_an_hh_transcript_prompt_as_training_does(tmp_path, tiny_llama_dir):
+    """helper 87: `score` kept the space of " good answer" after "...Assistant:" (training and
+    RewardModel drop it), so a decoder scored another text."""
+    question = "\n\nHuman: hi there\n\nAssistant:"
+    src = write_jsonl(tmp_path / "in.jsonl", [{"prompt": question, "response": " good answer"},
+                                              {"prompt": question, "response": "good answer"}])  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    assert run_cli(score_argv(tiny_llama_dir, src, out)) == 0
+    first, second = (r["score"] for r in read_jsonl(out))
+    assert first == second
