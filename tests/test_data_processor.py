@@ -230,21 +230,24 @@ def test_processor_imports_as_python_would_and_names_what_is_missing(tmp_path, m
         load_processor(f"{name}_broken:Votes")
 
 
-def test_a_processors_dicts_are_read_with_other_datasets_names_as_a_files_records(tmp_path):
-    """helper 86: {question, chosen, rejected} loads from a file but failed from a processor
-    ("read it with --columns prompt=question", which --processor refuses)."""
+def test_a_processors_dict_under_another_datasets_names_is_told_to_return_ours(tmp_path):
+    """helper 86: {question, chosen, rejected} from a processor was told "read it with --columns
+    prompt=question", which --processor refuses; a processor returns rewardforge's names
+    (helper 87: reading other names per record misread a record whose question was null)."""
     proc = tmp_path / "p.py"
     proc.write_text(
         "from rewardforge.data import PreferenceProcessor\n"
         "class Q(PreferenceProcessor):\n"
         "    def to_pair(self, r):\n"
-        "        return {'question': r['q'], 'chosen_response': r['a'], 'rejected_response': r['b']}\n"
+        "        return {'question': r['q'], 'chosen': r['a'], 'rejected': r['b']}\n"
     )
     path = tmp_path / "d.jsonl"
-    path.write_text(json.dumps({"q": "Why?", "a": "Because.", "b": "No."}) + "\n")
-    pair = load_pairs(str(path), processor=f"{proc}:Q").pairs[0]
-    assert pair.prompt == [{"role": "user", "content": "Why?"}]
-    assert (pair.chosen_text, pair.rejected_text) == ("Because.", "No.")
+    path.write_text(
+        json.dumps({"q": "Why is the sky blue?", "a": "Because of scattering.", "b": "No."}) + "\n"
+    )
+    with pytest.raises(DataError, match="return it as 'prompt' from Q.to_pair") as caught:
+        load_pairs(str(path), processor=f"{proc}:Q")
+    assert "--columns" not in str(caught.value)
 
 
 def test_margins_from_scores_with_a_processors_pairs_need_each_pair_to_have_one(tmp_path):

@@ -257,7 +257,9 @@ def infer_columns(sample: list[Any], columns: dict[str, str]) -> dict[str, str]:
     raw = [r for r in sample if isinstance(r, dict)]
     for ours, theirs in columns.items():  # a renamed or joined column no row has: a typo, say so
         missing = [part for part in theirs.split(JOIN) if not any(part in r for r in raw)]
-        if missing and raw:  # (rows that are not objects: their own error; an ignored name too)
+        # (rows that are not objects: their own error; a column to ignore, or one of an optional
+        # field, may be missing from these rows, a later part of the data, or the held-out data)
+        if ours not in (IGNORE, *OPTIONAL_FIELDS) and missing and raw:
             keys = sorted({k for r in raw for k in r if isinstance(k, str)})
             raise DataOptionError(
                 f"--columns {ours}={theirs}: no row has a column {missing[0]!r} (the rows have: {', '.join(keys[:20])})"
@@ -708,7 +710,8 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
             continue
         if all(record.get(part) is None for part in parts) and not _blank(record.get(ours)):
             # this row has our own field instead (Arrow writes an absent key as null); an empty
-            # text in the mapped column is the row's value, and invalid, not a reason to read ours
+            # text in the mapped column is the row's value (a blank reply is invalid, a blank
+            # prompt is no prompt), not a reason to read ours
             continue
         if len(parts) == 1 and theirs not in record:
             continue  # neither: the row's shape tells what is missing

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -204,6 +205,21 @@ class _Load:
         return out
 
     def to_pairs(self, location: str, record: Any) -> list[PreferencePair]:
+        try:
+            return self._to_pairs(location, record)
+        except RowError as exc:  # --columns advice cannot be taken with a processor: name its own
+            if self.processor is None or "--columns" not in exc.reason:
+                raise
+            name = type(self.processor).__name__
+            reason = re.sub(
+                r"read it with --columns prompt=(\S+), or drop it with --columns ignore=\S+",
+                rf"return it as 'prompt' from {name}.to_pair (other datasets' names are read from files only), "
+                r"or leave \1 out",
+                exc.reason,
+            )
+            raise RowError(reason, exc.field) from None
+
+    def _to_pairs(self, location: str, record: Any) -> list[PreferencePair]:
         if self.processor is not None:
             record = self._from_processor(location, record)
             if record is None:
@@ -217,9 +233,6 @@ class _Load:
                         "margin",
                     )
                 return [check_pair(record)]
-            # other datasets' names for our fields, as a file's are read (orca's `question`,
-            # openbmb's `instruction`), decided for this record
-            record = apply_inferred(record, infer_columns([record], {}))
         else:
             labels = positional_labels(record, self.columns)
             if labels:  # position is no preference: a row that says which won is invalid
