@@ -429,3 +429,18 @@ def test_eval_data_that_is_all_in_the_training_data_is_refused_in_any_form(tmp_p
     _, held, summary, _ = load_training_data(RewardArguments(data=str(data), eval_data=dev), tmp_path)
     assert len(held) == 3 and summary["eval"]["also_in_train"] == 2
     assert "3 pairs (2 of them also in the training data)" in capsys.readouterr().out
+
+
+def test_held_out_pairs_that_differ_from_training_ones_only_in_spacing_are_the_same_pairs(tmp_path):
+    """helper 87: a trailing space on the prompt and a leading one on the reply made training
+    pairs count as held out (the data layer already reads such texts as the same)."""
+    from _rows import jsonl
+
+    from rewardforge.training.arguments import RewardArguments
+    from rewardforge.training.run import UsageError, load_training_data
+
+    data = jsonl(tmp_path, ROWS)
+    spaced = [{**r, "prompt": r["prompt"] + " ", "chosen": " " + r["chosen"]} for r in ROWS]
+    dev = jsonl(tmp_path, spaced, "dev.jsonl")
+    with pytest.raises(UsageError, match="is in the training data"):
+        load_training_data(RewardArguments(data=str(data), eval_data=dev), tmp_path)

@@ -38,6 +38,7 @@ from rewardforge.data.processor import PreferenceProcessor, load_processor, over
 from rewardforge.data.readers import ReadProblem, read_records
 from rewardforge.data.shapes import Detected, check_pair, detect_shape, mixture_field, normalise
 from rewardforge.data.types import PreferencePair
+from rewardforge.data.values import normalised
 from rewardforge.files import AtomicFile
 
 FINGERPRINT_VERSION = "rewardforge-pairs-v1"
@@ -104,12 +105,13 @@ def fingerprint(pairs: Iterable[PreferencePair]) -> str:
     return h.hexdigest()
 
 
-def comparison_key(pair: PreferencePair) -> str:
-    """A pair's prompt and two completions as one text: equal for the same comparison read
-    from any file (margin, id and category aside)."""
-    return json.dumps(
-        [pair.prompt, pair.chosen, pair.rejected], sort_keys=True, ensure_ascii=False, separators=(",", ":")
+def comparison_key(pair: PreferencePair) -> bytes:
+    """A digest of a pair's prompt and two completions: equal for the same comparison read from
+    any file, surrounding whitespace of each turn aside (margin, id and category aside too)."""
+    text = json.dumps(
+        [normalised(pair.prompt), normalised(pair.chosen), normalised(pair.rejected)], ensure_ascii=False
     )
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def jsonable(value: Any) -> Any:
