@@ -977,6 +977,16 @@ def test_columns_as_a_yaml_mapping_in_a_config(tmp_path):
     config.write_text("data: x.jsonl\ncolumns:\n  prompt: q\n  chosen: good\n  ignore: [a, b]\n")
     args, _ = parse(["--config", str(config)])
     assert args.columns == "prompt=q,chosen=good,ignore=a+b"
+    from rewardforge.training.run import UsageError
+
+    for bad in (
+        "margin: null",
+        "chosen: {a: good}",
+        "ignore: []",
+    ):  # helper 87: read as 'None' and "{'a': ...}"
+        config.write_text(f"data: x.jsonl\ncolumns:\n  {bad}\n")
+        with pytest.raises(UsageError, match="expected a column name or a list of them"):
+            parse(["--config", str(config)])
 
 
 def test_a_row_without_the_column_mapped_to_an_optional_field_has_no_value_for_it(tmp_path):
