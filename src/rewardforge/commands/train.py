@@ -156,9 +156,13 @@ def _typed(path: str, key: str, value: Any, action) -> Any:
     if isinstance(value, bool) and not value and action.choices is not None and "no" in action.choices:
         value = "no"  # YAML reads `save_strategy: no` as false
     if key == "columns" and isinstance(value, dict):  # columns: {prompt: question, ignore: [a, b]}
-        value = ",".join(
-            f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items()
-        )
+        for field_name, column in value.items():
+            names = column if isinstance(column, list) else [column]
+            if not names or not all(isinstance(n, str) and n for n in names):
+                raise UsageError(
+                    f"{path}: columns: {field_name}: expected a column name or a list of them, got {column!r}"
+                )
+        value = ",".join(f"{k}={'+'.join(v) if isinstance(v, list) else v}" for k, v in value.items())
     if isinstance(value, list) and action.nargs is None:
         if key not in COMMA_LISTS:  # data: [a, b] was read as the file "a,b"; [4] as 4
             raise UsageError(f"{path}: {key}: a list is not a value here, got {value!r}")
