@@ -431,13 +431,16 @@ def test_a_builtin_env_reward_whose_column_no_prompt_has_is_refused(tmp_path, ca
     """helper 85: exact_match on prompts with no `answer` anywhere scored None for every rollout,
     and the bonus run trained on the RM alone, saying only "exact_match n/a"."""
     prompts = tmp_path / "q.jsonl"
-    prompts.write_text('{"prompt": "What is 2+2?"}\n{"prompt": "Say hi"}\n')
+    # helper 88: blank and NaN answers are none too, and --max-prompts decides which records count
+    prompts.write_text('{"prompt": "What is 2+2?", "answer": " "}\n{"prompt": "Say hi", "answer": NaN}\n'
+                       '{"prompt": "And 3+3?", "answer": "6"}\n')  # fmt: skip
     if command == "rlhf":
-        argv = rlhf(tmp_path, "--mode", "bonus", "--env-reward", "exact_match", "--prompts-per-step", "2")
+        argv = rlhf(tmp_path, "--mode", "bonus", "--env-reward", "exact_match", "--prompts-per-step", "2",
+                    "--max-prompts", "2")  # fmt: skip
         argv[argv.index("--prompts") + 1] = str(prompts)
     else:
         argv = ["bon", "--policy", "p", "--rm", "r", "--prompts", str(prompts), "--env-reward",
-                "contains_answer", "--output", str(tmp_path / "b.jsonl")]  # fmt: skip
+                "contains_answer", "--output", str(tmp_path / "b.jsonl"), "--max-prompts", "2"]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert (
@@ -445,3 +448,4 @@ def test_a_builtin_env_reward_whose_column_no_prompt_has_is_refused(tmp_path, ca
         and "Traceback" not in err
     )
     assert not (tmp_path / "o").exists() and not (tmp_path / "b.jsonl").exists()
+    assert "(--max-prompts 2)" in err

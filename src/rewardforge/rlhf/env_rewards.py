@@ -48,11 +48,13 @@ def _answers(answer: Sequence[Any] | None, n: int) -> list[str | None]:
     answers = list(answer) if answer is not None else [None] * n
     if len(answers) != n:  # zip would drop the completions past the shorter list
         raise ValueError(f"{len(answers)} answer(s) for {n} completion(s): give one answer per completion")
-    normalised = [
-        None if a is None or (isinstance(a, float) and math.isnan(a)) else normalise_answer(a)
-        for a in answers
-    ]
-    return [a or None for a in normalised]
+    return [_one_answer(a) for a in answers]
+
+
+def _one_answer(answer: Any) -> str | None:
+    if answer is None or (isinstance(answer, float) and math.isnan(answer)):
+        return None
+    return normalise_answer(answer) or None
 
 
 def exact_match(prompts: Sequence[Any], completions: Sequence[Any], answer=None, **kwargs: Any):
@@ -119,10 +121,10 @@ def missing_column_problem(
     every value would be None, and a bonus run would train on the RM alone without a word)."""
     for spec in specs:
         column = BUILTIN_COLUMNS.get(spec)
-        if column and records and all(r.get(column) is None for r in records):
+        if column and records and all(_one_answer(r.get(column)) is None for r in records):
             return (
                 f"--env-reward {spec} compares each completion with its prompt's {column!r}, and no "
-                f"record of {source} has one"
+                f"record of {source} has one (a blank or NaN one is none)"
             )
     return None
 
