@@ -329,6 +329,10 @@ def test_rlhf_grpo_arg_refuses_what_an_option_sets(tmp_path, prompts, capsys, ke
         ("top_k=true", "expected int"),
         ("mask_truncated_completions=yes", "expected bool"),
         ("nosuch=1", "--grpo-arg nosuch: GRPOConfig has no such field"),  # helper 80: named no option
+        (
+            "scale_rewards=no",
+            "expected one of batch, group, none, true or false",
+        ),  # helper 88: TRL's traceback
     ],
 )
 def test_rlhf_grpo_arg_of_the_wrong_type_is_one_line_before_any_work(tmp_path, prompts, capsys, arg, wanted):

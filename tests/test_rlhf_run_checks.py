@@ -243,6 +243,22 @@ def test_resume_with_another_schedule_or_optimizer_grpo_arg_is_refused(tmp_path,
     assert cli.main(rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=cosine",
                          "--grpo-arg", "warmup_steps=3")) == 2  # fmt: skip
     assert "--grpo-arg warmup_steps None -> 3" in capsys.readouterr().err
+    # helper 88: the sampler's settings change the prompt order a resume goes on with
+    assert cli.main(rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=cosine",
+                         "--grpo-arg", "num_iterations=2")) == 2  # fmt: skip
+    assert "--grpo-arg num_iterations None -> 2" in capsys.readouterr().err
+
+
+def test_a_step_done_is_known_by_its_rollouts_when_no_log_line_was_written(tmp_path):
+    """helper 88: with --grpo-arg logging_steps 5 a run failing at step 2 had no log line, and
+    its folder, rollouts of step 1 included, was removed as a run that never started."""
+    from rewardforge.rlhf.run import _no_step_done
+
+    out = tmp_path / "o"
+    out.mkdir()
+    assert _no_step_done(out)
+    (out / "rollouts.jsonl").write_text('{"step": 1}\n')
+    assert not _no_step_done(out)
 
 
 def test_a_column_of_numbers_and_texts_becomes_texts():

@@ -43,6 +43,8 @@ RESUME_KEYS = (
 RESUME_GRPO_KEYS = (
     "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio", "optim", "optim_args",
     "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+    # and the sampler's: how often a batch repeats, whether prompts are shuffled (the order)
+    "num_iterations", "steps_per_generation", "shuffle_dataset",
 )  # fmt: skip
 # the files a run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
 RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
@@ -167,6 +169,11 @@ class RLHFOptions:
         for key, value in list(self.grpo_overrides.items()):
             if isinstance(value, bool) and key in BOOL_SPELLINGS:  # scale_rewards=false, as TRL takes it
                 value = self.grpo_overrides[key] = BOOL_SPELLINGS[key][value]
+            choices = sorted({*BOOL_SPELLINGS.get(key, {}).values(), *TEXT_CHOICES.get(key, ())})
+            if key in BOOL_SPELLINGS and value not in choices:
+                raise UsageError(  # TRL refused it with a traceback at the first step
+                    f"--grpo-arg {key}={value!r}: expected one of {', '.join(choices)}, true or false"
+                )
             if key in reserved:
                 raise UsageError(
                     f"--grpo-arg {key}: rewardforge sets this from {reserved[key]}; use that instead"
@@ -188,6 +195,7 @@ class RLHFOptions:
 
 # GRPOConfig fields typed as text that TRL also takes as a boolean, and the text each means
 BOOL_SPELLINGS: dict[str, dict[bool, str]] = {"scale_rewards": {True: "group", False: "none"}}
+TEXT_CHOICES: dict[str, set[str]] = {"scale_rewards": {"group", "batch", "none"}}
 
 
 def _check_grpo_value(key: str, value: Any) -> None:
@@ -503,11 +511,10 @@ def run_rlhf(opts: RLHFOptions, printer=print) -> dict[str, Any]:
 
 
 def _no_step_done(out: Path) -> bool:
-    try:
-        logged = (out / "train_log.jsonl").read_text(encoding="utf-8").strip()
-    except OSError:
-        logged = ""
-    return not logged and not any((out / "checkpoints").glob("checkpoint-*"))
+    """No step logged (with --grpo-arg logging_steps above 1, only its rollouts say one was),
+    and no checkpoint."""
+    logged = [p for pattern in ("train_log.jsonl", "rollouts*.jsonl") for p in out.glob(pattern)]
+    return not any(p.stat().st_size for p in logged) and not any((out / "checkpoints").glob("checkpoint-*"))
 
 
 def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dict[str, Any]:
