@@ -465,3 +465,24 @@ def test_a_builtin_env_reward_whose_column_no_prompt_has_is_refused(tmp_path, ca
     )
     assert not (tmp_path / "o").exists() and not (tmp_path / "b.jsonl").exists()
     assert "(--max-prompts 2)" in err
+
+
+def test_resume_knows_the_policy_by_where_it_was_when_the_run_began(tmp_path, capsys, monkeypatch):
+    """helper 88: paths recorded as typed ("pol") were resolved from the resuming folder: the same
+    files by their whole path were refused, and another folder's "pol" was taken as the same."""
+    out = fake_run(tmp_path, ["exact_match"])
+    first, other = (tmp_path / "first").resolve(), (tmp_path / "other").resolve()
+    for folder in (first, other):
+        (folder / "pol").mkdir(parents=True)
+    config = json.loads((out / "run_config.json").read_text())
+    config["options"]["policy"] = "pol"  # as typed in `first`
+    config["places"] = {"policy": str(first / "pol")}
+    (out / "run_config.json").write_text(json.dumps(config))
+    argv = rlhf(tmp_path, "--resume", "--mode", "bonus", "--env-reward", "exact_match")
+    monkeypatch.chdir(other)
+    argv[argv.index("--policy") + 1] = "pol"  # another folder's pol
+    assert cli.main(argv) == 2
+    assert f"policy '{first / 'pol'}' -> '{other / 'pol'}'" in capsys.readouterr().err
+    argv[argv.index("--policy") + 1] = str(first / "pol")  # the run's own, by its whole path
+    cli.main(argv)  # (goes on, and fails on the stand-in models)
+    assert "policy '" not in capsys.readouterr().err

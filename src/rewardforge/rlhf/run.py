@@ -320,9 +320,12 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
             now["learning_rate"] = resolved_learning_rate(opts.learning_rate, opts.lora)
         if old.get("algo") != "scalerl":  # GRPO has no CISPO cap: a recorded value never ran
             old.pop("epsilon_max", None)
-        for key in ("policy", "rm", "prompts"):  # one file by another path is no change
+        # one file by another path is no change, and the same name from another folder is one:
+        # the places resolved when the run began (a run recorded before them: from here)
+        places = recorded.get("places") if isinstance(recorded.get("places"), dict) else {}
+        for key in ("policy", "rm", "prompts"):
             if key in old:
-                old[key], now[key] = _place(old[key]), _place(now.get(key))
+                old[key], now[key] = places.get(key, _place(old[key])), _place(now.get(key))
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
         old_grpo, now_grpo = old.get("grpo_overrides") or {}, now.get("grpo_overrides") or {}
         for key in RESUME_GRPO_KEYS:
@@ -616,6 +619,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dic
                 },
                 "prompts": len(records),
                 "prompts_fingerprint": prompts_fingerprint(records),
+                "places": {key: _place(getattr(opts, key)) for key in ("policy", "rm", "prompts")},
             },
             indent=2,
             default=str,
