@@ -242,11 +242,16 @@ def test_resume_with_another_schedule_or_optimizer_grpo_arg_is_refused(tmp_path,
     assert "--grpo-arg lr_scheduler_type 'cosine' -> 'linear'" in capsys.readouterr().err
     assert cli.main(rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=cosine",
                          "--grpo-arg", "warmup_steps=3")) == 2  # fmt: skip
-    assert "--grpo-arg warmup_steps None -> 3" in capsys.readouterr().err
+    assert "--grpo-arg warmup_steps 0 -> 3" in capsys.readouterr().err
     # helper 88: the sampler's settings change the prompt order a resume goes on with
     assert cli.main(rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=cosine",
                          "--grpo-arg", "num_iterations=2")) == 2  # fmt: skip
-    assert "--grpo-arg num_iterations None -> 2" in capsys.readouterr().err
+    assert "--grpo-arg num_iterations 1 -> 2" in capsys.readouterr().err
+    # helper 88: TRL's default given by its value is no change
+    cli.main(
+        rlhf(tmp_path, *base, "--grpo-arg", "lr_scheduler_type=cosine", "--grpo-arg", "weight_decay=0.0")
+    )
+    assert "weight_decay" not in capsys.readouterr().err
 
 
 def test_a_step_done_is_known_by_its_rollouts_when_no_log_line_was_written(tmp_path):

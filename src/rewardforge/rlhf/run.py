@@ -328,10 +328,11 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
                 old[key], now[key] = places.get(key, _place(old[key])), _place(now.get(key))
         changed = [k for k in RESUME_KEYS if k in old and old[k] != now.get(k)]
         old_grpo, now_grpo = old.get("grpo_overrides") or {}, now.get("grpo_overrides") or {}
-        for key in RESUME_GRPO_KEYS:
-            if old_grpo.get(key) != now_grpo.get(key):
+        for key in RESUME_GRPO_KEYS:  # the values each runs with: TRL's default is no change
+            before, after = _grpo_value(old_grpo, key), _grpo_value(now_grpo, key)
+            if before != after:
                 changed.append(f"--grpo-arg {key}")
-                old[f"--grpo-arg {key}"], now[f"--grpo-arg {key}"] = old_grpo.get(key), now_grpo.get(key)
+                old[f"--grpo-arg {key}"], now[f"--grpo-arg {key}"] = before, after
         if changed:
             raise UsageError(
                 "--resume with different options than the run being resumed: "
@@ -345,6 +346,24 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
             "to train; give more --steps to go on (that checkpoint's weights are the run's last)"
         )
     return last, step, step == opts.steps
+
+
+def _grpo_value(overrides: dict[str, Any], key: str) -> Any:
+    """What GRPOConfig runs `key` with: the --grpo-arg value, else its default (none of these
+    keys does rewardforge set). A setting given as its default value is no change."""
+    from trl import GRPOConfig
+
+    if key in overrides:
+        value = overrides[key]
+    else:
+        field_ = next((f for f in dataclasses.fields(GRPOConfig) if f.name == key), None)
+        if field_ is None:
+            return None
+        value = field_.default if field_.default is not dataclasses.MISSING else None
+        if field_.default_factory is not dataclasses.MISSING:
+            value = field_.default_factory()
+    value = getattr(value, "value", value)  # an enum (SchedulerType.LINEAR) as its text
+    return {} if key.endswith("_kwargs") and value is None else value
 
 
 def _place(spec: Any) -> Any:
