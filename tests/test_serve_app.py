@@ -661,3 +661,9 @@ def test_every_message_form_training_reads_is_served(tiny_bert_dir):
         assert r.status_code == 422 and "prompt" in r.json()["error"] and "wizard" in r.json()["error"], (
             r.text
         )
+        # helper 88: a bad message in another form was pydantic's "from: Extra inputs are not permitted"
+        for turn, words in (({"from": "alien", "value": "hi"}, "unknown chat role 'alien'"),
+                            ({"role": "prompter", "text": 7}, "message[0].text")):  # fmt: skip
+            r = httpx.post(server.url + "/v1/score", json={"prompt": [turn], "response": "y"})
+            assert r.status_code == 422 and words in r.json()["error"], r.text
+            assert "Extra inputs" not in r.json()["error"], r.text

@@ -89,8 +89,8 @@ _STANDARD_KEYS = {"content", "tool_calls", "function_call"}
 def _one_message_as_list(value: Any) -> Any:
     """Messages in any form training reads (ShareGPT's from/value, OpenAssistant's `text`,
     Cohere's `message`, Gemini's `parts`, a dict of lists, one message object for a list of one)
-    as role/content turns. What training would refuse is left as it came, for the models' own
-    checks to name with its place in the body."""
+    as role/content turns. What training refuses is refused in its words (`field 'message[0].from':
+    unknown chat role 'alien'`), under the place in the body the answer names."""
     if not isinstance(value, dict | list) or not value:
         return value
     turns = [value] if isinstance(value, dict) else value
@@ -103,8 +103,8 @@ def _one_message_as_list(value: Any) -> Any:
 
     try:
         return messages(value, "message")
-    except (RowError, TypeError, ValueError):
-        return [value] if isinstance(value, dict) else value
+    except RowError as exc:  # pydantic's own words named the forms it does not know ("from: Extra inputs")
+        raise ValueError(str(exc)) from None
 
 
 def _reply_text(value: str) -> str:
