@@ -491,3 +491,16 @@ def test_resume_knows_the_policy_by_where_it_was_when_the_run_began(tmp_path, ca
     argv[argv.index("--policy") + 1] = str(first / "pol")  # the run's own, by its whole path
     cli.main(argv)  # (goes on, and fails on the stand-in models)
     assert "policy '" not in capsys.readouterr().err
+
+
+def test_a_resume_inside_a_generation_cycle_is_said():
+    """helper 88: with num_iterations=2 a checkpoint at an odd step resumed by generating its
+    batch again, and the run went on unlike an uninterrupted one without a word."""
+    from types import SimpleNamespace
+
+    from rewardforge.rlhf.run import mid_cycle_note
+
+    config = SimpleNamespace(num_iterations=2, steps_per_generation=1)
+    assert "inside a generation cycle of 2 steps" in mid_cycle_note(3, config)
+    assert mid_cycle_note(4, config) is None and mid_cycle_note(0, config) is None
+    assert mid_cycle_note(3, SimpleNamespace(num_iterations=1, steps_per_generation=1)) is None

@@ -348,6 +348,22 @@ def _check_resume(out: Path, opts: RLHFOptions) -> tuple[str | None, int, bool]:
     return last, step, step == opts.steps
 
 
+def mid_cycle_note(step: int, config: Any) -> str | None:
+    """What a resume from `step` cannot restore: TRL generates a batch once for num_iterations x
+    steps_per_generation steps and keeps it outside the checkpoint, so a checkpoint inside that
+    cycle makes a resumed run generate the batch again (same prompts, new completions)."""
+    cycle = int(getattr(config, "num_iterations", 1) or 1) * int(
+        getattr(config, "steps_per_generation", 1) or 1
+    )
+    if step <= 0 or cycle <= 1 or step % cycle == 0:
+        return None
+    return (
+        f"rlhf: note: step {step} is inside a generation cycle of {cycle} steps (num_iterations x "
+        "steps_per_generation): its batch is generated again, so the run goes on unlike an "
+        f"uninterrupted one; --save-steps a multiple of {cycle} resumes exactly"
+    )
+
+
 def _grpo_value(overrides: dict[str, Any], key: str) -> Any:
     """What GRPOConfig runs `key` with: the --grpo-arg value, else its default (none of these
     keys does rewardforge set). A setting given as its default value is no change."""
@@ -617,6 +633,9 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dic
         info = setup.rm.health()
         printer(f"rlhf: reward server {setup.rm.url} serves {info.get('model')!r}", flush=True)
 
+    note = mid_cycle_note(resumed_at if resume_from and not finishing else 0, setup.config)
+    if note:
+        printer(note, flush=True)
     printer(f"rlhf: loading the policy {opts.policy}", flush=True)
     model, tokenizer = load_policy(opts.policy, dtype="bf16" if opts.bf16 and not use_cpu else "fp32")
     check_chat_template(tokenizer, opts.policy)
