@@ -156,11 +156,7 @@ def main(argv: list[str]) -> int:
     if len(set(names)) != len(names):  # results name each value by its function (rlhf refuses it too)
         raise UsageError(f"--env-reward: each needs its own function name, got {', '.join(names)}")
     records = read_prompts(args.prompts, limit=args.max_prompts)
-    problem = missing_column_problem(
-        args.env_reward,
-        records,
-        args.prompts + (f" (--max-prompts {args.max_prompts})" if args.max_prompts else ""),
-    )
+    problem = missing_column_problem(args.env_reward, records, args.prompts, args.max_prompts)
     if problem:
         raise UsageError(problem)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -115,7 +115,7 @@ BUILTIN_COLUMNS = {"exact_match": "answer", "contains_answer": "answer"}
 
 
 def missing_column_problem(
-    specs: Sequence[str], records: Sequence[dict[str, Any]], source: str
+    specs: Sequence[str], records: Sequence[dict[str, Any]], source: str, max_prompts: int | None = None
 ) -> str | None:
     """Why a built-in env reward cannot score any of these prompts (no record has its column:
     every value would be None, and a bonus run would train on the RM alone without a word)."""
@@ -124,7 +124,8 @@ def missing_column_problem(
         if column and records and all(_one_answer(r.get(column)) is None for r in records):
             return (
                 f"--env-reward {spec} compares each completion with its prompt's {column!r}, and no "
-                f"record of {source} has one (a blank or NaN one is none)"
+                f"record of {source}{f' (--max-prompts {max_prompts})' if max_prompts else ''} has one "
+                "(a blank or NaN one is none)"
             )
     return None
 

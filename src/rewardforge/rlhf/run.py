@@ -583,11 +583,7 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dic
             f"{opts.prompts} gives {len(records)}"
             + (f" (--max-prompts {opts.max_prompts})" if opts.max_prompts is not None else "")
         )
-    problem = missing_column_problem(
-        opts.env_rewards,
-        records,
-        opts.prompts + (f" (--max-prompts {opts.max_prompts})" if opts.max_prompts else ""),
-    )
+    problem = missing_column_problem(opts.env_rewards, records, opts.prompts, opts.max_prompts)
     if problem:
         raise UsageError(problem)
     if resume_from is not None:
