@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,14 @@ from rewardforge.data.columns import (
 from rewardforge.data.errors import DataError, DataOptionError, RowError
 from rewardforge.data.processor import PreferenceProcessor, load_processor, overrides_read
 from rewardforge.data.readers import ReadProblem, read_records
-from rewardforge.data.shapes import Detected, check_pair, detect_shape, mixture_field, normalise
+from rewardforge.data.shapes import (
+    Detected,
+    UnreadPromptError,
+    check_pair,
+    detect_shape,
+    mixture_field,
+    normalise,
+)
 from rewardforge.data.types import PreferencePair
 from rewardforge.data.values import normalised
 from rewardforge.files import AtomicFile
@@ -209,17 +215,14 @@ class _Load:
     def to_pairs(self, location: str, record: Any) -> list[PreferencePair]:
         try:
             return self._to_pairs(location, record)
-        except RowError as exc:  # --columns advice cannot be taken with a processor: name its own
-            if self.processor is None or "--columns" not in exc.reason:
+        except UnreadPromptError as exc:  # --columns cannot be given with a processor: its own advice
+            if self.processor is None or not exc.mappable:
                 raise
-            name = type(self.processor).__name__
-            reason = re.sub(
-                r"read it with --columns prompt=(\S+), or drop it with --columns ignore=\S+",
-                rf"return it as 'prompt' from {name}.to_pair (other datasets' names are read from files only), "
-                r"or leave \1 out",
-                exc.reason,
-            )
-            raise RowError(reason, exc.field) from None
+            raise RowError(
+                f"{exc.problem()}: return it as 'prompt' from {type(self.processor).__name__}.to_pair (other "
+                f"datasets' names are read from files only), or leave {exc.column} out",
+                exc.field,
+            ) from None
 
     def _to_pairs(self, location: str, record: Any) -> list[PreferencePair]:
         if self.processor is not None:

@@ -253,6 +253,21 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
     return prompt_messages(prompt_text, "prompt"), assistant_turn(c), assistant_turn(r)
 
 
+class UnreadPromptError(RowError):
+    """A column that looks like the prompt beside chosen/rejected that have none. Without other
+    `advice` it is one to map as the prompt (`mappable`), which a processor does its own way."""
+
+    def __init__(self, column: str, advice: str | None = None):
+        self.column, self.mappable = column, advice is None
+        advice = (
+            advice or f"read it with --columns prompt={column}, or drop it with --columns ignore={column}"
+        )
+        super().__init__(f"{self.problem()}: {advice}", column)
+
+    def problem(self) -> str:
+        return f"chosen/rejected have no prompt, but {self.column!r} looks like one"
+
+
 def _refuse_unread_prompt(record: dict) -> None:
     """Prompt-less texts beside a conversation, or a column named like a prompt, would train on
     replies to a question the model never sees: say which column to map instead."""
@@ -266,15 +281,17 @@ def _refuse_unread_prompt(record: dict) -> None:
             and holds_text(value)
             and not text_within(value, record, ("chosen", "rejected"), min_words=3)
         )
+        if conversation and message_role(value[-1]) == "assistant":
+            raise UnreadPromptError(
+                key,
+                "it ends with a reply, so its turns before that are the prompt: a --processor can take them",
+            )
+        if named and key == "history" and isinstance(value, list) and all(isinstance(v, list) for v in value):
+            raise UnreadPromptError(
+                key, "it holds earlier [question, answer] turns; the question answered needs its own column"
+            )
         if conversation or named:
-            advice = f"read it with --columns prompt={key}, or drop it with --columns ignore={key}"
-            if conversation and message_role(value[-1]) == "assistant":
-                advice = "it ends with a reply, so its turns before that are the prompt: a --processor can take them"
-            elif key == "history" and isinstance(value, list) and all(isinstance(v, list) for v in value):
-                advice = (
-                    "it holds earlier [question, answer] turns; the question answered needs its own column"
-                )
-            raise RowError(f"chosen/rejected have no prompt, but {key!r} looks like one: {advice}", key)
+            raise UnreadPromptError(key)  # a column to map as the prompt
 
 
 def _history_turns(record: dict) -> list[Message]:
