@@ -21,8 +21,8 @@ from rewardforge.data.context import with_tools
 from rewardforge.data.errors import RowError
 from rewardforge.data.transcripts import hh_turns
 from rewardforge.data.types import Message
-from rewardforge.data.values import hh_prompt, normalised, prompt_text_turns, response_problem
 from rewardforge.data.values import messages as checked_messages
+from rewardforge.data.values import normalised, prompt_text_turns, reply_text, response_problem
 from rewardforge.evaluation.metrics import preference_probability
 from rewardforge.memory import settle_heap_thresholds
 from rewardforge.modeling import (
@@ -173,8 +173,8 @@ def prompt_and_response(
     and is then read once; one it does not start with is a ValueError. `tools` (definitions, as
     a `tools` column in training gives them) go into the conversation's system turn. With
     `split`, the response's turns before its reply join the prompt (see below)."""
-    if isinstance(prompt, str) and isinstance(response, str) and hh_prompt(prompt):
-        response = response.strip()  # a reply continuing "Assistant:", as training reads one
+    if isinstance(response, str):
+        response = reply_text(prompt, response)
     p, r = as_messages(prompt, "user"), as_messages(response, "assistant")
     if isinstance(response, str):  # a whole HH transcript, as training reads one
         r = hh_reply(response, p) or r

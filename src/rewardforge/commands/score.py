@@ -149,7 +149,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     from rewardforge.data.context import with_context
     from rewardforge.data.errors import RowError
     from rewardforge.data.transcripts import hh_turns
-    from rewardforge.data.values import hh_prompt, messages, prompt_messages, response_problem, unicode_text
+    from rewardforge.data.values import messages, prompt_messages, reply_text, response_problem, unicode_text
     from rewardforge.inference import at_start, hh_reply, prompt_and_response
 
     if not isinstance(record, dict):
@@ -169,9 +169,7 @@ def parse_item(record: Any) -> tuple[list[dict], list[dict], str | int | None]:
     if isinstance(response, str):
         text = unicode_text(response, name)
         turns = hh_turns(text) if name == "text" else hh_reply(text, prompt_msgs)  # None: a plain reply
-        if not turns and isinstance(prompt, str) and hh_prompt(prompt):
-            text = text.strip()  # a reply continuing the prompt's "Assistant:", as training reads it
-        response_msgs = turns or [{"role": "assistant", "content": text}]
+        response_msgs = turns or [{"role": "assistant", "content": reply_text(prompt, text)}]
     elif isinstance(response, list | dict):
         response_msgs = messages(response, name)
         if not response_msgs:

@@ -505,10 +505,6 @@ def _uneven_columns(doc: dict) -> str | None:
     return None if len(set(lengths.values())) == 1 else ", ".join(f"{k}: {n}" for k, n in lengths.items())
 
 
-# the keys of a chat message in the forms the data layer reads
-MESSAGE_KEYS = {"role", "content", "from", "value", "text", "parts", "message", "tool_calls", "function_call"}
-
-
 def _column_rows(doc: dict) -> list[dict] | None:
     """The rows of data written by columns, or None: pandas' `to_json()` default ({"chosen":
     {"0": ..., "1": ...}, ...}, keyed by whatever index the frame has) or a dict of lists (`Dataset.to_dict()`, `DataFrame.to_dict("list")`),
@@ -522,8 +518,8 @@ def _column_rows(doc: dict) -> list[dict] | None:
         keys = list(next(iter(doc.values())))
         if not keys or any(list(v) != keys for v in doc.values()):
             return None
-        if not all(k.isdigit() for k in keys) and MESSAGE_KEYS & set(keys):  # {chosen: {role, content}}
-            return None  # is one record; other labels are a frame's index (after set_index("id"))
+        if not all(k.isdigit() for k in keys) and any(is_message(v) for v in doc.values()):
+            return None  # {chosen: {role, content}} is one record; other labels are a frame's index
         doc = {name: [column[k] for k in keys] for name, column in doc.items()}
     lengths = {len(v) if isinstance(v, list) else -1 for v in doc.values()}
     if len(lengths) != 1 or lengths == {0} or any(is_message(x) for v in doc.values() for x in v):

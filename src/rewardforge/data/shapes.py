@@ -65,7 +65,6 @@ from rewardforge.data.types import Message, PreferencePair
 from rewardforge.data.values import (
     assistant_turn,
     check_completions,
-    hh_prompt,
     is_message,
     label_text,
     message_role,
@@ -73,6 +72,7 @@ from rewardforge.data.values import (
     number,
     present,
     prompt_messages,
+    reply_text,
     text,
     type_name,
     unicode_text,
@@ -225,10 +225,7 @@ def _pair_fields(record: dict, shape: str) -> tuple[list[Message], list[Message]
             sides = [t or assistant_turn(raw) for t, raw in zip(transcripts, (chosen_text, rejected_text))]
             return with_prompt(prompt, *sides)
         said = prompt[-1]["content"].strip() if prompt and prompt[-1]["role"] == "user" else ""
-        if isinstance(record["prompt"], str) and hh_prompt(record["prompt"]):
-            # rm-static's " reply" continues "Assistant:": its turn text, as the whole-transcript
-            # form of the same conversation reads it (turns without their surrounding spaces)
-            chosen_text, rejected_text = chosen_text.strip(), rejected_text.strip()
+        chosen_text, rejected_text = (reply_text(record["prompt"], t) for t in (chosen_text, rejected_text))
         sides = [assistant_turn(without_repeated_prompt(said, t)) for t in (chosen_text, rejected_text)]
         refuse_leaked_reply(prompt, sides)
         return prompt, sides[0], sides[1]

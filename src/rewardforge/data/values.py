@@ -319,9 +319,11 @@ def _hh_turns(value: str) -> list[Message] | None:
     return turns
 
 
-def hh_prompt(value: str) -> bool:
-    """Whether a prompt string is an HH transcript (its replies continue its open "Assistant:")."""
-    return _hh_turns(value) is not None
+def reply_text(prompt: Any, text: str) -> str:
+    """A reply as training reads it: after a prompt string that is an HH transcript (Dahoas/
+    rm-static), the space that continues its open "Assistant:" is no part of it, as the
+    whole-transcript form of the same conversation reads the turn."""
+    return text.strip() if isinstance(prompt, str) and _hh_turns(prompt) is not None else text
 
 
 def prompt_text_turns(value: str) -> list[Message]:
