@@ -78,17 +78,20 @@ def _encode_from(
     return _encode(tokenizer, fmt, prompt[:kept] + prompt[start:], completions)
 
 
-def _without_first_tokens(tokenizer: Any, text: str, n: int) -> str | None:
-    """`text` after its first `n` tokens, cut where a token starts, and where a word starts when
-    one does within 64 characters (None: no offsets to cut by)."""
+def _token_starts(tokenizer: Any, text: str) -> list[int] | None:
+    """Where each of `text`'s tokens starts (None: a slow tokenizer gives no offsets to cut by)."""
     if not getattr(tokenizer, "is_fast", False):
         return None
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
-        "offset_mapping"
-    ]
-    if n >= len(offsets):
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return [start for start, _ in offsets["offset_mapping"]]
+
+
+def _without_first_tokens(text: str, starts: list[int], n: int) -> str:
+    """`text` after its first `n` tokens, cut where a token starts, and where a word starts when
+    one does within 64 characters."""
+    if n >= len(starts):
         return ""
-    start = max(offsets[n][0], 1)
+    start = max(starts[n], 1)
     if not text[start - 1].isspace():  # inside a word (a subword token): from the next word on
         space = next((i for i, c in enumerate(text[start : start + 64]) if c.isspace()), None)
         start += space or 0
@@ -128,18 +131,11 @@ def _shorten_turns(
         excess = max(len(s) for s in ids) - max_length
         if excess <= 0:
             break
-        sizes = [
-            len(tokenizer(m["content"], add_special_tokens=False, verbose=False)["input_ids"])
-            if m["content"]
-            else 0
-            for m in prompt
-        ]
-        if not any(sizes):
+        starts = [_token_starts(tokenizer, m["content"]) if m["content"] else [] for m in prompt]
+        if any(t is None for t in starts) or not any(starts):  # no offsets, or no text: the raw cut below
             break
-        cuts = [_without_first_tokens(tokenizer, m["content"], n) if n else m["content"]
-                for m, n in zip(prompt, _level(sizes, excess))]  # fmt: skip
-        if any(c is None for c in cuts):  # no offsets to cut by: the raw cut below
-            break
+        cuts = [_without_first_tokens(m["content"], t, n) if n else m["content"]
+                for m, t, n in zip(prompt, starts, _level([len(t) for t in starts], excess))]  # fmt: skip
         candidate = [{**m, "content": c} for m, c in zip(prompt, cuts)]
         try:
             ids = _encode(tokenizer, fmt, candidate, completions)

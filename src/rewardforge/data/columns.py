@@ -708,14 +708,15 @@ def apply_columns(record: Any, columns: dict[str, str]) -> Any:
         parts = theirs.split(JOIN)
         if ours == IGNORE:
             continue
-        if all(record.get(part) is None for part in parts) and not _blank(record.get(ours)):
+        no_value = all(record.get(part) is None for part in parts)
+        if no_value and not _blank(record.get(ours)):
             # this row has our own field instead (Arrow writes an absent key as null); an empty
             # text in the mapped column is the row's value (a blank reply is invalid, a blank
             # prompt is no prompt), not a reason to read ours
             continue
         if len(parts) == 1 and theirs not in record:
             continue  # neither: the row's shape tells what is missing
-        if len(parts) > 1 and all(record.get(part) is None for part in parts):
+        if len(parts) > 1 and no_value:
             out[ours] = None  # no part has a value: as a single column's null (an empty join was no prompt)
             continue
         out[ours] = _joined(record, parts, first_required=False) if len(parts) > 1 else record[theirs]

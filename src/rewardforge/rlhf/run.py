@@ -169,10 +169,10 @@ class RLHFOptions:
         for key, value in list(self.grpo_overrides.items()):
             if isinstance(value, bool) and key in BOOL_SPELLINGS:  # scale_rewards=false, as TRL takes it
                 value = self.grpo_overrides[key] = BOOL_SPELLINGS[key][value]
-            choices = sorted({*BOOL_SPELLINGS.get(key, {}).values(), *TEXT_CHOICES.get(key, ())})
-            if key in BOOL_SPELLINGS and value not in choices:
+            if key in TEXT_CHOICES and value not in TEXT_CHOICES[key]:
                 raise UsageError(  # TRL refused it with a traceback at the first step
-                    f"--grpo-arg {key}={value!r}: expected one of {', '.join(choices)}, true or false"
+                    f"--grpo-arg {key}={value!r}: expected one of {', '.join(sorted(TEXT_CHOICES[key]))}, "
+                    "true or false"
                 )
             if key in reserved:
                 raise UsageError(
@@ -195,6 +195,7 @@ class RLHFOptions:
 
 # GRPOConfig fields typed as text that TRL also takes as a boolean, and the text each means
 BOOL_SPELLINGS: dict[str, dict[bool, str]] = {"scale_rewards": {True: "group", False: "none"}}
+# and every text it takes
 TEXT_CHOICES: dict[str, set[str]] = {"scale_rewards": {"group", "batch", "none"}}
 
 

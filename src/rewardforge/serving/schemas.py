@@ -97,7 +97,7 @@ def _one_message_as_list(value: Any) -> Any:
     if all(
         isinstance(t, dict) and isinstance(t.get("role"), str) and _STANDARD_KEYS & t.keys() for t in turns
     ):
-        return [value] if isinstance(value, dict) else value  # checked as they are: errors name their parts
+        return turns  # checked as they are: errors name their parts
     from rewardforge.data.errors import RowError
     from rewardforge.data.values import messages
 
