@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 
 from rewardforge import RewardModel
 
@@ -366,3 +367,18 @@ def test_a_numpy_batch_size_and_a_path_source_are_taken(rm, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
     assert [r for _, r in iter_records(path)] == [{"prompt": "p", "chosen": "a", "rejected": "b"}]
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_bert_dir", "tiny_llama_dir"])
+def test_bf16_weights_score_with_the_head_in_fp32(model_fixture, request):
+    """Helper 89: with bf16 weights the head's bf16 output held about three significant digits, so
+    close rewards of different responses came out equal (eval counted them as ties). Scoring runs
+    the head in fp32 on the bf16 body's features: scores are not rounded to bf16 values, and they
+    stay within bf16's error of the fp32 model's."""
+    folder = str(request.getfixturevalue(model_fixture))
+    items = [("Which answer is best?", f"answer number {i}, with some words") for i in range(16)]
+    bf16 = RewardModel.from_pretrained(folder, dtype="bf16").score_batch(items)
+    fp32 = RewardModel.from_pretrained(folder).score_batch(items)
+    rounded = [torch.tensor(s).bfloat16().float().item() for s in bf16]
+    assert sum(r != s for r, s in zip(rounded, bf16)) >= len(items) // 2
+    assert max(abs(a - b) for a, b in zip(bf16, fp32)) < 0.05 * max(abs(s) for s in fp32) + 1e-3

@@ -9,6 +9,8 @@ per row, read from the ordinary logits.
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 import torch
 from torch import nn
 
@@ -29,13 +31,40 @@ def find_head(model: nn.Module) -> nn.Module:
     return best[1]
 
 
+def _head_needs_fp32(head: nn.Module) -> bool:
+    """A bf16/fp16 head's output holds about three significant digits, so close rewards of
+    different responses come out equal (ties in eval, arbitrary picks in best-of-N). Scoring
+    (no gradient) runs the head in fp32 instead; training keeps the precision it was asked for."""
+    return not torch.is_grad_enabled() and any(
+        p.dtype in (torch.bfloat16, torch.float16) for p in head.parameters()
+    )
+
+
+def _fp32_head(head: nn.Module):
+    """A forward hook whose output replaces the head's: the same head on the same input, in fp32."""
+    copy = deepcopy(head).float()  # before the hook is registered: the copy has none
+
+    def hook(_module: nn.Module, inputs: tuple, _out: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(inputs[0].device.type, enabled=False):
+            return copy(inputs[0].float(), *inputs[1:])
+
+    return hook
+
+
 def chunk_rewards(model: nn.Module, chunk: dict[str, torch.Tensor], *, decoder: bool) -> torch.Tensor:
     """Rewards of every read in one chunk (see rewardforge.packing.collate_chunk), as float32."""
+    head = find_head(model)
+    fp32 = _fp32_head(head) if _head_needs_fp32(head) else None
     if not decoder:
-        out = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"])
+        handle = head.register_forward_hook(fp32) if fp32 else None
+        try:
+            out = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"])
+        finally:
+            if handle:
+                handle.remove()
         return out.logits[chunk["read_row"], 0].float()
     captured: list[torch.Tensor] = []
-    handle = find_head(model).register_forward_hook(lambda _m, _i, out: captured.append(out))
+    handle = head.register_forward_hook(lambda m, i, out: captured.append(fp32(m, i, out) if fp32 else out))
     try:
         # a packed chunk is one row whose spans rewardforge.attention reads; others carry a mask
         layout = (
