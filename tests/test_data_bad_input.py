@@ -260,8 +260,7 @@ def test_an_odd_first_row_is_the_invalid_one_not_every_row_after_it(tmp_path):
     path = tmp_path / "d.jsonl"
     rows = [{**GOOD, "prompt": None}] + [{**GOOD, "id": str(i)} for i in range(5)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    err = raises_at(str(path), "line 1", "prompt", "mixture of shapes")
-    assert "(prompt: null)" in err.reason and "'explicit_prompt'" in err.reason
+    raises_at(str(path), "line 1", "prompt", "^missing$")  # (was "mixture of shapes ... (prompt: null)")
     loaded = load_pairs(str(path), skip_invalid=True)
     assert loaded.shape == "explicit_prompt" and [p.id for p in loaded.pairs] == ["0", "1", "2", "3", "4"]
     assert [r.location for r in loaded.rejected] == ["line 1"]
@@ -498,3 +497,25 @@ def test_a_key_repeated_in_a_split_not_read_is_not_this_runs_business(tmp_path):
     assert len(load_pairs(str(path), split="train").pairs) == 1
     with pytest.raises(DataError, match="row 1: the field 'chosen' appears twice"):
         load_pairs(str(path), split="test")
+
+
+def test_an_empty_cell_is_a_missing_field_not_a_mixture_of_shapes(tmp_path):
+    """Helper 91: an empty `chosen` cell in a CSV of message lists was "mixture of shapes: this row
+    is 'explicit_prompt' (chosen: text) but the data is 'conversational'", and a null prompt in
+    an explicit Parquet file "mixture of shapes ... (prompt: null)"; the same rows elsewhere are
+    "missing" or "empty response"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    turn = json.dumps([{"role": "assistant", "content": "A"}]).replace('"', '""')
+    other = json.dumps([{"role": "assistant", "content": "B"}]).replace('"', '""')
+    lines = ["chosen,rejected"] + [f'"{turn}","{other}"'] * 3 + [f',"{other}"', f'"{turn}",  ']
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    raises_at(str(tmp_path / "c.csv"), "row 4", "chosen", "^(missing|empty response)$")
+    loaded = load_pairs(str(tmp_path / "c.csv"), skip_invalid=True)
+    assert loaded.shape == "implicit_conversational" and len(loaded.pairs) == 3
+    assert [(r.location, r.field) for r in loaded.rejected] == [("row 4", "chosen"), ("row 5", "rejected")]
+    assert all("mixture" not in r.reason for r in loaded.rejected)
+
+    pq.write_table(pa.Table.from_pylist([GOOD, GOOD, {**GOOD, "prompt": None}]), tmp_path / "p.parquet")
+    raises_at(str(tmp_path / "p.parquet"), "row 3", "prompt", "^missing$")

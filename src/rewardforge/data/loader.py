@@ -44,11 +44,24 @@ from rewardforge.data.shapes import (
     normalise,
 )
 from rewardforge.data.types import PreferencePair
-from rewardforge.data.values import normalised
+from rewardforge.data.values import blank, normalised
 from rewardforge.files import AtomicFile
 
 FINGERPRINT_VERSION = "rewardforge-pairs-v1"
 SHAPE_SAMPLE = 1000  # records read ahead to find the data's shape
+
+
+def _blank_value(record: Any, key: str) -> str | None:
+    """What is wrong with a field written but left without a value (null, NaN, blank text): a
+    row's empty cell changes what its shape looks like, and "missing" says more than "mixture"."""
+    if not isinstance(record, dict) or key not in record:
+        return None
+    value = record[key]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing"
+    if isinstance(value, str) and blank(value):
+        return "empty response" if key in ("chosen", "rejected") else "empty"
+    return None
 
 
 @dataclass
@@ -260,6 +273,8 @@ class _Load:
                 detected = detect_shape(record)
         if self.shape is not None and detected.shape != self.shape.shape:
             differs = mixture_field(self.shape, detected)
+            if differs is not None and (problem := _blank_value(record, differs)):
+                raise RowError(problem, differs)  # an empty cell is no other shape (CSV, Parquet)
             what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
             raise RowError(
                 f"mixture of shapes: this row is '{detected.shape}'{what} but the data is "
