@@ -611,6 +611,10 @@ def test_model_files_of_every_kind_are_not_replaced_and_the_default_summary_is_n
         "pytorch_model.bin.index.json",
         "chat_template.json",
         "rng_state.pth",
+        # helper 90: a trained run's records (its metrics, the config --config reads again)
+        "metrics.json",
+        "train_metrics.jsonl",
+        "run_config.json",
     ):
         (other / name).write_text("{}")
         assert run_cli(score_argv(tiny_bert_dir, src, other / name)) == 2, name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -966,3 +967,70 @@ def test_overwrite_refuses_data_given_as_path_and_split_inside_the_old_run(
     split.write_text(json.dumps({"train": rows, "test": rows[:2]}))
     assert train(tiny_bert_dir, f"{split}:train", out, "--overwrite") == 2
     assert "--overwrite would delete --data" in capsys.readouterr().err and split.is_file()
+
+
+def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_leaves_no_half_checkpoint(
+    tmp_path, data, capsys, monkeypatch, tiny_bert_dir
+):
+    """Helper 90: safetensors reports a full disk as its own SafetensorError, which is no
+    OSError: the run ended in a traceback and left .staging/checkpoint-1 with a config only."""
+    import safetensors
+    import transformers.modeling_utils
+
+    def full_disk(*args, **kwargs):
+        raise safetensors.SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full_disk)
+    out = tmp_path / "run"
+    out.mkdir()  # (the user's folder: it stays)
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "steps", "--save_steps", "1") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "error: writing the model's weights: " in err and "No space left on device" in err
+    assert not (out / ".staging").exists() and not list(out.glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize("moment", ["reading data", "training"])
+def test_sigterm_stops_a_training_run_as_ctrl_c_does(
+    tmp_path, data, capsys, monkeypatch, tiny_bert_dir, moment
+):
+    """Helper 90: SIGTERM (what schedulers and `docker stop` send) killed `train` without a word,
+    and while the data was read it left the folder the run had just made; Ctrl-C prints a line,
+    removes that folder, and keeps a run that has begun for --resume."""
+    import signal
+
+    import rewardforge.data
+    from rewardforge.training.trainer import RewardTrainer
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    if moment == "training":
+        monkeypatch.setattr(RewardTrainer, "train", terminated)
+    else:
+        monkeypatch.setattr(rewardforge.data, "load_pairs", terminated)
+
+    class Unhandled(Exception):
+        pass
+
+    def unhandled(*_):  # (SIGTERM's default action would end the test session)
+        raise Unhandled
+
+    before = signal.signal(signal.SIGTERM, unhandled)
+    out = tmp_path / "new" / "run"
+    try:
+        assert train(tiny_bert_dir, data, out) == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is unhandled
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    err = capsys.readouterr().err
+    assert "rewardforge: terminated; the same command with --resume continues" in err
+    assert "Traceback" not in err and "AssertionError" not in err
+    if moment == "training":
+        assert (out / "run_config.json").is_file()  # as after Ctrl-C: --resume takes it
+    else:
+        assert not (tmp_path / "new").exists()

@@ -91,13 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(command(negative_values_joined(rest)) or 0)
     except KeyboardInterrupt:
-        again = (
-            "; the same command with --resume continues from the newest checkpoint" if name == "train" else ""
-        )
-        print(f"rewardforge: interrupted{again}", file=sys.stderr)
+        print(f"rewardforge: interrupted{_resume_hint(name)}", file=sys.stderr)
         return 130
     except Terminated:
-        print("rewardforge: terminated", file=sys.stderr)
+        print(f"rewardforge: terminated{_resume_hint(name)}", file=sys.stderr)
         return 128 + signal.SIGTERM
     except Exception as e:  # noqa: BLE001 - only known kinds are turned into clean messages
         from rewardforge.training.trainer import NonFiniteLossError
@@ -105,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, known_errors()):
             print(f"rewardforge {name}: error: {e}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if isinstance(e, OSError) and e.errno in WRITE_FAILURES:  # the disk, not rewardforge
-            print(f"rewardforge {name}: error: {e}", file=sys.stderr)
+        failure = write_failure(e)
+        if failure:  # the disk, not rewardforge
+            print(f"rewardforge {name}: error: {failure}", file=sys.stderr)
             return 1
         if isinstance(e, NonFiniteLossError):
             print(
@@ -127,10 +125,37 @@ WRITE_FAILURES = {
     errno.ENOTDIR, errno.ELOOP, errno.EPIPE, errno.EBADF,
 }  # fmt: skip
 
-# Commands that write files through temporary names: on SIGTERM they unwind (removing the
-# temporary files) as on Ctrl-C. So does serve while its model loads (it was killed without a
-# word); once it listens, uvicorn handles the signal. Not the trainers.
-CLEAN_ON_SIGTERM = {"score", "eval", "bon", "serve"}
+# os error N in the message of an error that is no OSError (safetensors' writer)
+OS_ERROR_NUMBER = re.compile(r"os error (\d+)")
+
+
+def write_failure(e: BaseException) -> str | None:
+    """The message of a write the machine refused (a full disk, a read-only folder), or None.
+    safetensors reports one as its own SafetensorError ("I/O error: No space left on device
+    (os error 28)"), and libraries may wrap the OSError in another exception."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in WRITE_FAILURES:
+            return str(e)
+        number = OS_ERROR_NUMBER.search(str(e)) if type(e).__name__ == "SafetensorError" else None
+        if number and int(number.group(1)) in WRITE_FAILURES:
+            return f"writing the model's weights: {e}"
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _resume_hint(name: str) -> str:
+    if name in ("train", "rlhf"):
+        return "; the same command with --resume continues from the newest checkpoint"
+    return ""
+
+
+# Commands that unwind on SIGTERM (removing temporary files, a folder the run created) as on
+# Ctrl-C: what schedulers and `docker stop` send. serve only while its model loads (it was killed
+# without a word); once it listens, uvicorn handles the signal. The trainers only as one process:
+# under torchrun or accelerate the launcher tears its workers down.
+CLEAN_ON_SIGTERM = {"score", "eval", "bon", "serve", "train", "rlhf"}
 
 
 NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|-(inf|infinity|nan)", re.IGNORECASE)
@@ -166,7 +191,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 def _terminate_cleanly() -> Any:
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or "LOCAL_RANK" in os.environ:
         return None
     return signal.signal(signal.SIGTERM, _raise_terminated)
 

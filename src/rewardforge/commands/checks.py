@@ -218,10 +218,22 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
     _check_can_write_in(target.parent, option, path)
 
 
+# What a training or RLHF run records beside its model (its metrics, the config `--config`
+# reads again): scores written over them lose the run's record (helper 90).
+RUN_RECORDS = {
+    "metrics.json", "train_metrics.jsonl", "run_config.json", "rejected_rows.jsonl", "trainer_state.json",
+    "summary.json", "train_log.jsonl", "rollouts.jsonl",
+}  # fmt: skip
+
+
 def _model_file(name: str) -> bool:
-    """A file of a model folder: one save_pretrained or rewardforge writes, or any weights or
-    training state (a checkpoint's optimizer.pt, rng_state.pth)."""
-    return bool(MODEL_FILE.fullmatch(name)) or name.endswith((".safetensors", ".bin", ".pt", ".pth", ".gguf"))
+    """A file of a model folder: one save_pretrained or rewardforge writes, a run's record, or
+    any weights or training state (a checkpoint's optimizer.pt, rng_state.pth)."""
+    return (
+        bool(MODEL_FILE.fullmatch(name))
+        or name in RUN_RECORDS
+        or name.endswith((".safetensors", ".bin", ".pt", ".pth", ".gguf"))
+    )
 
 
 def _refuse_link_loop(path: Path, option: str) -> None:

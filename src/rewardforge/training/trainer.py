@@ -287,6 +287,12 @@ class RewardTrainer(FollowsPlanOnResume, Trainer):
                     )
                 self.state.save_to_json(os.path.join(staging, name, TRAINER_STATE_NAME))
                 give_new_file_mode(Path(staging, name).glob("*.safetensors"))  # a checkpoint is a model too
+        except BaseException:  # a full disk, Ctrl-C: no half-written checkpoint is left behind
+            if self.args.should_save:
+                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.rmdir(staging)
+            raise
         finally:
             self._staging_run_dir = None
         self.accelerator.wait_for_everyone()
