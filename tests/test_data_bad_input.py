@@ -147,6 +147,24 @@ def test_undecodable_bytes(tmp_path):
     raises_at(str(path), "line 2", None, "not valid UTF-8")
 
 
+def test_undecodable_bytes_in_a_json_list_cost_their_row(tmp_path):
+    """Helper 91: a bad byte in a JSON list stopped the run even with --skip-invalid (the file
+    failed to decode as a whole), where JSON Lines and CSV drop the row."""
+    rows = [{**GOOD, "id": str(i)} for i in range(4)]
+    path = tmp_path / "latin1.json"
+    path.write_bytes(json.dumps(rows, indent=1).encode().replace(b'"id": "2"', b'"id": "caf\xe9"'))
+    raises_at(str(path), "row 3", None, "not valid UTF-8")
+    loaded = load_pairs(str(path), skip_invalid=True)
+    assert [p.id for p in loaded.pairs] == ["0", "1", "3"]
+    (bad,) = loaded.rejected
+    assert (bad.location, bad.reason) == ("row 3", "not valid UTF-8")
+    assert json.loads(bad.row)["id"] == "caf\ufffd"  # written as text a rejects file can hold
+    # outside the records (a split's name): the file, at its line
+    path.write_bytes(b'{"tr\xe9in": ' + json.dumps(rows).encode() + b"}")
+    with pytest.raises(DataError, match="line 1: not valid UTF-8"):
+        load_pairs(str(path), skip_invalid=True)
+
+
 def test_undecodable_bytes_in_csv(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"prompt,chosen,rejected\nQ,A,B\ncaf\xe9,A,B\n")

@@ -402,10 +402,13 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
     except (EOFError, OSError, zlib.error) as exc:
         raise DataError(spec, corrupt_reason(exc)) from exc
     try:
-        text = data.decode("utf-8").removeprefix("\ufeff")
+        text, bad_bytes = data.decode("utf-8").removeprefix("\ufeff"), None
     except UnicodeDecodeError as exc:
+        # a bad byte costs the row it is in, not the file, as in JSON Lines: read on with such
+        # bytes kept as lone surrogates, and name the rows that hold them
+        text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(spec, "not valid UTF-8", location=f"line {line}") from exc
+        bad_bytes = DataError(spec, "not valid UTF-8", location=f"line {line}")
     if not text.strip():
         return
     try:
@@ -422,7 +425,18 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
         raise DataError(spec, reason, location=None if line is None else f"line {line}") from exc
     if isinstance(doc, _RepeatedKey):  # the file's own keys: {"train": [...], "train": [...]}
         raise DataError(spec, _repeated_key(doc.key))
-    records = _json_records(spec, doc, picker)
+    try:
+        records = _json_records(spec, doc, picker)
+    except DataError:
+        if bad_bytes is not None:  # (a split's name with the bad byte, say)
+            raise bad_bytes from None
+        raise
+    if bad_bytes is not None:
+        undecodable = [_holds_undecodable(record) for record in records]
+        if not any(undecodable):  # outside the records: in the file's own structure
+            raise bad_bytes
+    else:
+        undecodable = [False] * len(records)
     repeats = [_repeat_in(record) for record in records] if repeated is not None else [None] * len(records)
     if repeated is not None and not any(repeats):
         # in a row of a split not read here: none of this run's business; else outside the
@@ -432,11 +446,25 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
         )
         if not elsewhere:
             raise DataError(spec, _repeated_key(repeated))
-    for index, (record, key) in enumerate(zip(records, repeats), start=1):
-        if key is None:
+    for index, (record, key, bad) in enumerate(zip(records, repeats, undecodable), start=1):
+        if bad:
+            raw = json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape")
+            yield f"row {index}", ReadProblem("not valid UTF-8", raw.decode("utf-8", "replace"))
+        elif key is None:
             yield f"row {index}", record
         else:  # one record's own key: that row is invalid, not the file
             yield f"row {index}", ReadProblem(_repeated_key(key), json.dumps(record, ensure_ascii=False))
+
+
+def _holds_undecodable(value: Any) -> bool:
+    """A string, key or nested value holding a byte that was not UTF-8 (read as a lone surrogate)."""
+    if isinstance(value, str):
+        return any("\udc80" <= ch <= "\udcff" for ch in value)
+    if isinstance(value, dict):
+        return any(_holds_undecodable(k) or _holds_undecodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_undecodable(v) for v in value)
+    return False
 
 
 def _json_records(spec: str, doc: Any, picker: _SplitPicker) -> list[Any]:
