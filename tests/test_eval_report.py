@@ -186,3 +186,21 @@ def test_wrong_pairs_heading_fits_every_model():
     assert listed > 0 and f"<h3>The up to {listed} most confidently wrong pairs</h3>" in page
     run.results[1].metrics["most_confidently_wrong"] = []
     assert "<h3>No wrong pairs</h3>" in build_html(run, command="rewardforge eval")
+
+
+def test_categories_that_differ_in_spaces_are_told_apart_and_cjk_names_warn_nothing():
+    """Helper 89: "math" and "math " were two rows that both read "math" (HTML and the chart
+    collapse the space), and a CJK category printed matplotlib's glyph warning twice."""
+    import warnings
+
+    run = make_run(1)
+    run.results[0].metrics["per_category"] = {
+        "math": {"pairs": 2, "accuracy": 0.5},
+        "math ": {"pairs": 3, "accuracy": 1.0},
+        "数学": {"pairs": 1, "accuracy": 0.0},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = build_html(run, command="x")
+    assert '<td class="">math</td>' in page and '<td class="">&quot;math &quot;</td>' in page
+    assert '<td class="">数学</td>' in page

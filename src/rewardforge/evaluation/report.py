@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -127,7 +129,9 @@ def _png(fig) -> str:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    with warnings.catch_warnings():  # a glyph the font lacks (CJK) is drawn as a box, not warned twice
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        fig.savefig(buf, format="png")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -260,7 +264,7 @@ def category_bars(results: list[RunResult], cats: list[str]) -> Any:
             label=r.model,
             color=MODEL_COLORS[k % len(MODEL_COLORS)],
         )
-    ax.set_yticks(y, [f"{_short(c)} ({counts.get(c, {}).get('pairs', 0)})" for c in cats], fontsize=8)
+    ax.set_yticks(y, [f"{_short(_shown(c))} ({counts.get(c, {}).get('pairs', 0)})" for c in cats], fontsize=8)
     ax.invert_yaxis()  # the largest on top
     ax.axvline(0.5, color="#868e96", ls="--", lw=1)
     ax.set_xlim(0, 1.05)
@@ -274,7 +278,7 @@ def category_table(results: list[RunResult], cats: list[str]) -> str:
     counts = results[0].metrics["per_category"]
     headers = ["category", "pairs", *[f"{r.model} accuracy" for r in results]]
     rows = [
-        [(_e(c), ""), (_num(counts.get(c, {}).get("pairs")), "num")]
+        [(_e(_shown(c)), ""), (_num(counts.get(c, {}).get("pairs")), "num")]
         + [(_num(r.metrics["per_category"].get(c, {}).get("accuracy")), "num") for r in results]
         for c in cats
     ]
@@ -282,6 +286,12 @@ def category_table(results: list[RunResult], cats: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- HTML pieces
+
+
+def _shown(category: str) -> str:
+    """A category as the report shows it: quoted when spaces around it would otherwise hide that
+    "math" and "math " are two categories (HTML and the chart collapse them)."""
+    return category if category and category == category.strip() else json.dumps(category, ensure_ascii=False)
 
 
 def _e(value: Any) -> str:
