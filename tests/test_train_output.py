@@ -1034,3 +1034,20 @@ def test_sigterm_stops_a_training_run_as_ctrl_c_does(
         assert (out / "run_config.json").is_file()  # as after Ctrl-C: --resume takes it
     else:
         assert not (tmp_path / "new").exists()
+
+
+def test_overwrite_of_an_eval_folder_leaves_none_of_its_files(tmp_path, data, capsys, tiny_bert_dir):
+    """Helper 90: `train --overwrite` into an eval folder replaced its metrics.json but left its
+    scores.jsonl, report.html and eval_config.json (another model's) beside the new model."""
+    out = tmp_path / "ev"
+    assert (
+        main(["eval", "--model", str(tiny_bert_dir), "--data", str(data), "--output", str(out), "--quiet"])
+        == 0
+    )
+    eval_files = {"scores.jsonl", "metrics.json", "report.html", "eval_config.json"}
+    assert eval_files <= {p.name for p in out.iterdir()}
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no") == 2  # refused without --overwrite
+    assert train(tiny_bert_dir, data, out, "--save_strategy", "no", "--overwrite") == 0
+    left = {p.name for p in out.iterdir()}
+    assert not (eval_files - {"metrics.json"}) & left and "model.safetensors" in left
+    assert "train" in json.loads((out / "metrics.json").read_text())  # the run's own, not eval's

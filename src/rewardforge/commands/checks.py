@@ -218,6 +218,9 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
     _check_can_write_in(target.parent, option, path)
 
 
+# What `rewardforge eval` writes in its --output folder.
+EVAL_FILES = ("scores.jsonl", "metrics.json", "report.html", "eval_config.json", "rejected_rows.jsonl")
+
 # What a training or RLHF run records beside its model (its metrics, the config `--config`
 # reads again): scores written over them lose the run's record (helper 90).
 RUN_RECORDS = {

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rewardforge.commands.checks import EVAL_FILES
+
 DESCRIPTION = """Evaluate reward models on preference pairs: accuracy (ties count half) with a 95%
 bootstrap interval, margins, BT log-loss, AUROC, calibration (symmetrised ECE), length bias,
 per-category accuracy and truncation counts; a self-contained HTML report.
@@ -50,7 +52,6 @@ def _resamples(text: str) -> int:
 
 
 MAX_RESAMPLES = 100_000  # more only costs memory (a resample matrix of pairs x resamples)
-EVAL_FILES = ("scores.jsonl", "metrics.json", "report.html", "eval_config.json", "rejected_rows.jsonl")
 
 
 def _refuse_writing_over_inputs(out: Path, data: list[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from rewardforge.commands.checks import MODEL_FILE, check_output_dir, same_path
+from rewardforge.commands.checks import EVAL_FILES, MODEL_FILE, check_output_dir, same_path
 from rewardforge.files import atomic_write_text
 from rewardforge.training.arguments import RewardArguments, UsageError
 from rewardforge.training.trainer import STAGING_DIR
@@ -61,8 +61,9 @@ def prepare_output(output_dir: Path, args: RewardArguments) -> list[Path]:
             p
             for p in output_dir.iterdir()
             # a model's, adapter's or tokenizer's files: a run replaced by --overwrite must not
-            # leave one behind for a scorer to load beside the new model
-            if p.is_file() and (p.name in RUN_FILES or MODEL_FILE.fullmatch(p.name))
+            # leave one behind for a scorer to load beside the new model; nor an evaluation's
+            # scores of another model
+            if p.is_file() and (p.name in RUN_FILES or p.name in EVAL_FILES or MODEL_FILE.fullmatch(p.name))
         }
         | set(checkpoints(output_dir))
         | {p for p in (output_dir / STAGING_DIR,) if p.is_dir()}
