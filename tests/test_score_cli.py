@@ -657,3 +657,13 @@ def test_score_reads_a_reply_to_an_hh_transcript_prompt_as_training_does(tmp_pat
     assert run_cli(score_argv(tiny_llama_dir, src, out)) == 0
     first, second = (r["score"] for r in read_jsonl(out))
     assert first == second
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_write_the_disk_refuses_names_the_file(tmp_path, tiny_bert_dir, capsys):
+    """Helper 90: a full disk was "error: [Errno 28] No space left on device", naming no file."""
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    summary = tmp_path / "s.json"
+    assert run_cli(score_argv(tiny_bert_dir, src, "/dev/full", "--summary", str(summary))) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device: '/dev/full'" in err and "Traceback" not in err

@@ -41,6 +41,18 @@ def give_new_file_mode(paths: Iterable[Path]) -> None:
         path.chmod(mode)
 
 
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A failed write names its file: the OS error of a write or flush has no filename ("[Errno
+    28] No space left on device" said nothing of which output)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
+
+
 class AtomicFile:
     """A text file written under a temporary name and renamed into place by `commit`;
     `discard` (or leaving a `with` block by an exception) removes it and keeps the old file.
@@ -88,15 +100,17 @@ class AtomicFile:
         return self.tmp is None
 
     def write(self, text: str) -> None:
-        self.fh.write(text)
-        if self.direct:  # a stream shared with other outputs: each text out in the order written
-            self.fh.flush()
+        with _naming(self.path):
+            self.fh.write(text)
+            if self.direct:  # a stream shared with other outputs: each text out in the order written
+                self.fh.flush()
 
     def sync(self) -> None:
         """Everything written is on disk (where a full disk fails), not yet in place."""
-        self.fh.flush()
-        if not self.direct:
-            os.fsync(self.fh.fileno())
+        with _naming(self.path):
+            self.fh.flush()
+            if not self.direct:
+                os.fsync(self.fh.fileno())
 
     def _place(self) -> None:
         self.fh.close()
