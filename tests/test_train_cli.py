@@ -302,6 +302,26 @@ def test_batches_pad_to_the_batch_not_to_max_length():
     assert [tuple(c["input_ids"].shape) for c in batch["chunks"]] == [(6, 32)]
 
 
+def test_final_eval_of_a_bf16_lora_run_describes_the_merged_model_it_saves(
+    tiny_llama_dir, small_data, tmp_path
+):
+    """Helper 92: with --lora --dtype bf16 the final evaluation scored the adapter before it was
+    merged into bf16 weights (which rounds them), so metrics.json did not describe the saved
+    model, though the README says `eval --dtype bf16` gives the final evaluation's figures."""
+    out = tmp_path / "run"
+    args = train_args(tiny_llama_dir, small_data, out, "--lora", "--lora-r", "8", "--dtype", "bf16",
+                      "--learning-rate", "5e-2", "--save_strategy", "no")  # fmt: skip
+    assert main(args) == 0
+    train_eval = json.loads((out / "metrics.json").read_text())["eval"]
+    ev = tmp_path / "eval"
+    assert main(["eval", "--model", str(out), "--data", str(small_data[1]), "--max-length", "96", "--dtype",
+                 "bf16", "--output", str(ev), "--no-report", "--quiet"]) == 0  # fmt: skip
+    (per_data,) = json.loads((ev / "metrics.json").read_text())["results"].values()
+    (expected,) = per_data.values()
+    assert train_eval["eval_margin_mean"] == pytest.approx(expected["margin_mean"], rel=1e-3, abs=1e-4)
+    assert train_eval["eval_accuracy"] == expected["accuracy"]
+
+
 def test_final_eval_after_bf16_autocast_matches_the_saved_model_in_fp32(tiny_llama_dir, small_data, tmp_path):
     """metrics.json describes the saved (fp32) model: `rewardforge eval` reproduces its figures."""
     out = tmp_path / "run"
