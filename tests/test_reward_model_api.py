@@ -382,3 +382,26 @@ def test_bf16_weights_score_with_the_head_in_fp32(model_fixture, request):
     rounded = [torch.tensor(s).bfloat16().float().item() for s in bf16]
     assert sum(r != s for r, s in zip(rounded, bf16)) >= len(items) // 2
     assert max(abs(a - b) for a, b in zip(bf16, fp32)) < 0.05 * max(abs(s) for s in fp32) + 1e-3
+
+
+def test_a_policys_decoded_output_with_padding_scores_as_the_formatted_text(tiny_llama_dir, tiny_bert_dir):
+    """Helper 92: OpenRLHF decodes rollouts with skip_special_tokens=False and sends them to
+    /get_reward: left pads, the reply, its end-of-turn token and right pads. The reward was read
+    at "<|im_end|>" or at a pad (+0.93 against -0.99 for the trained text); padding now goes from
+    both ends and the turn ends as the format ends it."""
+    rm = RewardModel.from_pretrained(str(tiny_llama_dir))
+    prompt, reply = "How do I boil an egg?", "Put it in boiling water for nine minutes."
+    text = rm.format_text(prompt, reply)
+    pad, eos = rm.tokenizer.pad_token, rm.tokenizer.eos_token
+    assert text.endswith(eos + "\n")  # ChatML: the reward is read after "<|im_end|>\n"
+    generated = text.removesuffix("\n")  # where generation stops
+    variants = [text, generated, generated + pad * 3, pad * 2 + text, pad * 2 + generated + eos + pad]
+    assert rm.score_texts(variants) == pytest.approx([rm.score(prompt, reply)] * len(variants), abs=1e-5)
+    assert rm.score_texts([text + "x"]) != pytest.approx(
+        rm.score_texts([text]), abs=1e-5
+    )  # other text: as is
+
+    bert = RewardModel.from_pretrained(str(tiny_bert_dir))
+    plain = bert.format_text(prompt, reply)
+    padded = bert.tokenizer.pad_token * 2 + plain + bert.tokenizer.pad_token * 4
+    assert bert.score_texts([padded]) == pytest.approx([bert.score(prompt, reply)], abs=1e-5)

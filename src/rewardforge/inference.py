@@ -6,6 +6,7 @@ work by length to cut padding, and returns results in input order.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -547,11 +548,52 @@ class RewardModel:
         """`encode`, with whether the prompt or the response had to be cut to fit max_length."""
         return self._cut(*prompt_and_response(prompt, response))
 
+    @functools.cached_property
+    def _padding(self) -> tuple[str, tuple[str, ...], bool]:
+        """What the format writes after a reply ("<|im_end|>\\n" in ChatML); the pad and
+        end-of-sequence texts, longest first; whether the format's own text begins with one."""
+        mark = "\u2063reply\u2063"
+        try:
+            rendered = self.text_format.render(
+                self.tokenizer, [{"role": "user", "content": "q"}, {"role": "assistant", "content": mark}]
+            )
+        except Exception:  # noqa: BLE001 - a template that cannot render this: nothing to complete
+            rendered = mark
+        tail = rendered.rsplit(mark, 1)[-1] if mark in rendered else ""
+        found = {getattr(self.tokenizer, name, None) for name in ("pad_token", "eos_token")}
+        markers = tuple(sorted((m for m in found if isinstance(m, str) and m.strip()), key=len, reverse=True))
+        return tail, markers, any(rendered.startswith(m) for m in markers)
+
+    def _without_padding(self, text: str) -> str:
+        """A policy's decoded output as the format writes it. OpenRLHF (and others) decode with
+        skip_special_tokens=False, so the text carries the prompt's left padding and, after the
+        reply, its end-of-turn token and right padding: the reward was read at a pad or at
+        "<|im_end|>", not where training read it. Pad and end-of-sequence texts go from both
+        ends, and a text that ended in them ends as the format ends a turn. A text without them
+        is tokenized as it is (`format_text` output, scored exactly as `score`)."""
+        tail, markers, format_starts_with_one = self._padding
+        if not markers:
+            return text
+        core = text
+        while end := next((m for m in markers if core.endswith(m)), None):
+            core = core[: -len(end)]
+        right_padded = core != text
+        while not format_starts_with_one and (
+            start := next((m for m in markers if core.startswith(m)), None)
+        ):
+            core = core[len(start) :]
+        if not core.strip():  # padding only: left for the caller's "no tokens" check to name
+            return text
+        if right_padded and any(tail.startswith(m) for m in markers):
+            core += tail  # the turn's end token went with the padding (ChatML: "<|im_end|>\\n")
+        return core
+
     def encode_text(self, text: str) -> list[int]:
         """Token ids of an already formatted conversation (e.g. `format_text` output), tokenized
         as is. A BOS the format strips is stripped here too; a text over max_length keeps its
         end (where the reward is read), after a leading special token."""
         _check_encodable(text)  # the tokenizer's own error names no text
+        text = self._without_padding(text)
         fmt = self.text_format
         if fmt.strip_bos and text.startswith(fmt.strip_bos):
             text = text[len(fmt.strip_bos) :]
