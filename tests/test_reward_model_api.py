@@ -405,3 +405,36 @@ def test_a_policys_decoded_output_with_padding_scores_as_the_formatted_text(tiny
     plain = bert.format_text(prompt, reply)
     padded = bert.tokenizer.pad_token * 2 + plain + bert.tokenizer.pad_token * 4
     assert bert.score_texts([padded]) == pytest.approx([bert.score(prompt, reply)], abs=1e-5)
+
+
+def test_an_adapter_trained_from_a_gguf_loads_after_its_converted_copy_is_gone(
+    tiny_llama_dir, tmp_path, monkeypatch
+):
+    """Helper 92: a `--save-adapter` run from a GGUF names the GGUF's converted copy in the cache
+    as its base; with the cache cleared (or the run on another machine) it no longer loaded,
+    though rewardforge.json records the GGUF it can be converted from again."""
+    import json
+    import shutil
+
+    from rewardforge import modeling
+    from rewardforge.cli import main
+
+    base = tmp_path / "cache" / "converted"
+    shutil.copytree(tiny_llama_dir, base)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) + "\n"
+                            for i in range(8)))  # fmt: skip
+    run = tmp_path / "run"
+    assert main(["train", "--model", str(base), "--data", str(data), "--output", str(run), "--max-steps", "1",
+                 "--lora", "--save-adapter", "--save_strategy", "no", "--disable_tqdm", "true"]) == 0  # fmt: skip
+    items = [("q1", "good 1"), ("q2", "bad 2")]
+    before = RewardModel.from_pretrained(str(run)).score_batch(items)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    meta = json.loads((run / "rewardforge.json").read_text())
+    (run / "rewardforge.json").write_text(json.dumps({**meta, "base_model": str(gguf)}))
+    shutil.rmtree(tmp_path / "cache")
+    converted = []
+    monkeypatch.setattr(modeling, "convert_gguf", lambda p: converted.append(p) or tiny_llama_dir)
+    assert RewardModel.from_pretrained(str(run)).score_batch(items) == pytest.approx(before, abs=1e-6)
+    assert converted == [str(gguf)]

@@ -117,13 +117,23 @@ def test_same_seed_same_model_different_seed_different(tiny_bert_dir, small_data
 
 def test_lora_decoder_reloads_with_plain_transformers(tiny_llama_dir, small_data, tmp_path):
     """The LoRA run's head is trained and saved: a plain pipeline gives rewardforge's scores."""
+    import warnings
+
     from transformers import pipeline
 
     out = tmp_path / "lora"
-    assert (
-        main(train_args(tiny_llama_dir, small_data, out, "--lora", "--lora-r", "4", "--save_strategy", "no"))
-        == 0
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert (
+            main(
+                train_args(
+                    tiny_llama_dir, small_data, out, "--lora", "--lora-r", "4", "--save_strategy", "no"
+                )
+            )
+            == 0
+        )
+    # helper 92: PEFT's deprecated-property warning on every `train --lora`
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
     items = [("How do I bake bread?", "Mix flour and water, let it rise, then bake."), ("Hi", "Go away.")]
     rm, scores = _scores(out, items)
     pipe = pipeline("text-classification", model=str(out))

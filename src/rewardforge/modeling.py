@@ -253,7 +253,9 @@ def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
         ),
     )
     try:
-        peft_model = get_peft_model(model, config)
+        with warnings.catch_warnings():  # PEFT calls a deprecated transformers property
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = get_peft_model(model, config)
     except (ValueError, TypeError) as exc:  # PEFT's NoMatchingPeftModuleError and other target mistakes
         found = ", ".join(default_lora_targets(model)) or "none"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -517,6 +519,10 @@ def _load_adapter(
         raise ModelLoadError(
             f"{path}: adapter_config.json names no base model (base_model_name_or_path {base!r})"
         )
+    recorded = read_meta(path).get("base_model")
+    gguf = isinstance(recorded, str) and recorded.endswith(".gguf") and os.path.isfile(recorded)
+    if gguf and not os.path.exists(base):  # the GGUF's converted copy left the cache (or the run moved)
+        base = recorded  # converted again, as training did
     try:
         loaded = load_reward_model(
             base,
