@@ -438,3 +438,32 @@ def test_an_adapter_trained_from_a_gguf_loads_after_its_converted_copy_is_gone(
     monkeypatch.setattr(modeling, "convert_gguf", lambda p: converted.append(p) or tiny_llama_dir)
     assert RewardModel.from_pretrained(str(run)).score_batch(items) == pytest.approx(before, abs=1e-6)
     assert converted == [str(gguf)]
+
+
+@pytest.mark.parametrize(
+    ("tail", "markers", "formatted", "decoded"),
+    [
+        # ChatML (SmolLM2, Qwen): pad = eos = <|im_end|>, the turn ends "<|im_end|>\n"
+        ("<|im_end|>\n", ("<|im_end|>",), "<|im_start|>assistant\nA<|im_end|>\n",
+         ["<|im_start|>assistant\nA<|im_end|>", "<|im_end|><|im_start|>assistant\nA<|im_end|><|im_end|>",
+          "<|im_start|>assistant\nA<|im_end|>\n<|im_end|>"]),
+        # Llama 2: the turn ends " </s>" (a space before it), pad <unk>
+        (" </s>", ("</s>", "<unk>"), "<s>[INST] q [/INST] A </s>",
+         ["<s>[INST] q [/INST] A</s>", "<s>[INST] q [/INST] A </s><unk><unk>", "<s>[INST] q [/INST] A </s></s>"]),
+        # Llama 3: the turn ends "<|eot_id|>", its own pad token
+        ("<|eot_id|>", ("<|finetune_right_pad_id|>", "<|eot_id|>"), "<|begin_of_text|>A<|eot_id|>",
+         ["<|begin_of_text|>A<|eot_id|><|finetune_right_pad_id|>", "<|finetune_right_pad_id|><|begin_of_text|>A<|eot_id|>"]),
+        # a plain format (BERT): nothing after the reply, [PAD] around it
+        ("", ("[PAD]",), "User: q\n\nAssistant: A", ["[PAD][PAD]User: q\n\nAssistant: A[PAD]"]),
+    ],
+)  # fmt: skip
+def test_padding_comes_off_raw_texts_in_each_templates_way(tail, markers, formatted, decoded):
+    """The rule behind the test above, on the turn ends of other templates: each decoded form
+    becomes the formatted text, which itself is left as it is."""
+    from types import SimpleNamespace
+
+    rm = object.__new__(RewardModel)  # only the format's tail and the tokenizer's markers matter
+    rm.__dict__.update(_padding=(tail, markers, False), text_format=SimpleNamespace(strip_bos=None))
+    assert rm._without_padding(formatted) == formatted
+    assert [rm._without_padding(t) for t in decoded] == [formatted] * len(decoded)
+    assert rm._without_padding(markers[0] * 3) == markers[0] * 3  # padding alone: left for the checks

@@ -577,15 +577,17 @@ class RewardModel:
         core = text
         while end := next((m for m in markers if core.endswith(m)), None):
             core = core[: -len(end)]
-        right_padded = core != text
+        if not core.strip():  # padding only: the caller's checks name it
+            return text
+        turn_end = next((m for m in markers if m in tail), None)
+        if core != text and turn_end and not core.endswith(tail):
+            # the turn's end token went with the padding: the turn ends as the format ends it
+            # (ChatML "<|im_end|>\\n"; Llama 2 " </s>", whose space the reply already has)
+            core = core.removesuffix(tail[: tail.index(turn_end)]) + tail
         while not format_starts_with_one and (
             start := next((m for m in markers if core.startswith(m)), None)
         ):
             core = core[len(start) :]
-        if not core.strip():  # padding only: left for the caller's "no tokens" check to name
-            return text
-        if right_padded and any(tail.startswith(m) for m in markers):
-            core += tail  # the turn's end token went with the padding (ChatML: "<|im_end|>\\n")
         return core
 
     def encode_text(self, text: str) -> list[int]:
