@@ -312,16 +312,20 @@ def test_batches_pad_to_the_batch_not_to_max_length():
     assert [tuple(c["input_ids"].shape) for c in batch["chunks"]] == [(6, 32)]
 
 
+@pytest.mark.parametrize("save", [[], ["--save-adapter"]])
 def test_final_eval_of_a_bf16_lora_run_describes_the_merged_model_it_saves(
-    tiny_llama_dir, small_data, tmp_path
+    tiny_llama_dir, small_data, tmp_path, save
 ):
     """Helper 92: with --lora --dtype bf16 the final evaluation scored the adapter before it was
     merged into bf16 weights (which rounds them), so metrics.json did not describe the saved
     model, though the README says `eval --dtype bf16` gives the final evaluation's figures."""
     out = tmp_path / "run"
     args = train_args(tiny_llama_dir, small_data, out, "--lora", "--lora-r", "8", "--dtype", "bf16",
-                      "--learning-rate", "5e-2", "--save_strategy", "no")  # fmt: skip
+                      "--learning-rate", "5e-2", "--save_strategy", "no", *save)  # fmt: skip
     assert main(args) == 0
+    assert (out / "adapter_config.json").is_file() == bool(
+        save
+    )  # (helper 93: an adapter is loaded merged too)
     train_eval = json.loads((out / "metrics.json").read_text())["eval"]
     ev = tmp_path / "eval"
     assert main(["eval", "--model", str(out), "--data", str(small_data[1]), "--max-length", "96", "--dtype",

@@ -578,14 +578,18 @@ def save_reward_model(
     meta: dict[str, Any],
     *,
     save_adapter: bool = False,
+    weights: bool = True,
 ) -> None:
     """Save a standard HF folder (+ rewardforge.json). LoRA is merged unless `save_adapter`.
+    `weights=False`: they are saved already (an adapter saved before its model was merged), and
+    rewardforge.json, written last, completes the folder.
 
     Files are written into a staging folder first and moved in one by one with os.replace, so
     an interrupted save never leaves a half-written weight file under its final name.
     """
     output_dir = Path(output_dir)
-    save_hf_folder(model, tokenizer, output_dir, merge_lora=not save_adapter, problem_type="regression")
+    if weights:
+        save_hf_folder(model, tokenizer, output_dir, merge_lora=not save_adapter, problem_type="regression")
     atomic_write_text(output_dir / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
 
 

@@ -29,6 +29,7 @@ from rewardforge.modeling import (
     load_reward_model,
     position_limit,
     resolve_precision,
+    save_hf_folder,
     save_reward_model,
 )
 from rewardforge.packing import pad_multiple
@@ -548,10 +549,17 @@ def _train(
         metrics["train"]["note"] = (
             "resumed from a checkpoint saved without run totals: train_loss and total_* cover the steps after it"
         )
+    adapter_saved = False
     if eval_ds is not None:
-        if lora is not None and not args.save_adapter and args.dtype == "bf16":
-            # merging LoRA into bf16 weights rounds them (scores move by up to 0.08 on SmolLM2):
-            # evaluate the merged model that is saved, not the adapter it came from
+        if lora is not None and args.dtype == "bf16":
+            # merging LoRA into bf16 weights rounds them (scores move by up to 0.08 on SmolLM2), and
+            # both a merged save and a loaded adapter are scored merged: evaluate that model (an
+            # adapter is saved first, from the model before the merge)
+            if args.save_adapter and trainer.is_world_process_zero():
+                save_hf_folder(
+                    trainer.model, loaded.tokenizer, output_dir, merge_lora=False, problem_type="regression"
+                )
+                adapter_saved = True
             trainer.model = trainer.model.merge_and_unload()
         metrics["eval"] = final_evaluation(trainer)
     metrics["wall_seconds"] = round(time.time() - started, 1)
@@ -567,7 +575,14 @@ def _train(
         "output_dir": str(output_dir),
     }
     if trainer.is_world_process_zero():
-        save_reward_model(trainer.model, loaded.tokenizer, output_dir, meta, save_adapter=args.save_adapter)
+        save_reward_model(
+            trainer.model,
+            loaded.tokenizer,
+            output_dir,
+            meta,
+            save_adapter=args.save_adapter,
+            weights=not adapter_saved,
+        )
         atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
         drop_replaced_runs(output_dir)  # the new model is saved: --overwrite is done
         with contextlib.suppress(OSError):  # an empty checkpoint staging folder
