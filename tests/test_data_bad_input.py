@@ -537,3 +537,33 @@ def test_an_empty_cell_is_a_missing_field_not_a_mixture_of_shapes(tmp_path):
 
     pq.write_table(pa.Table.from_pylist([GOOD, GOOD, {**GOOD, "prompt": None}]), tmp_path / "p.parquet")
     raises_at(str(tmp_path / "p.parquet"), "row 3", "prompt", "^missing$")
+
+
+@pytest.mark.parametrize(
+    ("rows", "odd", "expected"),
+    [
+        # message-list data, a row of text replies with a null prompt: text is the mixture
+        ([{"prompt": [], "chosen": [{"role": "assistant", "content": f"a{i}"}],
+           "rejected": [{"role": "assistant", "content": f"b{i}"}]} for i in range(4)],
+         {"prompt": None, "chosen": "a", "rejected": "b"}, "mixture of shapes"),
+        # text data, a row of message lists with a null prompt
+        ([{**GOOD, "id": str(i)} for i in range(4)],
+         {"prompt": None, "chosen": [{"role": "assistant", "content": "A"}],
+          "rejected": [{"role": "assistant", "content": "B"}]}, "mixture of shapes"),
+        # HH transcripts (no prompt field): a null prompt is no field; the row is read as the others
+        ([{"chosen": f"\n\nHuman: q{i}\n\nAssistant: a{i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: b{i}"}
+          for i in range(4)],
+         {"prompt": None, "chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b"}, None),
+        # data without scores, one row with a null score: read as the rows without one (as Parquet does)
+        ([{**GOOD, "id": str(i)} for i in range(4)], {**GOOD, "id": "x", "score_chosen": None}, None),
+    ],
+)  # fmt: skip
+def test_a_blank_field_is_missing_only_where_a_value_would_fit_the_data(tmp_path, rows, odd, expected):
+    """Helper 93: after the fix above, genuine mixtures with a null prompt were "prompt: missing",
+    and a null score in data without scores rejected its row."""
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, odd]))
+    if expected is None:
+        assert len(load_pairs(str(path)).pairs) == len(rows) + 1
+    else:
+        raises_at(str(path), "line 5", "prompt", expected)

@@ -273,8 +273,11 @@ class _Load:
                 detected = detect_shape(record)
         if self.shape is not None and detected.shape != self.shape.shape:
             differs = mixture_field(self.shape, detected)
-            if differs is not None and (problem := _blank_value(record, differs)):
-                raise RowError(problem, differs)  # an empty cell is no other shape (CSV, Parquet)
+            blank = _blank_value(record, differs) if differs is not None else None
+            if blank is not None:  # an empty cell is no other shape (CSV, Parquet), if the rest fits
+                record, detected = self._without_blank(record, detected, differs, blank)
+        if self.shape is not None and detected.shape != self.shape.shape:
+            differs = mixture_field(self.shape, detected)
             what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
             raise RowError(
                 f"mixture of shapes: this row is '{detected.shape}'{what} but the data is "
@@ -287,6 +290,31 @@ class _Load:
             return pairs
         # the source's detection: how its rows write a field is decided once (arena prompts)
         return normalise(record, self.shape, margin_from_scores=self.margin_from_scores)
+
+    def _without_blank(
+        self, record: dict, detected: Detected, key: str, problem: str
+    ) -> tuple[dict, Detected]:
+        """A row whose `key` is written without a value (null, NaN, blank). In a field the data's
+        rows do not have, it is no field: the row goes on without it (as Parquet and CSV write a
+        column some rows lack). In one they have, the row is invalid for that field ("missing",
+        "empty response") when a value there would make it the data's shape; else it is a
+        mixture of shapes, said as such."""
+        assert self.shape is not None
+        expected = self.shape.features.get(key, "absent")
+        if expected in ("absent", "null"):
+            trial = {k: v for k, v in record.items() if k != key}
+        else:
+            role = "user" if key == "prompt" else "assistant"
+            trial = {**record, key: [{"role": role, "content": "x"}] if expected == "messages" else "x"}
+        try:
+            fits = detect_shape(trial).shape == self.shape.shape
+        except RowError:
+            fits = False
+        if not fits:
+            return record, detected
+        if expected in ("absent", "null"):
+            return trial, detect_shape(trial)
+        raise RowError(problem, key)
 
     def settle_shape(self, sample: list[tuple[str, Any]]) -> None:
         """Fix the shape most records of `sample` have, before any is normalised."""
