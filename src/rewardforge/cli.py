@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     files.note_inherited_descriptors()  # before the command opens any file
     command = _load(COMMANDS[name][0])
     previous = _terminate_cleanly() if name in CLEAN_ON_SIGTERM else None
+    hook, sys.unraisablehook = sys.unraisablehook, _redeliver_if_swallowed
     try:
         return int(command(negative_values_joined(rest)) or 0)
     except KeyboardInterrupt:
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         files.INHERITED_DESCRIPTORS = None
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
 
 
 # Why a write fails on a machine, not in rewardforge: one line, exit 1, no traceback.
@@ -125,8 +127,10 @@ WRITE_FAILURES = {
     errno.ENOTDIR, errno.ELOOP, errno.EPIPE, errno.EBADF,
 }  # fmt: skip
 
-# os error N in the message of an error that is no OSError (safetensors' writer)
+# os error N in the message of an error that is no OSError (the Rust writers of safetensors and
+# tokenizers); torch.save's writer reports a short write without errno
 OS_ERROR_NUMBER = re.compile(r"os error (\d+)")
+TORCH_WRITE_FAILURE = re.compile(r"PytorchStreamWriter failed writing|inline_container\.cc.*unexpected pos")
 
 
 def write_failure(e: BaseException) -> str | None:
@@ -136,13 +140,19 @@ def write_failure(e: BaseException) -> str | None:
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in WRITE_FAILURES:
-            return str(e)
-        number = OS_ERROR_NUMBER.search(str(e)) if type(e).__name__ == "SafetensorError" else None
-        if number and int(number.group(1)) in WRITE_FAILURES:
-            return f"writing the model's weights: {e}"
+        if isinstance(e, OSError):
+            if e.errno in WRITE_FAILURES:
+                return str(e)
+        elif (number := OS_ERROR_NUMBER.search(str(e))) and int(number.group(1)) in WRITE_FAILURES:
+            return f"writing the model's files: {_first_line(e)}"  # safetensors', tokenizers' errors
+        elif isinstance(e, RuntimeError) and TORCH_WRITE_FAILURE.search(str(e)):
+            return f"torch could not write a checkpoint file (is the disk full?): {_first_line(e)}"
         e = e.__cause__ or e.__context__
     return None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _resume_hint(name: str) -> str:
@@ -188,6 +198,17 @@ class Terminated(BaseException):
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _redeliver_if_swallowed(unraisable: Any) -> None:
+    """Python swallows an exception raised inside `__del__` (regex's objects run many while
+    transformers imports): a SIGTERM or Ctrl-C landing there was lost and the run went on to
+    exit 0. The signal is sent again a moment later, to land in ordinary code."""
+    for kind, signum in ((Terminated, signal.SIGTERM), (KeyboardInterrupt, signal.SIGINT)):
+        if isinstance(unraisable.exc_value, kind):
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+    sys.__unraisablehook__(unraisable)
 
 
 def _terminate_cleanly() -> Any:
