@@ -667,3 +667,18 @@ def test_a_write_the_disk_refuses_names_the_file(tmp_path, tiny_bert_dir, capsys
     assert run_cli(score_argv(tiny_bert_dir, src, "/dev/full", "--summary", str(summary))) == 1
     err = capsys.readouterr().err
     assert "No space left on device: '/dev/full'" in err and "Traceback" not in err
+
+
+def test_an_eval_folders_results_are_not_replaced(tmp_path, tiny_bert_dir, capsys):
+    """Helper 93: `score --output EVAL/metrics.json` (or scores.jsonl) replaced an evaluation's
+    results without a word: only a model's files were protected."""
+    src = write_jsonl(tmp_path / "items.jsonl", ITEMS)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for name in ("metrics.json", "scores.jsonl", "eval_config.json"):
+        (ev / name).write_text("{}")
+    for name in ("metrics.json", "scores.jsonl"):
+        assert run_cli(score_argv(tiny_bert_dir, src, ev / name)) == 2, name
+        assert f"would replace {name} of the evaluation" in capsys.readouterr().err
+        assert (ev / name).read_text() == "{}"
+    assert run_cli(score_argv(tiny_bert_dir, src, ev / "new.jsonl")) == 0  # a new file beside them is fine

@@ -215,6 +215,12 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
         raise usage_error(
             f"{option} {path} would replace {target.name} of the model in {target.parent}; choose another file"
         )
+    if target.is_file() and target.name in EVAL_FILES and (target.parent / "eval_config.json").is_file():
+        # helper 93: an eval folder's results (no model there) were replaced by scores
+        raise usage_error(
+            f"{option} {path} would replace {target.name} of the evaluation in {target.parent}; "
+            "choose another file"
+        )
     _check_can_write_in(target.parent, option, path)
 
 
