@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import signal
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     files.note_inherited_descriptors()  # before the command opens any file
     command = _load(COMMANDS[name][0])
     previous = _terminate_cleanly() if name in CLEAN_ON_SIGTERM else None
-    hook, sys.unraisablehook = sys.unraisablehook, _redeliver_if_swallowed
+    hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_redeliver_if_swallowed, hook)
     try:
         return int(command(negative_values_joined(rest)) or 0)
     except KeyboardInterrupt:
@@ -135,8 +137,9 @@ TORCH_WRITE_FAILURE = re.compile(r"PytorchStreamWriter failed writing|inline_con
 
 def write_failure(e: BaseException) -> str | None:
     """The message of a write the machine refused (a full disk, a read-only folder), or None.
-    safetensors reports one as its own SafetensorError ("I/O error: No space left on device
-    (os error 28)"), and libraries may wrap the OSError in another exception."""
+    Not every writer raises an OSError: safetensors' SafetensorError and the tokenizers library's
+    Exception say "(os error 28)", torch.save's RuntimeError a short write; and libraries may
+    wrap the OSError in another exception."""
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -200,7 +203,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _redeliver_if_swallowed(unraisable: Any) -> None:
+def _redeliver_if_swallowed(otherwise: Callable[[Any], None], unraisable: Any) -> None:
     """Python swallows an exception raised inside `__del__` (regex's objects run many while
     transformers imports): a SIGTERM or Ctrl-C landing there was lost and the run went on to
     exit 0. The signal is sent again a moment later, to land in ordinary code."""
@@ -208,7 +211,7 @@ def _redeliver_if_swallowed(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, kind):
             threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
             return
-    sys.__unraisablehook__(unraisable)
+    otherwise(unraisable)  # (the hook before: Python's, or a test runner's)
 
 
 def _terminate_cleanly() -> Any:
