@@ -556,6 +556,10 @@ def test_an_empty_cell_is_a_missing_field_not_a_mixture_of_shapes(tmp_path):
          {"prompt": None, "chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b"}, None),
         # data without scores, one row with a null score: read as the rows without one (as Parquet does)
         ([{**GOOD, "id": str(i)} for i in range(4)], {**GOOD, "id": "x", "score_chosen": None}, None),
+        # helper 94: HH transcripts, a blank chosen: an empty response, not a mixture
+        ([{"chosen": f"\n\nHuman: q{i}\n\nAssistant: a{i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: b{i}"}
+          for i in range(4)],
+         {"chosen": "  ", "rejected": "\n\nHuman: q\n\nAssistant: b"}, "^empty response$"),
     ],
 )  # fmt: skip
 def test_a_blank_field_is_missing_only_where_a_value_would_fit_the_data(tmp_path, rows, odd, expected):
@@ -566,4 +570,9 @@ def test_a_blank_field_is_missing_only_where_a_value_would_fit_the_data(tmp_path
     if expected is None:
         assert len(load_pairs(str(path)).pairs) == len(rows) + 1
     else:
-        raises_at(str(path), "line 5", "prompt", expected)
+        raises_at(
+            str(path),
+            "line 5",
+            "chosen" if "chosen" in odd and not str(odd["chosen"]).strip() else "prompt",
+            expected,
+        )

@@ -466,4 +466,29 @@ def test_padding_comes_off_raw_texts_in_each_templates_way(tail, markers, format
     rm.__dict__.update(_padding=(tail, markers, False), text_format=SimpleNamespace(strip_bos=None))
     assert rm._without_padding(formatted) == formatted
     assert [rm._without_padding(t) for t in decoded] == [formatted] * len(decoded)
-    assert rm._without_padding(markers[0] * 3) == markers[0] * 3  # padding alone: left for the checks
+    with pytest.raises(ValueError, match="only padding"):
+        rm._without_padding(markers[0] * 3)
+
+
+def test_a_bos_is_never_padding_and_spaces_between_pads_go_too():
+    """Helper 94: with no unk token rewardforge's pad can be the BOS, which a Llama-3-style
+    template opens with; as a "pad" it turned left stripping off, and rollouts kept their left
+    padding. BERT decodes pads with spaces between them ("[PAD] [PAD]")."""
+    from types import SimpleNamespace
+
+    def render(tokenizer, messages):
+        return "<B>" + "".join(f"<h>{m['role']}\n{m['content']}<e>" for m in messages)
+
+    rm = object.__new__(RewardModel)
+    rm.__dict__.update(
+        text_format=SimpleNamespace(strip_bos=None, render=render),
+        tokenizer=SimpleNamespace(pad_token="<B>", eos_token="<e>", bos_token="<B>"),
+    )
+    formatted = render(None, [{"role": "user", "content": "q"}, {"role": "assistant", "content": "A"}])
+    assert rm._padding == ("<e>", ("<e>",), False)
+    assert rm._without_padding("<e><e>" + formatted + "<e><e>") == formatted
+    plain = object.__new__(RewardModel)
+    plain.__dict__.update(_padding=("", ("[PAD]",), False), text_format=SimpleNamespace(strip_bos=None))
+    assert plain._without_padding("[PAD] [PAD] User: q\n\nAssistant: A [PAD] [PAD]").strip() == (
+        "User: q\n\nAssistant: A"
+    )

@@ -561,6 +561,8 @@ class RewardModel:
             rendered = mark
         tail = rendered.rsplit(mark, 1)[-1] if mark in rendered else ""
         found = {getattr(self.tokenizer, name, None) for name in ("pad_token", "eos_token")}
+        # (a BOS is never padding: a pad rewardforge chose can be the BOS, and templates open with it)
+        found.discard(getattr(self.tokenizer, "bos_token", None))
         markers = tuple(sorted((m for m in found if isinstance(m, str) and m.strip()), key=len, reverse=True))
         return tail, markers, any(rendered.startswith(m) for m in markers)
 
@@ -568,27 +570,29 @@ class RewardModel:
         """A policy's decoded output as the format writes it. OpenRLHF (and others) decode with
         skip_special_tokens=False, so the text carries the prompt's left padding and, after the
         reply, its end-of-turn token and right padding: the reward was read at a pad or at
-        "<|im_end|>", not where training read it. Pad and end-of-sequence texts go from both
-        ends, and a text that ended in them ends as the format ends a turn. A text without them
-        is tokenized as it is (`format_text` output, scored exactly as `score`)."""
+        "<|im_end|>", not where training read it. Pad and end-of-sequence texts (and spaces
+        between them) go from both ends, and a text that ended in them ends as the format ends a
+        turn. A text without them is tokenized as it is: `format_text` output scores exactly as
+        `score`, unless its reply itself ends in such a text (where it reads as padding)."""
         tail, markers, format_starts_with_one = self._padding
         if not markers:
             return text
         core = text
-        while end := next((m for m in markers if core.endswith(m)), None):
-            core = core[: -len(end)]
-        if not core.strip():  # padding only: the caller's checks name it
-            return text
+        while end := next((m for m in markers if core.rstrip().endswith(m)), None):
+            core = core.rstrip()[: -len(end)]
+        if not core.strip():
+            raise ValueError("the text is only padding (pad and end-of-sequence tokens)")
         turn_end = next((m for m in markers if m in tail), None)
         if core != text and turn_end and not core.endswith(tail):
             # the turn's end token went with the padding: the turn ends as the format ends it
             # (ChatML "<|im_end|>\\n"; Llama 2 " </s>", whose space the reply already has)
             core = core.removesuffix(tail[: tail.index(turn_end)]) + tail
+        left = core
         while not format_starts_with_one and (
-            start := next((m for m in markers if core.startswith(m)), None)
+            start := next((m for m in markers if left.lstrip().startswith(m)), None)
         ):
-            core = core[len(start) :]
-        return core
+            left = left.lstrip()[len(start) :]
+        return left.lstrip() if left != core else core
 
     def encode_text(self, text: str) -> list[int]:
         """Token ids of an already formatted conversation (e.g. `format_text` output), tokenized

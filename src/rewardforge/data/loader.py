@@ -303,9 +303,14 @@ class _Load:
         expected = self.shape.features.get(key, "absent")
         if expected in ("absent", "null"):
             trial = {k: v for k, v in record.items() if k != key}
-        else:
+        else:  # a stand-in value: the other reply's (an HH transcript is no "x"), else a plain one
+            other = {"chosen": "rejected", "rejected": "chosen"}.get(key)
             role = "user" if key == "prompt" else "assistant"
-            trial = {**record, key: [{"role": role, "content": "x"}] if expected == "messages" else "x"}
+            plain = [{"role": role, "content": "x"}] if expected == "messages" else "x"
+            trial = {
+                **record,
+                key: record[other] if other in record and not _blank_value(record, other) else plain,
+            }
         try:
             fits = detect_shape(trial).shape == self.shape.shape
         except RowError:
