@@ -154,6 +154,14 @@ def test_get_reward_openrlhf_protocol(open_server, reward_model):
     assert out["rewards"] == pytest.approx(want, abs=1e-5)
     assert out["scores"] == out["rewards"]
     assert all(len(v) == len(queries) for v in out["extra_logs"].values())
+    # helper 92/94: rollouts decoded with special tokens (padding around them) score the same;
+    # padding alone is refused
+    pad = reward_model.tokenizer.pad_token
+    padded = [pad * 2 + q + pad * 3 for q in queries]
+    r = httpx.post(open_server.url + "/get_reward", json={"query": padded})
+    assert r.status_code == 200 and r.json()["rewards"] == pytest.approx(want, abs=1e-5)
+    r = httpx.post(open_server.url + "/get_reward", json={"query": [pad * 3]})
+    assert r.status_code == 422 and "only padding" in r.text
 
 
 def test_metrics_are_prometheus_text(open_server):
