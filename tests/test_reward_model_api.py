@@ -492,3 +492,18 @@ def test_a_bos_is_never_padding_and_spaces_between_pads_go_too():
     assert plain._without_padding("[PAD] [PAD] User: q\n\nAssistant: A [PAD] [PAD]").strip() == (
         "User: q\n\nAssistant: A"
     )
+
+
+def test_the_fp32_copy_of_a_bf16_head_follows_its_weights(tiny_bert_dir):
+    """The fp32 copy of a half-precision head is kept between calls; weights changed in place
+    (an optimizer step between evaluations) are copied again."""
+    from rewardforge.rewards import find_head
+
+    rm = RewardModel.from_pretrained(str(tiny_bert_dir), dtype="bf16")
+    items = [("Which answer is best?", f"answer number {i}") for i in range(4)]
+    before = rm.score_batch(items)
+    assert rm.score_batch(items) == before
+    with torch.no_grad():
+        find_head(rm.model).bias.add_(1.0)
+    after = rm.score_batch(items)
+    assert after == pytest.approx([s + 1.0 for s in before], abs=1e-2)

@@ -9,6 +9,8 @@ per row, read from the ordinary logits.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from copy import deepcopy
 
 import torch
@@ -31,18 +33,24 @@ def find_head(model: nn.Module) -> nn.Module:
     return best[1]
 
 
-def _head_needs_fp32(head: nn.Module) -> bool:
-    """A bf16/fp16 head's output holds about three significant digits, so close rewards of
-    different responses come out equal (ties in eval, arbitrary picks in best-of-N). Scoring
-    (no gradient) runs the head in fp32 instead; training keeps the precision it was asked for."""
-    return not torch.is_grad_enabled() and any(
-        p.dtype in (torch.bfloat16, torch.float16) for p in head.parameters()
-    )
+# each half-precision head's fp32 copy, with the weights it was copied from (a model trained on
+# between evaluations is copied again)
+_FP32_HEADS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
 
 
-def _fp32_head(head: nn.Module):
-    """A forward hook whose output replaces the head's: the same head on the same input, in fp32."""
-    copy = deepcopy(head).float()  # before the hook is registered: the copy has none
+def _fp32_hook(head: nn.Module) -> Callable | None:
+    """A forward hook whose output replaces a bf16/fp16 head's: the same head on the same input,
+    in fp32 (None for an fp32 head). A half-precision head's output holds about three significant
+    digits, so close rewards of different responses came out equal (ties in eval, arbitrary picks
+    in best-of-N). Only for scoring: training keeps the precision it was asked for."""
+    weights = list(head.parameters())
+    if not any(p.dtype in (torch.bfloat16, torch.float16) for p in weights):
+        return None
+    version = tuple((p.data_ptr(), p._version) for p in weights)
+    cached = _FP32_HEADS.get(head)
+    if cached is None or cached[0] != version:
+        cached = _FP32_HEADS[head] = (version, deepcopy(head).float())  # (before any hook is on it)
+    copy = cached[1]
 
     def hook(_module: nn.Module, inputs: tuple, _out: torch.Tensor) -> torch.Tensor:
         with torch.autocast(inputs[0].device.type, enabled=False):
@@ -53,9 +61,9 @@ def _fp32_head(head: nn.Module):
 
 def chunk_rewards(model: nn.Module, chunk: dict[str, torch.Tensor], *, decoder: bool) -> torch.Tensor:
     """Rewards of every read in one chunk (see rewardforge.packing.collate_chunk), as float32."""
-    head = find_head(model)
-    fp32 = _fp32_head(head) if _head_needs_fp32(head) else None
+    scoring = not torch.is_grad_enabled()
     if not decoder:
+        fp32 = _fp32_hook(head := find_head(model)) if scoring else None  # (training: no head search)
         handle = head.register_forward_hook(fp32) if fp32 else None
         try:
             out = model(input_ids=chunk["input_ids"], attention_mask=chunk["attention_mask"])
@@ -63,6 +71,8 @@ def chunk_rewards(model: nn.Module, chunk: dict[str, torch.Tensor], *, decoder: 
             if handle:
                 handle.remove()
         return out.logits[chunk["read_row"], 0].float()
+    head = find_head(model)
+    fp32 = _fp32_hook(head) if scoring else None
     captured: list[torch.Tensor] = []
     handle = head.register_forward_hook(lambda m, i, out: captured.append(fp32(m, i, out) if fp32 else out))
     try:
