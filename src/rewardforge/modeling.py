@@ -519,7 +519,8 @@ def _load_adapter(
         raise ModelLoadError(
             f"{path}: adapter_config.json names no base model (base_model_name_or_path {base!r})"
         )
-    recorded = read_meta(path).get("base_model")
+    meta = read_meta(path)
+    recorded = meta.get("base_model")
     gguf = isinstance(recorded, str) and recorded.endswith(".gguf") and os.path.isfile(recorded)
     if gguf and not os.path.exists(base):  # the GGUF's converted copy left the cache (or the run moved)
         base = recorded  # converted again, as training did
@@ -544,7 +545,6 @@ def _load_adapter(
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - torn adapter weights raise safetensors' own errors
         raise ModelLoadError(f"cannot apply the LoRA adapter {path} to {base!r}: {load_failure(e)}") from None
-    meta = read_meta(path)
     text_format = saved_format(meta, tokenizer)
     ensure_pad_token(tokenizer, model, text_format)
     tokenizer.padding_side = "right"
