@@ -276,14 +276,13 @@ class _Load:
             blank = _blank_value(record, differs) if differs is not None else None
             if blank is not None:  # an empty cell is no other shape (CSV, Parquet), if the rest fits
                 record, detected = self._without_blank(record, detected, differs, blank)
-        if self.shape is not None and detected.shape != self.shape.shape:
-            differs = mixture_field(self.shape, detected)
-            what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
-            raise RowError(
-                f"mixture of shapes: this row is '{detected.shape}'{what} but the data is "
-                f"'{self.shape.shape}' ({self.shape_location})",
-                differs,
-            )
+            if detected.shape != self.shape.shape:
+                what = "" if differs is None else f" ({differs}: {detected.features.get(differs, 'absent')})"
+                raise RowError(
+                    f"mixture of shapes: this row is '{detected.shape}'{what} but the data is "
+                    f"'{self.shape.shape}' ({self.shape_location})",
+                    differs,
+                )
         if self.shape is None:
             pairs = normalise(record, detected, margin_from_scores=self.margin_from_scores)
             self._lock(detected, f"first valid row at {location}")
@@ -312,13 +311,13 @@ class _Load:
                 key: record[other] if other in record and not _blank_value(record, other) else plain,
             }
         try:
-            fits = detect_shape(trial).shape == self.shape.shape
+            found = detect_shape(trial)
         except RowError:
-            fits = False
-        if not fits:
+            return record, detected
+        if found.shape != self.shape.shape:
             return record, detected
         if expected in ("absent", "null"):
-            return trial, detect_shape(trial)
+            return trial, found
         raise RowError(problem, key)
 
     def settle_shape(self, sample: list[tuple[str, Any]]) -> None:
