@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import fnmatch
 import math
 import os
 import re
@@ -227,20 +228,26 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> None
 # What `rewardforge eval` writes in its --output folder.
 EVAL_FILES = ("scores.jsonl", "metrics.json", "report.html", "eval_config.json", "rejected_rows.jsonl")
 
-# What a training or RLHF run records beside its model (its metrics, the config `--config`
-# reads again): scores written over them lose the run's record (helper 90).
-RUN_RECORDS = {
-    "metrics.json", "train_metrics.jsonl", "run_config.json", "rejected_rows.jsonl", "trainer_state.json",
-    "summary.json", "train_log.jsonl", "rollouts.jsonl",
-}  # fmt: skip
+# What `rewardforge train` writes beside its model (and checkpoints).
+RUN_FILES = (
+    "rewardforge.json",
+    "train_metrics.jsonl",
+    "metrics.json",
+    "rejected_rows.jsonl",
+    "run_config.json",
+)
+# the files an RLHF run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
+RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
 
 
 def _model_file(name: str) -> bool:
-    """A file of a model folder: one save_pretrained or rewardforge writes, a run's record, or
-    any weights or training state (a checkpoint's optimizer.pt, rng_state.pth)."""
+    """A file of a model folder: one save_pretrained or rewardforge writes, a run's record (its
+    metrics, the config `--config` reads again: scores written over them lost it, helper 90), or
+    any weights or training state (a checkpoint's optimizer.pt, rng_state.pth, trainer_state.json)."""
     return (
         bool(MODEL_FILE.fullmatch(name))
-        or name in RUN_RECORDS
+        or name in (*RUN_FILES, "trainer_state.json")
+        or any(fnmatch.fnmatch(name, pattern) for pattern in RUN_LOGS)
         or name.endswith((".safetensors", ".bin", ".pt", ".pth", ".gguf"))
     )
 

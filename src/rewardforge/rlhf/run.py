@@ -22,6 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from rewardforge.commands.checks import RUN_LOGS
 from rewardforge.files import atomic_write_text
 from rewardforge.training.run import UsageError
 
@@ -46,8 +47,6 @@ RESUME_GRPO_KEYS = (
     # and the sampler's: how often a batch repeats, whether prompts are shuffled (the order)
     "num_iterations", "steps_per_generation", "shuffle_dataset",
 )  # fmt: skip
-# the files a run writes as it goes: a folder holding them holds a run (rollouts.rankN.jsonl too)
-RUN_LOGS = ("train_log.jsonl", "rollouts*.jsonl", "summary.json")
 
 # --grpo-arg keys that rewardforge sets itself, and the option that sets them. Such a key is
 # refused (naming the option) rather than silently beaten by, or beating, that option.

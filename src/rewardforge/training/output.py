@@ -14,18 +14,11 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from rewardforge.commands.checks import EVAL_FILES, MODEL_FILE, check_output_dir, same_path
+from rewardforge.commands.checks import EVAL_FILES, MODEL_FILE, RUN_FILES, check_output_dir, same_path
 from rewardforge.files import atomic_write_text
 from rewardforge.training.arguments import RewardArguments, UsageError
 from rewardforge.training.trainer import STAGING_DIR
 
-RUN_FILES = (
-    "rewardforge.json",
-    "train_metrics.jsonl",
-    "metrics.json",
-    "rejected_rows.jsonl",
-    "run_config.json",
-)
 # what a run writes before its first checkpoint (no model yet)
 UNFINISHED_RUN_FILES = ("train_metrics.jsonl", "rejected_rows.jsonl", "run_config.json")
 
