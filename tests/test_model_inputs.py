@@ -245,3 +245,23 @@ def test_a_small_vocabulary_of_its_own_is_no_missing_tokenizer(tmp_path):
     BertForSequenceClassification(config).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     assert isinstance(RewardModel.from_pretrained(tmp_path).score("w1 w2", "w3"), float)
+
+
+@pytest.mark.parametrize("keep_dropout", [False, True])
+def test_dropout_a_decoder_keeps_as_a_number_is_off_unless_kept(tiny_llama_dir, tmp_path, keep_dropout):
+    """Llama-like decoders read `attention_dropout` as a float in training, not through a Dropout
+    layer: zeroing only layers left a pair's two rewards from differently masked networks."""
+    import torch
+
+    folder = tmp_path / "llama"
+    shutil.copytree(tiny_llama_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "attention_dropout": 0.5}))
+    model = load_reward_model(str(folder), seed=0, keep_dropout=keep_dropout).model
+    model.train()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
+    torch.manual_seed(1)
+    first = model(input_ids=ids).logits
+    second = model(input_ids=ids).logits
+    assert torch.equal(first, second) is not keep_dropout  # kept, the masks differ
+    assert model.config.attention_dropout == 0.5  # the saved config keeps the user's rate

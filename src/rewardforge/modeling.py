@@ -290,10 +290,16 @@ def resolve_precision(precision: str) -> str:
 
 def disable_dropout(model: nn.Module) -> None:
     """Zero every dropout: the two rewards of a pair must come from the same function, or the
-    difference the loss sees is partly noise (TRL does the same by default)."""
+    difference the loss sees is partly noise (TRL does the same by default). Besides dropout
+    layers, many decoders keep a rate as a plain number their forward reads in training
+    (Llama's `attention_dropout`, StarCoder2's `residual_dropout`, OPT's `dropout`): zeroed too.
+    The config, and so the saved model, keeps the user's rates."""
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name.lower() and type(value) is float:
+                setattr(module, name, 0.0)
 
 
 # Decoders whose rewards we read ourselves (explicit position ids, 4D masks for prefix sharing,
