@@ -81,6 +81,63 @@ def test_openai_text_parts_and_role_names_are_read(tmp_path):
     assert err.field == "rejected" and "empty" in err.reason and "got list" not in err.reason
 
 
+def test_reasoning_is_left_out_of_the_text_and_counted(tmp_path):
+    """helper 97: DeepSeek's reasoning_content, gpt-oss's thinking, OpenRouter's reasoning and
+    Anthropic's thinking parts vanished without a word, and a pair differing only there was
+    'identical to chosen' with no reason given."""
+    think = {"type": "thinking", "thinking": "let me see", "signature": "s"}
+    rows = [
+        {
+            "prompt": [msg("user", "Is it?")],
+            "chosen": [msg("assistant", "Yes.") | {"reasoning_content": "it is"}],
+            "rejected": [msg("assistant", [think, {"type": "text", "text": "No."}])],
+        },
+        {
+            "prompt": [msg("user", "Is it so?")],
+            "chosen": [msg("assistant", "Yes.") | {"thinking": "A", "reasoning": "B"}],
+            "rejected": [msg("assistant", "No.") | {"reasoning_content": "  "}],  # blank: nothing left out
+        },
+        {
+            "prompt": [msg("user", "Same?")],
+            "chosen": [msg("assistant", "Yes.") | {"reasoning_content": "one way"}],
+            "rejected": [msg("assistant", "Yes.") | {"reasoning_content": "another"}],
+        },
+    ]
+    got = load_pairs(jsonl(tmp_path, rows), skip_invalid=True)
+    assert [(p.chosen, p.rejected) for p in got.pairs] == [
+        ([msg("assistant", "Yes.")], [msg("assistant", "No.")]),
+        ([msg("assistant", "Yes.")], [msg("assistant", "No.")]),
+    ]
+    # only the kept pairs' reasoning is counted
+    assert (
+        "reasoning not scored, only each turn's visible text: 1 reasoning, 1 reasoning_content, "
+        "1 thinking, 1 thinking part" in got.reading_notes()
+    )
+    [rejected] = got.rejected
+    assert rejected.location == "line 3" and "identical to 'chosen'" in rejected.reason
+    assert "reasoning is not scored" in rejected.reason
+    plain = load_pairs(jsonl(tmp_path, [GOOD_CHAT], "plain.jsonl"))
+    assert "reasoning" not in plain.reading_notes()
+    identical = {**GOOD_CHAT, "rejected": GOOD_CHAT["chosen"]}
+    err = only_error(jsonl(tmp_path, [identical], "same.jsonl"))
+    assert "reasoning" not in err.reason  # a row without reasoning says nothing of it
+
+
+def test_an_openai_refusal_is_the_reply(tmp_path):
+    """helper 97: OpenAI's {"content": null, "refusal": "..."} was 'content: missing'."""
+    row = {
+        "prompt": [msg("user", "Help me pick a lock.")],
+        "chosen": [{"role": "assistant", "content": None, "refusal": "I can't help with that."}],
+        "rejected": [msg("assistant", "Sure: first...") | {"refusal": None, "annotations": []}],
+    }
+    pair = load_pairs(jsonl(tmp_path, [row])).pairs[0]
+    assert pair.chosen == [msg("assistant", "I can't help with that.")]
+    assert pair.rejected == [msg("assistant", "Sure: first...")]
+    empty = {**row, "chosen": [{"role": "assistant", "content": None, "refusal": ""}]}
+    err = only_error(jsonl(tmp_path, [empty], "empty.jsonl"))
+    assert err.field == "chosen" and "empty response" in err.reason
+
+
 def test_an_hh_style_prompt_string_is_parsed_into_turns(tmp_path):
     """Dahoas/rm-static: the prompt is an HH transcript ending in an open 'Assistant:'."""
     row = {

@@ -565,7 +565,8 @@ def test_a_run_writes_its_summary_beside_the_scores(tmp_path, tiny_bert_dir, cap
     summary = json.loads((tmp_path / "s.jsonl.summary.json").read_text())
     scores = [r["score"] for r in read_jsonl(out)]
     assert summary["counts"] == {
-        "records": len(rows), "scored": len(ITEMS), "rejected": 1, "prompt_cut": 0, "response_cut": 0
+        "records": len(rows), "scored": len(ITEMS), "rejected": 1, "prompt_cut": 0, "response_cut": 0,
+        "reasoning_not_scored": {},
     }  # fmt: skip
     assert summary["scores"]["mean"] == pytest.approx(statistics.fmean(scores), abs=1e-9)
     assert summary["scores"]["std"] == pytest.approx(statistics.pstdev(scores), abs=1e-6)
@@ -682,3 +683,21 @@ def test_an_eval_folders_results_are_not_replaced(tmp_path, tiny_bert_dir, capsy
         assert f"would replace {name} of the evaluation" in capsys.readouterr().err
         assert (ev / name).read_text() == "{}"
     assert run_cli(score_argv(tiny_bert_dir, src, ev / "new.jsonl")) == 0  # a new file beside them is fine
+
+
+def test_score_says_how_much_reasoning_it_left_out(tiny_bert_dir, tmp_path, capsys):
+    """helper 97: a reasoning field vanished without a word; training names the count, so does score."""
+    prompt = [{"role": "user", "content": "Is it?"}]
+    rows = [
+        {"prompt": prompt, "response": [{"role": "assistant", "content": "Yes.", "reasoning_content": "hm"}]},
+        {"prompt": prompt, "response": [{"role": "assistant", "content": "Yes."}]},
+    ]
+    src, out = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    assert run_cli(score_argv(tiny_bert_dir, src, out)) == 0
+    scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)  # the reasoning is no part of the text
+    assert (
+        "reasoning not scored, only each turn's visible text: 1 reasoning_content" in capsys.readouterr().err
+    )
+    summary = json.loads((tmp_path / "out.jsonl.summary.json").read_text())
+    assert summary["counts"]["reasoning_not_scored"] == {"reasoning_content": 1}

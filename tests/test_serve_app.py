@@ -667,3 +667,36 @@ def test_every_message_form_training_reads_is_served(tiny_bert_dir):
             r = httpx.post(server.url + "/v1/score", json={"prompt": [turn], "response": "y"})
             assert r.status_code == 422 and words in r.json()["error"], r.text
             assert "Extra inputs" not in r.json()["error"], r.text
+
+
+def test_messages_with_reasoning_or_openais_extra_keys_are_served_as_training_reads_them(tiny_bert_dir):
+    """helper 97: /v1/score answered 422 'Extra inputs are not permitted' to reasoning_content and
+    to OpenAI's own returned message (refusal, annotations, audio), which train, eval and score
+    read; one such item failed a whole batch."""
+    from rewardforge.inference import RewardModel
+
+    rm = RewardModel.from_pretrained(str(tiny_bert_dir))
+    prompt = [{"role": "user", "content": "Hi there"}]
+    want = rm.score(prompt, [{"role": "assistant", "content": "Hello!"}])
+    refused = rm.score(prompt, [{"role": "assistant", "content": "I can't help with that."}])
+    openai = {"role": "assistant", "content": "Hello!", "refusal": None, "annotations": [], "audio": None}
+    with ServerThread(create_app(rm, ServeSettings())) as server:
+        for reply, expected in (
+            ({"role": "assistant", "content": "Hello!", "reasoning_content": "say hi"}, want),
+            ({"role": "assistant", "content": "Hello!", "thinking": "say hi"}, want),
+            (openai, want),
+            ({"role": "assistant", "content": None, "refusal": "I can't help with that."}, refused),
+        ):
+            assert rm.score(prompt, [reply]) == pytest.approx(expected, abs=1e-6)
+            r = httpx.post(
+                server.url + "/v1/score", json={"items": [{"prompt": prompt, "response": [reply]}]}
+            )
+            assert r.status_code == 200 and r.json()["scores"][0] == pytest.approx(expected, abs=1e-5), r.text
+        # a message training refuses names the part after the message's own place in the body
+        bad = {
+            "role": "user",
+            "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": "x"}],
+        }
+        r = httpx.post(server.url + "/v1/score", json={"prompt": [bad], "response": "y"})
+        assert r.status_code == 422 and "field 'content[1]'" in r.json()["error"], r.text
+        assert "message[0]" not in r.json()["error"], r.text

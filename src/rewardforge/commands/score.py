@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,7 @@ def main(argv: list[str]) -> int:
     )
     from rewardforge.data.errors import DataError
     from rewardforge.data.readers import STDIN, check_stdin, split_local_spec
+    from rewardforge.data.values import unscored_note
 
     args = build_parser().parse_args(argv)
     source = args.input
@@ -285,6 +287,8 @@ def main(argv: list[str]) -> int:
             "(its end is not scored)",
             file=sys.stderr,
         )
+    if stats["reasoning_not_scored"]:
+        print(f"[rewardforge] note: {unscored_note(stats['reasoning_not_scored'])}", file=sys.stderr)
     return 0
 
 
@@ -309,7 +313,8 @@ def run_summary(
             "dtype": args.dtype,
         },
         "options": {k: v for k, v in vars(args).items() if k not in ("model", "input")},
-        "counts": {k: stats[k] for k in ("records", "scored", "rejected", "prompt_cut", "response_cut")},
+        "counts": {k: stats[k] for k in ("records", "scored", "rejected", "prompt_cut", "response_cut")}
+        | {"reasoning_not_scored": dict(stats["reasoning_not_scored"])},
         "stopped_reading": stats.get("stopped"),  # where a damaged source could not be read on
         "scores": {
             "mean": mean,
@@ -339,12 +344,14 @@ def score_file(
     from rewardforge.data.errors import DataError, RowError
     from rewardforge.data.loader import RejectedRow, json_line, jsonable
     from rewardforge.data.readers import ReadProblem, iter_records, read_records
+    from rewardforge.data.values import counting_unscored
 
     out: AtomicFile | None = None
     rej: AtomicFile | None = None
     written: AtomicFile | None = None  # the summary
     stats: dict[str, Any] = {"records": 0, "scored": 0, "rejected": 0, "prompt_cut": 0, "response_cut": 0}
     stats.update(score_sum=0.0, score_sq_sum=0.0, score_min=math.inf, score_max=-math.inf)
+    stats["reasoning_not_scored"] = unscored = Counter()  # by field, as training counts it
     started = time.monotonic() if started is None else started
     first_reject: RejectedRow | None = None
     chunk: list[tuple[str, Any, list[int]]] = []  # (location, id, token ids)
@@ -391,29 +398,37 @@ def score_file(
         # opened inside the try: a signal any time after leaves no temporary file behind
         out = AtomicFile(output)
         rej = AtomicFile(rejects) if rejects is not None else None
-        for location, record in records:
-            stats["records"] += 1
-            if isinstance(record, ReadProblem):  # only the lenient reader (--skip-invalid) yields these
-                bad(location, None, record.reason, record.raw)
-                if record.fatal:  # the rest of the source cannot be read: said, not only rejected
-                    stats["stopped"] = f"{location}: {record.reason}"
-                    break
-                continue
-            try:
-                prompt, response, item_id = parse_item(record)
-            except RowError as e:
-                bad(location, e.field, e.reason, record)
-                continue
-            try:
-                tokens = model.tokenize(prompt, response)
-            except Exception as e:  # noqa: BLE001 - a template that cannot render this item
-                bad(location, None, f"cannot be formatted for this model ({type(e).__name__}: {e})", record)
-                continue
-            stats["prompt_cut"] += tokens.prompt_truncated
-            stats["response_cut"] += tokens.response_truncated
-            chunk.append((location, item_id, tokens.ids[0]))
-            if len(chunk) >= args.chunk_size:
-                flush()
+        with counting_unscored() as in_item:
+            for location, record in records:
+                stats["records"] += 1
+                if isinstance(record, ReadProblem):  # only the lenient reader (--skip-invalid) yields these
+                    bad(location, None, record.reason, record.raw)
+                    if record.fatal:  # the rest of the source cannot be read: said, not only rejected
+                        stats["stopped"] = f"{location}: {record.reason}"
+                        break
+                    continue
+                in_item.clear()
+                try:
+                    prompt, response, item_id = parse_item(record)
+                except RowError as e:
+                    bad(location, e.field, e.reason, record)
+                    continue
+                try:
+                    tokens = model.tokenize(prompt, response)
+                except Exception as e:  # noqa: BLE001 - a template that cannot render this item
+                    bad(
+                        location,
+                        None,
+                        f"cannot be formatted for this model ({type(e).__name__}: {e})",
+                        record,
+                    )
+                    continue
+                unscored.update(in_item)
+                stats["prompt_cut"] += tokens.prompt_truncated
+                stats["response_cut"] += tokens.response_truncated
+                chunk.append((location, item_id, tokens.ids[0]))
+                if len(chunk) >= args.chunk_size:
+                    flush()
         flush()
         if stats["records"] == 0:
             raise DataError(source, "empty: no records at all")

@@ -44,7 +44,7 @@ from rewardforge.data.shapes import (
     normalise,
 )
 from rewardforge.data.types import PreferencePair
-from rewardforge.data.values import blank, normalised
+from rewardforge.data.values import blank, counting_unscored, normalised, unscored_note
 from rewardforge.files import AtomicFile
 
 FINGERPRINT_VERSION = "rewardforge-pairs-v1"
@@ -458,25 +458,29 @@ def load_pairs(
     records = iter(_records(spec, split, default_split, proc, notes))
     sample = list(itertools.islice(records, SHAPE_SAMPLE))
     state.settle_shape(sample)
-    for location, record in itertools.chain(sample, records):
-        n_records += 1
-        if isinstance(record, ReadProblem):
-            state.bad(location, None, record.reason, record.raw)
-            if record.fatal:
+    unscored: Counter[str] = Counter()  # reasoning the kept pairs carry, left out of their text
+    with counting_unscored() as in_row:
+        for location, record in itertools.chain(sample, records):
+            n_records += 1
+            if isinstance(record, ReadProblem):
+                state.bad(location, None, record.reason, record.raw)
+                if record.fatal:
+                    break
+                continue
+            in_row.clear()
+            try:
+                new = state.to_pairs(location, record)
+            except RowError as exc:
+                state.bad(location, state.display(exc.field), exc.reason, record)
+                continue
+            unscored.update(in_row)
+            for pair in new:
+                pair.source = f"{spec}:{location}"
+            if limit is not None and state.pairs and len(state.pairs) + len(new) > limit:
+                break  # a record is never cut: its pairs are scored together (record accuracy)
+            state.pairs.extend(new)
+            if limit is not None and len(state.pairs) >= limit:
                 break
-            continue
-        try:
-            new = state.to_pairs(location, record)
-        except RowError as exc:
-            state.bad(location, state.display(exc.field), exc.reason, record)
-            continue
-        for pair in new:
-            pair.source = f"{spec}:{location}"
-        if limit is not None and state.pairs and len(state.pairs) + len(new) > limit:
-            break  # a record is never cut: its pairs are scored together (record accuracy)
-        state.pairs.extend(new)
-        if limit is not None and len(state.pairs) >= limit:
-            break
     _check_result(state, n_records)
     scored = [both for both in map(_scores, state.pairs) if both is not None]
     return LoadedPairs(
@@ -488,7 +492,8 @@ def load_pairs(
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
         split_note=next((n for n in notes if n.startswith("split ")), None),
-        reader_notes=[n for n in notes if not n.startswith("split ")],
+        reader_notes=[n for n in notes if not n.startswith("split ")]
+        + [note for note in [unscored_note(unscored)] if note],
         equal_scores=sum(chosen == rejected for chosen, rejected in scored),
         contrary_scores=sum(chosen < rejected for chosen, rejected in scored),
     )

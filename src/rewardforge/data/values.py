@@ -11,6 +11,10 @@ import json
 import math
 import numbers
 import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from rewardforge.data.errors import RowError
@@ -42,6 +46,39 @@ MESSAGE_KEYS = (
     ("role", "parts"),
 )
 OTHER_TEXT_KEYS = ("text", "message", "parts")
+
+# A turn's reasoning (DeepSeek's and vLLM's `reasoning_content`, OpenRouter's `reasoning`,
+# gpt-oss's `thinking`; Anthropic's thinking content parts) is no part of the text a reward model
+# reads: it scores what the reader sees. Left out, and counted where a caller asks (`counting_unscored`).
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+REASONING_PARTS = ("thinking", "redacted_thinking")
+_unscored: ContextVar[Counter[str] | None] = ContextVar("unscored_reasoning", default=None)
+
+
+@contextmanager
+def counting_unscored() -> Iterator[Counter[str]]:
+    """Count, inside the block, the reasoning `messages` leaves out, by field name; the caller
+    clears the counter between records (the "identical" refusal reads it for its record)."""
+    counter: Counter[str] = Counter()
+    token = _unscored.set(counter)
+    try:
+        yield counter
+    finally:
+        _unscored.reset(token)
+
+
+def _note_unscored(field: str) -> None:
+    counter = _unscored.get()
+    if counter is not None:
+        counter[field] += 1
+
+
+def unscored_note(counts: Counter[str] | dict[str, int]) -> str | None:
+    """One line saying how much reasoning was left out, or None."""
+    if not counts:
+        return None
+    fields = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+    return f"reasoning not scored, only each turn's visible text: {fields}"
 
 
 def is_message(value: Any) -> bool:
@@ -104,6 +141,9 @@ def _content(value: Any, where: str) -> str:
     if isinstance(value, list) and all(isinstance(part, dict) for part in value):
         texts = []
         for j, part in enumerate(value):
+            if part.get("type") in REASONING_PARTS:
+                _note_unscored(f"{part['type']} part")
+                continue
             if (part.get("type") or "text") != "text":  # Arrow gives an absent key as null
                 raise RowError(
                     f"only text content parts are supported, got {part.get('type')!r}", f"{where}[{j}]"
@@ -162,6 +202,11 @@ def messages(value: Any, name: str) -> list[Message]:
         calls = [] if sharegpt else _message_calls(msg, role, where)
         if calls and content in (None, []):  # a turn that only calls tools
             content = ""
+        if content is None and isinstance(msg.get("refusal"), str):  # OpenAI's structured refusal
+            content_key, content = "refusal", msg["refusal"]
+        for key in REASONING_KEYS:
+            if isinstance(msg.get(key), str) and not blank(msg[key]):
+                _note_unscored(key)
         if content is None:
             raise RowError("missing", f"{where}.{content_key}")
         message: Message = {"role": role, "content": _content(content, f"{where}.{content_key}")}
@@ -392,8 +437,12 @@ def check_completions(chosen: list[Message], rejected: list[Message], names: tup
             raise RowError(problem, name)
     if normalised(chosen) == normalised(rejected):  # no preference between the texts, only spacing
         same = chosen == rejected
+        unscored = _unscored.get()
         raise RowError(
-            f"identical to '{names[0]}'" + ("" if same else " but for surrounding whitespace"), names[1]
+            f"identical to '{names[0]}'"
+            + ("" if same else " but for surrounding whitespace")
+            + (" (reasoning is not scored; only the turns' visible text is compared)" if unscored else ""),
+            names[1],
         )
 
 

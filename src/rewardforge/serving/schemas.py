@@ -140,9 +140,11 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
         """A chat turn, read as training reads it (`rewardforge.data.values.messages`): roles
         system/user/assistant/tool (also developer, function; any case); an assistant turn may
         make tool calls (OpenAI's nested form, the flat {name, arguments} form or the older
-        `function_call`), and then its content may be left out."""
+        `function_call`), and then its content may be left out. Other keys are read as training
+        reads them: OpenAI's `refusal` is the text when content is null, reasoning
+        (`reasoning_content`, `thinking`) is not scored, the rest (`annotations`) is ignored."""
 
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="allow")
         role: Annotated[str, Field(max_length=32, examples=["user", "assistant", "system", "tool"])]
         content: (
             _text_or_list(
@@ -157,9 +159,14 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
 
         @model_validator(mode="after")
         def _as_training_reads_it(self) -> ChatMessage:
+            from rewardforge.data.errors import RowError
             from rewardforge.data.values import messages
 
-            messages([self.model_dump(exclude_none=True)], "message")  # RowError is a ValueError: 422
+            try:
+                messages([self.model_dump(exclude_none=True)], "message")
+            except RowError as exc:  # 422, at the message's place in the body ("prompt[0]")
+                field = (exc.field or "").removeprefix("message[0]").lstrip(".")
+                raise ValueError(f"field '{field}': {exc.reason}" if field else exc.reason) from None
             for field in ("content", "tool_calls", "function_call"):
                 _check_texts(getattr(self, field), text_len, field)
             return self
