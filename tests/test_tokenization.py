@@ -211,3 +211,45 @@ def test_a_long_system_turn_loses_its_words_before_the_question_after_it(minilm_
         assert group.prompt_truncated and len(group.ids[0]) <= 64
         assert text.startswith(header) and question in text and "doc149 says fact149." in text, text
         assert "doc0 " not in text
+
+
+def test_a_huge_text_is_cut_before_tokenizing_to_the_same_tokens(minilm_dir, smollm2_dir, monkeypatch):
+    """helper 96: one 50 MB reply was tokenized whole several times (7.5 GB after 11 minutes) to
+    keep its first tokens. Texts past the bound are cut first; the tokens kept are those the whole
+    text gives, for a huge reply, a huge last prompt turn and a huge system turn."""
+    import random
+
+    import rewardforge.tokenization as tokenization
+
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma,", "delta.", "42", "über", "日本語", "(x)", "  ", "\n"]
+
+    def huge(n):
+        return " ".join(rng.choice(words) for _ in range(n))
+
+    big = huge(40_000)  # about 220,000 characters
+    cases = [
+        ([msg("user", "q")], [msg("assistant", big)], [msg("assistant", "short")]),
+        ([msg("system", "be kind"), msg("user", "old"), msg("assistant", "ok"), msg("user", big)],
+         [msg("assistant", "yes")], [msg("assistant", "no")]),
+        ([msg("system", big), msg("user", "q?")], [msg("assistant", "yes")], [msg("assistant", big + " no")]),
+    ]  # fmt: skip
+    seen, encode = [], tokenization._encode
+
+    def recording(tok, fmt, prompt, completions):
+        seen.append(max(len(m["content"]) for m in prompt + sum(completions, [])))
+        return encode(tok, fmt, prompt, completions)
+
+    for folder in (minilm_dir, smollm2_dir):
+        tok = AutoTokenizer.from_pretrained(folder)
+        fmt = TextFormat.for_tokenizer(tok)
+        for prompt, chosen, rejected in cases:
+            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)  # as before: whole texts
+            whole = tokenize_group(tok, fmt, prompt, [chosen, rejected], 128)
+            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
+            monkeypatch.setattr(tokenization, "_encode", recording)
+            seen.clear()
+            cut = tokenize_group(tok, fmt, prompt, [chosen, rejected], 128)
+            monkeypatch.setattr(tokenization, "_encode", encode)
+            assert cut == whole, (folder, prompt[-1]["content"][:20])
+            assert max(seen) < len(big) / 5  # the whole text was never tokenized

@@ -165,6 +165,32 @@ def room_problem(tokenizer: Any, fmt: TextFormat, max_length: int) -> str | None
     return None
 
 
+# Texts up to this many characters are tokenized as they are; see `_bounded_texts`.
+LONG_TEXT_FLOOR = 100_000
+
+
+def _bounded_texts(
+    tokenizer: Any, prompt: list[Message], completions: list[list[Message]], max_length: int
+) -> tuple[list[Message], list[list[Message]]]:
+    """Cut a text far longer than `max_length` tokens could hold before it is tokenized: a 50 MB
+    reply was tokenized whole several times over (gigabytes of memory, minutes) to keep its first
+    tokens. The cut keeps twice the characters `max_length` of the tokenizer's longest tokens
+    could cover (and at least LONG_TEXT_FLOOR): the start of a completion's turn, the end of a
+    prompt's (whose oldest words go first), so the tokens that fit come from text left whole."""
+    turns = [*prompt, *(m for c in completions for m in c)]
+    if max((len(m["content"]) for m in turns), default=0) <= LONG_TEXT_FLOOR:
+        return prompt, completions
+    limit = max(LONG_TEXT_FLOOR, 2 * max_length * max(map(len, tokenizer.get_vocab()), default=1))
+
+    def cut(message: Message, keep_start: bool) -> Message:
+        text = message["content"]
+        if len(text) <= limit:
+            return message
+        return {**message, "content": text[:limit] if keep_start else text[-limit:]}
+
+    return [cut(m, False) for m in prompt], [[cut(m, True) for m in c] for c in completions]
+
+
 def tokenize_group(
     tokenizer: Any,
     fmt: TextFormat,
@@ -173,6 +199,7 @@ def tokenize_group(
     max_length: int,
 ) -> TokenizedGroup:
     """Tokenize `prompt + completion` for each completion, fitting all into `max_length`."""
+    prompt, completions = _bounded_texts(tokenizer, prompt, completions, max_length)
     ids = _encode(tokenizer, fmt, prompt, completions)
     if max(len(s) for s in ids) <= max_length:
         return TokenizedGroup(ids, common_prefix_len(ids))
