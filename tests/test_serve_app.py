@@ -502,8 +502,15 @@ def test_a_json_body_under_another_json_type_is_read(media):
         ({"response": [{"role": "assistant", "content": "a", "tool_calls": [{"name": "f", "arguments": "x" * 301}]}]}, "tool_calls[0].arguments"),
         ({"response": "x", "tools": [{"name": "f", "description": "d" * 301}]}, "tools[0].description"),
         ({"response": "x", "tools": [{"name": "f", "parameters": {"properties": {"k" * 301: {"type": "string"}}}}]}, "tools[0].parameters.properties: a key of 301"),
+        # helper 98: keys read as the text when content is null, and reasoning, were unlimited
+        ({"response": [{"role": "assistant", "content": None, "refusal": "r" * 301}]}, "refusal"),
+        ({"response": [{"role": "assistant", "content": None, "text": "r" * 301}]}, "text"),
+        ({"response": [{"role": "assistant", "content": None, "parts": [{"text": "r" * 301}]}]}, "parts[0].text"),
+        ({"response": [{"role": "assistant", "content": "a", "reasoning_content": "r" * 301}]}, "reasoning_content"),
+        ({"prompt": [{"role": "user", "content": None, "message": "m" * 301}], "response": "x"}, "message"),
     ],
-    ids=["content-part", "tool-call", "tool-definition", "tool-parameter-name"],
+    ids=["content-part", "tool-call", "tool-definition", "tool-parameter-name", "refusal", "text", "parts",
+         "reasoning", "message"],
 )  # fmt: skip
 def test_every_text_has_the_length_limit(body, where):
     """Only plain strings were limited: a 3 MB tool description was scored."""

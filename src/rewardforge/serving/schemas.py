@@ -162,13 +162,16 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
             from rewardforge.data.errors import RowError
             from rewardforge.data.values import messages
 
+            # every text of the message, its other keys' too: `refusal`, `text` or `parts` may be
+            # what is scored, and no key may carry more than a text may
+            turn = self.model_dump(exclude_none=True)
+            for field, value in turn.items():
+                _check_texts(value, text_len, field)
             try:
-                messages([self.model_dump(exclude_none=True)], "message")
+                messages([turn], "message")
             except RowError as exc:  # 422, at the message's place in the body ("prompt[0]")
                 field = (exc.field or "").removeprefix("message[0]").lstrip(".")
                 raise ValueError(f"field '{field}': {exc.reason}" if field else exc.reason) from None
-            for field in ("content", "tool_calls", "function_call"):
-                _check_texts(getattr(self, field), text_len, field)
             return self
 
     Text = Annotated[str, Field(max_length=text_len)]
