@@ -281,6 +281,24 @@ def test_fresh_head_is_seeded(tiny_bert_dir):
     assert scores(1) != scores(2)
 
 
+def test_eval_keeps_token_ids_compact_and_shows_tokenizing(tiny_bert_dir, capsys):
+    """helper 96: eval held every pair's ids as Python int lists (36 bytes a token: 1.4 GB at 50k
+    pairs, where training keeps int32 arrays) and tokenized for minutes without a bar."""
+    from array import array
+
+    from rewardforge.evaluation.inputs import ModelSpec, load_model
+    from rewardforge.evaluation.scoring import score_pairs
+
+    pairs = builtin_pairs("test", n=1000)
+    spec = ModelSpec(spec=str(tiny_bert_dir), path=str(tiny_bert_dir), untrained=False, name="b")
+    rm = load_model(spec, seed=0, max_length=64).rm
+    got = score_pairs(rm, pairs, batch_size=64, keep_ids=True)
+    assert all(isinstance(ids, array) and ids.itemsize == 4 for ids in got.chosen_ids + got.rejected_ids)
+    assert "tokenize" in capsys.readouterr().err
+    listed = [rm.score_token_ids([list(got.chosen_ids[i])])[0] for i in (0, 500)]
+    assert got.chosen[[0, 500]].tolist() == pytest.approx(listed, abs=1e-6)
+
+
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
