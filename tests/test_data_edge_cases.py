@@ -123,6 +123,22 @@ def test_reasoning_is_left_out_of_the_text_and_counted(tmp_path):
     assert "reasoning" not in err.reason  # a row without reasoning says nothing of it
 
 
+def test_limit_counts_the_reasoning_of_kept_records_only(tmp_path):
+    """helper 98: --limit dropped a record of two pairs after its reasoning was counted."""
+
+    def record(i):
+        history = [
+            msg("user", f"q{i}"),
+            msg("assistant", "a") | {"reasoning_content": "r"},
+            msg("user", "and?"),
+        ]
+        answers = [("good", True), ("bad", False), ("worse", False)]
+        return {"input": history, "output": [{"answer": a, "label": {"is_preferred": p}} for a, p in answers]}
+
+    got = load_pairs(jsonl(tmp_path, [record(1), record(2), record(3)]), limit=3)
+    assert len(got.pairs) == 2 and "1 reasoning_content" in got.reading_notes()
+
+
 def test_an_openai_refusal_is_the_reply(tmp_path):
     """helper 97: OpenAI's {"content": null, "refusal": "..."} was 'content: missing'."""
     row = {
@@ -136,6 +152,9 @@ def test_an_openai_refusal_is_the_reply(tmp_path):
     empty = {**row, "chosen": [{"role": "assistant", "content": None, "refusal": ""}]}
     err = only_error(jsonl(tmp_path, [empty], "empty.jsonl"))
     assert err.field == "chosen" and "empty response" in err.reason
+    number = {**row, "chosen": [{"role": "assistant", "content": None, "refusal": 5}]}
+    err = only_error(jsonl(tmp_path, [number], "number.jsonl"))  # helper 98: it said "content: missing"
+    assert err.field == "chosen[0].refusal" and "expected a string, got" in err.reason
 
 
 def test_an_hh_style_prompt_string_is_parsed_into_turns(tmp_path):

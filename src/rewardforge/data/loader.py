@@ -473,12 +473,12 @@ def load_pairs(
             except RowError as exc:
                 state.bad(location, state.display(exc.field), exc.reason, record)
                 continue
-            unscored.update(in_row)
             for pair in new:
                 pair.source = f"{spec}:{location}"
             if limit is not None and state.pairs and len(state.pairs) + len(new) > limit:
                 break  # a record is never cut: its pairs are scored together (record accuracy)
             state.pairs.extend(new)
+            unscored.update(in_row)  # (only a record whose pairs are kept)
             if limit is not None and len(state.pairs) >= limit:
                 break
     _check_result(state, n_records)

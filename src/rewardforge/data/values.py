@@ -202,8 +202,10 @@ def messages(value: Any, name: str) -> list[Message]:
         calls = [] if sharegpt else _message_calls(msg, role, where)
         if calls and content in (None, []):  # a turn that only calls tools
             content = ""
-        if content is None and isinstance(msg.get("refusal"), str):  # OpenAI's structured refusal
+        if content is None and msg.get("refusal") is not None:  # OpenAI's structured refusal
             content_key, content = "refusal", msg["refusal"]
+            if not isinstance(content, str):
+                raise RowError(f"expected a string, got {type_name(content)}", f"{where}.refusal")
         for key in REASONING_KEYS:
             if isinstance(msg.get(key), str) and not blank(msg[key]):
                 _note_unscored(key)
