@@ -90,7 +90,9 @@ class RewardArguments:
     lora: bool = _opt(False, "Train LoRA adapters instead of all weights (the score head is always trained).")
     lora_r: int = _opt(16, "LoRA rank.")
     lora_alpha: int = _opt(32, "LoRA alpha.")
-    lora_dropout: float = _opt(0.05, "LoRA dropout.")
+    lora_dropout: float = _opt(
+        0.05, "LoRA's dropout on the adapters' input; not turned off with the model's dropout (0 for none)."
+    )
     lora_target_modules: str | None = _opt(
         None,
         "Comma-separated module names for LoRA. Default (or all-linear): every linear layer of the backbone.",
