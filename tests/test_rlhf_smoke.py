@@ -366,3 +366,34 @@ def test_a_run_whose_first_step_fails_leaves_no_folder(tmp_path, tiny_llama_dir,
     assert run_cli(*argv) == 2
     assert "env reward 'boom' raised KeyError" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_rlhf_turns_off_the_dropout_a_policy_keeps_as_a_number(tmp_path, tiny_llama_dir, monkeypatch):
+    """helper 98: TRL's disable_dropout zeroes dropout layers only; a Llama policy's
+    attention_dropout (a float its attention reads in training) stayed on."""
+    import shutil
+
+    import rewardforge.rlhf.policy as rlhf_policy
+
+    policy = tmp_path / "policy"
+    shutil.copytree(tiny_llama_dir, policy)
+    config = json.loads((policy / "config.json").read_text())
+    (policy / "config.json").write_text(json.dumps({**config, "attention_dropout": 0.5}))
+    prompts = tmp_path / "prompts.jsonl"
+    arithmetic_prompts(2, prompts)
+    seen = []
+
+    class Loaded(Exception):
+        pass
+
+    def stop_after_loading(tokenizer, model, *args):
+        seen.extend(float(v) for m in model.modules() for k, v in vars(m).items() if k == "attention_dropout")
+        raise Loaded
+
+    monkeypatch.setattr(rlhf_policy, "check_prompt_room", stop_after_loading)
+    argv = ["rlhf", "--policy", str(policy), "--rm", str(tiny_llama_dir), "--prompts", str(prompts),
+            "--output", str(tmp_path / "run"), "--group-size", "2", "--prompts-per-step", "2",
+            "--max-completion-length", "4", "--steps", "1"]  # fmt: skip
+    with pytest.raises(Loaded):
+        run_cli(*argv)
+    assert seen and set(seen) == {0.0}

@@ -634,6 +634,10 @@ def _run_rlhf(opts: RLHFOptions, out: Path, printer, started: list[bool]) -> dic
         printer(note, flush=True)
     printer(f"rlhf: loading the policy {opts.policy}", flush=True)
     model, tokenizer = load_policy(opts.policy, dtype="bf16" if opts.bf16 and not use_cpu else "fp32")
+    if setup.config.disable_dropout:  # TRL's zeroes dropout layers only, not Llama's attention_dropout
+        from rewardforge.modeling import disable_dropout
+
+        disable_dropout(model)
     check_chat_template(tokenizer, opts.policy)
     check_prompt_room(
         tokenizer, model, records, opts.max_completion_length, opts.prompts, "--max-completion-length"
