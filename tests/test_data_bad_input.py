@@ -576,3 +576,26 @@ def test_a_blank_field_is_missing_only_where_a_value_would_fit_the_data(tmp_path
             "chosen" if "chosen" in odd and not str(odd["chosen"]).strip() else "prompt",
             expected,
         )
+
+
+def test_many_kinds_of_reason_make_a_short_summary_and_every_row_is_written(tmp_path):
+    """helper 96: 50k malformed lines gave thousands of reasons (each names its column), a
+    150 KB console line and a 153 KB rewardforge.json entry; rejected_rows.jsonl has them all."""
+    from rewardforge.data import count_reasons, describe_rejected, write_rejected
+
+    bad = ['{"prompt": "p", ' + " " * i + '"chosen": "c' for i in range(12)]  # each its own column
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(['{"prompt": "p", "chosen": "c", "rejected": "r"}', *bad, *bad[:1]]) + "\n")
+    got = load_pairs(str(path), skip_invalid=True)
+    assert len(got.rejected) == 13 and len(count_reasons(got.rejected)) == 12
+    line = describe_rejected(got.rejected)
+    assert (
+        line.startswith("2 x malformed JSON")
+        and line.count(" x ") == 6
+        and line.endswith("7 x (7 other reasons)")
+    )
+    capped = count_reasons(got.rejected, top=3)
+    assert list(capped.values()) == [2, 1, 1, 9] and sum(capped.values()) == 13
+    write_rejected(got.rejected, tmp_path / "rejected.jsonl")
+    lines = (tmp_path / "rejected.jsonl").read_text().splitlines()
+    assert [json.loads(x)["location"] for x in lines] == [f"line {i}" for i in range(2, 15)]

@@ -150,17 +150,21 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def count_reasons(rows: list[RejectedRow]) -> dict[str, int]:
-    """How many rows were rejected for each reason, most frequent first."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.reason] = counts.get(row.reason, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+def count_reasons(rows: list[RejectedRow], top: int | None = None) -> dict[str, int]:
+    """How many rows were rejected for each reason, most frequent first; with `top`, the rest
+    summed under "(N other reasons)" (a reason may name a column: 50k malformed lines gave
+    thousands of reasons, and a console line of 150 KB)."""
+    counts = Counter(row.reason for row in rows).most_common()
+    if top is None or len(counts) <= top:
+        return dict(counts)
+    rest = counts[top:]
+    return dict(counts[:top]) | {f"({len(rest)} other reasons)": sum(n for _, n in rest)}
 
 
 def describe_rejected(rows: list[RejectedRow]) -> str:
-    """One line for the console: "2 x empty response; 1 x malformed JSON: ..."."""
-    return "; ".join(f"{n} x {reason}" for reason, n in count_reasons(rows).items())
+    """One line for the console: "2 x empty response; 1 x malformed JSON: ..." (the five most
+    frequent reasons; rejected_rows.jsonl has every row)."""
+    return "; ".join(f"{n} x {reason}" for reason, n in count_reasons(rows, top=5).items())
 
 
 def json_line(obj: Any) -> str:
@@ -174,15 +178,22 @@ def json_line(obj: Any) -> str:
     return line + "\n"
 
 
+def rejected_line(row: RejectedRow) -> str:
+    """A rejected row as a JSONL line: source, location, field, reason, row."""
+    return json_line(asdict(row) | {"row": jsonable(row.row)})
+
+
 def rejected_text(rows: list[RejectedRow]) -> str:
-    """Rejected rows as JSONL: source, location, field, reason, row."""
-    return "".join(json_line(asdict(row) | {"row": jsonable(row.row)}) for row in rows)
+    """Rejected rows as JSONL."""
+    return "".join(map(rejected_line, rows))
 
 
 def write_rejected(rows: list[RejectedRow], path: str | os.PathLike[str]) -> None:
-    """Write rejected rows as JSONL (source, location, field, reason, row), atomically."""
+    """Write rejected rows as JSONL (source, location, field, reason, row), atomically, a line at
+    a time (50k rejected rows made a 72 MB string)."""
     with AtomicFile(path) as fh:
-        fh.write(rejected_text(rows))
+        for row in rows:
+            fh.write(rejected_line(row))
 
 
 @dataclass

@@ -250,7 +250,7 @@ def record_rejected(rejected: list, summary: dict[str, Any], output_dir: Path) -
     write_rejected(rejected, output_dir / "rejected_rows.jsonl")
     summary["skipped_invalid"] = {
         "count": len(rejected),
-        "reasons": count_reasons(rejected),
+        "reasons": count_reasons(rejected, top=50),
         "file": "rejected_rows.jsonl",
     }
     if os.environ.get("LOCAL_RANK", "0") == "0":
