@@ -599,3 +599,21 @@ def test_many_kinds_of_reason_make_a_short_summary_and_every_row_is_written(tmp_
     write_rejected(got.rejected, tmp_path / "rejected.jsonl")
     lines = (tmp_path / "rejected.jsonl").read_text().splitlines()
     assert [json.loads(x)["location"] for x in lines] == [f"line {i}" for i in range(2, 15)]
+
+
+def test_a_long_read_shows_a_row_count(tmp_path, monkeypatch, capsys):
+    """helper 96: loading 200k rows ran for a minute or more without a word."""
+    import rewardforge.data.loader as loader
+
+    bar = loader.tqdm
+    monkeypatch.setattr(
+        loader, "tqdm", lambda *a, **k: bar(*a, **{**k, "delay": 0, "mininterval": 0})
+    )  # as if slow
+    rows = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(300)]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(load_pairs(str(path)).pairs) == 300
+    err = capsys.readouterr().err
+    assert "reading big.jsonl" in err and "300" in err
+    load_pairs(str(path), progress=False)
+    assert "reading" not in capsys.readouterr().err

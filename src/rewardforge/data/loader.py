@@ -15,10 +15,13 @@ import itertools
 import json
 import math
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from rewardforge.data.columns import (
     apply_columns,
@@ -443,6 +446,7 @@ def load_pairs(
     split: str | None = None,
     default_split: str | None = "train",
     limit: int | None = None,
+    progress: bool = True,
 ) -> LoadedPairs:
     """Load preference pairs from a path or `hf:ORG/NAME[:split]`.
 
@@ -458,6 +462,7 @@ def load_pairs(
       With none named: the only split, else `default_split` (None: several splits are an error).
     - `limit` stops after that many pairs, at a record's end: a record giving several pairs is
       kept whole or left out (whole, if it is the first).
+    - `progress` shows a row count on stderr when reading takes more than a few seconds.
     """
     spec, columns = _checked_arguments(spec, columns, skip_invalid, margin_from_scores, limit)
     if columns and processor:
@@ -470,8 +475,17 @@ def load_pairs(
     sample = list(itertools.islice(records, SHAPE_SAMPLE))
     state.settle_shape(sample)
     unscored: Counter[str] = Counter()  # reasoning the kept pairs carry, left out of their text
-    with counting_unscored() as in_row:
-        for location, record in itertools.chain(sample, records):
+    reading = tqdm(  # shown only once reading takes a while (200k rows: a minute or more)
+        itertools.chain(sample, records),
+        desc=f"reading {os.path.basename(spec.rstrip('/')) or spec}",
+        unit=" rows",
+        delay=3,
+        mininterval=2,
+        disable=not progress,
+        file=sys.stderr,
+    )
+    with counting_unscored() as in_row, reading:
+        for location, record in reading:
             n_records += 1
             if isinstance(record, ReadProblem):
                 state.bad(location, None, record.reason, record.raw)
