@@ -508,9 +508,10 @@ def test_a_json_body_under_another_json_type_is_read(media):
         ({"response": [{"role": "assistant", "content": None, "parts": [{"text": "r" * 301}]}]}, "parts[0].text"),
         ({"response": [{"role": "assistant", "content": "a", "reasoning_content": "r" * 301}]}, "reasoning_content"),
         ({"prompt": [{"role": "user", "content": None, "message": "m" * 301}], "response": "x"}, "message"),
+        ({"response": [{"role": "assistant", "content": "a", "k" * 301: "v"}]}, "message: a key of 301"),
     ],
     ids=["content-part", "tool-call", "tool-definition", "tool-parameter-name", "refusal", "text", "parts",
-         "reasoning", "message"],
+         "reasoning", "message", "key-name"],
 )  # fmt: skip
 def test_every_text_has_the_length_limit(body, where):
     """Only plain strings were limited: a 3 MB tool description was scored."""

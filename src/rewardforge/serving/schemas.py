@@ -165,8 +165,7 @@ def build_request_models(settings: ServeSettings) -> RequestModels:
             # every text of the message, its other keys' too: `refusal`, `text` or `parts` may be
             # what is scored, and no key may carry more than a text may
             turn = self.model_dump(exclude_none=True)
-            for field, value in turn.items():
-                _check_texts(value, text_len, field)
+            _check_texts(turn, text_len, "message")
             try:
                 messages([turn], "message")
             except RowError as exc:  # 422, at the message's place in the body ("prompt[0]")
