@@ -228,11 +228,19 @@ def test_a_huge_text_is_cut_before_tokenizing_to_the_same_tokens(minilm_dir, smo
         return " ".join(rng.choice(words) for _ in range(n))
 
     big = huge(40_000)  # about 220,000 characters
+    hexes = "".join(rng.choice("0123456789abcdef") for _ in range(30_000))
     cases = [
         ([msg("user", "q")], [msg("assistant", big)], [msg("assistant", "short")]),
         ([msg("system", "be kind"), msg("user", "old"), msg("assistant", "ok"), msg("user", big)],
          [msg("assistant", "yes")], [msg("assistant", "no")]),
         ([msg("system", big), msg("user", "q?")], [msg("assistant", "yes")], [msg("assistant", big + " no")]),
+        # helper 99: characters that give few tokens or none: a long word WordPiece reads as one
+        # [UNK], whitespace and zero-width runs a normalizer drops; the words after them fit
+        ([msg("user", "verdict?")], [msg("assistant", f"Digest: {hexes} So yes.")],
+         [msg("assistant", f"Digest: {hexes} So no.")]),
+        ([msg("user", f"Check this digest: {hexes} please")], [msg("assistant", "ok")], [msg("assistant", "no")]),
+        ([msg("user", "q")], [msg("assistant", "a" + " " * 30_000 + "\u200b" * 30_000 + " the end")],
+         [msg("assistant", "b")]),
     ]  # fmt: skip
     seen, encode = [], tokenization._encode
 
@@ -252,4 +260,5 @@ def test_a_huge_text_is_cut_before_tokenizing_to_the_same_tokens(minilm_dir, smo
             cut = tokenize_group(tok, fmt, prompt, [chosen, rejected], 128)
             monkeypatch.setattr(tokenization, "_encode", encode)
             assert cut == whole, (folder, prompt[-1]["content"][:20])
-            assert max(seen) < len(big) / 5  # the whole text was never tokenized
+            if big in str(prompt + chosen + rejected):
+                assert max(seen) < len(big) / 5  # the whole text was never tokenized

@@ -174,19 +174,25 @@ def _bounded_texts(
 ) -> tuple[list[Message], list[list[Message]]]:
     """Cut a text far longer than `max_length` tokens could hold before it is tokenized: a 50 MB
     reply was tokenized whole several times over (gigabytes of memory, minutes) to keep its first
-    tokens. The cut keeps twice the characters `max_length` of the tokenizer's longest tokens
-    could cover (and at least LONG_TEXT_FLOOR): the start of a completion's turn, the end of a
-    prompt's (whose oldest words go first), so the tokens that fit come from text left whole."""
+    tokens. The cut keeps the start of a completion's turn, the end of a prompt's (whose oldest
+    words go first), and at least twice `max_length` tokens of it, so the tokens that fit come
+    from text left whole. It starts at twice the characters `max_length` of the tokenizer's
+    longest tokens could cover (at least LONG_TEXT_FLOOR) and grows while that holds fewer tokens:
+    a normalizer may drop characters, and WordPiece reads a long word (hex, DNA) as one [UNK]."""
     turns = [*prompt, *(m for c in completions for m in c)]
     if max((len(m["content"]) for m in turns), default=0) <= LONG_TEXT_FLOOR:
         return prompt, completions
     limit = max(LONG_TEXT_FLOOR, 2 * max_length * max(map(len, tokenizer.get_vocab()), default=1))
 
     def cut(message: Message, keep_start: bool) -> Message:
-        text = message["content"]
-        if len(text) <= limit:
-            return message
-        return {**message, "content": text[:limit] if keep_start else text[-limit:]}
+        text, size = message["content"], limit
+        while size < len(text):
+            piece = text[:size] if keep_start else text[-size:]
+            tokens = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
+            if len(tokens) >= 2 * max_length:
+                return {**message, "content": piece}
+            size *= 4
+        return message
 
     return [cut(m, False) for m in prompt], [[cut(m, True) for m in c] for c in completions]
 
