@@ -617,3 +617,5 @@ def test_a_long_read_shows_a_row_count(tmp_path, monkeypatch, capsys):
     assert "reading big.jsonl" in err and "300" in err
     load_pairs(str(path), progress=False)
     assert "reading" not in capsys.readouterr().err
+    load_pairs(str(path), limit=100)  # helper 100: the row the limit stopped at was not counted
+    assert "100 rows" in capsys.readouterr().err

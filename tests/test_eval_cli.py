@@ -779,3 +779,18 @@ def test_a_model_that_fails_to_load_leaves_no_empty_folder(tmp_path, pairs_file,
         run_cli(["--model", str(missing), "--data", str(pairs_file), "--output", str(kept), "--quiet"]) == 2
     )
     assert kept.is_dir()
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_eval_shows_no_reading_count(tmp_path, tiny_bert_dir, pairs_file, monkeypatch, capsys, quiet):
+    """helper 100: `--quiet` (no progress bars) still showed the data layer's row count."""
+    import rewardforge.data.loader as loader
+
+    bar = loader.tqdm
+    monkeypatch.setattr(
+        loader, "tqdm", lambda *a, **k: bar(*a, **{**k, "delay": 0, "mininterval": 0})
+    )  # as if slow
+    argv = ["--model", str(tiny_bert_dir), "--data", str(pairs_file), "--limit", "8", "--no-report"]
+    argv += ["--output", str(tmp_path / "out"), *(["--quiet"] if quiet else [])]
+    assert run_cli(argv) == 0
+    assert ("reading" in capsys.readouterr().err) is not quiet

@@ -476,7 +476,6 @@ def load_pairs(
     state.settle_shape(sample)
     unscored: Counter[str] = Counter()  # reasoning the kept pairs carry, left out of their text
     reading = tqdm(  # shown only once reading takes a while (200k rows: a minute or more)
-        itertools.chain(sample, records),
         desc=f"reading {os.path.basename(spec.rstrip('/')) or spec}",
         unit=" rows",
         delay=3,
@@ -485,7 +484,8 @@ def load_pairs(
         file=sys.stderr,
     )
     with counting_unscored() as in_row, reading:
-        for location, record in reading:
+        for location, record in itertools.chain(sample, records):
+            reading.update()  # (before a --limit break: every row read is counted)
             n_records += 1
             if isinstance(record, ReadProblem):
                 state.bad(location, None, record.reason, record.raw)

@@ -206,6 +206,7 @@ def load_dataset(
     processor: str | None = None,
     skip_invalid: bool = False,
     limit: int | None = None,
+    progress: bool = True,
 ) -> DataSet:
     """Read one data set through the data layer (any format), or `builtin:train|test`."""
     from rewardforge.data import DataError, load_pairs, parse_columns
@@ -229,6 +230,7 @@ def load_dataset(
             skip_invalid=skip_invalid,
             limit=limit,
             default_split=None,  # evaluating on a 'train' split nobody named would mislead
+            progress=progress,
         )
     except DataError:
         raise

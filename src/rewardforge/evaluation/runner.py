@@ -123,6 +123,7 @@ def prepare(options: EvalOptions) -> tuple[list[ModelSpec], list[DataSet], float
         processor=options.processor,
         skip_invalid=options.skip_invalid,
         limit=options.limit,
+        progress=options.progress,
     )
     return specs, datasets, time.perf_counter() - t0
 
