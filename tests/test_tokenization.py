@@ -262,3 +262,23 @@ def test_a_huge_text_is_cut_before_tokenizing_to_the_same_tokens(minilm_dir, smo
             assert cut == whole, (folder, prompt[-1]["content"][:20])
             if big in str(prompt + chosen + rejected):
                 assert max(seen) < len(big) / 5  # the whole text was never tokenized
+
+
+def test_the_cut_of_a_huge_text_never_splits_a_word(minilm_dir, monkeypatch):
+    """helper 100: a cut inside a 200-character word (one [UNK] whole) left a fragment of dozens
+    of tokens, so a pair that fits whole was cut, and made identical."""
+    import rewardforge.tokenization as tokenization
+
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    fmt = TextFormat.for_tokenizer(tok)
+    body = "z" * 900 + " " + "q9" * 100 + " " + "y" * 3000  # the cut at 1000 lands in the q9 word
+    cases = [
+        ([msg("user", "q")], [msg("assistant", body + " A")], [msg("assistant", body + " B")]),
+        ([msg("user", body[::-1] + " ?")], [msg("assistant", "A")], [msg("assistant", "B")]),
+    ]
+    for prompt, chosen, rejected in cases:
+        monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)
+        whole = tokenize_group(tok, fmt, prompt, [chosen, rejected], 16)
+        monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
+        assert tokenize_group(tok, fmt, prompt, [chosen, rejected], 16) == whole
+        assert whole.ids[0] != whole.ids[1] and not whole.response_truncated

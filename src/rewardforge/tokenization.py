@@ -187,7 +187,9 @@ def _bounded_texts(
     def cut(message: Message, keep_start: bool) -> Message:
         text, size = message["content"], limit
         while size < len(text):
-            piece = text[:size] if keep_start else text[-size:]
+            # at a space: a word cut in two can tokenize otherwise (a fragment of a 200-character
+            # word WordPiece reads as one [UNK] gives dozens of tokens the whole text has not)
+            piece = _at_space(text[:size], keep_start) if keep_start else _at_space(text[-size:], keep_start)
             tokens = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
             if len(tokens) >= 2 * max_length:
                 return {**message, "content": piece}
@@ -195,6 +197,16 @@ def _bounded_texts(
         return message
 
     return [cut(m, False) for m in prompt], [[cut(m, True) for m in c] for c in completions]
+
+
+def _at_space(piece: str, keep_start: bool) -> str:
+    """`piece` without the part word at its cut end (the end when it keeps the start), when it has
+    a space to cut at."""
+    if keep_start:
+        space = max(piece.rfind(" "), piece.rfind("\n"))
+        return piece[: space + 1] if space > 0 else piece
+    space = min((i for i in (piece.find(" "), piece.find("\n")) if i >= 0), default=-1)
+    return piece[space:] if 0 <= space < len(piece) - 1 else piece
 
 
 def tokenize_group(
