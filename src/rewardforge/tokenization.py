@@ -189,7 +189,7 @@ def _bounded_texts(
         while size < len(text):
             # at a space: a word cut in two can tokenize otherwise (a fragment of a 200-character
             # word WordPiece reads as one [UNK] gives dozens of tokens the whole text has not)
-            piece = _at_space(text[:size], keep_start) if keep_start else _at_space(text[-size:], keep_start)
+            piece = _at_space(text[:size] if keep_start else text[-size:], keep_start)
             tokens = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
             if len(tokens) >= 2 * max_length:
                 return {**message, "content": piece}
