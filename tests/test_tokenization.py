@@ -1,6 +1,6 @@
 from transformers import AutoTokenizer
 
-from rewardforge.data.types import PreferencePair
+from rewardforge.data.types import PreferencePair, turn_text
 from rewardforge.formatting import TextFormat, render_plain
 from rewardforge.modeling import ensure_pad_token
 from rewardforge.tokenization import common_prefix_len, tokenize_group, tokenize_pair
@@ -282,3 +282,42 @@ def test_the_cut_of_a_huge_text_never_splits_a_word(minilm_dir, monkeypatch):
         monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
         assert tokenize_group(tok, fmt, prompt, [chosen, rejected], 16) == whole
         assert whole.ids[0] != whole.ids[1] and not whole.response_truncated
+
+
+def test_a_huge_tool_call_argument_is_cut_to_the_same_tokens(minilm_dir, smollm2_dir, monkeypatch):
+    """helper 99: only a turn's content was cut; a 50 MB call argument was tokenized whole
+    several times (3.5 minutes and 10.7 GB for one `score` item)."""
+    import random
+
+    import rewardforge.tokenization as tokenization
+
+    rng = random.Random(1)
+    big = " ".join(rng.choice(["alpha", "beta", "x=1;", '"q"', "日本", "\\n"]) for _ in range(16_000))
+
+    def call(arguments):
+        return {"type": "function", "function": {"name": "run", "arguments": arguments}}
+
+    reply = [{"role": "assistant", "content": "", "tool_calls": [call({"code": big, "n": 1})]}]
+    other = [{"role": "assistant", "content": "no"}]
+    history = [msg("user", "go"), {"role": "assistant", "content": "ok", "tool_calls": [call(big)]},
+               {"role": "tool", "content": "done"}, msg("user", "and?")]  # fmt: skip
+    cases = [([msg("user", "q")], reply, other), (history, [msg("assistant", "yes")], other)]
+    seen, encode = [], tokenization._encode
+
+    def recording(tok, fmt, prompt, completions):
+        seen.append(max(len(turn_text(m)) for m in prompt + sum(completions, [])))
+        return encode(tok, fmt, prompt, completions)
+
+    for folder in (minilm_dir, smollm2_dir):
+        tok = AutoTokenizer.from_pretrained(folder)
+        fmt = TextFormat.for_tokenizer(tok)
+        for prompt, chosen, rejected in cases:
+            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)
+            whole = tokenize_group(tok, fmt, prompt, [chosen, rejected], 64)
+            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
+            monkeypatch.setattr(tokenization, "_encode", recording)
+            seen.clear()
+            cut = tokenize_group(tok, fmt, prompt, [chosen, rejected], 64)
+            monkeypatch.setattr(tokenization, "_encode", encode)
+            assert cut == whole, folder
+            assert max(seen) < len(big) / 3  # the whole argument was never tokenized

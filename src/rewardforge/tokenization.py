@@ -173,30 +173,63 @@ def _bounded_texts(
     tokenizer: Any, prompt: list[Message], completions: list[list[Message]], max_length: int
 ) -> tuple[list[Message], list[list[Message]]]:
     """Cut a text far longer than `max_length` tokens could hold before it is tokenized: a 50 MB
-    reply was tokenized whole several times over (gigabytes of memory, minutes) to keep its first
-    tokens. The cut keeps the start of a completion's turn, the end of a prompt's (whose oldest
-    words go first), and at least twice `max_length` tokens of it, so the tokens that fit come
-    from text left whole. It starts at twice the characters `max_length` of the tokenizer's
-    longest tokens could cover (at least LONG_TEXT_FLOOR) and grows while that holds fewer tokens:
-    a normalizer may drop characters, and WordPiece reads a long word (hex, DNA) as one [UNK]."""
+    reply (or tool-call argument) was tokenized whole several times over (gigabytes of memory,
+    minutes) to keep its first tokens. The cut keeps the start of a completion's text, the end of
+    a prompt's (whose oldest words go first), and at least twice `max_length` tokens of it, so the
+    tokens that fit come from text left whole. It starts at twice the characters `max_length` of
+    the tokenizer's longest tokens could cover (at least LONG_TEXT_FLOOR) and grows while that
+    holds fewer tokens: a normalizer may drop characters, and WordPiece reads a long word (hex,
+    DNA) as one [UNK]."""
     turns = [*prompt, *(m for c in completions for m in c)]
-    if max((len(m["content"]) for m in turns), default=0) <= LONG_TEXT_FLOOR:
+    if max(map(_longest_text, turns), default=0) <= LONG_TEXT_FLOOR:
         return prompt, completions
     limit = max(LONG_TEXT_FLOOR, 2 * max_length * max(map(len, tokenizer.get_vocab()), default=1))
 
-    def cut(message: Message, keep_start: bool) -> Message:
-        text, size = message["content"], limit
+    def cut_text(text: str, keep_start: bool) -> str:
+        size = limit
         while size < len(text):
             # at a space: a word cut in two can tokenize otherwise (a fragment of a 200-character
             # word WordPiece reads as one [UNK] gives dozens of tokens the whole text has not)
             piece = _at_space(text[:size] if keep_start else text[-size:], keep_start)
             tokens = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
             if len(tokens) >= 2 * max_length:
-                return {**message, "content": piece}
+                return piece
             size *= 4
-        return message
+        return text
+
+    def cut_all(value: Any, keep_start: bool) -> Any:  # the texts inside a call's arguments too
+        if isinstance(value, str):
+            return cut_text(value, keep_start) if len(value) > LONG_TEXT_FLOOR else value
+        if isinstance(value, dict):
+            return {k: cut_all(v, keep_start) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cut_all(v, keep_start) for v in value]
+        return value
+
+    def cut(message: Message, keep_start: bool) -> Message:
+        if _longest_text(message) <= LONG_TEXT_FLOOR:
+            return message
+        out: Message = {**message, "content": cut_all(message["content"], keep_start)}
+        if message.get("tool_calls"):
+            out["tool_calls"] = cut_all(message["tool_calls"], keep_start)
+        return out
 
     return [cut(m, False) for m in prompt], [[cut(m, True) for m in c] for c in completions]
+
+
+def _longest_text(message: Message) -> int:
+    """The length of the longest text in a turn: its content or a string in its tool calls."""
+    longest = len(message["content"])
+    stack: list[Any] = list(message.get("tool_calls") or ())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            longest = max(longest, len(value))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return longest
 
 
 def _at_space(piece: str, keep_start: bool) -> str:
