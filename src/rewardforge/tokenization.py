@@ -11,6 +11,7 @@ token prefix they share is returned for prefix sharing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,33 +186,40 @@ def _bounded_texts(
         return prompt, completions
     limit = max(LONG_TEXT_FLOOR, 2 * max_length * max(map(len, tokenizer.get_vocab()), default=1))
 
-    def cut_text(text: str, keep_start: bool) -> str:
+    def tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def cut_text(text: str, keep_start: bool, in_json: bool) -> str:
         size = limit
         while size < len(text):
             # at a space: a word cut in two can tokenize otherwise (a fragment of a 200-character
             # word WordPiece reads as one [UNK] gives dozens of tokens the whole text has not)
             piece = _at_space(text[:size] if keep_start else text[-size:], keep_start)
-            tokens = tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]
-            if len(tokens) >= 2 * max_length:
+            # a call's arguments are read as JSON, whose escapes can make fewer tokens ("\n" joins
+            # the next word, which may pass WordPiece's word limit): count every way it is written
+            forms = [piece]
+            if in_json:
+                forms += [json.dumps(piece, ensure_ascii=ascii)[1:-1] for ascii in (False, True)]
+            if min(map(tokens, forms)) >= 2 * max_length:
                 return piece
             size *= 4
         return text
 
-    def cut_all(value: Any, keep_start: bool) -> Any:  # the texts inside a call's arguments too
+    def cut_all(value: Any, keep_start: bool, in_json: bool) -> Any:  # inside a call's arguments too
         if isinstance(value, str):
-            return cut_text(value, keep_start) if len(value) > LONG_TEXT_FLOOR else value
+            return cut_text(value, keep_start, in_json) if len(value) > LONG_TEXT_FLOOR else value
         if isinstance(value, dict):
-            return {k: cut_all(v, keep_start) for k, v in value.items()}
+            return {k: cut_all(v, keep_start, in_json) for k, v in value.items()}
         if isinstance(value, list):
-            return [cut_all(v, keep_start) for v in value]
+            return [cut_all(v, keep_start, in_json) for v in value]
         return value
 
     def cut(message: Message, keep_start: bool) -> Message:
         if _longest_text(message) <= LONG_TEXT_FLOOR:
             return message
-        out: Message = {**message, "content": cut_all(message["content"], keep_start)}
+        out: Message = {**message, "content": cut_all(message["content"], keep_start, False)}
         if message.get("tool_calls"):
-            out["tool_calls"] = cut_all(message["tool_calls"], keep_start)
+            out["tool_calls"] = cut_all(message["tool_calls"], keep_start, True)
         return out
 
     return [cut(m, False) for m in prompt], [[cut(m, True) for m in c] for c in completions]
