@@ -218,7 +218,7 @@ def _numpy_repr(cell: str) -> Any:
     return value
 
 
-def _has_bad_bytes(text: str) -> bool:
+def has_bad_bytes(text: str) -> bool:
     # surrogateescape maps each undecodable byte to U+DC80..U+DCFF, which valid UTF-8 never yields.
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
@@ -277,7 +277,7 @@ def read_csv(spec: str, path: Path, notes: list[str] | None = None) -> Iterator[
             ) from exc
         if header is None:
             return
-        if _has_bad_bytes("".join(header)):
+        if has_bad_bytes("".join(header)):
             raise DataError(spec, "CSV header is not valid UTF-8", location="line 1")
         header = [name.strip() for name in header]  # "prompt, chosen, rejected"
         unnamed = _check_header(spec, header)
@@ -314,7 +314,7 @@ def read_csv(spec: str, path: Path, notes: list[str] | None = None) -> Iterator[
                         location="line 1",
                     )
             raw_text = delimiter.join(cells)
-            if _has_bad_bytes(raw_text):
+            if has_bad_bytes(raw_text):
                 clean = raw_text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 yield location, ReadProblem("not valid UTF-8", clean)
             elif len(cells) > len(header):

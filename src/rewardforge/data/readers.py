@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardforge.data.csv_reader import is_answer, read_csv
+from rewardforge.data.csv_reader import has_bad_bytes, is_answer, read_csv
 from rewardforge.data.errors import DataError, DataOptionError, ReadProblem, RowError, corrupt_reason
 from rewardforge.data.shapes import detect_shape
 from rewardforge.data.values import is_message, type_name
@@ -459,7 +459,7 @@ def _read_json(spec: str, path: Path, picker: _SplitPicker) -> Iterator[tuple[st
 def _holds_undecodable(value: Any) -> bool:
     """A string, key or nested value holding a byte that was not UTF-8 (read as a lone surrogate)."""
     if isinstance(value, str):
-        return any("\udc80" <= ch <= "\udcff" for ch in value)
+        return has_bad_bytes(value)
     if isinstance(value, dict):
         return any(_holds_undecodable(k) or _holds_undecodable(v) for k, v in value.items())
     if isinstance(value, list):
