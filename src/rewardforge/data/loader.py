@@ -507,6 +507,8 @@ def load_pairs(
             if limit is not None and len(state.pairs) >= limit:
                 break
     _check_result(state, n_records)
+    if unscored:
+        notes.append(unscored_note(unscored))
     scored = [both for both in map(_scores, state.pairs) if both is not None]
     return LoadedPairs(
         pairs=state.pairs,
@@ -517,8 +519,7 @@ def load_pairs(
         skipped_by_processor=state.skipped,
         inferred_columns=state.inferred,
         split_note=next((n for n in notes if n.startswith("split ")), None),
-        reader_notes=[n for n in notes if not n.startswith("split ")]
-        + [note for note in [unscored_note(unscored)] if note],
+        reader_notes=[n for n in notes if not n.startswith("split ")],
         equal_scores=sum(chosen == rejected for chosen, rejected in scored),
         contrary_scores=sum(chosen < rejected for chosen, rejected in scored),
     )

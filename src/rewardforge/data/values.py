@@ -73,10 +73,8 @@ def _note_unscored(field: str) -> None:
         counter[field] += 1
 
 
-def unscored_note(counts: Counter[str] | dict[str, int]) -> str | None:
-    """One line saying how much reasoning was left out, or None."""
-    if not counts:
-        return None
+def unscored_note(counts: Counter[str] | dict[str, int]) -> str:
+    """One line saying how much reasoning was left out."""
     fields = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
     return f"reasoning not scored, only each turn's visible text: {fields}"
 
