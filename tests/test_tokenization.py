@@ -213,13 +213,31 @@ def test_a_long_system_turn_loses_its_words_before_the_question_after_it(minilm_
         assert "doc0 " not in text
 
 
+def whole_and_cut(monkeypatch, tok, fmt, prompt, completions, max_length):
+    """`tokenize_group` of whole texts, and with texts over 1000 characters cut first; also the
+    longest turn text the cut run tokenized."""
+    import rewardforge.tokenization as tokenization
+
+    monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)  # as before: whole texts
+    whole = tokenize_group(tok, fmt, prompt, completions, max_length)
+    monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
+    seen, encode = [], tokenization._encode
+
+    def recording(tok, fmt, prompt, completions):
+        seen.append(max(len(turn_text(m)) for m in prompt + sum(completions, [])))
+        return encode(tok, fmt, prompt, completions)
+
+    monkeypatch.setattr(tokenization, "_encode", recording)
+    cut = tokenize_group(tok, fmt, prompt, completions, max_length)
+    monkeypatch.setattr(tokenization, "_encode", encode)
+    return whole, cut, max(seen)
+
+
 def test_a_huge_text_is_cut_before_tokenizing_to_the_same_tokens(minilm_dir, smollm2_dir, monkeypatch):
     """helper 96: one 50 MB reply was tokenized whole several times (7.5 GB after 11 minutes) to
     keep its first tokens. Texts past the bound are cut first; the tokens kept are those the whole
     text gives, for a huge reply, a huge last prompt turn and a huge system turn."""
     import random
-
-    import rewardforge.tokenization as tokenization
 
     rng = random.Random(0)
     words = ["alpha", "beta", "gamma,", "delta.", "42", "über", "日本語", "(x)", "  ", "\n"]
@@ -242,32 +260,19 @@ def test_a_huge_text_is_cut_before_tokenizing_to_the_same_tokens(minilm_dir, smo
         ([msg("user", "q")], [msg("assistant", "a" + " " * 30_000 + "\u200b" * 30_000 + " the end")],
          [msg("assistant", "b")]),
     ]  # fmt: skip
-    seen, encode = [], tokenization._encode
-
-    def recording(tok, fmt, prompt, completions):
-        seen.append(max(len(m["content"]) for m in prompt + sum(completions, [])))
-        return encode(tok, fmt, prompt, completions)
-
     for folder in (minilm_dir, smollm2_dir):
         tok = AutoTokenizer.from_pretrained(folder)
         fmt = TextFormat.for_tokenizer(tok)
         for prompt, chosen, rejected in cases:
-            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)  # as before: whole texts
-            whole = tokenize_group(tok, fmt, prompt, [chosen, rejected], 128)
-            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
-            monkeypatch.setattr(tokenization, "_encode", recording)
-            seen.clear()
-            cut = tokenize_group(tok, fmt, prompt, [chosen, rejected], 128)
-            monkeypatch.setattr(tokenization, "_encode", encode)
+            whole, cut, longest = whole_and_cut(monkeypatch, tok, fmt, prompt, [chosen, rejected], 128)
             assert cut == whole, (folder, prompt[-1]["content"][:20])
             if big in str(prompt + chosen + rejected):
-                assert max(seen) < len(big) / 5  # the whole text was never tokenized
+                assert longest < len(big) / 5  # the whole text was never tokenized
 
 
 def test_the_cut_of_a_huge_text_never_splits_a_word(minilm_dir, monkeypatch):
     """helper 100: a cut inside a 200-character word (one [UNK] whole) left a fragment of dozens
     of tokens, so a pair that fits whole was cut, and made identical."""
-    import rewardforge.tokenization as tokenization
 
     tok = AutoTokenizer.from_pretrained(minilm_dir)
     fmt = TextFormat.for_tokenizer(tok)
@@ -277,10 +282,8 @@ def test_the_cut_of_a_huge_text_never_splits_a_word(minilm_dir, monkeypatch):
         ([msg("user", body[::-1] + " ?")], [msg("assistant", "A")], [msg("assistant", "B")]),
     ]
     for prompt, chosen, rejected in cases:
-        monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)
-        whole = tokenize_group(tok, fmt, prompt, [chosen, rejected], 16)
-        monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
-        assert tokenize_group(tok, fmt, prompt, [chosen, rejected], 16) == whole
+        whole, cut, _ = whole_and_cut(monkeypatch, tok, fmt, prompt, [chosen, rejected], 16)
+        assert cut == whole
         assert whole.ids[0] != whole.ids[1] and not whole.response_truncated
 
 
@@ -288,8 +291,6 @@ def test_a_huge_tool_call_argument_is_cut_to_the_same_tokens(minilm_dir, smollm2
     """helper 99: only a turn's content was cut; a 50 MB call argument was tokenized whole
     several times (3.5 minutes and 10.7 GB for one `score` item)."""
     import random
-
-    import rewardforge.tokenization as tokenization
 
     rng = random.Random(1)
     big = " ".join(rng.choice(["alpha", "beta", "x=1;", '"q"', "日本", "\\n"]) for _ in range(16_000))
@@ -310,23 +311,11 @@ def test_a_huge_tool_call_argument_is_cut_to_the_same_tokens(minilm_dir, smollm2
         ([msg("user", "q")], dense, other),
         ([msg("user", "go"), dense[0]], [msg("assistant", "y")], other),
     ]
-    seen, encode = [], tokenization._encode
-
-    def recording(tok, fmt, prompt, completions):
-        seen.append(max(len(turn_text(m)) for m in prompt + sum(completions, [])))
-        return encode(tok, fmt, prompt, completions)
-
     for folder in (minilm_dir, smollm2_dir):
         tok = AutoTokenizer.from_pretrained(folder)
         fmt = TextFormat.for_tokenizer(tok)
         for prompt, chosen, rejected in cases:
-            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 10**9)
-            whole = tokenize_group(tok, fmt, prompt, [chosen, rejected], 64)
-            monkeypatch.setattr(tokenization, "LONG_TEXT_FLOOR", 1_000)
-            monkeypatch.setattr(tokenization, "_encode", recording)
-            seen.clear()
-            cut = tokenize_group(tok, fmt, prompt, [chosen, rejected], 64)
-            monkeypatch.setattr(tokenization, "_encode", encode)
+            whole, cut, longest = whole_and_cut(monkeypatch, tok, fmt, prompt, [chosen, rejected], 64)
             assert cut == whole, (folder, prompt)
             if big in str(prompt + chosen):
-                assert max(seen) < len(big) / 3  # the whole argument was never tokenized
+                assert longest < len(big) / 3  # the whole argument was never tokenized
